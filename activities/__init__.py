@@ -1,0 +1,1 @@
+"""Every side effect opsflow has: compute providers, recipe runners over SSH."""

@@ -1,0 +1,239 @@
+"""Inputs and results of every workflow message and activity.
+
+Each message has its own small type so a field can be added later without breaking
+running workflows (new fields always get defaults).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from opsflow.spec import ConfigurationManager, Provider, StackSpec
+from opsflow.status import InstanceStatus
+
+
+class SshEndpoint(BaseModel):
+    """How to reach an instance; host_key is pinned at launch and checked on every connect."""
+
+    host: str
+    port: int
+    user: str
+    key_file: str
+    host_key: str = Field(description="'<type> <base64>' as in a known_hosts line")
+
+
+class InstanceView(BaseModel):
+    """What the stack knows of one instance; what `instance list` prints."""
+
+    hostname: str
+    layers: list[str]
+    status: InstanceStatus = InstanceStatus.REQUESTED
+    provider: Provider = Provider.LOCAL
+    root: str | None = None
+    private_ip: str | None = None
+    ssh: SshEndpoint | None = None
+    from_file: bool = Field(default=True, description="declared in the stack file")
+    message: str | None = Field(default=None, description="why the last command failed")
+    updated_at: datetime | None = None
+
+
+# ---- stack updates ---------------------------------------------------------------------
+
+
+class ApplyInput(BaseModel):
+    spec: StackSpec
+    source_file: str | None = None
+
+
+class ApplyResult(BaseModel):
+    changes: list[str]
+    started: list[str] = Field(default_factory=list)
+    stopping: list[str] = Field(default_factory=list)
+
+
+class AddInstanceInput(BaseModel):
+    layer: str
+    hostname: str
+    start: bool = False
+
+
+class InstanceActionKind(StrEnum):
+    START = "start"
+    STOP = "stop"
+    DELETE = "delete"
+
+
+class InstanceActionInput(BaseModel):
+    hostname: str
+    action: InstanceActionKind
+
+
+class RunCommandInput(BaseModel):
+    command: str
+    layer: str | None = None
+    instance: str | None = None
+    recipes: list[str] = Field(default_factory=list)
+
+
+class RunCommandResult(BaseModel):
+    deployment_id: str
+    targets: list[str]
+
+
+class DeleteStackResult(BaseModel):
+    instances: list[str]
+
+
+# ---- stack <-> instance -----------------------------------------------------------------
+
+
+class InstanceCommandKind(StrEnum):
+    START = "start"
+    STOP = "stop"
+    DELETE = "delete"
+    RUN = "run"  # run a lifecycle event's recipes (setup, configure, ...) on an online instance
+
+
+class InstanceCommand(BaseModel):
+    id: str
+    kind: InstanceCommandKind
+    event: str | None = None
+    recipes: list[str] | None = Field(
+        default=None, description="explicit recipes; None means the layer's for the event"
+    )
+    reply_to: str | None = Field(default=None, description="workflow id to signal the result to")
+    generation: int = Field(default=0, description="configure round, for coalescing")
+
+
+class InstanceCommandResult(BaseModel):
+    command_id: str
+    hostname: str
+    ok: bool
+    skipped: bool = False
+    status: InstanceStatus
+    run_id: str | None = None
+    error: str | None = None
+    log_tail: str | None = None
+
+
+class InstanceChanged(BaseModel):
+    """Sent by an instance workflow to its stack whenever its view changes."""
+
+    view: InstanceView
+
+
+class InstanceInit(BaseModel):
+    """What an instance workflow is started with."""
+
+    stack: str
+    hostname: str
+    layers: list[str]
+    provider: Provider
+    from_file: bool = True
+
+
+# ---- deployments (commands across instances) ------------------------------------------
+
+
+class DeploymentInput(BaseModel):
+    stack: str
+    id: str
+    command: str
+    targets: list[str]
+    recipes: list[str] | None = None
+
+
+class DeploymentStatus(StrEnum):
+    RUNNING = "running"
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+
+
+class DeploymentResult(BaseModel):
+    id: str
+    command: str
+    status: DeploymentStatus
+    instances: list[InstanceCommandResult]
+
+
+# ---- activities -----------------------------------------------------------------------
+
+
+class LaunchInput(BaseModel):
+    stack: str
+    hostname: str
+    provider: Provider
+
+
+class LaunchResult(BaseModel):
+    ssh: SshEndpoint
+    root: str
+    private_ip: str
+
+
+class MachineInput(BaseModel):
+    stack: str
+    hostname: str
+    provider: Provider
+
+
+class RecipeRunInput(BaseModel):
+    stack: str
+    hostname: str
+    event: str
+    recipes: list[str] | None = Field(
+        default=None, description="explicit recipes; None: the instance's layers' for the event"
+    )
+    run_id: str = Field(description="unique per run; a retried activity re-attaches to it")
+    ssh: SshEndpoint
+    root: str
+    instance: InstanceView = Field(description="this instance as its workflow sees it now")
+
+
+class RecipeRunResult(BaseModel):
+    run_id: str
+    recipes: list[str] = Field(default_factory=list)
+    exit_code: int
+    log_tail: str
+    attached: bool = Field(default=False, description="found the run already going")
+    seconds: float = 0.0
+
+
+class ConfigurationQuery(BaseModel):
+    hostname: str
+    event: str
+    instance: InstanceView | None = None
+
+
+class StackDescription(BaseModel):
+    name: str
+    spec: StackSpec
+    source_file: str | None
+    instances: list[InstanceView]
+    deleting: bool
+    configure_rounds: int
+    events: list[StackEvent]
+
+
+class StackEvent(BaseModel):
+    at: datetime
+    kind: str
+    message: str
+    hostname: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+StackDescription.model_rebuild()
+
+
+class RunContext(BaseModel):
+    """What a recipe run needs from its stack, read when the run starts (the freshest)."""
+
+    configuration: dict[str, Any]
+    recipes: list[str]
+    configuration_manager: ConfigurationManager
+    cookbooks_dir: str | None

@@ -1,0 +1,31 @@
+"""Name rules shared by the spec, the CLI and workflow ids."""
+
+from __future__ import annotations
+
+import re
+
+STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
+LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
+# RFC 1123 host label: what OpsWorks accepted, and safe in paths, ids and shells.
+HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# cookbook::recipe for all managers; no dots or slashes, so a name can never leave the
+# cookbook directory nor carry shell syntax.
+RECIPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*::[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+def stack_workflow_id(stack: str) -> str:
+    return f"stack:{stack}"
+
+
+def instance_workflow_id(stack: str, hostname: str) -> str:
+    return f"instance:{stack}:{hostname}"
+
+
+def deployment_workflow_id(stack: str, number: int) -> str:
+    return f"deployment:{stack}:{number}"
+
+
+def split_recipe(recipe: str) -> tuple[str, str]:
+    """`web::setup` -> ("web", "setup")."""
+    cookbook, _, name = recipe.partition("::")
+    return cookbook, name

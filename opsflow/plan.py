@@ -1,0 +1,112 @@
+"""What `stack apply` changes: a pure diff of the running stack against a stack file."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+from opsflow.messages import InstanceView
+from opsflow.spec import StackSpec
+from opsflow.status import InstanceStatus
+
+
+class StackPlan(BaseModel):
+    changes: list[str] = Field(default_factory=list, description="human-readable, in order")
+    create_instances: dict[str, str] = Field(
+        default_factory=dict, description="hostname -> layer"
+    )
+    delete_instances: list[str] = Field(default_factory=list)
+    restart_instances: list[str] = Field(
+        default_factory=list, description="declared, existing, stopped or failed: start again"
+    )
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+
+def conflicts(
+    current: StackSpec | None, instances: Mapping[str, InstanceView], desired: StackSpec
+) -> list[str]:
+    """Reasons the file cannot be applied to the running stack; empty means it can."""
+    problems: list[str] = []
+    if current is None:
+        return problems
+    if current.name != desired.name:
+        problems.append(f"name: the file names stack {desired.name!r}, not {current.name!r}")
+    if current.provider != desired.provider:
+        problems.append(
+            f"provider: a stack's provider cannot change ({current.provider.value} -> "
+            f"{desired.provider.value}); create a new stack instead"
+        )
+    declared = desired.declared_instances()
+    for view in instances.values():
+        if view.from_file:
+            continue
+        for layer in view.layers:
+            if desired.layer(layer) is None:
+                problems.append(
+                    f"layers: layer {layer!r} is removed but still has instance "
+                    f"{view.hostname!r} (added with `instance add`); delete it first"
+                )
+        if view.hostname in declared and view.layers != [declared[view.hostname]]:
+            problems.append(
+                f"layers: instance {view.hostname!r} exists in layer(s) "
+                f"{', '.join(view.layers)}; the file puts it in {declared[view.hostname]!r}"
+            )
+    for hostname, layer in declared.items():
+        view = instances.get(hostname)
+        if view is not None and view.from_file and view.layers != [layer]:
+            problems.append(
+                f"layers: instance {hostname!r} cannot move from layer "
+                f"{', '.join(view.layers)} to {layer!r}; remove it and add a new one"
+            )
+    return problems
+
+
+def plan_stack(
+    current: StackSpec | None, instances: Mapping[str, InstanceView], desired: StackSpec
+) -> StackPlan:
+    """The changes that applying `desired` makes; assumes `conflicts` found none."""
+    plan = StackPlan()
+    if current is None:
+        plan.changes.append(f"create stack {desired.name} (provider {desired.provider.value})")
+        current_layers: dict[str, object] = {}
+    else:
+        current_layers = {layer.name: layer for layer in current.layers}
+        for field in ("configuration_manager", "cookbooks", "custom_json"):
+            if getattr(current, field) != getattr(desired, field):
+                plan.changes.append(f"change stack {field}")
+    desired_layers = {layer.name: layer for layer in desired.layers}
+    for name, layer in desired_layers.items():
+        if name not in current_layers:
+            plan.changes.append(f"add layer {name}")
+        elif current_layers[name] != layer:
+            old = current_layers[name]
+            assert isinstance(old, type(layer))
+            for field in ("auto_healing", "recipes", "custom_json"):
+                if getattr(old, field) != getattr(layer, field):
+                    plan.changes.append(f"change layer {name} {field}")
+    for name in current_layers:
+        if name not in desired_layers:
+            plan.changes.append(f"remove layer {name}")
+    declared = desired.declared_instances()
+    for hostname, layer in declared.items():
+        view = instances.get(hostname)
+        if view is None:
+            plan.create_instances[hostname] = layer
+            plan.changes.append(f"add instance {hostname} to layer {layer} and start it")
+        elif view.status in (
+            InstanceStatus.STOPPED,
+            InstanceStatus.START_FAILED,
+            InstanceStatus.SETUP_FAILED,
+            InstanceStatus.REQUESTED,
+        ):
+            plan.restart_instances.append(hostname)
+            plan.changes.append(f"start instance {hostname} (now {view.status.value})")
+    for hostname, view in sorted(instances.items()):
+        if view.from_file and hostname not in declared:
+            plan.delete_instances.append(hostname)
+            plan.changes.append(f"stop and delete instance {hostname}")
+    return plan

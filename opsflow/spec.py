@@ -1,0 +1,149 @@
+"""The stack file, as pydantic models.
+
+Every model forbids unknown keys so a typo is an error, not a silently ignored setting.
+Paths in the file are relative to the file; the loader (client/stackfile.py) resolves them
+before the spec leaves the user's machine, so workflows only ever see absolute paths.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from opsflow import names
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+def _matches(pattern: Any, what: str) -> Any:
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a valid {what} (must match {pattern.pattern})")
+        return value
+
+    return check
+
+
+StackName = Annotated[str, AfterValidator(_matches(names.STACK_NAME, "stack name"))]
+LayerName = Annotated[str, AfterValidator(_matches(names.LAYER_NAME, "layer name"))]
+Hostname = Annotated[str, AfterValidator(_matches(names.HOSTNAME, "hostname"))]
+RecipeName = Annotated[str, AfterValidator(_matches(names.RECIPE, "recipe name"))]
+
+
+class Provider(StrEnum):
+    LOCAL = "local"
+    EC2 = "ec2"
+    REGISTERED = "registered"
+
+
+class ConfigurationManager(StrEnum):
+    SHELL = "shell"
+    PUPPET = "puppet"
+    CHEF = "chef"
+
+
+class LifecycleEvent(StrEnum):
+    SETUP = "setup"
+    CONFIGURE = "configure"
+    DEPLOY = "deploy"
+    UNDEPLOY = "undeploy"
+    SHUTDOWN = "shutdown"
+
+
+# What this version can run; the others are accepted by the schema so the error can say
+# "not available yet" instead of "unknown value".
+SUPPORTED_PROVIDERS = frozenset({Provider.LOCAL})
+SUPPORTED_MANAGERS = frozenset({ConfigurationManager.SHELL})
+
+
+class CookbookSource(StrictModel):
+    source: str = Field(description="directory of cookbooks, relative to the stack file")
+
+
+class LayerRecipes(StrictModel):
+    setup: list[RecipeName] = Field(default_factory=list)
+    configure: list[RecipeName] = Field(default_factory=list)
+    deploy: list[RecipeName] = Field(default_factory=list)
+    undeploy: list[RecipeName] = Field(default_factory=list)
+    shutdown: list[RecipeName] = Field(default_factory=list)
+
+    def for_event(self, event: LifecycleEvent) -> list[str]:
+        return list(getattr(self, event.value))
+
+
+class InstanceSpec(StrictModel):
+    hostname: Hostname
+
+
+class LayerSpec(StrictModel):
+    name: LayerName
+    auto_healing: bool = True
+    recipes: LayerRecipes = Field(default_factory=LayerRecipes)
+    custom_json: dict[str, Any] = Field(default_factory=dict)
+    instances: list[InstanceSpec] = Field(default_factory=list)
+
+
+class StackSpec(StrictModel):
+    name: StackName
+    provider: Provider = Provider.LOCAL
+    configuration_manager: ConfigurationManager = ConfigurationManager.SHELL
+    cookbooks: CookbookSource | None = None
+    custom_json: dict[str, Any] = Field(default_factory=dict)
+    layers: list[LayerSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_whole_stack(self) -> StackSpec:
+        if self.provider not in SUPPORTED_PROVIDERS:
+            raise ValueError(
+                f"provider {self.provider.value!r} is not available in this version "
+                f"(available: {', '.join(sorted(SUPPORTED_PROVIDERS))})"
+            )
+        if self.configuration_manager not in SUPPORTED_MANAGERS:
+            raise ValueError(
+                f"configuration_manager {self.configuration_manager.value!r} is not available "
+                f"in this version (available: {', '.join(sorted(SUPPORTED_MANAGERS))})"
+            )
+        seen_layers: set[str] = set()
+        seen_hosts: dict[str, str] = {}
+        for layer in self.layers:
+            if layer.name in seen_layers:
+                raise ValueError(f"layers: layer name {layer.name!r} is used twice")
+            seen_layers.add(layer.name)
+            for instance in layer.instances:
+                if instance.hostname in seen_hosts:
+                    raise ValueError(
+                        f"layers: hostname {instance.hostname!r} appears in layer "
+                        f"{seen_hosts[instance.hostname]!r} and in layer {layer.name!r}"
+                    )
+                seen_hosts[instance.hostname] = layer.name
+        return self
+
+    def layer(self, name: str) -> LayerSpec | None:
+        return next((layer for layer in self.layers if layer.name == name), None)
+
+    def declared_instances(self) -> dict[str, str]:
+        """hostname -> layer, for every instance the file declares."""
+        return {i.hostname: layer.name for layer in self.layers for i in layer.instances}
+
+
+def recipe_references(spec: StackSpec) -> list[tuple[str, str]]:
+    """Every recipe the spec names, with the field path that names it."""
+    refs: list[tuple[str, str]] = []
+    for li, layer in enumerate(spec.layers):
+        for event in LifecycleEvent:
+            for ri, recipe in enumerate(layer.recipes.for_event(event)):
+                refs.append((f"layers[{li}].recipes.{event.value}[{ri}]", recipe))
+    return refs
+
+
+def missing_recipes(spec: StackSpec, available: set[str]) -> list[str]:
+    """Problems for recipes the spec names that the cookbooks do not provide."""
+    return [
+        f"{path}: recipe {recipe!r} does not exist in the cookbooks"
+        for path, recipe in recipe_references(spec)
+        if recipe not in available
+    ]

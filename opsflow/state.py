@@ -1,0 +1,57 @@
+"""Each long-lived workflow keeps all it knows in one model, handed whole to continue-as-new."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from opsflow.messages import (
+    InstanceCommand,
+    InstanceCommandResult,
+    InstanceView,
+    StackEvent,
+)
+from opsflow.spec import Provider, StackSpec
+
+MAX_EVENTS = 200
+MAX_RUNS_KEPT = 30
+
+
+class RunRecord(BaseModel):
+    run_id: str
+    command_id: str
+    event: str
+    ok: bool
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+    log_tail: str | None = None
+
+
+class InstanceState(BaseModel):
+    stack: str
+    view: InstanceView
+    queue: list[InstanceCommand] = Field(default_factory=list)
+    runs: list[RunRecord] = Field(default_factory=list)
+    run_counter: int = 0
+    last_result: InstanceCommandResult | None = None
+
+    @property
+    def provider(self) -> Provider:
+        return self.view.provider
+
+
+class StackState(BaseModel):
+    spec: StackSpec | None = None
+    source_file: str | None = None
+    instances: dict[str, InstanceView] = Field(default_factory=dict)
+    configure_pending: bool = False
+    configure_rounds: int = 0
+    deployment_seq: int = 0
+    deleting: bool = False
+    events: list[StackEvent] = Field(default_factory=list)
+
+    def record(self, event: StackEvent) -> None:
+        self.events.append(event)
+        del self.events[:-MAX_EVENTS]

@@ -1,0 +1,1 @@
+"""Deterministic orchestration: stacks, instances and deployments (commands)."""

@@ -1,0 +1,38 @@
+"""Retry policies, timeouts and search attributes shared by the workflows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy, SearchAttributeKey
+
+from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, RECIPE_FAILED_TYPE
+
+STACK_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowStack")
+LAYER_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowLayer")
+APP_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowApp")
+COMMAND_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowCommand")
+SEARCH_ATTRIBUTES = (STACK_ATTRIBUTE, LAYER_ATTRIBUTE, APP_ATTRIBUTE, COMMAND_ATTRIBUTE)
+
+# A recipe that failed will fail again; bad input never gets better.
+NOT_RETRYABLE = [RECIPE_FAILED_TYPE, INVALID_INPUT_TYPE, NOT_FOUND_TYPE]
+
+# Lost SSH connections and crashed workers are retried; the run id makes a retry re-attach
+# to a recipe run that is still going instead of starting it twice.
+RECIPE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=15),
+    maximum_attempts=10,
+    non_retryable_error_types=NOT_RETRYABLE,
+)
+PROVIDER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=NOT_RETRYABLE,
+)
+RECIPE_TIMEOUT = timedelta(hours=2)
+# How soon a worker that died mid-recipe is noticed and the run handed to another attempt.
+RECIPE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+PROVIDER_TIMEOUT = timedelta(minutes=5)

@@ -1,0 +1,293 @@
+"""InstanceWorkflow: one instance's life, and the one place its commands are serialized.
+
+Runbook: start = launch the machine, run the setup recipes, online. Stop = shutdown
+recipes, then stop the machine. Every status change is reported to the stack, which
+decides when configure runs everywhere.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names as activity
+    from opsflow import configure, names
+    from opsflow.messages import (
+        InstanceChanged,
+        InstanceCommand,
+        InstanceCommandKind,
+        InstanceCommandResult,
+        InstanceView,
+        LaunchInput,
+        LaunchResult,
+        MachineInput,
+        RecipeRunInput,
+        RecipeRunResult,
+    )
+    from opsflow.state import MAX_RUNS_KEPT, InstanceState, RunRecord
+    from opsflow.status import RUNNING, InstanceStatus
+    from workflows import common
+
+
+class _RecipesFailed(Exception):
+    def __init__(self, message: str, log_tail: str | None, run_id: str) -> None:
+        super().__init__(message)
+        self.log_tail = log_tail
+        self.run_id = run_id
+
+
+def failure_message(err: BaseException) -> tuple[str, str | None]:
+    """The most useful line of an activity failure, and the recipe log tail if any."""
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        tail = None
+        if cause.details and isinstance(cause.details[0], str):
+            tail = cause.details[0]
+        return cause.message, tail
+    return str(cause or err), None
+
+
+@workflow.defn
+class InstanceWorkflow:
+    @workflow.init
+    def __init__(self, state: InstanceState) -> None:
+        self._state = state
+
+    @workflow.run
+    async def run(self, state: InstanceState) -> None:
+        await self._report()
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._state.queue) or workflow.info().is_continue_as_new_suggested()
+            )
+            if not self._state.queue:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._state)
+            command = self._state.queue.pop(0)
+            result = await self._execute(command)
+            self._state.last_result = result
+            await self._reply(command, result)
+            if self._state.view.status == InstanceStatus.TERMINATED:
+                # Commands that arrived after delete can never run: say so, then finish.
+                for leftover in self._state.queue:
+                    await self._reply(leftover, self._skipped(leftover, "instance was deleted"))
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return
+
+    @workflow.signal
+    def enqueue(self, command: InstanceCommand) -> None:
+        self._state.queue.append(command)
+
+    @workflow.query
+    def describe(self) -> InstanceState:
+        return self._state
+
+    # ---- commands ------------------------------------------------------------------
+
+    async def _execute(self, command: InstanceCommand) -> InstanceCommandResult:
+        if configure.is_superseded(command, self._state.queue):
+            return self._skipped(command, "superseded by a newer configure")
+        match command.kind:
+            case InstanceCommandKind.START:
+                return await self._start(command)
+            case InstanceCommandKind.STOP:
+                return await self._stop(command)
+            case InstanceCommandKind.DELETE:
+                return await self._delete(command)
+            case InstanceCommandKind.RUN:
+                return await self._run(command)
+
+    async def _start(self, command: InstanceCommand) -> InstanceCommandResult:
+        view = self._state.view
+        if view.status in (InstanceStatus.ONLINE, InstanceStatus.TERMINATED):
+            return self._skipped(command, f"instance is already {view.status.value}")
+        await self._set_status(InstanceStatus.BOOTING, message=None)
+        try:
+            launched: LaunchResult = await workflow.execute_activity(
+                activity.LAUNCH_INSTANCE,
+                LaunchInput(stack=self._state.stack, hostname=view.hostname, provider=view.provider),
+                result_type=LaunchResult,
+                start_to_close_timeout=common.PROVIDER_TIMEOUT,
+                retry_policy=common.PROVIDER_RETRY,
+            )
+        except ActivityError as err:
+            message, _ = failure_message(err)
+            await self._set_status(InstanceStatus.START_FAILED, message=message)
+            return self._result(command, ok=False, error=message)
+        view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
+        await self._set_status(InstanceStatus.RUNNING_SETUP, message=None)
+        try:
+            run_id = await self._run_recipes(command, "setup", None)
+        except _RecipesFailed as failed:
+            await self._set_status(InstanceStatus.SETUP_FAILED, message=str(failed))
+            return self._result(
+                command, ok=False, error=str(failed), log_tail=failed.log_tail, run_id=failed.run_id
+            )
+        await self._set_status(InstanceStatus.ONLINE, message=None)
+        return self._result(command, ok=True, run_id=run_id)
+
+    async def _stop(self, command: InstanceCommand) -> InstanceCommandResult:
+        view = self._state.view
+        if view.status not in RUNNING and view.status != InstanceStatus.START_FAILED:
+            return self._skipped(command, f"instance is already {view.status.value}")
+        had_setup = view.status in (InstanceStatus.ONLINE, InstanceStatus.SETUP_FAILED)
+        await self._set_status(InstanceStatus.STOPPING, message=None)
+        message = None
+        if had_setup and view.ssh is not None:
+            # OpsWorks runs Shutdown and stops the instance even when a shutdown recipe fails;
+            # the failure is kept as the instance's message.
+            try:
+                await self._run_recipes(command, "shutdown", None)
+            except _RecipesFailed as failed:
+                message = f"shutdown recipes failed: {failed}"
+        await self._machine(activity.STOP_INSTANCE)
+        await self._set_status(InstanceStatus.STOPPED, message=message)
+        return self._result(command, ok=True)
+
+    async def _delete(self, command: InstanceCommand) -> InstanceCommandResult:
+        if self._state.view.status in RUNNING:
+            await self._stop(command)
+        await self._set_status(InstanceStatus.TERMINATING, message=None)
+        await self._machine(activity.TERMINATE_INSTANCE)
+        view = self._state.view
+        view.ssh, view.private_ip = None, None
+        await self._set_status(InstanceStatus.TERMINATED, message=None)
+        return self._result(command, ok=True)
+
+    async def _run(self, command: InstanceCommand) -> InstanceCommandResult:
+        assert command.event is not None
+        if self._state.view.status != InstanceStatus.ONLINE:
+            status = self._state.view.status.value
+            return self._skipped(command, f"instance is {status}; {command.event} needs online")
+        try:
+            run_id = await self._run_recipes(command, command.event, command.recipes)
+        except _RecipesFailed as failed:
+            return self._result(
+                command, ok=False, error=str(failed), log_tail=failed.log_tail, run_id=failed.run_id
+            )
+        return self._result(command, ok=True, run_id=run_id)
+
+    # ---- activities ----------------------------------------------------------------
+
+    async def _run_recipes(
+        self, command: InstanceCommand, event: str, recipes: list[str] | None
+    ) -> str:
+        view = self._state.view
+        assert view.ssh is not None and view.root is not None
+        self._state.run_counter += 1
+        # Deterministic (replay gives the same) and unique: every retry of this activity
+        # carries it, so a retry re-attaches to the run instead of starting it again.
+        suffix = str(workflow.uuid4())[:8]
+        run_id = f"{view.hostname}-{event}-{self._state.run_counter}-{suffix}"
+        started = workflow.now()
+        try:
+            result: RecipeRunResult = await workflow.execute_activity(
+                activity.RUN_RECIPES,
+                RecipeRunInput(
+                    stack=self._state.stack,
+                    hostname=view.hostname,
+                    event=event,
+                    recipes=recipes,
+                    run_id=run_id,
+                    ssh=view.ssh,
+                    root=view.root,
+                    instance=view,
+                ),
+                result_type=RecipeRunResult,
+                start_to_close_timeout=common.RECIPE_TIMEOUT,
+                heartbeat_timeout=common.RECIPE_HEARTBEAT_TIMEOUT,
+                retry_policy=common.RECIPE_RETRY,
+            )
+        except ActivityError as err:
+            message, tail = failure_message(err)
+            self._remember(run_id, command, event, started, ok=False, error=message, tail=tail)
+            raise _RecipesFailed(message, tail, run_id) from None
+        self._remember(run_id, command, event, started, ok=True, error=None, tail=result.log_tail)
+        return run_id
+
+    async def _machine(self, name: str) -> None:
+        view = self._state.view
+        await workflow.execute_activity(
+            name,
+            MachineInput(stack=self._state.stack, hostname=view.hostname, provider=view.provider),
+            start_to_close_timeout=common.PROVIDER_TIMEOUT,
+            retry_policy=common.PROVIDER_RETRY,
+        )
+
+    # ---- bookkeeping ---------------------------------------------------------------
+
+    def _remember(
+        self,
+        run_id: str,
+        command: InstanceCommand,
+        event: str,
+        started: datetime,
+        *,
+        ok: bool,
+        error: str | None,
+        tail: str | None,
+    ) -> None:
+        self._state.runs.append(
+            RunRecord(
+                run_id=run_id,
+                command_id=command.id,
+                event=event,
+                ok=ok,
+                started_at=started,
+                finished_at=workflow.now(),
+                error=error,
+                log_tail=tail,
+            )
+        )
+        del self._state.runs[:-MAX_RUNS_KEPT]
+
+    async def _set_status(self, status: InstanceStatus, message: str | None) -> None:
+        self._state.view.status = status
+        self._state.view.message = message
+        self._state.view.updated_at = workflow.now()
+        await self._report()
+
+    async def _report(self) -> None:
+        stack = workflow.get_external_workflow_handle(names.stack_workflow_id(self._state.stack))
+        view = InstanceView.model_validate(self._state.view.model_dump())
+        await stack.signal("instance_changed", InstanceChanged(view=view))
+
+    async def _reply(self, command: InstanceCommand, result: InstanceCommandResult) -> None:
+        if command.reply_to is None:
+            return
+        try:
+            await workflow.get_external_workflow_handle(command.reply_to).signal(
+                "instance_result", result
+            )
+        except Exception:  # the asker is gone (finished or terminated): nobody to tell
+            workflow.logger.warning("could not reply to %s", command.reply_to)
+
+    def _result(
+        self,
+        command: InstanceCommand,
+        *,
+        ok: bool,
+        error: str | None = None,
+        log_tail: str | None = None,
+        run_id: str | None = None,
+    ) -> InstanceCommandResult:
+        return InstanceCommandResult(
+            command_id=command.id,
+            hostname=self._state.view.hostname,
+            ok=ok,
+            status=self._state.view.status,
+            error=error,
+            log_tail=log_tail,
+            run_id=run_id,
+        )
+
+    def _skipped(self, command: InstanceCommand, why: str) -> InstanceCommandResult:
+        result = self._result(command, ok=True, error=why)
+        result.skipped = True
+        return result
+
