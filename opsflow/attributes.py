@@ -68,9 +68,9 @@ def stack_configuration(
     }
     document = deep_merge(document, spec.custom_json)
     for layer_name in this.layers:
-        layer = spec.layer(layer_name)
-        if layer is not None:
-            document = deep_merge(document, layer.custom_json)
+        own_layer = spec.layer(layer_name)
+        if own_layer is not None:
+            document = deep_merge(document, own_layer.custom_json)
     if command_json:
         document = deep_merge(document, command_json)
     return document

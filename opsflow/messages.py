@@ -143,6 +143,7 @@ class DeploymentInput(BaseModel):
     stack: str
     id: str
     command: str
+    event: str = Field(description="the lifecycle event whose recipes run")
     targets: list[str]
     recipes: list[str] | None = None
 
@@ -157,7 +158,8 @@ class DeploymentResult(BaseModel):
     id: str
     command: str
     status: DeploymentStatus
-    instances: list[InstanceCommandResult]
+    targets: list[str] = Field(default_factory=list)
+    instances: list[InstanceCommandResult] = Field(default_factory=list)
 
 
 # ---- activities -----------------------------------------------------------------------
@@ -216,6 +218,7 @@ class StackDescription(BaseModel):
     instances: list[InstanceView]
     deleting: bool
     configure_rounds: int
+    configure_pending: bool = False
     events: list[StackEvent]
 
 

@@ -7,15 +7,13 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field
 
 from opsflow.messages import InstanceView
-from opsflow.spec import StackSpec
+from opsflow.spec import LayerSpec, StackSpec
 from opsflow.status import InstanceStatus
 
 
 class StackPlan(BaseModel):
     changes: list[str] = Field(default_factory=list, description="human-readable, in order")
-    create_instances: dict[str, str] = Field(
-        default_factory=dict, description="hostname -> layer"
-    )
+    create_instances: dict[str, str] = Field(default_factory=dict, description="hostname -> layer")
     delete_instances: list[str] = Field(default_factory=list)
     restart_instances: list[str] = Field(
         default_factory=list, description="declared, existing, stopped or failed: start again"
@@ -56,11 +54,11 @@ def conflicts(
                 f"{', '.join(view.layers)}; the file puts it in {declared[view.hostname]!r}"
             )
     for hostname, layer in declared.items():
-        view = instances.get(hostname)
-        if view is not None and view.from_file and view.layers != [layer]:
+        existing = instances.get(hostname)
+        if existing is not None and existing.from_file and existing.layers != [layer]:
             problems.append(
                 f"layers: instance {hostname!r} cannot move from layer "
-                f"{', '.join(view.layers)} to {layer!r}; remove it and add a new one"
+                f"{', '.join(existing.layers)} to {layer!r}; remove it and add a new one"
             )
     return problems
 
@@ -72,31 +70,30 @@ def plan_stack(
     plan = StackPlan()
     if current is None:
         plan.changes.append(f"create stack {desired.name} (provider {desired.provider.value})")
-        current_layers: dict[str, object] = {}
+        current_layers: dict[str, LayerSpec] = {}
     else:
         current_layers = {layer.name: layer for layer in current.layers}
         for field in ("configuration_manager", "cookbooks", "custom_json"):
             if getattr(current, field) != getattr(desired, field):
                 plan.changes.append(f"change stack {field}")
     desired_layers = {layer.name: layer for layer in desired.layers}
-    for name, layer in desired_layers.items():
-        if name not in current_layers:
+    for name, wanted in desired_layers.items():
+        old = current_layers.get(name)
+        if old is None:
             plan.changes.append(f"add layer {name}")
-        elif current_layers[name] != layer:
-            old = current_layers[name]
-            assert isinstance(old, type(layer))
-            for field in ("auto_healing", "recipes", "custom_json"):
-                if getattr(old, field) != getattr(layer, field):
-                    plan.changes.append(f"change layer {name} {field}")
+            continue
+        for field in ("auto_healing", "recipes", "custom_json"):
+            if getattr(old, field) != getattr(wanted, field):
+                plan.changes.append(f"change layer {name} {field}")
     for name in current_layers:
         if name not in desired_layers:
             plan.changes.append(f"remove layer {name}")
     declared = desired.declared_instances()
-    for hostname, layer in declared.items():
+    for hostname, layer_name in declared.items():
         view = instances.get(hostname)
         if view is None:
-            plan.create_instances[hostname] = layer
-            plan.changes.append(f"add instance {hostname} to layer {layer} and start it")
+            plan.create_instances[hostname] = layer_name
+            plan.changes.append(f"add instance {hostname} to layer {layer_name} and start it")
         elif view.status in (
             InstanceStatus.STOPPED,
             InstanceStatus.START_FAILED,

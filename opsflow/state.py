@@ -33,6 +33,7 @@ class InstanceState(BaseModel):
     stack: str
     view: InstanceView
     queue: list[InstanceCommand] = Field(default_factory=list)
+    current: InstanceCommand | None = None
     runs: list[RunRecord] = Field(default_factory=list)
     run_counter: int = 0
     last_result: InstanceCommandResult | None = None
@@ -43,6 +44,9 @@ class InstanceState(BaseModel):
 
 
 class StackState(BaseModel):
+    # Servers without opsflow's search attributes (the time-skipping test server) refuse
+    # workflows that carry them; everywhere else runs are tagged for the UI's filters.
+    tag_runs: bool = True
     spec: StackSpec | None = None
     source_file: str | None = None
     instances: dict[str, InstanceView] = Field(default_factory=dict)

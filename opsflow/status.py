@@ -63,6 +63,12 @@ def why_not_stop(status: InstanceStatus) -> str | None:
     return f"it is {status.value}; it is not running"
 
 
+def why_not_delete(status: InstanceStatus) -> str | None:
+    if status in (InstanceStatus.TERMINATING, InstanceStatus.TERMINATED):
+        return "it is already being deleted"
+    return None
+
+
 def why_not_run_recipes(status: InstanceStatus) -> str | None:
     if status == InstanceStatus.ONLINE:
         return None

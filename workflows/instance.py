@@ -69,7 +69,9 @@ class InstanceWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._state)
             command = self._state.queue.pop(0)
+            self._state.current = command
             result = await self._execute(command)
+            self._state.current = None
             self._state.last_result = result
             await self._reply(command, result)
             if self._state.view.status == InstanceStatus.TERMINATED:
@@ -110,7 +112,9 @@ class InstanceWorkflow:
         try:
             launched: LaunchResult = await workflow.execute_activity(
                 activity.LAUNCH_INSTANCE,
-                LaunchInput(stack=self._state.stack, hostname=view.hostname, provider=view.provider),
+                LaunchInput(
+                    stack=self._state.stack, hostname=view.hostname, provider=view.provider
+                ),
                 result_type=LaunchResult,
                 start_to_close_timeout=common.PROVIDER_TIMEOUT,
                 retry_policy=common.PROVIDER_RETRY,
@@ -290,4 +294,3 @@ class InstanceWorkflow:
         result = self._result(command, ok=True, error=why)
         result.skipped = True
         return result
-

@@ -1,0 +1,382 @@
+"""The `local` compute provider: each instance is a real OpenSSH sshd on 127.0.0.1.
+
+An instance lives in `instances_dir()/{stack}/{hostname}/`:
+
+    root/   the instance's root directory: recipes run here and keep their state here
+    ssh/    host key, the client key pair (its public key is the only authorized key),
+            sshd_config, sshd.pid, sshd.log and the `port` file
+
+Everything is idempotent, so Temporal may retry any call: a retried launch, or the launch
+of a stopped instance, reuses the keys, the root and (if still free) the port, so the
+pinned host key and every path a recipe saw stay valid.
+
+`stop` ends the instance's sshd and the connections it serves, nothing else: recipe runs
+are started detached in their own sessions (see shell_runner) and are not stopped with it.
+The local provider is a set of sshd's, not a VM.
+
+What can go wrong: sshd or ssh-keygen missing or failing (OSError / RuntimeError, retried
+by Temporal), a provider other than `local` (non-retryable InvalidInput).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import names
+from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
+from opsflow.names import HOSTNAME, STACK_NAME
+from opsflow.settings import instances_dir
+from opsflow.spec import Provider
+
+HOST = "127.0.0.1"
+READY_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+# sshd counts every channel of a pooled connection as a session; the default (10) would
+# make concurrent commands on one instance fail.
+MAX_SESSIONS = 64
+# sshd must be started by absolute path (it re-executes itself).
+SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd")
+# Privilege separation directory that sshd insists on, even when started this way.
+PRIVSEP_DIR = Path("/run/sshd")
+
+
+@dataclass(frozen=True)
+class _Paths:
+    """Every file of one local instance."""
+
+    base: Path
+
+    @property
+    def root(self) -> Path:
+        return self.base / "root"
+
+    @property
+    def ssh(self) -> Path:
+        return self.base / "ssh"
+
+    @property
+    def host_key(self) -> Path:
+        return self.ssh / "ssh_host_ed25519_key"
+
+    @property
+    def client_key(self) -> Path:
+        return self.ssh / "id_ed25519"
+
+    @property
+    def authorized_keys(self) -> Path:
+        return self.ssh / "authorized_keys"
+
+    @property
+    def config(self) -> Path:
+        return self.ssh / "sshd_config"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.ssh / "sshd.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.ssh / "sshd.log"
+
+    @property
+    def port(self) -> Path:
+        return self.ssh / "port"
+
+
+def instance_dir(stack: str, hostname: str) -> Path:
+    """Where a local instance lives; the names are checked so no path can escape."""
+    if not STACK_NAME.match(stack) or not HOSTNAME.match(hostname):
+        raise ValueError(f"invalid stack or hostname: {stack!r}/{hostname!r}")
+    return instances_dir() / stack / hostname
+
+
+# ---- the plain functions ----------------------------------------------------------------
+
+
+def launch(request: LaunchInput) -> LaunchResult:
+    """Create the instance if needed and make sure its sshd is up and answering."""
+    paths = _Paths(instance_dir(request.stack, request.hostname))
+    with _locked(request.stack, request.hostname):
+        _ensure_files(paths)
+        if _sshd_pid(paths) is None:
+            _start_sshd(paths)
+        port = int(paths.port.read_text())
+        _wait_ready(paths, port)
+    endpoint = SshEndpoint(
+        host=HOST,
+        port=port,
+        user=getpass.getuser(),
+        key_file=str(paths.client_key),
+        host_key=_public_key(paths.host_key.with_suffix(".pub")),
+    )
+    return LaunchResult(ssh=endpoint, root=str(paths.root), private_ip=HOST)
+
+
+def stop(request: MachineInput) -> None:
+    """Stop the instance's sshd, keeping every file; a stopped instance is a no-op."""
+    paths = _Paths(instance_dir(request.stack, request.hostname))
+    with _locked(request.stack, request.hostname):
+        _stop_sshd(paths)
+
+
+def terminate(request: MachineInput) -> None:
+    """Stop the instance and delete its directory; an absent instance is a no-op."""
+    paths = _Paths(instance_dir(request.stack, request.hostname))
+    with _locked(request.stack, request.hostname):
+        _stop_sshd(paths)
+        shutil.rmtree(paths.base, ignore_errors=True)
+
+
+# ---- Temporal activities -----------------------------------------------------------------
+
+
+def _check_provider(provider: Provider) -> None:
+    if provider != Provider.LOCAL:
+        raise ApplicationError(
+            f"provider {provider!s} is not handled by the local provider",
+            type=INVALID_INPUT_TYPE,
+            non_retryable=True,
+        )
+
+
+@activity.defn(name=names.LAUNCH_INSTANCE)
+async def launch_instance(request: LaunchInput) -> LaunchResult:
+    _check_provider(request.provider)
+    return await asyncio.to_thread(launch, request)
+
+
+@activity.defn(name=names.STOP_INSTANCE)
+async def stop_instance(request: MachineInput) -> None:
+    _check_provider(request.provider)
+    await asyncio.to_thread(stop, request)
+
+
+@activity.defn(name=names.TERMINATE_INSTANCE)
+async def terminate_instance(request: MachineInput) -> None:
+    _check_provider(request.provider)
+    await asyncio.to_thread(terminate, request)
+
+
+ACTIVITIES = (launch_instance, stop_instance, terminate_instance)
+
+
+# ---- files ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _locked(stack: str, hostname: str) -> Iterator[None]:
+    """Serialize launch/stop/terminate of one instance across threads and processes."""
+    stack_dir = instances_dir() / stack
+    stack_dir.mkdir(parents=True, exist_ok=True)
+    with (stack_dir / f".{hostname}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_files(paths: _Paths) -> None:
+    paths.root.mkdir(parents=True, exist_ok=True)
+    paths.ssh.mkdir(parents=True, exist_ok=True)
+    paths.ssh.chmod(0o700)
+    _keygen(paths.host_key)
+    _keygen(paths.client_key)
+    # Rewritten every time: cheap, and repairs a half-written file from a crash.
+    _write_atomic(paths.authorized_keys, paths.client_key.with_suffix(".pub").read_text())
+
+
+def _keygen(key: Path) -> None:
+    """Generate an ed25519 key pair once; a half-made pair (crash) is made again."""
+    public = key.with_suffix(".pub")
+    if key.exists() and public.exists():
+        return
+    key.unlink(missing_ok=True)
+    public.unlink(missing_ok=True)
+    _check_call(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "opsflow", "-f", str(key)])
+
+
+def _public_key(public_file: Path) -> str:
+    """'ssh-ed25519 AAAA...' without the comment: the form SshEndpoint pins."""
+    kind, blob, *_ = public_file.read_text().split()
+    return f"{kind} {blob}"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _check_call(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()}")
+
+
+# ---- sshd -------------------------------------------------------------------------------
+
+
+def _sshd_config(paths: _Paths, port: int) -> str:
+    return "\n".join(
+        [
+            f"ListenAddress {HOST}",
+            f"Port {port}",
+            f"HostKey {paths.host_key}",
+            f"AuthorizedKeysFile {paths.authorized_keys}",
+            f"PidFile {paths.pidfile}",
+            f"AllowUsers {getpass.getuser()}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "PermitRootLogin prohibit-password",
+            "UsePAM no",
+            # The instance files belong to whoever runs the worker, not to the login user.
+            "StrictModes no",
+            f"MaxSessions {MAX_SESSIONS}",
+            "PrintMotd no",
+            "Subsystem sftp internal-sftp",
+            "",
+        ]
+    )
+
+
+def _sshd_binary() -> str:
+    for candidate in SSHD_CANDIDATES:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("sshd")
+    if found is None:
+        raise RuntimeError("sshd not found: install openssh-server")
+    return os.path.abspath(found)
+
+
+def _start_sshd(paths: _Paths) -> None:
+    """Start sshd as a daemon (it outlives the worker, like a machine would)."""
+    PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    port = _choose_port(paths)
+    _write_atomic(paths.port, f"{port}\n")
+    _write_atomic(paths.config, _sshd_config(paths, port))
+    paths.pidfile.unlink(missing_ok=True)
+    argv = [_sshd_binary(), "-f", str(paths.config), "-E", str(paths.log)]
+    _check_call(argv)  # returns once the daemon has forked, after binding its port
+
+
+def _choose_port(paths: _Paths) -> int:
+    """The instance's previous port if it is still free, so its address stays the same."""
+    with contextlib.suppress(OSError, ValueError):
+        previous = int(paths.port.read_text())
+        if _port_free(previous):
+            return previous
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def _sshd_pid(paths: _Paths) -> int | None:
+    """The pid of this instance's running sshd, if any (a reused pid is not taken for it)."""
+    try:
+        pid = int(paths.pidfile.read_text())
+    except (OSError, ValueError):
+        return None
+    if not _alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid  # no /proc: trust the pidfile
+    return pid if str(paths.config).encode() in cmdline else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether pid runs; a zombie (nobody reaped it yet) counts as dead."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def _wait_ready(paths: _Paths, port: int) -> None:
+    """Wait until sshd sends its banner: only then can a client connect."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
+        with contextlib.suppress(OSError):
+            with socket.create_connection((HOST, port), timeout=1.0) as sock:
+                if sock.recv(64).startswith(b"SSH-"):
+                    return
+        # The pidfile appears once sshd listens; a pidfile of a dead sshd means it quit.
+        died = paths.pidfile.exists() and _sshd_pid(paths) is None
+        if died or time.monotonic() > deadline:
+            raise RuntimeError(f"sshd on {HOST}:{port} did not come up: {_log_tail(paths)}")
+        time.sleep(0.05)
+
+
+def _stop_sshd(paths: _Paths) -> None:
+    pid = _sshd_pid(paths)
+    if pid is None:
+        return
+    # The listener's children serve the open connections: a stopped machine drops them.
+    pids = [pid, *_children(pid)]
+    _signal_all(pids, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _signal_all([p for p in pids if _alive(p)], signal.SIGKILL)
+    paths.pidfile.unlink(missing_ok=True)
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def _log_tail(paths: _Paths) -> str:
+    try:
+        lines = paths.log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no sshd log"
+    return " | ".join(lines[-5:]) or "empty sshd log"

@@ -1,0 +1,212 @@
+"""SSH to instances through fabric: pooled connections and pinned host keys.
+
+One connection per endpoint and worker process, reused by every activity: a paramiko
+transport multiplexes many channels and is safe to use from several threads. A dead
+connection is dropped and made again on the next call.
+
+Host keys are pinned: only the key recorded at launch (SshEndpoint.host_key) is accepted;
+~/.ssh/known_hosts, ~/.ssh/config, the agent and default key files are never used.
+
+What can go wrong, as Temporal sees it:
+- the host presents another key: ApplicationError HostKeyMismatch, non-retryable (a
+  retry cannot fix it, and it may be an attack);
+- the key is refused: ApplicationError SshAuthFailed, non-retryable;
+- the host cannot be reached or the connection drops: ApplicationError SshUnreachable,
+  retryable (the instance may be booting or restarting).
+
+Every value that reaches the remote shell must go through `quote` (shlex.quote).
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+import socket
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+import paramiko
+from fabric import Config, Connection
+from invoke.exceptions import CommandTimedOut, ThreadException
+from temporalio.exceptions import ApplicationError
+
+from opsflow.messages import SshEndpoint
+
+HOST_KEY_MISMATCH_TYPE = "HostKeyMismatch"
+AUTH_FAILED_TYPE = "SshAuthFailed"
+UNREACHABLE_TYPE = "SshUnreachable"
+COMMAND_TIMEOUT_TYPE = "SshCommandTimeout"
+
+CONNECT_TIMEOUT = 10
+KEEPALIVE_SECONDS = 15
+
+quote = shlex.quote
+
+
+class _Key(NamedTuple):
+    host: str
+    port: int
+    user: str
+    key_file: str
+    host_key: str
+
+
+class _UnknownHostKey(paramiko.SSHException):
+    """The host offered a key of a type that was not pinned."""
+
+
+class _RejectUnpinned(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+    """paramiko's RejectPolicy, raising a type we can tell apart from other SSH errors."""
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        raise _UnknownHostKey(f"{hostname} offered an unpinned {key.get_name()} host key")
+
+
+_pool: dict[_Key, Connection] = {}
+_pool_lock = threading.Lock()
+_open_locks: dict[_Key, threading.Lock] = {}
+
+
+def run(endpoint: SshEndpoint, command: str, timeout: float | None = None) -> tuple[int, str, str]:
+    """Run `command` in the login shell; return (exit code, stdout, stderr).
+
+    A non-zero exit code is returned, not raised: callers decide what it means.
+    """
+    with _connection(endpoint) as conn:
+        try:
+            result = conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+        except CommandTimedOut as err:
+            raise ApplicationError(
+                f"{_where(endpoint)}: command timed out after {timeout}s",
+                type=COMMAND_TIMEOUT_TYPE,
+            ) from err
+    return int(result.exited), str(result.stdout), str(result.stderr)
+
+
+def put_bytes(endpoint: SshEndpoint, data: bytes, remote_path: str) -> None:
+    """Write `data` to `remote_path` on the instance (its directory must exist)."""
+    put_files(endpoint, {remote_path: data})
+
+
+def put_files(endpoint: SshEndpoint, files: Mapping[str, bytes]) -> None:
+    """Write several files in one SFTP session."""
+    with _connection(endpoint) as conn:
+        sftp = conn.client.open_sftp()
+        try:
+            for path, data in files.items():
+                with sftp.open(path, "wb") as remote:
+                    remote.write(data)
+        finally:
+            sftp.close()
+
+
+def close_all() -> None:
+    """Close every pooled connection (worker shutdown, tests)."""
+    with _pool_lock:
+        connections = list(_pool.values())
+        _pool.clear()
+    for conn in connections:
+        conn.close()
+
+
+@contextmanager
+def _connection(endpoint: SshEndpoint) -> Iterator[Connection]:
+    """A live pooled connection; a connection that fails while in use is dropped."""
+    key = _Key(endpoint.host, endpoint.port, endpoint.user, endpoint.key_file, endpoint.host_key)
+    conn = _get(key)
+    try:
+        yield conn
+    # ThreadException: invoke's wrapper of an error in its I/O threads (a dropped channel).
+    except (paramiko.SSHException, EOFError, OSError, ThreadException) as err:
+        _drop(key, conn)
+        raise _unreachable(endpoint, err) from err
+
+
+def _get(key: _Key) -> Connection:
+    with _pool_lock:
+        lock = _open_locks.setdefault(key, threading.Lock())
+    # Per endpoint, so one slow host never holds up connections to the others.
+    with lock:
+        conn = _pool.get(key)
+        if conn is not None and conn.is_connected:
+            return conn
+        if conn is not None:
+            conn.close()
+        conn = _open(key)
+        with _pool_lock:
+            _pool[key] = conn
+        return conn
+
+
+def _drop(key: _Key, conn: Connection) -> None:
+    with _pool_lock:
+        if _pool.get(key) is conn:
+            del _pool[key]
+    conn.close()
+
+
+def _open(key: _Key) -> Connection:
+    endpoint = SshEndpoint(**key._asdict())
+    # lazy: no /etc/fabric.yml, ~/.fabric.yml; load_ssh_configs off: no ~/.ssh/config.
+    config = Config(lazy=True, overrides={"load_ssh_configs": False})
+    conn = Connection(
+        key.host,
+        user=key.user,
+        port=key.port,
+        config=config,
+        connect_timeout=CONNECT_TIMEOUT,
+        forward_agent=False,
+        gateway=False,
+        connect_kwargs={
+            "key_filename": [key.key_file],
+            "look_for_keys": False,
+            "allow_agent": False,
+            "banner_timeout": CONNECT_TIMEOUT,
+            "auth_timeout": CONNECT_TIMEOUT,
+        },
+    )
+    _pin(conn.client, key)
+    try:
+        conn.open()
+    except (paramiko.BadHostKeyException, _UnknownHostKey) as err:
+        conn.close()
+        raise ApplicationError(
+            f"{_where(endpoint)}: host key does not match the key pinned at launch "
+            f"({key.host_key.split()[0]}): refusing to connect",
+            type=HOST_KEY_MISMATCH_TYPE,
+            non_retryable=True,
+        ) from err
+    except paramiko.AuthenticationException as err:
+        conn.close()
+        raise ApplicationError(
+            f"{_where(endpoint)}: key {key.key_file} was refused: {err}",
+            type=AUTH_FAILED_TYPE,
+            non_retryable=True,
+        ) from err
+    except (paramiko.SSHException, EOFError, OSError, socket.timeout) as err:
+        conn.close()
+        raise _unreachable(endpoint, err) from err
+    conn.transport.set_keepalive(KEEPALIVE_SECONDS)
+    return conn
+
+
+def _pin(client: paramiko.SSHClient, key: _Key) -> None:
+    """Trust exactly the pinned key, nothing from disk, and reject any other."""
+    kind, blob = key.host_key.split()[:2]
+    pinned = paramiko.PKey.from_type_string(kind, base64.b64decode(blob))
+    names = [f"[{key.host}]:{key.port}"] + ([key.host] if key.port == 22 else [])
+    host_keys = client.get_host_keys()
+    for name in names:
+        host_keys.add(name, kind, pinned)
+    client.set_missing_host_key_policy(_RejectUnpinned())
+
+
+def _unreachable(endpoint: SshEndpoint, err: BaseException) -> ApplicationError:
+    reason = str(err) or type(err).__name__
+    return ApplicationError(f"{_where(endpoint)}: SSH failed: {reason}", type=UNREACHABLE_TYPE)
+
+
+def _where(endpoint: SshEndpoint) -> str:
+    return f"{endpoint.user}@{endpoint.host}:{endpoint.port}"

@@ -1,0 +1,298 @@
+"""A typed client over the stack workflows: what the CLI calls, and what a script can import.
+
+Failures come back as opsflow errors (opsflow/errors.py) so callers map them to exit
+codes once: refused input is InvalidInput/NotFound, a failed run is OperationFailed with
+the Temporal UI link of that run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    QueryRejectCondition,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+)
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities.names import TASK_QUEUE
+from opsflow import names, settings
+from opsflow.errors import (
+    INVALID_INPUT_TYPE,
+    NOT_FOUND_TYPE,
+    InvalidInput,
+    NotFound,
+    OperationFailed,
+    OpsflowError,
+)
+from opsflow.messages import (
+    AddInstanceInput,
+    ApplyInput,
+    ApplyResult,
+    DeleteStackResult,
+    DeploymentResult,
+    DeploymentStatus,
+    InstanceActionInput,
+    InstanceActionKind,
+    InstanceView,
+    RunCommandInput,
+    RunCommandResult,
+    StackDescription,
+)
+from opsflow.plan import conflicts, plan_stack
+from opsflow.spec import StackSpec
+from opsflow.state import InstanceState, StackState
+from opsflow.status import SETTLED, InstanceStatus
+from workflows.common import STACK_ATTRIBUTE
+from workflows.deployment import DeploymentWorkflow
+from workflows.instance import InstanceWorkflow
+from workflows.stack import StackWorkflow
+
+T = TypeVar("T")
+
+
+class StackSummary(BaseModel):
+    name: str
+    provider: str
+    layers: int
+    instances: int
+    online: int
+
+
+def run_url(workflow_id: str) -> str:
+    """The Temporal UI page of a workflow, where its whole history can be read."""
+    namespace = quote(settings.temporal_namespace(), safe="")
+    return f"{settings.ui_url()}/namespaces/{namespace}/workflows/{quote(workflow_id, safe='')}"
+
+
+class OpsflowClient:
+    def __init__(self, client: Client, task_queue: str = TASK_QUEUE, tag_runs: bool = True) -> None:
+        self.temporal = client
+        self.task_queue = task_queue
+        self.tag_runs = tag_runs
+
+    # ---- stacks --------------------------------------------------------------------
+
+    async def plan(self, spec: StackSpec) -> list[str]:
+        current = await self._describe_or_none(spec.name)
+        instances = {v.hostname: v for v in current.instances} if current else {}
+        problems = conflicts(current.spec if current else None, instances, spec)
+        if problems:
+            raise InvalidInput("\n".join(problems))
+        return plan_stack(current.spec if current else None, instances, spec).changes
+
+    async def apply(self, spec: StackSpec, source_file: str | None = None) -> ApplyResult:
+        workflow_id = names.stack_workflow_id(spec.name)
+        start = WithStartWorkflowOperation(
+            StackWorkflow.run,
+            StackState(tag_runs=self.tag_runs),
+            id=workflow_id,
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(STACK_ATTRIBUTE, spec.name)] if self.tag_runs else []
+            ),
+        )
+        return await self._call(
+            workflow_id,
+            lambda: self.temporal.execute_update_with_start_workflow(
+                StackWorkflow.apply,
+                ApplyInput(spec=spec, source_file=source_file),
+                start_workflow_operation=start,
+            ),
+        )
+
+    async def describe(self, stack: str) -> StackDescription:
+        handle = self._stack(stack)
+        try:
+            return await self._call(
+                handle.id,
+                lambda: handle.query(
+                    StackWorkflow.describe, reject_condition=QueryRejectCondition.NOT_OPEN
+                ),
+            )
+        except WorkflowQueryRejectedError:
+            raise NotFound(f"no stack named {stack} (it was deleted)") from None
+
+    async def list_stacks(self) -> list[StackSummary]:
+        query = "WorkflowType = 'StackWorkflow' AND ExecutionStatus = 'Running'"
+        summaries: list[StackSummary] = []
+        async for execution in self.temporal.list_workflows(query):
+            stack = execution.id.removeprefix("stack:")
+            try:
+                found = await self.describe(stack)
+            except NotFound:
+                continue  # applied never, or finished between list and query
+            summaries.append(
+                StackSummary(
+                    name=found.name,
+                    provider=found.spec.provider.value,
+                    layers=len(found.spec.layers),
+                    instances=len(found.instances),
+                    online=sum(v.status == InstanceStatus.ONLINE for v in found.instances),
+                )
+            )
+        return sorted(summaries, key=lambda s: s.name)
+
+    async def delete_stack(self, stack: str) -> DeleteStackResult:
+        handle = self._stack(stack)
+        return await self._call(handle.id, lambda: handle.execute_update(StackWorkflow.delete))
+
+    async def wait_stack_deleted(self, stack: str, timeout: float = 600) -> None:
+        handle = self._stack(stack)
+        try:
+            await asyncio.wait_for(handle.result(), timeout)
+        except TimeoutError:
+            raise OperationFailed(
+                f"stack {stack} was not deleted within {timeout:.0f}s", run_url(handle.id)
+            ) from None
+        except WorkflowFailureError as err:
+            raise OperationFailed(
+                f"deleting stack {stack} failed: {err.cause}", run_url(handle.id)
+            ) from None
+
+    # ---- instances -----------------------------------------------------------------
+
+    async def add_instance(self, stack: str, request: AddInstanceInput) -> InstanceView:
+        handle = self._stack(stack)
+        return await self._call(
+            handle.id, lambda: handle.execute_update(StackWorkflow.add_instance, request)
+        )
+
+    async def instance_action(
+        self, stack: str, hostname: str, action: InstanceActionKind
+    ) -> InstanceView:
+        handle = self._stack(stack)
+        request = InstanceActionInput(hostname=hostname, action=action)
+        return await self._call(
+            handle.id, lambda: handle.execute_update(StackWorkflow.instance_action, request)
+        )
+
+    async def wait_instances(
+        self,
+        stack: str,
+        until: Callable[[InstanceView | None], bool],
+        hostnames: Iterable[str] | None = None,
+        timeout: float = 900,
+        on_change: Callable[[StackDescription], None] | None = None,
+    ) -> StackDescription:
+        """Poll the stack until `until` holds for each instance named (or every instance)."""
+        deadline = time.monotonic() + timeout
+        wanted = list(hostnames) if hostnames is not None else None
+        while True:
+            found = await self.describe(stack)
+            if on_change is not None:
+                on_change(found)
+            views = {v.hostname: v for v in found.instances}
+            targets = wanted if wanted is not None else list(views)
+            if all(until(views.get(h)) for h in targets):
+                return found
+            if time.monotonic() > deadline:
+                raise OperationFailed(
+                    f"instances of {stack} did not settle within {timeout:.0f}s",
+                    run_url(names.stack_workflow_id(stack)),
+                )
+            await asyncio.sleep(0.5)
+
+    async def instance_state(self, stack: str, hostname: str) -> InstanceState:
+        workflow_id = names.instance_workflow_id(stack, hostname)
+        handle = self.temporal.get_workflow_handle(workflow_id)
+        return await self._call(workflow_id, lambda: handle.query(InstanceWorkflow.describe))
+
+    async def last_log_tail(self, stack: str, hostname: str) -> str | None:
+        """The log tail of the instance's most recent failed recipe run, if any."""
+        try:
+            state = await self.instance_state(stack, hostname)
+        except OpsflowError:
+            return None
+        failed = [run for run in state.runs if not run.ok]
+        return failed[-1].log_tail if failed else None
+
+    # ---- commands ------------------------------------------------------------------
+
+    async def run_command(self, stack: str, request: RunCommandInput) -> RunCommandResult:
+        handle = self._stack(stack)
+        return await self._call(
+            handle.id, lambda: handle.execute_update(StackWorkflow.run_command, request)
+        )
+
+    async def wait_deployment(self, deployment_id: str) -> DeploymentResult:
+        handle: WorkflowHandle[Any, DeploymentResult] = self.temporal.get_workflow_handle_for(
+            DeploymentWorkflow.run, deployment_id
+        )
+        result = await self._call(deployment_id, handle.result)
+        if result.status != DeploymentStatus.SUCCESSFUL:
+            lines = [
+                f"{result.command} failed on {sum(not r.ok for r in result.instances)} instance(s)"
+            ]
+            for failed in (r for r in result.instances if not r.ok):
+                lines.append(f"  {failed.hostname}: {failed.error}")
+                if failed.log_tail:
+                    lines.extend(f"    | {line}" for line in failed.log_tail.splitlines()[-10:])
+            raise OperationFailed("\n".join(lines), run_url(deployment_id))
+        return result
+
+    # ---- plumbing ------------------------------------------------------------------
+
+    def _stack(self, stack: str) -> WorkflowHandle[Any, Any]:
+        return self.temporal.get_workflow_handle(names.stack_workflow_id(stack))
+
+    async def _describe_or_none(self, stack: str) -> StackDescription | None:
+        try:
+            return await self.describe(stack)
+        except NotFound:
+            return None
+
+    async def _call(self, workflow_id: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one request, turning Temporal's failures into opsflow errors."""
+        try:
+            return await call()
+        except WorkflowUpdateFailedError as err:
+            raise _from_failure(err.cause, workflow_id) from None
+        except WorkflowFailureError as err:
+            raise _from_failure(err.cause, workflow_id) from None
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                stack = workflow_id.split(":")[1] if ":" in workflow_id else workflow_id
+                kind = "stack" if workflow_id.startswith("stack:") else "run"
+                raise NotFound(
+                    f"no {kind} named {stack if kind == 'stack' else workflow_id}"
+                ) from None
+            if err.status == RPCStatusCode.INVALID_ARGUMENT and "query" in str(err).lower():
+                raise NotFound(f"{workflow_id}: {err.message}") from None
+            raise OperationFailed(f"{workflow_id}: {err.message}", run_url(workflow_id)) from None
+
+
+def _from_failure(cause: BaseException | None, workflow_id: str) -> Exception:
+    """Map a failure from a workflow or an update back to an opsflow error."""
+    if isinstance(cause, ApplicationError):
+        if cause.type == INVALID_INPUT_TYPE:
+            return InvalidInput(cause.message)
+        if cause.type == NOT_FOUND_TYPE:
+            return NotFound(cause.message)
+        return OperationFailed(cause.message, run_url(workflow_id))
+    return OperationFailed(str(cause), run_url(workflow_id))
+
+
+def settled(view: InstanceView | None) -> bool:
+    return view is None or view.status in SETTLED
+
+
+def gone(view: InstanceView | None) -> bool:
+    return view is None or view.status == InstanceStatus.TERMINATED

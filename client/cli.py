@@ -1,0 +1,395 @@
+"""The `opsflow` command line: a thin layer over client/api.py and client/dev.py.
+
+Exit codes: 0 done, 1 the operation failed (the message says where to look), 2 bad input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+
+from client import output
+from client.api import OpsflowClient, gone, run_url, settled
+from client.connect import connect
+from client.stackfile import load_stack_file
+from opsflow import names, settings
+from opsflow.errors import InvalidInput, OperationFailed, OpsflowError
+from opsflow.messages import (
+    AddInstanceInput,
+    InstanceActionKind,
+    InstanceView,
+    RunCommandInput,
+    StackDescription,
+)
+from opsflow.status import FAILED
+
+T = TypeVar("T")
+
+output_option = click.option(
+    "-o", "--output", "fmt", type=click.Choice(output.FORMATS), default="table", show_default=True
+)
+wait_option = click.option("--wait", is_flag=True, help="Wait until the operation has finished.")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+async def _client() -> OpsflowClient:
+    from client.telemetry import tracing_interceptors
+
+    return OpsflowClient(await connect(interceptors=tracing_interceptors("opsflow-cli")))
+
+
+def with_client(func: Callable[..., Awaitable[None]]) -> Callable[..., None]:
+    """Run an async command body with a connected client."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        async def body() -> None:
+            await func(await _client(), *args, **kwargs)
+
+        _run(body())
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """opsflow: stacks, layers, instances and lifecycle recipes, durably on Temporal."""
+
+
+# ---- dev ---------------------------------------------------------------------------
+
+
+@cli.group()
+def dev() -> None:
+    """The embedded environment: Temporal dev server + UI and one worker."""
+
+
+def _show_parts(parts: list[Any], fmt: str) -> None:
+    if fmt == "json":
+        output.emit_json(parts)
+        return
+    output.emit_table(
+        ["PART", "RUNNING", "PID", "ADDRESS", "LOG"],
+        [[p.name, "yes" if p.running else "no", p.pid, p.address, p.log_file] for p in parts],
+    )
+
+
+@dev.command("up")
+@output_option
+def dev_up(fmt: str) -> None:
+    """Start whatever part is not running; leave running parts alone."""
+    from client import dev as devenv
+
+    parts = devenv.up()
+    _show_parts(parts, fmt)
+    if fmt != "json":
+        click.echo(f"Temporal UI: {settings.ui_url()}")
+
+
+@dev.command("down")
+@output_option
+def dev_down(fmt: str) -> None:
+    """Stop the worker and the dev server (local instances keep running)."""
+    from client import dev as devenv
+
+    _show_parts(devenv.down(), fmt)
+
+
+@dev.command("status")
+@output_option
+def dev_status(fmt: str) -> None:
+    """Each part with its process id, address and log file."""
+    from client import dev as devenv
+
+    _show_parts(devenv.status(), fmt)
+
+
+# ---- stack -------------------------------------------------------------------------
+
+
+@cli.group()
+def stack() -> None:
+    """Create, change, inspect and delete stacks."""
+
+
+@stack.command("plan")
+@click.argument("file", type=click.Path(dir_okay=False))
+@output_option
+@with_client
+async def stack_plan(client: OpsflowClient, file: str, fmt: str) -> None:
+    """Validate FILE and show what apply would change; change nothing."""
+    changes = await client.plan(load_stack_file(file))
+    if fmt == "json":
+        output.emit_json(changes)
+    elif not changes:
+        click.echo("no changes")
+    else:
+        for change in changes:
+            click.echo(f"  + {change}")
+
+
+@stack.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@wait_option
+@output_option
+@with_client
+async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) -> None:
+    """Create or update a stack from a YAML FILE."""
+    spec = load_stack_file(file)
+    result = await client.apply(spec, source_file=file)
+    if fmt == "json" and not wait:
+        output.emit_json(result)
+        return
+    if fmt != "json":
+        for change in result.changes or ["no changes"]:
+            click.echo(f"  {change}")
+    if not wait:
+        click.echo(f"stack {spec.name}: {run_url(names.stack_workflow_id(spec.name))}")
+        return
+    declared = list(spec.declared_instances())
+    found = await client.wait_instances(spec.name, settled, declared)
+    if fmt == "json":
+        output.emit_json(found.instances)
+    else:
+        _instance_table(found)
+    await _fail_if_failed(client, found, declared)
+
+
+@stack.command("list")
+@output_option
+@with_client
+async def stack_list(client: OpsflowClient, fmt: str) -> None:
+    """Every stack."""
+    stacks = await client.list_stacks()
+    if fmt == "json":
+        output.emit_json(stacks)
+        return
+    output.emit_table(
+        ["STACK", "PROVIDER", "LAYERS", "INSTANCES", "ONLINE"],
+        [[s.name, s.provider, s.layers, s.instances, s.online] for s in stacks],
+    )
+
+
+@stack.command("describe")
+@click.argument("name")
+@output_option
+@with_client
+async def stack_describe(client: OpsflowClient, name: str, fmt: str) -> None:
+    """A stack's spec, instances and recent events."""
+    found = await client.describe(name)
+    if fmt == "json":
+        output.emit_json(found)
+        return
+    spec = found.spec
+    click.echo(
+        f"stack {spec.name}  provider={spec.provider.value}  "
+        f"configuration_manager={spec.configuration_manager.value}"
+    )
+    click.echo(f"source: {found.source_file}   runs: {run_url(names.stack_workflow_id(name))}")
+    for layer in spec.layers:
+        recipes = ", ".join(
+            f"{event}: {' '.join(r)}" for event, r in layer.recipes.model_dump().items() if r
+        )
+        click.echo(f"layer {layer.name}  auto_healing={layer.auto_healing}  {recipes}")
+    _instance_table(found)
+    click.echo("recent events:")
+    for event in found.events[-10:]:
+        click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.kind:16} {event.message}")
+
+
+@stack.command("delete")
+@click.argument("name")
+@wait_option
+@with_client
+async def stack_delete(client: OpsflowClient, name: str, wait: bool) -> None:
+    """Stop and delete every instance, then the stack."""
+    result = await client.delete_stack(name)
+    click.echo(f"deleting stack {name} ({len(result.instances)} instance(s))")
+    if wait:
+        await client.wait_stack_deleted(name)
+        click.echo(f"stack {name} deleted")
+
+
+# ---- instance ----------------------------------------------------------------------
+
+
+@cli.group()
+def instance() -> None:
+    """Add, start, stop, delete and list instances."""
+
+
+def _instance_table(found: StackDescription) -> None:
+    output.emit_table(
+        ["HOSTNAME", "LAYERS", "STATUS", "SSH", "MESSAGE"],
+        [
+            [
+                v.hostname,
+                ",".join(v.layers),
+                v.status.value,
+                f"{v.ssh.user}@{v.ssh.host}:{v.ssh.port}" if v.ssh else "",
+                v.message or "",
+            ]
+            for v in found.instances
+        ],
+    )
+
+
+@instance.command("list")
+@click.argument("stack_name", metavar="STACK")
+@output_option
+@with_client
+async def instance_list(client: OpsflowClient, stack_name: str, fmt: str) -> None:
+    """The instances of STACK."""
+    found = await client.describe(stack_name)
+    if fmt == "json":
+        output.emit_json(found.instances)
+    else:
+        _instance_table(found)
+
+
+@instance.command("add")
+@click.argument("stack_name", metavar="STACK")
+@click.option("--layer", required=True)
+@click.option("--hostname", required=True)
+@click.option("--start", is_flag=True, help="Start it right away.")
+@wait_option
+@with_client
+async def instance_add(
+    client: OpsflowClient, stack_name: str, layer: str, hostname: str, start: bool, wait: bool
+) -> None:
+    """Add an instance to a layer of STACK."""
+    if not names.HOSTNAME.match(hostname):
+        raise InvalidInput(f"--hostname: {hostname!r} must match {names.HOSTNAME.pattern}")
+    view = await client.add_instance(
+        stack_name, AddInstanceInput(layer=layer, hostname=hostname, start=start)
+    )
+    click.echo(f"instance {view.hostname} added to layer {layer} ({view.status.value})")
+    if start and wait:
+        await _wait_for(client, stack_name, hostname, settled)
+
+
+def _instance_action(action: InstanceActionKind, help_text: str) -> None:
+    @instance.command(action.value, help=help_text)
+    @click.argument("stack_name", metavar="STACK")
+    @click.argument("hostname")
+    @wait_option
+    @with_client
+    async def command(client: OpsflowClient, stack_name: str, hostname: str, wait: bool) -> None:
+        view = await client.instance_action(stack_name, hostname, action)
+        click.echo(f"{action.value} requested for {hostname} (was {view.status.value})")
+        if wait:
+            until = gone if action == InstanceActionKind.DELETE else settled
+            await _wait_for(client, stack_name, hostname, until, after=view)
+
+
+_instance_action(InstanceActionKind.START, "Launch the instance, run setup, bring it online.")
+_instance_action(InstanceActionKind.STOP, "Run shutdown recipes, then stop the instance.")
+_instance_action(InstanceActionKind.DELETE, "Stop (if running) and delete the instance.")
+
+
+async def _wait_for(
+    client: OpsflowClient,
+    stack_name: str,
+    hostname: str,
+    until: Callable[[InstanceView | None], bool],
+    after: InstanceView | None = None,
+) -> None:
+    # The command is queued on the instance; a status that settled before it ran is stale.
+    stale_at = after.updated_at if after else None
+
+    def fresh(view: InstanceView | None) -> bool:
+        if view is not None and stale_at is not None and view.updated_at == stale_at:
+            return False
+        return until(view)
+
+    found = await client.wait_instances(stack_name, fresh, [hostname])
+    view = next((v for v in found.instances if v.hostname == hostname), None)
+    click.echo(f"{hostname}: {view.status.value if view else 'deleted'}")
+    await _fail_if_failed(client, found, [hostname])
+
+
+async def _fail_if_failed(
+    client: OpsflowClient, found: StackDescription, hostnames: list[str]
+) -> None:
+    failed = [v for v in found.instances if v.hostname in hostnames and v.status in FAILED]
+    if not failed:
+        return
+    lines = [f"{len(failed)} instance(s) failed:"]
+    for view in failed:
+        lines.append(f"  {view.hostname}: {view.status.value}: {view.message}")
+        tail = await client.last_log_tail(found.name, view.hostname)
+        if tail:
+            lines.extend(f"    | {line}" for line in tail.splitlines()[-10:])
+    workflow_id = names.instance_workflow_id(found.name, failed[0].hostname)
+    raise OperationFailed("\n".join(lines), run_url(workflow_id))
+
+
+# ---- commands ----------------------------------------------------------------------
+
+
+@cli.command("run")
+@click.argument("stack_name", metavar="STACK")
+@click.argument("command", type=click.Choice(["setup", "configure"]))
+@click.option("--layer", help="Only the online instances of this layer.")
+@click.option("--instance", "hostname", help="Only this instance.")
+@wait_option
+@output_option
+@with_client
+async def run_command(
+    client: OpsflowClient,
+    stack_name: str,
+    command: str,
+    layer: str | None,
+    hostname: str | None,
+    wait: bool,
+    fmt: str,
+) -> None:
+    """Run a lifecycle event's recipes on online instances of STACK."""
+    started = await client.run_command(
+        stack_name, RunCommandInput(command=command, layer=layer, instance=hostname)
+    )
+    if fmt != "json":
+        click.echo(f"{command} on {', '.join(started.targets)}: {started.deployment_id}")
+        click.echo(f"  {run_url(started.deployment_id)}")
+    if not wait:
+        if fmt == "json":
+            output.emit_json(started)
+        return
+    result = await client.wait_deployment(started.deployment_id)
+    if fmt == "json":
+        output.emit_json(result)
+        return
+    for item in result.instances:
+        state = "skipped" if item.skipped else ("ok" if item.ok else "failed")
+        click.echo(f"  {item.hostname}: {state}" + (f" ({item.error})" if item.error else ""))
+
+
+def main() -> None:
+    try:
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except click.exceptions.Abort:
+        output.error("aborted")
+        sys.exit(1)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(2 if isinstance(err, click.UsageError | click.BadParameter) else err.exit_code)
+    except OpsflowError as err:
+        output.error(str(err))
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        output.error("interrupted; the operation goes on in Temporal")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""`opsflow dev up | down | status` for real: the dev server and the worker as processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client import dev
+from workflows.common import SEARCH_ATTRIBUTES
+
+
+def _free_ports(count: int) -> list[int]:
+    # Hold every socket until all are bound, so the ports differ.
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _by_name(parts: list[dev.PartStatus]) -> dict[str, dev.PartStatus]:
+    return {part.name: part for part in parts}
+
+
+def _wait_gone(pid: int, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, f"process {pid} still alive"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private OPSFLOW_HOME on free ports; whatever the test started is stopped after."""
+    port, ui_port = _free_ports(2)
+    monkeypatch.setenv("OPSFLOW_HOME", str(tmp_path))
+    monkeypatch.setenv("OPSFLOW_DEV_PORT", str(port))
+    monkeypatch.setenv("OPSFLOW_UI_PORT", str(ui_port))
+    monkeypatch.delenv("TEMPORAL_ADDRESS", raising=False)
+    try:
+        yield tmp_path
+    finally:
+        dev.down()
+
+
+def test_dev_server_command_registers_every_search_attribute(home: Path) -> None:
+    argv = dev._temporal_command(dev._layout())
+    flags = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--search-attribute"]
+    assert flags == [f"{key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
+    assert argv[argv.index("--db-filename") + 1] == str(home / "temporal.db")
+
+
+def test_status_of_nothing_started_is_all_stopped(home: Path) -> None:
+    parts = _by_name(dev.status())
+    assert not parts["temporal"].running and parts["temporal"].pid is None
+    assert not parts["worker"].running and parts["worker"].address is None
+    assert parts["worker"].log_file == str(home / "logs" / "worker.log")
+
+
+def test_another_temporal_address_is_reported_external_and_not_started(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (closed_port,) = _free_ports(1)
+    monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{closed_port}")
+    temporal = _by_name(dev.status())["temporal"]
+    assert temporal.external and not temporal.running
+    assert temporal.address == f"127.0.0.1:{closed_port}" and temporal.pid is None
+
+
+@pytest.mark.integration
+def test_dev_server_that_cannot_start_raises_naming_its_log(home: Path) -> None:
+    (home / "temporal.db").mkdir()  # SQLite cannot open a directory
+    with pytest.raises(dev.DevError) as raised:
+        dev.up(wait_timeout=30)
+    assert raised.value.where == str(home / "logs" / "temporal.log")
+    assert not _by_name(dev.status())["temporal"].running
+
+
+@pytest.mark.integration
+def test_up_restarts_only_what_is_down_and_down_stops_all(home: Path) -> None:
+    port = int(os.environ["OPSFLOW_DEV_PORT"])
+
+    first = _by_name(dev.up())
+    temporal, worker = first["temporal"], first["worker"]
+    assert temporal.running and worker.running
+    assert temporal.address == f"127.0.0.1:{port}"
+    assert temporal.ui == f"http://127.0.0.1:{os.environ['OPSFLOW_UI_PORT']}"
+    assert Path(temporal.log_file).exists() and Path(worker.log_file).exists()
+    assert [p.model_dump(mode="json") for p in dev.status()] == [
+        p.model_dump(mode="json") for p in first.values()
+    ]
+
+    assert _by_name(dev.up()) == first, "a second up changes nothing"
+
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    _wait_gone(worker.pid)
+    assert not _by_name(dev.status())["worker"].running
+
+    again = _by_name(dev.up())
+    assert again["worker"].running and again["worker"].pid != worker.pid
+    assert again["temporal"].pid == temporal.pid
+
+    stopped = _by_name(dev.down())
+    assert not stopped["temporal"].running and not stopped["worker"].running
+    for pid in (temporal.pid, again["worker"].pid):
+        assert pid is not None
+        _wait_gone(pid, seconds=1)
+    assert not list((home / "run").glob("*.pid"))
+    assert _by_name(dev.down()) == stopped, "a second down changes nothing"

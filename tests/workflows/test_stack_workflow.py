@@ -1,0 +1,227 @@
+"""Stack, instance and deployment orchestration on the time-skipping server, activities faked."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from client.api import OpsflowClient, gone, settled
+from opsflow.errors import InvalidInput, NotFound
+from opsflow.messages import (
+    AddInstanceInput,
+    InstanceActionKind,
+    RunCommandInput,
+    StackDescription,
+)
+from opsflow.spec import StackSpec
+from opsflow.status import InstanceStatus
+from tests.workflows.fakes import FakeCloud
+from workflows.deployment import DeploymentWorkflow
+from workflows.instance import InstanceWorkflow
+from workflows.stack import StackWorkflow
+
+
+def make_spec(name: str, web: int = 2, db: int = 1, provider: str = "local") -> StackSpec:
+    recipes = {"setup": ["web::setup"], "configure": ["web::configure"], "shutdown": ["web::down"]}
+    return StackSpec.model_validate(
+        {
+            "name": name,
+            "provider": provider,
+            "layers": [
+                {
+                    "name": "web",
+                    "recipes": recipes,
+                    "instances": [{"hostname": f"web{i}"} for i in range(1, web + 1)],
+                },
+                {
+                    "name": "db",
+                    "recipes": {"setup": ["db::setup"]},
+                    "instances": [{"hostname": f"db{i}"} for i in range(1, db + 1)],
+                },
+            ],
+        }
+    )
+
+
+@asynccontextmanager
+async def running(env: WorkflowEnvironment, cloud: FakeCloud) -> AsyncIterator[OpsflowClient]:
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[StackWorkflow, InstanceWorkflow, DeploymentWorkflow],
+        activities=cloud.activities(),
+    ):
+        yield OpsflowClient(env.client, task_queue=queue, tag_runs=False)
+
+
+async def quiet(client: OpsflowClient, stack: str) -> StackDescription:
+    """Every instance settled, no configure round pending, no command queued or running."""
+    while True:
+        found = await client.wait_instances(stack, settled, timeout=60)
+        if not found.configure_pending:
+            states = [await client.instance_state(stack, v.hostname) for v in found.instances]
+            if all(not s.queue and s.current is None for s in states):
+                again = await client.describe(stack)
+                if not again.configure_pending:
+                    return again
+        await asyncio.sleep(0.2)
+
+
+def stack_name() -> str:
+    return f"s{uuid.uuid4().hex[:8]}"
+
+
+async def test_apply_brings_instances_online_with_setup_then_one_configure_round(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        result = await client.apply(make_spec(name))
+        assert sorted(result.started) == ["db1", "web1", "web2"]
+        found = await quiet(client, name)
+        assert {v.hostname: v.status for v in found.instances} == {
+            "db1": InstanceStatus.ONLINE,
+            "web1": InstanceStatus.ONLINE,
+            "web2": InstanceStatus.ONLINE,
+        }
+        assert sorted(cloud.events_for("setup")) == ["db1", "web1", "web2"]
+        # Three instances came online together: configure ran once on each, not three times.
+        assert sorted(cloud.events_for("configure")) == ["db1", "web1", "web2"]
+        assert found.configure_rounds == 1
+        assert all(v.ssh is not None and v.root for v in found.instances)
+
+
+async def test_five_instances_starting_at_once_do_not_run_25_configures(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud(recipe_seconds=0.2)
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=5, db=0))
+        found = await quiet(client, name)
+        assert all(v.status == InstanceStatus.ONLINE for v in found.instances)
+        configures = cloud.events_for("configure")
+        assert len(configures) <= 10, configures  # at most two rounds over five instances
+        assert set(configures) == {f"web{i}" for i in range(1, 6)}
+
+
+async def test_setup_failure_leaves_setup_failed_with_the_recipe_message(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud(fail_setup={"web2"})
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name))
+        found = await quiet(client, name)
+        views = {v.hostname: v for v in found.instances}
+        assert views["web2"].status == InstanceStatus.SETUP_FAILED
+        assert "web::setup failed with exit code 3" in (views["web2"].message or "")
+        assert views["web1"].status == InstanceStatus.ONLINE
+        assert "web2" not in cloud.events_for("configure")
+        assert await client.last_log_tail(name, "web2") == "line 1\nboom"
+
+
+async def test_stop_runs_shutdown_stops_the_machine_and_reconfigures_the_rest(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name))
+        await quiet(client, name)
+        before = len(cloud.events_for("configure"))
+        await client.instance_action(name, "web1", InstanceActionKind.STOP)
+        found = await client.wait_instances(
+            name, lambda v: v is not None and v.status == InstanceStatus.STOPPED, ["web1"]
+        )
+        found = await quiet(client, name)
+        assert cloud.events_for("shutdown") == ["web1"]
+        assert cloud.machines["web1"] == "stopped"
+        after = cloud.events_for("configure")[before:]
+        assert sorted(after) == ["db1", "web2"]  # web1 left online: the others reconfigure
+        assert found.configure_rounds == 2
+
+
+async def test_run_configure_on_a_layer_reports_each_instance(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name))
+        await quiet(client, name)
+        started = await client.run_command(name, RunCommandInput(command="configure", layer="web"))
+        assert started.targets == ["web1", "web2"]
+        result = await client.wait_deployment(started.deployment_id)
+        assert [r.hostname for r in result.instances] == ["web1", "web2"]
+        assert all(r.ok and not r.skipped for r in result.instances)
+
+
+async def test_added_instance_then_delete_stack_terminates_everything(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=1, db=0))
+        await client.add_instance(name, AddInstanceInput(layer="web", hostname="extra", start=True))
+        found = await quiet(client, name)
+        assert {v.hostname: v.from_file for v in found.instances} == {"web1": True, "extra": False}
+        await client.delete_stack(name)
+        await client.wait_stack_deleted(name, timeout=60)
+        assert cloud.machines == {"web1": "gone", "extra": "gone"}
+        assert sorted(cloud.events_for("shutdown")) == ["extra", "web1"]
+        with pytest.raises(NotFound):
+            await client.describe(name)
+
+
+async def test_reapply_without_an_instance_deletes_it_and_keeps_cli_added_ones(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=2, db=0))
+        await client.add_instance(name, AddInstanceInput(layer="web", hostname="extra"))
+        await quiet(client, name)
+        result = await client.apply(make_spec(name, web=1, db=0))
+        assert result.stopping == ["web2"]
+        found = await client.wait_instances(name, gone, ["web2"])
+        assert sorted(v.hostname for v in found.instances) == ["extra", "web1"]
+        assert cloud.machines["web2"] == "gone"
+
+
+async def test_bad_requests_are_refused_by_validators(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=1, db=0))
+        await quiet(client, name)
+        moved = make_spec(name, web=0, db=0)
+        moved.layers[1].instances = make_spec(name, web=1).layers[0].instances
+        with pytest.raises(InvalidInput, match="cannot move from layer web to 'db'"):
+            await client.apply(moved)
+        with pytest.raises(NotFound, match="no layer 'cache'"):
+            await client.add_instance(name, AddInstanceInput(layer="cache", hostname="c1"))
+        with pytest.raises(InvalidInput, match="already has an instance 'web1'"):
+            await client.add_instance(name, AddInstanceInput(layer="web", hostname="web1"))
+        with pytest.raises(NotFound, match="no instance 'nope'"):
+            await client.instance_action(name, "nope", InstanceActionKind.STOP)
+        with pytest.raises(InvalidInput, match="only a stopped or failed instance"):
+            await client.instance_action(name, "web1", InstanceActionKind.START)
+        with pytest.raises(InvalidInput, match="no online instance in layer db"):
+            await client.run_command(name, RunCommandInput(command="setup", layer="db"))
+        with pytest.raises(NotFound, match="no stack named"):
+            await client.describe("does-not-exist")
+        # Nothing refused above reached an instance.
+        assert cloud.events_for("setup") == ["web1"]

@@ -1,0 +1,63 @@
+"""The opsflow worker: every workflow and activity on the `opsflow` task queue.
+
+Run it with `python worker.py` (or `python -m worker`); TEMPORAL_ADDRESS says where
+Temporal is. `opsflow dev up` starts one for the embedded environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities import local_provider
+from activities.names import TASK_QUEUE
+from activities.shell_runner import RecipeActivities
+from activities.stack_context import stack_context_source
+from client.connect import connect
+from client.telemetry import tracing_interceptors
+from workflows.deployment import DeploymentWorkflow
+from workflows.instance import InstanceWorkflow
+from workflows.stack import StackWorkflow
+
+WORKFLOWS: Sequence[type] = (StackWorkflow, InstanceWorkflow, DeploymentWorkflow)
+
+
+def build_worker(client: Client, task_queue: str = TASK_QUEUE) -> Worker:
+    """A worker with every workflow and the real activities, on `client`."""
+    recipes = RecipeActivities(context_source=stack_context_source(client))
+    activities: list[Any] = [*local_provider.ACTIVITIES, recipes.run_recipes]
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(WORKFLOWS),
+        activities=activities,
+        # Recipe runs wait on SSH in threads; leave room for many instances at once.
+        max_concurrent_activities=200,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    client = await connect(interceptors=tracing_interceptors("opsflow-worker"))
+    worker = build_worker(client)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        logging.getLogger("opsflow.worker").info(
+            "worker polling task queue %s on %s",
+            TASK_QUEUE,
+            client.service_client.config.target_host,
+        )
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
