@@ -1,0 +1,74 @@
+"""What `stack apply` would change, and what it refuses."""
+
+from __future__ import annotations
+
+from opsflow.messages import InstanceView
+from opsflow.plan import conflicts, plan_stack
+from opsflow.spec import StackSpec
+from opsflow.status import InstanceStatus
+
+
+def spec(web: list[str], db: list[str] | None = None, greeting: str = "hi") -> StackSpec:
+    layers = [{"name": "web", "instances": [{"hostname": h} for h in web]}]
+    if db is not None:
+        layers.append({"name": "db", "instances": [{"hostname": h} for h in db]})
+    return StackSpec.model_validate(
+        {"name": "shop", "custom_json": {"g": greeting}, "layers": layers}
+    )
+
+
+def view(hostname: str, layer: str, status: InstanceStatus, from_file: bool = True) -> InstanceView:
+    return InstanceView(hostname=hostname, layers=[layer], status=status, from_file=from_file)
+
+
+def test_new_stack_creates_everything() -> None:
+    plan = plan_stack(None, {}, spec(["web1", "web2"], ["db1"]))
+    assert plan.changes[0] == "create stack shop (provider local)"
+    assert plan.create_instances == {"web1": "web", "web2": "web", "db1": "db"}
+    assert not plan.delete_instances
+
+
+def test_same_file_on_an_online_stack_changes_nothing() -> None:
+    current = spec(["web1"])
+    instances = {"web1": view("web1", "web", InstanceStatus.ONLINE)}
+    assert plan_stack(current, instances, spec(["web1"])).empty
+
+
+def test_removed_instance_is_deleted_but_cli_added_ones_stay() -> None:
+    current = spec(["web1", "web2"])
+    instances = {
+        "web1": view("web1", "web", InstanceStatus.ONLINE),
+        "web2": view("web2", "web", InstanceStatus.ONLINE),
+        "extra": view("extra", "web", InstanceStatus.ONLINE, from_file=False),
+    }
+    plan = plan_stack(current, instances, spec(["web1"], greeting="hello"))
+    assert plan.delete_instances == ["web2"]
+    assert "change stack custom_json" in plan.changes
+    assert "stop and delete instance web2" in plan.changes
+
+
+def test_stopped_or_failed_declared_instances_are_started_again() -> None:
+    current = spec(["web1", "web2"])
+    instances = {
+        "web1": view("web1", "web", InstanceStatus.STOPPED),
+        "web2": view("web2", "web", InstanceStatus.SETUP_FAILED),
+    }
+    assert plan_stack(current, instances, current).restart_instances == ["web1", "web2"]
+
+
+def test_moving_an_instance_between_layers_is_a_conflict() -> None:
+    current = spec(["web1"], [])
+    instances = {"web1": view("web1", "web", InstanceStatus.ONLINE)}
+    problems = conflicts(current, instances, spec([], ["web1"]))
+    assert problems == [
+        "layers: instance 'web1' cannot move from layer web to 'db'; remove it and add a new one"
+    ]
+
+
+def test_removing_a_layer_that_holds_cli_added_instances_is_a_conflict() -> None:
+    current = spec(["web1"], ["db1"])
+    instances = {"extra": view("extra", "db", InstanceStatus.ONLINE, from_file=False)}
+    assert (
+        "layer 'db' is removed but still has instance 'extra'"
+        in conflicts(current, instances, spec(["web1"]))[0]
+    )
