@@ -16,11 +16,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import local_provider
-from activities.names import TASK_QUEUE
 from activities.shell_runner import RecipeActivities
 from activities.stack_context import stack_context_source
 from client.connect import connect
 from client.telemetry import tracing_interceptors
+from opsflow import settings
 from workflows.deployment import DeploymentWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
@@ -28,13 +28,13 @@ from workflows.stack import StackWorkflow
 WORKFLOWS: Sequence[type] = (StackWorkflow, InstanceWorkflow, DeploymentWorkflow)
 
 
-def build_worker(client: Client, task_queue: str = TASK_QUEUE) -> Worker:
+def build_worker(client: Client, task_queue: str | None = None) -> Worker:
     """A worker with every workflow and the real activities, on `client`."""
     recipes = RecipeActivities(context_source=stack_context_source(client))
     activities: list[Any] = [*local_provider.ACTIVITIES, recipes.run_recipes]
     return Worker(
         client,
-        task_queue=task_queue,
+        task_queue=task_queue or settings.task_queue(),
         workflows=list(WORKFLOWS),
         activities=activities,
         # Recipe runs wait on SSH in threads; leave room for many instances at once.
@@ -53,7 +53,7 @@ async def main() -> None:
     async with worker:
         logging.getLogger("opsflow.worker").info(
             "worker polling task queue %s on %s",
-            TASK_QUEUE,
+            settings.task_queue(),
             client.service_client.config.target_host,
         )
         await stop.wait()

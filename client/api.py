@@ -31,7 +31,6 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.names import TASK_QUEUE
 from opsflow import names, settings
 from opsflow.errors import (
     INVALID_INPUT_TYPE,
@@ -82,9 +81,9 @@ def run_url(workflow_id: str) -> str:
 
 
 class OpsflowClient:
-    def __init__(self, client: Client, task_queue: str = TASK_QUEUE, tag_runs: bool = True) -> None:
+    def __init__(self, client: Client, task_queue: str | None = None, tag_runs: bool = True) -> None:
         self.temporal = client
-        self.task_queue = task_queue
+        self.task_queue = task_queue or settings.task_queue()
         self.tag_runs = tag_runs
 
     # ---- stacks --------------------------------------------------------------------

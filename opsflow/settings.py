@@ -8,6 +8,7 @@ from pathlib import Path
 DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
 DEFAULT_NAMESPACE = "default"
 DEFAULT_UI_PORT = 8233
+DEFAULT_TASK_QUEUE = "opsflow"
 
 
 def opsflow_home() -> Path:
@@ -17,6 +18,11 @@ def opsflow_home() -> Path:
 
 def temporal_address() -> str:
     return os.environ.get("TEMPORAL_ADDRESS") or DEFAULT_TEMPORAL_ADDRESS
+
+
+def task_queue() -> str:
+    """OPSFLOW_TASK_QUEUE, default `opsflow`: where the worker polls and stacks start."""
+    return os.environ.get("OPSFLOW_TASK_QUEUE") or DEFAULT_TASK_QUEUE
 
 
 def temporal_namespace() -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,16 +10,16 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from client.api import OpsflowClient, gone, settled
+from client.api import OpsflowClient, gone
 from opsflow.errors import InvalidInput, NotFound
 from opsflow.messages import (
     AddInstanceInput,
     InstanceActionKind,
     RunCommandInput,
-    StackDescription,
 )
 from opsflow.spec import StackSpec
 from opsflow.status import InstanceStatus
+from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
 from workflows.deployment import DeploymentWorkflow
 from workflows.instance import InstanceWorkflow
@@ -59,19 +58,6 @@ async def running(env: WorkflowEnvironment, cloud: FakeCloud) -> AsyncIterator[O
         activities=cloud.activities(),
     ):
         yield OpsflowClient(env.client, task_queue=queue, tag_runs=False)
-
-
-async def quiet(client: OpsflowClient, stack: str) -> StackDescription:
-    """Every instance settled, no configure round pending, no command queued or running."""
-    while True:
-        found = await client.wait_instances(stack, settled, timeout=60)
-        if not found.configure_pending:
-            states = [await client.instance_state(stack, v.hostname) for v in found.instances]
-            if all(not s.queue and s.current is None for s in states):
-                again = await client.describe(stack)
-                if not again.configure_pending:
-                    return again
-        await asyncio.sleep(0.2)
 
 
 def stack_name() -> str:

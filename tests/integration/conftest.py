@@ -1,0 +1,95 @@
+"""Real parts: the Temporal dev server, real sshd instances, the real worker and CLI."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from client.api import OpsflowClient
+from worker import build_worker
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE_COOKBOOKS = REPO / "examples" / "shop" / "cookbooks"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def opsflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Local instances of the whole integration session live here, and are stopped after."""
+    home = tmp_path_factory.mktemp("opsflow-home")
+    previous = os.environ.get("OPSFLOW_HOME")
+    os.environ["OPSFLOW_HOME"] = str(home)
+    try:
+        yield home
+    finally:
+        _stop_all_sshd(home)
+        if previous is None:
+            os.environ.pop("OPSFLOW_HOME", None)
+        else:
+            os.environ["OPSFLOW_HOME"] = previous
+
+
+def _stop_all_sshd(home: Path) -> None:
+    for pidfile in home.glob("instances/*/*/ssh/sshd.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"it-{uuid.uuid4().hex[:8]}"
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def opsflow(dev_env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[OpsflowClient]:
+    """A client and an in-process worker with the real activities, on a fresh task queue."""
+    async with build_worker(dev_env.client, task_queue=task_queue):
+        yield OpsflowClient(dev_env.client, task_queue=task_queue)
+
+
+def make_stack_dir(
+    tmp_path: Path, name: str, body: str, recipes: dict[str, str] | None = None
+) -> Path:
+    """A stack file plus cookbooks (`cookbook::recipe` -> shell script text)."""
+    cookbooks = tmp_path / "cookbooks"
+    if recipes is None:
+        shutil.copytree(EXAMPLE_COOKBOOKS, cookbooks)
+    else:
+        for recipe, script in recipes.items():
+            cookbook, _, recipe_name = recipe.partition("::")
+            (cookbooks / cookbook).mkdir(parents=True, exist_ok=True)
+            (cookbooks / cookbook / f"{recipe_name}.sh").write_text(script)
+    stack_file = tmp_path / "stack.yml"
+    stack_file.write_text(f"name: {name}\ncookbooks: {{source: ./cookbooks}}\n{body}")
+    return stack_file
+
+
+def cli_env(address: str, task_queue: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(TEMPORAL_ADDRESS=address, OPSFLOW_TASK_QUEUE=task_queue)
+    return env
+
+
+def opsflow_cli(
+    args: list[str], address: str, task_queue: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """The real console script, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "client.cli", *args],
+        env=cli_env(address, task_queue),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        check=False,
+    )
