@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -51,10 +52,21 @@ def with_client(func: Callable[..., Awaitable[None]]) -> Callable[..., None]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        async def body() -> None:
-            await func(await _client(), *args, **kwargs)
+        async def body() -> OpsflowError | None:
+            try:
+                await func(await _client(), *args, **kwargs)
+            except OpsflowError as err:
+                # Leave no traceback holding the Temporal client: freeing its Rust runtime
+                # during interpreter shutdown aborts the process.
+                err.__traceback__ = None
+                err.__context__ = None
+                return err
+            return None
 
-        _run(body())
+        failure = _run(body())
+        gc.collect()
+        if failure is not None:
+            raise failure
 
     return wrapper
 

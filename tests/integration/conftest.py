@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -80,16 +81,33 @@ def cli_env(address: str, task_queue: str) -> dict[str, str]:
     return env
 
 
-def opsflow_cli(
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def opsflow_cli(
     args: list[str], address: str, task_queue: str, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    """The real console script, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "client.cli", *args],
+) -> CliResult:
+    """The real console script, as a user runs it (asynchronously: the test's in-process
+    worker shares this event loop and must keep running meanwhile)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client.cli",
+        *args,
         env=cli_env(address, task_queue),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
         cwd=REPO,
-        check=False,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except TimeoutError:
+        process.kill()
+        raise
+    assert process.returncode is not None
+    return CliResult(process.returncode, out.decode(), err.decode())

@@ -1,0 +1,131 @@
+"""The `opsflow` console script against the real dev server: output, exit codes, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from client.api import OpsflowClient
+from tests.integration.conftest import make_stack_dir, opsflow_cli
+
+pytestmark = pytest.mark.integration
+
+BODY = """\
+layers:
+  - name: web
+    recipes: {setup: [web::setup], configure: [web::configure], shutdown: [web::shutdown]}
+    instances: [{hostname: web1}]
+  - name: db
+    recipes: {setup: [db::setup]}
+    instances: [{hostname: db1}]
+"""
+
+
+@pytest.fixture
+def address(dev_env: WorkflowEnvironment) -> str:
+    return dev_env.client.service_client.config.target_host
+
+
+async def test_apply_list_run_and_delete_through_the_cli(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path
+) -> None:
+    stack_file = make_stack_dir(tmp_path, "clishop", "custom_json: {shop: {greeting: hi}}\n" + BODY)
+
+    plan = await opsflow_cli(["stack", "plan", str(stack_file), "-o", "json"], address, task_queue)
+    assert plan.returncode == 0, plan.stderr
+    assert "create stack clishop (provider local)" in json.loads(plan.stdout)
+
+    applied = await opsflow_cli(["stack", "apply", str(stack_file), "--wait"], address, task_queue)
+    assert applied.returncode == 0, applied.stderr
+    assert "web1" in applied.stdout and "online" in applied.stdout
+
+    listed = await opsflow_cli(["instance", "list", "clishop", "-o", "json"], address, task_queue)
+    assert listed.returncode == 0, listed.stderr
+    instances = {i["hostname"]: i for i in json.loads(listed.stdout)}
+    assert set(instances) == {"web1", "db1"}
+    web1 = instances["web1"]
+    assert web1["layers"] == ["web"] and web1["status"] == "online" and web1["provider"] == "local"
+    assert Path(web1["root"]).is_dir()
+    assert set(web1["ssh"]) >= {"host", "port", "user", "key_file"}
+    assert web1["ssh"]["host"] == "127.0.0.1" and Path(web1["ssh"]["key_file"]).is_file()
+
+    again = await opsflow_cli(["stack", "plan", str(stack_file)], address, task_queue)
+    assert again.returncode == 0 and "no changes" in again.stdout
+
+    ran = await opsflow_cli(
+        ["run", "clishop", "configure", "--layer", "web", "--wait", "-o", "json"],
+        address,
+        task_queue,
+    )
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["status"] == "successful"
+    assert [i["hostname"] for i in result["instances"]] == ["web1"]
+
+    stacks = await opsflow_cli(["stack", "list", "-o", "json"], address, task_queue)
+    assert {"name": "clishop", "provider": "local", "layers": 2, "instances": 2, "online": 2} in (
+        json.loads(stacks.stdout)
+    )
+
+    stopped = await opsflow_cli(
+        ["instance", "stop", "clishop", "db1", "--wait"], address, task_queue
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    assert "db1: stopped" in stopped.stdout
+
+    deleted = await opsflow_cli(["stack", "delete", "clishop", "--wait"], address, task_queue)
+    assert deleted.returncode == 0, deleted.stderr
+    gone = await opsflow_cli(["stack", "describe", "clishop"], address, task_queue)
+    assert gone.returncode == 2 and "no stack named clishop" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("colour: blue\n" + BODY, "stack.yml: colour: unknown key"),
+        (BODY.replace("web::configure", "web::nope"), "recipe 'web::nope' does not exist"),
+        (BODY.replace("name: db", "name: web"), "layer name 'web' is used twice"),
+        (BODY.replace("hostname: db1", "hostname: DB_1"), "is not a valid hostname"),
+    ],
+)
+async def test_bad_stack_files_exit_2_and_start_nothing(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path, body: str, message: str
+) -> None:
+    stack_file = make_stack_dir(tmp_path, "badshop", body)
+    for verb in ("plan", "apply"):
+        result = await opsflow_cli(
+            ["stack", verb, str(stack_file), "--wait"][: 3 + (verb == "apply")], address, task_queue
+        )
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr
+        assert str(stack_file) in result.stderr
+    described = await opsflow_cli(["stack", "describe", "badshop"], address, task_queue)
+    assert described.returncode == 2 and "no stack named badshop" in described.stderr
+
+
+async def test_a_failed_setup_exits_1_with_the_log_tail_and_the_run_link(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path
+) -> None:
+    body = "layers:\n  - name: app\n    recipes: {setup: [app::setup]}\n"
+    body += "    instances: [{hostname: app1}]\n"
+    stack_file = make_stack_dir(
+        tmp_path, "clifail", body, {"app::setup": "echo 'cannot bind :80' >&2\nexit 3\n"}
+    )
+    applied = await opsflow_cli(["stack", "apply", str(stack_file), "--wait"], address, task_queue)
+    assert applied.returncode == 1
+    assert "app1: setup_failed" in applied.stderr
+    assert "cannot bind :80" in applied.stderr
+    assert "see: http://" in applied.stderr and "instance%3Aclifail%3Aapp1" in applied.stderr
+    refused = await opsflow_cli(["run", "clifail", "configure"], address, task_queue)
+    assert refused.returncode == 2 and "no online instance" in refused.stderr
+    await opsflow_cli(["stack", "delete", "clifail", "--wait"], address, task_queue)
+
+
+async def test_unreachable_temporal_exits_1_and_says_what_to_do(task_queue: str) -> None:
+    result = await opsflow_cli(["stack", "list"], "127.0.0.1:1", task_queue, timeout=60)
+    assert result.returncode == 1
+    assert "cannot reach Temporal at 127.0.0.1:1" in result.stderr
+    assert "opsflow dev up" in result.stderr
