@@ -4,5 +4,3 @@ LAUNCH_INSTANCE = "launch_instance"
 STOP_INSTANCE = "stop_instance"
 TERMINATE_INSTANCE = "terminate_instance"
 RUN_RECIPES = "run_recipes"
-
-TASK_QUEUE = "opsflow"
