@@ -114,10 +114,15 @@ def launch(request: LaunchInput) -> LaunchResult:
     paths = _Paths(instance_dir(request.stack, request.hostname))
     with _locked(request.stack, request.hostname):
         _ensure_files(paths)
-        if _sshd_pid(paths) is None:
-            _start_sshd(paths)
-        port = int(paths.port.read_text())
-        _wait_ready(paths, port)
+        # Twice: an sshd that was dying when we looked (killed, crashed) is started again.
+        for _ in range(2):
+            if _sshd_pid(paths) is None:
+                _start_sshd(paths)
+            port = int(paths.port.read_text())
+            if _wait_ready(paths, port):
+                break
+        else:
+            raise RuntimeError(f"sshd on {HOST}:{port} keeps dying: {_log_tail(paths)}")
     endpoint = SshEndpoint(
         host=HOST,
         port=port,
@@ -238,9 +243,10 @@ def _sshd_config(paths: _Paths, port: int) -> str:
         [
             f"ListenAddress {HOST}",
             f"Port {port}",
-            f"HostKey {paths.host_key}",
-            f"AuthorizedKeysFile {paths.authorized_keys}",
-            f"PidFile {paths.pidfile}",
+            f"HostKey {_config_path(paths.host_key)}",
+            # AuthorizedKeysFile expands %-tokens: a literal % must be doubled.
+            f"AuthorizedKeysFile {_config_path(paths.authorized_keys).replace('%', '%%')}",
+            f"PidFile {_config_path(paths.pidfile)}",
             f"AllowUsers {getpass.getuser()}",
             "PubkeyAuthentication yes",
             "PasswordAuthentication no",
@@ -255,6 +261,14 @@ def _sshd_config(paths: _Paths, port: int) -> str:
             "",
         ]
     )
+
+
+def _config_path(path: Path) -> str:
+    """A path as an sshd_config argument: double-quoted, so spaces are fine."""
+    text = str(path)
+    if '"' in text or "\n" in text:
+        raise RuntimeError(f"OPSFLOW_HOME cannot hold a local instance at {text!r}")
+    return f'"{text}"'
 
 
 def _sshd_binary() -> str:
@@ -330,17 +344,17 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _wait_ready(paths: _Paths, port: int) -> None:
-    """Wait until sshd sends its banner: only then can a client connect."""
+def _wait_ready(paths: _Paths, port: int) -> bool:
+    """Wait until sshd sends its banner (only then can a client connect); False if it died."""
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
-        with contextlib.suppress(OSError):
-            with socket.create_connection((HOST, port), timeout=1.0) as sock:
-                if sock.recv(64).startswith(b"SSH-"):
-                    return
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), 1.0) as sock:
+            if sock.recv(64).startswith(b"SSH-"):
+                return True
         # The pidfile appears once sshd listens; a pidfile of a dead sshd means it quit.
-        died = paths.pidfile.exists() and _sshd_pid(paths) is None
-        if died or time.monotonic() > deadline:
+        if paths.pidfile.exists() and _sshd_pid(paths) is None:
+            return False
+        if time.monotonic() > deadline:
             raise RuntimeError(f"sshd on {HOST}:{port} did not come up: {_log_tail(paths)}")
         time.sleep(0.05)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import shlex
-import socket
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -57,7 +56,7 @@ class _UnknownHostKey(paramiko.SSHException):
     """The host offered a key of a type that was not pinned."""
 
 
-class _RejectUnpinned(paramiko.MissingHostKeyPolicy):  # type: ignore[misc]
+class _RejectUnpinned(paramiko.MissingHostKeyPolicy):
     """paramiko's RejectPolicy, raising a type we can tell apart from other SSH errors."""
 
     def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
@@ -120,6 +119,8 @@ def _connection(endpoint: SshEndpoint) -> Iterator[Connection]:
         yield conn
     # ThreadException: invoke's wrapper of an error in its I/O threads (a dropped channel).
     except (paramiko.SSHException, EOFError, OSError, ThreadException) as err:
+        if conn.is_connected:
+            raise  # the connection is fine: the command or file operation itself failed
         _drop(key, conn)
         raise _unreachable(endpoint, err) from err
 
@@ -185,7 +186,7 @@ def _open(key: _Key) -> Connection:
             type=AUTH_FAILED_TYPE,
             non_retryable=True,
         ) from err
-    except (paramiko.SSHException, EOFError, OSError, socket.timeout) as err:
+    except (paramiko.SSHException, EOFError, OSError) as err:  # OSError: also timeouts
         conn.close()
         raise _unreachable(endpoint, err) from err
     conn.transport.set_keepalive(KEEPALIVE_SECONDS)

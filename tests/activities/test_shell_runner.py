@@ -1,0 +1,300 @@
+"""The shell recipe runner against a real local instance."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities import shell_runner
+from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
+from opsflow.messages import InstanceView, LaunchResult, RecipeRunInput, RecipeRunResult, RunContext
+from opsflow.spec import ConfigurationManager
+from tests.activities.conftest import STACK
+
+pytestmark = pytest.mark.integration
+
+CONFIGURATION = {"opsflow": {"stack": {"name": STACK}}, "shop": {"greeting": "hello"}}
+
+RECIPES = {
+    "web/env.sh": """
+env | grep '^OPSFLOW_' | sort > env.txt
+pwd > cwd.txt
+cp "$OPSFLOW_ATTRIBUTES" attributes.json
+echo "configured $OPSFLOW_INSTANCE"
+""",
+    "web/count.sh": "echo ran >> count.txt\n",
+    "web/fail.sh": "echo first\necho 'disk is full' >&2\necho\nexit 3\n",
+    "web/slow.sh": "echo started >> slow.txt\nsleep 2\necho finished >> slow.txt\n",
+    "web/shebang.sh": '#!/bin/sh\necho "executable $0" > shebang.txt\n',
+    # A careless recipe: its daemon keeps the recipe's output stream open.
+    "web/daemon.sh": "sleep 30 &\necho $! > daemon.pid\necho daemon started\n",
+}
+
+
+@pytest.fixture
+def cookbooks(tmp_path: Path) -> Path:
+    top = tmp_path / "cookbooks"
+    for name, text in RECIPES.items():
+        (top / name).parent.mkdir(parents=True, exist_ok=True)
+        (top / name).write_text(text)
+    (top / "web/shebang.sh").chmod(0o755)
+    return top
+
+
+Runner = Callable[..., RecipeRunInput]
+
+
+@pytest.fixture
+def request_for(instance: LaunchResult) -> Runner:
+    def make(run_id: str, recipes: list[str] | None = None, event: str = "setup") -> RecipeRunInput:
+        return RecipeRunInput(
+            stack=STACK,
+            hostname="web1",
+            event=event,
+            recipes=recipes,
+            run_id=run_id,
+            ssh=instance.ssh,
+            root=instance.root,
+            instance=InstanceView(hostname="web1", layers=["web"]),
+        )
+
+    return make
+
+
+def activities_for(
+    cookbooks: Path | None, recipes: list[str] | None = None
+) -> shell_runner.RecipeActivities:
+    context = RunContext(
+        configuration=CONFIGURATION,
+        recipes=recipes or [],
+        configuration_manager=ConfigurationManager.SHELL,
+        cookbooks_dir=str(cookbooks) if cookbooks else None,
+    )
+
+    async def source(_: RecipeRunInput) -> RunContext:
+        return context
+
+    return shell_runner.RecipeActivities(source)
+
+
+async def run(acts: shell_runner.RecipeActivities, request: RecipeRunInput) -> RecipeRunResult:
+    return await ActivityEnvironment().run(acts.run_recipes, request)
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def test_a_recipe_sees_its_environment_attributes_and_root(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    acts = activities_for(cookbooks, recipes=["web::env"])  # the context's recipes
+    env = ActivityEnvironment()
+    heartbeats: list[object] = []
+    env.on_heartbeat = lambda *details: heartbeats.append(details)
+    result = await env.run(acts.run_recipes, request_for("web1-setup-1"))
+
+    root = Path(instance.root)
+    assert result.exit_code == 0 and not result.attached
+    assert result.recipes == ["web::env"]
+    assert "configured web1" in result.log_tail
+    # every log line carries a UTC timestamp
+    assert all(line[:4].isdigit() and line[19] == "Z" for line in result.log_tail.splitlines())
+    assert (root / "cwd.txt").read_text().strip() == instance.root
+    assert json.loads((root / "attributes.json").read_text()) == CONFIGURATION
+    run_dir = root / "var/lib/opsflow/runs/web1-setup-1"
+    assert dict(line.split("=", 1) for line in lines(root / "env.txt")) == {
+        "OPSFLOW_ATTRIBUTES": str(run_dir / "attributes.json"),
+        "OPSFLOW_EVENT": "setup",
+        "OPSFLOW_INSTANCE": "web1",
+        "OPSFLOW_ROOT": instance.root,
+        "OPSFLOW_RUN_ID": "web1-setup-1",
+        "OPSFLOW_STACK": STACK,
+    }
+    assert (run_dir / "exit").read_text().strip() == "0"
+    assert heartbeats
+
+
+async def test_a_daemon_started_by_a_recipe_does_not_hold_up_the_run(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    started = time.monotonic()
+    try:
+        result = await run(activities_for(cookbooks), request_for("r1", ["web::daemon"]))
+    finally:
+        pid = Path(instance.root) / "daemon.pid"
+        if pid.exists():
+            subprocess.run(["kill", pid.read_text().strip()], check=False)
+    assert time.monotonic() - started < 10
+    assert "daemon started" in result.log_tail
+
+
+async def test_an_executable_recipe_runs_with_its_shebang(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    await run(activities_for(cookbooks), request_for("r1", ["web::shebang"]))
+    assert (Path(instance.root) / "shebang.txt").read_text().startswith("executable /")
+
+
+async def test_recipes_run_in_order_and_the_first_failure_ends_the_run(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        await run(
+            activities_for(cookbooks), request_for("r1", ["web::count", "web::fail", "web::count"])
+        )
+
+    error = raised.value
+    assert error.type == RECIPE_FAILED_TYPE and error.non_retryable
+    assert error.message == f"{STACK}/web1: recipe web::fail failed with exit code 3: disk is full"
+    tail = error.details[0]
+    assert isinstance(tail, str) and "first" in tail and "disk is full" in tail
+    assert lines(Path(instance.root) / "count.txt") == ["ran"]
+
+
+async def test_a_missing_recipe_fails_clearly(cookbooks: Path, request_for: Runner) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        await run(activities_for(cookbooks), request_for("r1", ["web::nope"]))
+    assert raised.value.type == RECIPE_FAILED_TYPE
+    assert "recipe web::nope failed with exit code 127" in str(raised.value)
+    assert "recipe web::nope not found" in str(raised.value)
+
+
+async def test_no_cookbooks_directory_means_every_recipe_is_missing(request_for: Runner) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        await run(activities_for(None), request_for("r1", ["web::count"]))
+    assert "not found" in str(raised.value)
+
+
+async def test_no_recipes_is_a_success_without_touching_the_instance(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    result = await run(activities_for(cookbooks), request_for("r1", []))
+    assert (result.exit_code, result.recipes) == (0, [])
+    assert not (Path(instance.root) / "var").exists()
+
+
+async def test_cookbooks_are_staged_once_per_content_hash(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploads: list[str | None] = []
+    tarball = shell_runner._cookbooks_tarball
+
+    def counting(directory: str | None) -> bytes:
+        uploads.append(directory)
+        return tarball(directory)
+
+    monkeypatch.setattr(shell_runner, "_cookbooks_tarball", counting)
+    acts = activities_for(cookbooks)
+    await run(acts, request_for("r1", ["web::count"]))
+    await run(acts, request_for("r2", ["web::count"]))
+    assert len(uploads) == 1
+
+    (cookbooks / "web/count.sh").write_text("echo changed >> count.txt\n")
+    await run(acts, request_for("r3", ["web::count"]))
+    assert len(uploads) == 2
+    assert lines(Path(instance.root) / "count.txt") == ["ran", "ran", "changed"]
+    staged = Path(instance.root) / "var/lib/opsflow/cookbooks"
+    assert len(list(staged.iterdir())) == 2
+    assert not list((Path(instance.root) / "var/lib/opsflow/tmp").iterdir())
+
+
+async def test_a_finished_run_is_not_run_again(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    acts = activities_for(cookbooks)
+    first = await run(acts, request_for("r1", ["web::count"]))
+    again = await run(acts, request_for("r1", ["web::count"]))
+    assert (first.attached, again.attached) == (False, True)
+    assert again.log_tail == first.log_tail
+    assert lines(Path(instance.root) / "count.txt") == ["ran"]
+
+
+async def test_a_retry_after_a_crash_reattaches_and_the_recipe_runs_once(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    acts = activities_for(cookbooks)
+    slow = Path(instance.root) / "slow.txt"
+    first = asyncio.create_task(run(acts, request_for("r1", ["web::slow"])))
+    deadline = time.monotonic() + 20
+    while not slow.exists():
+        assert time.monotonic() < deadline and not first.done()
+        await asyncio.sleep(0.05)
+    first.cancel()  # the worker "dies" mid-recipe: the run goes on without it
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+    result = await run(acts, request_for("r1", ["web::slow"]))
+    assert result.attached and result.exit_code == 0
+    assert lines(slow) == ["started", "finished"]
+
+
+async def test_a_run_that_died_before_starting_is_started_afresh(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    runs = Path(instance.root) / "var/lib/opsflow/runs"
+    (runs / "r1").mkdir(parents=True)  # claimed, then the attempt died before starting
+    (runs / "r2").mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (runs / "r2/pid").write_text(f"{gone.pid}\n")  # started, then vanished without exit
+
+    acts = activities_for(cookbooks)
+    for run_id in ("r1", "r2"):
+        result = await run(acts, request_for(run_id, ["web::count"]))
+        assert not result.attached
+        assert (runs / f"{run_id}.lost-1").is_dir()
+    assert lines(Path(instance.root) / "count.txt") == ["ran", "ran"]
+
+
+@pytest.mark.parametrize(
+    "recipes",
+    [["web::count; touch pwned"], ["web::$(touch pwned)"], ["../web::count"], ["web"]],
+)
+async def test_bad_recipe_names_are_rejected_before_anything_runs(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, recipes: list[str]
+) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        await run(activities_for(cookbooks), request_for("r1", recipes))
+    assert raised.value.type == INVALID_INPUT_TYPE and raised.value.non_retryable
+    assert not (Path(instance.root) / "var").exists()
+    assert not list(Path(instance.root).rglob("pwned"))
+
+
+async def test_values_reach_recipes_literally(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    event = "setup $(touch pwned) `touch pwned`; touch pwned '\""
+    await run(activities_for(cookbooks), request_for("r1", ["web::env"], event=event))
+    env = dict(line.split("=", 1) for line in lines(Path(instance.root) / "env.txt"))
+    assert env["OPSFLOW_EVENT"] == event
+    assert not list(Path(instance.root).rglob("pwned"))
+
+
+@pytest.mark.parametrize("run_id", ["../escape", ".hidden", "a/b", "x;touch pwned", ""])
+async def test_bad_run_ids_are_rejected(cookbooks: Path, request_for: Runner, run_id: str) -> None:
+    with pytest.raises(ApplicationError) as raised:
+        await run(activities_for(cookbooks), request_for(run_id, ["web::count"]))
+    assert raised.value.type == INVALID_INPUT_TYPE
+
+
+async def test_other_configuration_managers_are_rejected(request_for: Runner) -> None:
+    async def source(_: RecipeRunInput) -> RunContext:
+        return RunContext(
+            configuration={}, recipes=["web::x"], configuration_manager=ConfigurationManager.CHEF,
+            cookbooks_dir=None,
+        )  # fmt: skip
+
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(
+            shell_runner.RecipeActivities(source).run_recipes, request_for("r1")
+        )
+    assert raised.value.type == INVALID_INPUT_TYPE
