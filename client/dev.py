@@ -31,7 +31,6 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from temporalio.common import SearchAttributeKey
 
-from activities.names import TASK_QUEUE
 from opsflow import settings
 from opsflow.errors import OperationFailed
 from workflows.common import SEARCH_ATTRIBUTES
@@ -301,7 +300,9 @@ def _wait_for_worker(layout: _Layout, pid: int, deadline: float) -> None:
         if _worker_polls(layout, pid):
             return
         if time.monotonic() > deadline:
-            raise DevError(f"the opsflow worker did not poll task queue {TASK_QUEUE}", log_file)
+            raise DevError(
+                f"the opsflow worker did not poll task queue {settings.task_queue()}", log_file
+            )
         time.sleep(_POLL_SECONDS)
 
 
@@ -326,7 +327,10 @@ def _search_attributes_ready(layout: _Layout) -> bool:
 
 def _worker_polls(layout: _Layout, pid: int) -> bool:
     """The worker started as `pid` polls the task queue (SDK identity is `pid@host`)."""
-    answer = _temporal_cli_json(layout, "task-queue", "describe", "--task-queue", TASK_QUEUE)
+    # Legacy mode answers from the live poller list; the default one lags by seconds.
+    answer = _temporal_cli_json(
+        layout, "task-queue", "describe", "--task-queue", settings.task_queue(), "--legacy-mode"
+    )
     pollers = answer.get("pollers") if answer else None
     if not isinstance(pollers, list):
         return False
@@ -371,7 +375,8 @@ def _our_pid(layout: _Layout, part: PartName) -> int | None:
 
 def _cmdline(pid: int) -> list[str]:
     """The process's argv; empty when it is gone or a zombie."""
-    _reap(pid)
+    if not _alive(pid):
+        return []
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -380,7 +385,14 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _alive(pid: int) -> bool:
-    return bool(_cmdline(pid))
+    """Running, not a zombie. (Not from cmdline: it can read empty just after exec.)"""
+    _reap(pid)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the command name, which may itself contain ") ".
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 def _reap(pid: int) -> None:

@@ -33,7 +33,7 @@ def _by_name(parts: list[dev.PartStatus]) -> dict[str, dev.PartStatus]:
 
 def _wait_gone(pid: int, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
-    while Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes():
+    while dev._alive(pid):
         assert time.monotonic() < deadline, f"process {pid} still alive"
         time.sleep(0.05)
 

@@ -1,0 +1,38 @@
+# The README's two commands: `make demo` (the embedded environment and the shop example)
+# and `make test` (lint, types and every test). Each target sets up .venv first.
+VENV := .venv
+BIN := $(VENV)/bin
+OPSFLOW := $(BIN)/opsflow
+
+.PHONY: bootstrap demo test lint format bench down clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	$(OPSFLOW) dev up
+	$(OPSFLOW) stack apply examples/shop/stack.yml --wait
+	$(OPSFLOW) instance list shop
+	@echo "Temporal UI (every run of the demo): http://127.0.0.1:$${OPSFLOW_UI_PORT:-8233}"
+
+test: lint
+	$(BIN)/pytest -q
+
+lint: bootstrap
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+format: bootstrap
+	$(BIN)/ruff format .
+
+bench: bootstrap
+	$(BIN)/python bench/stack_apply.py
+
+# Stops the embedded environment; local instances and $OPSFLOW_HOME are kept.
+down:
+	@if [ -x $(OPSFLOW) ]; then $(OPSFLOW) dev down; fi
+
+# Build and tool caches only: .venv and $OPSFLOW_HOME (stacks, dev database) stay.
+clean:
+	rm -rf build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +

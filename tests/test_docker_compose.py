@@ -1,0 +1,86 @@
+"""docker-compose.yml and the worker Dockerfile, checked by reading them (no Docker here)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.common import SearchAttributeIndexedValueType
+
+from workflows.common import SEARCH_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    result: dict[str, Any] = compose["services"]
+    return result
+
+
+def _depends_on(service: dict[str, Any]) -> dict[str, str]:
+    return {name: spec["condition"] for name, spec in service["depends_on"].items()}
+
+
+def _command_words(service: dict[str, Any]) -> list[str]:
+    parts = [*service.get("entrypoint", []), *service.get("command", [])]
+    return shlex.split(" ".join(parts).replace("\\\n", " "))
+
+
+def test_every_part_is_a_service(services: dict[str, Any]) -> None:
+    assert {"postgresql", "temporal", "temporal-search-attributes", "temporal-ui", "worker"} <= set(
+        services
+    )
+
+
+def test_temporal_keeps_its_state_in_postgresql(services: dict[str, Any]) -> None:
+    temporal = services["temporal"]
+    assert temporal["environment"]["DB"] == "postgres12"
+    assert temporal["environment"]["POSTGRES_SEEDS"] == "postgresql"
+    assert "7233:7233" in temporal["ports"]
+    assert _depends_on(temporal) == {"postgresql": "service_healthy"}
+    assert services["postgresql"]["healthcheck"]["test"]
+    assert any(v.endswith(":/var/lib/postgresql/data") for v in services["postgresql"]["volumes"])
+
+
+def test_ui_and_worker_talk_to_temporal(services: dict[str, Any]) -> None:
+    assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert "8233:8080" in services["temporal-ui"]["ports"]
+    worker = services["worker"]
+    assert worker["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    assert worker["environment"]["OPSFLOW_HOME"] == "/var/lib/opsflow"
+    assert any(v.endswith(":/var/lib/opsflow") for v in worker["volumes"])
+
+
+def test_worker_starts_after_temporal_and_its_search_attributes(services: dict[str, Any]) -> None:
+    assert _depends_on(services["worker"]) == {
+        "temporal": "service_healthy",
+        "temporal-search-attributes": "service_completed_successfully",
+    }
+    assert _depends_on(services["temporal-search-attributes"]) == {"temporal": "service_healthy"}
+    assert services["temporal"]["healthcheck"]["test"]
+
+
+def test_every_search_attribute_is_registered_as_keyword(services: dict[str, Any]) -> None:
+    words = _command_words(services["temporal-search-attributes"])
+    create = words.index("create")
+    registered = [words[i + 1] for i in range(create, len(words) - 1) if words[i] == "--name"]
+    assert registered == [key.name for key in SEARCH_ATTRIBUTES]
+    assert words[words.index("--type", create) + 1] == "Keyword"
+    # One --type for all names: a non-keyword attribute needs its own create command.
+    assert {key.indexed_value_type for key in SEARCH_ATTRIBUTES} == {
+        SearchAttributeIndexedValueType.KEYWORD
+    }
+
+
+def test_dockerfile_builds_the_worker() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:3\.11", text, re.MULTILINE)
+    assert "openssh-client" in text
+    assert "pip install" in text
+    assert 'CMD ["python", "-m", "worker"]' in text
