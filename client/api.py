@@ -81,7 +81,9 @@ def run_url(workflow_id: str) -> str:
 
 
 class OpsflowClient:
-    def __init__(self, client: Client, task_queue: str | None = None, tag_runs: bool = True) -> None:
+    def __init__(
+        self, client: Client, task_queue: str | None = None, tag_runs: bool = True
+    ) -> None:
         self.temporal = client
         self.task_queue = task_queue or settings.task_queue()
         self.tag_runs = tag_runs

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ from client import output
 from client.api import OpsflowClient, gone, run_url, settled
 from client.connect import connect
 from client.stackfile import load_stack_file
-from opsflow import names, settings
+from opsflow import names
 from opsflow.errors import InvalidInput, OperationFailed, OpsflowError
 from opsflow.messages import (
     AddInstanceInput,
@@ -102,8 +103,9 @@ def dev_up(fmt: str) -> None:
 
     parts = devenv.up()
     _show_parts(parts, fmt)
-    if fmt != "json":
-        click.echo(f"Temporal UI: {settings.ui_url()}")
+    ui = next((p.ui for p in parts if p.ui), None)
+    if fmt != "json" and ui:
+        click.echo(f"Temporal UI: {ui}")
 
 
 @dev.command("down")
@@ -384,23 +386,34 @@ async def run_command(
         click.echo(f"  {item.hostname}: {state}" + (f" ({item.error})" if item.error else ""))
 
 
-def main() -> None:
+def _main() -> int:
     try:
         code = cli.main(standalone_mode=False)
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Abort:
         output.error("aborted")
-        sys.exit(1)
+        return 1
     except click.ClickException as err:
         err.show()
-        sys.exit(2 if isinstance(err, click.UsageError | click.BadParameter) else err.exit_code)
+        return 2 if isinstance(err, click.UsageError | click.BadParameter) else err.exit_code
     except OpsflowError as err:
         output.error(str(err))
-        sys.exit(err.exit_code)
+        return err.exit_code
     except KeyboardInterrupt:
         output.error("interrupted; the operation goes on in Temporal")
-        sys.exit(130)
+        return 130
+
+
+def main() -> None:
+    code = _main()
+    from client.telemetry import flush
+
+    flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # The Temporal client's Rust runtime can abort the interpreter while it shuts down
+    # (temporalio/sdk-python#300); everything is flushed and nothing is left to do.
+    os._exit(code)
 
 
 if __name__ == "__main__":

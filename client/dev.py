@@ -40,7 +40,6 @@ __all__ = ["DevError", "PartName", "PartStatus", "down", "status", "up"]
 PartName = Literal["temporal", "worker"]
 PARTS: tuple[PartName, ...] = ("temporal", "worker")
 
-DEFAULT_DEV_PORT = 7233
 STOP_GRACE_SECONDS = 10.0
 _POLL_SECONDS = 0.2
 _LOG_TAIL_LINES = 20
@@ -106,19 +105,11 @@ class _Layout:
         return self.external_address() or self.address
 
 
-def _port_env(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    try:
-        return int(value) if value else default
-    except ValueError:
-        raise OperationFailed(f"{name} must be a port number, not {value!r}") from None
-
-
 def _layout() -> _Layout:
     return _Layout(
         home=settings.opsflow_home(),
-        port=_port_env("OPSFLOW_DEV_PORT", DEFAULT_DEV_PORT),
-        ui_port=_port_env("OPSFLOW_UI_PORT", settings.DEFAULT_UI_PORT),
+        port=settings.dev_port(),
+        ui_port=settings.ui_port(),
     )
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
+from opsflow.errors import InvalidInput
+
+DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
 DEFAULT_UI_PORT = 8233
 DEFAULT_TASK_QUEUE = "opsflow"
@@ -16,8 +18,28 @@ def opsflow_home() -> Path:
     return Path(os.environ.get("OPSFLOW_HOME") or Path.home() / ".opsflow").absolute()
 
 
+def _port(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise InvalidInput(f"{name} must be a port number, not {value!r}")
+    return int(value)
+
+
+def dev_port() -> int:
+    """OPSFLOW_DEV_PORT, default 7233: the embedded dev server's gRPC port."""
+    return _port("OPSFLOW_DEV_PORT", DEFAULT_DEV_PORT)
+
+
+def ui_port() -> int:
+    """OPSFLOW_UI_PORT, default 8233: the embedded dev server's UI port."""
+    return _port("OPSFLOW_UI_PORT", DEFAULT_UI_PORT)
+
+
 def temporal_address() -> str:
-    return os.environ.get("TEMPORAL_ADDRESS") or DEFAULT_TEMPORAL_ADDRESS
+    """TEMPORAL_ADDRESS, or the embedded dev server."""
+    return os.environ.get("TEMPORAL_ADDRESS") or f"localhost:{dev_port()}"
 
 
 def task_queue() -> str:
@@ -31,7 +53,7 @@ def temporal_namespace() -> str:
 
 def ui_url() -> str:
     """Where runs can be inspected: TEMPORAL_UI_URL, or the embedded dev server's UI."""
-    return os.environ.get("TEMPORAL_UI_URL") or f"http://localhost:{DEFAULT_UI_PORT}"
+    return os.environ.get("TEMPORAL_UI_URL") or f"http://localhost:{ui_port()}"
 
 
 def instances_dir() -> Path:

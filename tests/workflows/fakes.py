@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -33,7 +35,7 @@ class FakeCloud:
     def events_for(self, event: str) -> list[str]:
         return [host for host, ev in self.runs if ev == event]
 
-    def activities(self) -> list[object]:
+    def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name=names.LAUNCH_INSTANCE)
         async def launch(request: LaunchInput) -> LaunchResult:
             self.machines[request.hostname] = "running"
