@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -78,6 +79,8 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 # (cores + 4 threads) would make runs on many instances queue behind each other.
 _SSH_THREADS = ThreadPoolExecutor(max_workers=200, thread_name_prefix="opsflow-ssh")
 
+_tracer = trace.get_tracer("opsflow")
+
 ContextSource = Callable[[RecipeRunInput], Awaitable[RunContext]]
 
 # Whether a pid runs; a zombie nobody reaped yet counts as dead.
@@ -104,7 +107,23 @@ class RecipeActivities:
         _check_context(context, recipes)
         if not recipes:
             return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="")
-        outcome = await _ShellRun(request, context, recipes).run()
+        # One span for the remote run, under the activity's span from TracingInterceptor;
+        # it carries names and numbers only, never the attributes (they may hold secrets).
+        with _tracer.start_as_current_span(
+            "ssh recipes",
+            attributes={
+                "opsflow.stack": request.stack,
+                "opsflow.instance": request.hostname,
+                "opsflow.event": request.event,
+                "opsflow.recipes": recipes,
+                "opsflow.run_id": request.run_id,
+                "server.address": request.ssh.host,
+                "server.port": request.ssh.port,
+            },
+        ) as span:
+            outcome = await _ShellRun(request, context, recipes).run()
+            span.set_attribute("opsflow.exit_code", outcome.exit_code)
+            span.set_attribute("opsflow.attached", outcome.attached)
         if outcome.exit_code != 0:
             raise _recipe_failed(request, outcome)
         return RecipeRunResult(

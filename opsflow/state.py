@@ -31,6 +31,9 @@ class RunRecord(BaseModel):
 
 class InstanceState(BaseModel):
     stack: str
+    max_history_events: int | None = Field(
+        default=None, description="continue-as-new past this; None: when the server suggests"
+    )
     view: InstanceView
     queue: list[InstanceCommand] = Field(default_factory=list)
     current: InstanceCommand | None = None
@@ -47,6 +50,9 @@ class StackState(BaseModel):
     # Servers without opsflow's search attributes (the time-skipping test server) refuse
     # workflows that carry them; everywhere else runs are tagged for the UI's filters.
     tag_runs: bool = True
+    max_history_events: int | None = Field(
+        default=None, description="continue-as-new past this; None: when the server suggests"
+    )
     spec: StackSpec | None = None
     source_file: str | None = None
     instances: dict[str, InstanceView] = Field(default_factory=dict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
 from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, RECIPE_FAILED_TYPE
@@ -36,3 +37,11 @@ RECIPE_TIMEOUT = timedelta(hours=2)
 # How soon a worker that died mid-recipe is noticed and the run handed to another attempt.
 RECIPE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 PROVIDER_TIMEOUT = timedelta(minutes=5)
+
+
+def history_is_long(max_events: int | None) -> bool:
+    """Time to continue-as-new: the server suggests it, or the configured limit is passed."""
+    info = workflow.info()
+    if info.is_continue_as_new_suggested():
+        return True
+    return max_events is not None and info.get_current_history_length() > max_events

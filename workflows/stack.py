@@ -81,7 +81,7 @@ class StackWorkflow:
                 lambda: (
                     self._state.configure_pending
                     or self._deleted()
-                    or workflow.info().is_continue_as_new_suggested()
+                    or common.history_is_long(self._state.max_history_events)
                 )
             )
             if self._deleted():
@@ -316,7 +316,12 @@ class StackWorkflow:
         queue = [self._command(InstanceCommandKind.START)] if start else []
         await workflow.start_child_workflow(
             InstanceWorkflow.run,
-            InstanceState(stack=spec.name, view=view, queue=queue),
+            InstanceState(
+                stack=spec.name,
+                view=view,
+                queue=queue,
+                max_history_events=self._state.max_history_events,
+            ),
             id=names.instance_workflow_id(spec.name, hostname),
             parent_close_policy=ParentClosePolicy.ABANDON,
             search_attributes=self._tags(

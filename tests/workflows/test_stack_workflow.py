@@ -11,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from client.api import OpsflowClient, gone
+from opsflow import names
 from opsflow.errors import InvalidInput, NotFound
 from opsflow.messages import (
     AddInstanceInput,
@@ -18,6 +19,7 @@ from opsflow.messages import (
     RunCommandInput,
 )
 from opsflow.spec import StackSpec
+from opsflow.state import StackState
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
@@ -211,3 +213,38 @@ async def test_bad_requests_are_refused_by_validators(
             await client.describe("does-not-exist")
         # Nothing refused above reached an instance.
         assert cloud.events_for("setup") == ["web1"]
+
+
+async def test_long_histories_continue_as_new_keeping_all_state(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        stack_id = names.stack_workflow_id(name)
+        first = await time_skipping_env.client.start_workflow(
+            StackWorkflow.run,
+            StackState(tag_runs=False, max_history_events=60),
+            id=stack_id,
+            task_queue=client.task_queue,
+        )
+        await client.apply(make_spec(name, web=2, db=0))
+        await quiet(client, name)
+        for _ in range(3):
+            started = await client.run_command(name, RunCommandInput(command="configure"))
+            await client.wait_deployment(started.deployment_id)
+        found = await quiet(client, name)
+        latest = await time_skipping_env.client.get_workflow_handle(stack_id).describe()
+        assert latest.run_id != first.result_run_id  # the stack continued as new
+        web1 = time_skipping_env.client.get_workflow_handle(
+            names.instance_workflow_id(name, "web1")
+        )
+        started_by = (
+            (await web1.fetch_history()).events[0].workflow_execution_started_event_attributes
+        )
+        assert started_by.continued_execution_run_id  # the instance continued as new too
+        # ...and nothing it knew was lost on the way
+        assert [v.status for v in found.instances] == [InstanceStatus.ONLINE] * 2
+        assert found.configure_rounds == 1 and found.spec.name == name
+        assert any(e.kind == "applied" for e in found.events)
+        assert len((await client.instance_state(name, "web1")).runs) == 5  # setup + 4 configure
