@@ -1,0 +1,80 @@
+"""Record the histories the replay test checks new workflow code against.
+
+Run after a deliberate, compatible change to regenerate (never to silence a failure that
+means running workflows would break):
+
+    .venv/bin/python -m tests.workflows.record_histories
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from client.api import OpsflowClient
+from opsflow import names
+from opsflow.messages import InstanceActionKind, RunCommandInput
+from tests.conftest import binary
+from tests.helpers import quiet
+from tests.workflows.fakes import FakeCloud
+from tests.workflows.test_stack_workflow import make_spec
+from workflows.deployment import DeploymentWorkflow
+from workflows.instance import InstanceWorkflow
+from workflows.stack import StackWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+QUEUE = "record"
+
+
+async def scenario(client: Client) -> list[str]:
+    """A stack's whole life: apply, a failed setup, configure rounds, a command, a stop,
+    a delete. Returns the workflow ids whose histories are kept."""
+    ops = OpsflowClient(client, task_queue=QUEUE, tag_runs=False)
+    await ops.apply(make_spec("replay", web=2, db=1))
+    await quiet(ops, "replay")
+    started = await ops.run_command("replay", RunCommandInput(command="configure", layer="web"))
+    await ops.wait_deployment(started.deployment_id)
+    await ops.instance_action("replay", "web2", InstanceActionKind.STOP)
+    await quiet(ops, "replay")
+    await ops.delete_stack("replay")
+    await ops.wait_stack_deleted("replay", timeout=60)
+    return [
+        names.stack_workflow_id("replay"),
+        names.instance_workflow_id("replay", "web1"),
+        names.instance_workflow_id("replay", "web2"),
+        names.instance_workflow_id("replay", "db1"),
+        started.deployment_id,
+    ]
+
+
+async def main() -> None:
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=binary("temporal-test-server"),
+    )
+    try:
+        cloud = FakeCloud(fail_setup={"db1"})
+        async with Worker(
+            env.client,
+            task_queue=QUEUE,
+            workflows=[StackWorkflow, InstanceWorkflow, DeploymentWorkflow],
+            activities=cloud.activities(),
+        ):
+            workflow_ids = await scenario(env.client)
+        HISTORIES.mkdir(exist_ok=True)
+        for workflow_id in workflow_ids:
+            history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+            target = HISTORIES / f"{workflow_id.replace(':', '_')}.json"
+            target.write_text(history.to_json())
+            print(f"wrote {target} ({len(history.events)} events)")
+    finally:
+        await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
