@@ -20,6 +20,7 @@ test: lint
 
 lint: bootstrap
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
 format: bootstrap

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -21,6 +22,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     QueryRejectCondition,
@@ -65,6 +67,14 @@ from workflows.stack import StackWorkflow
 
 T = TypeVar("T")
 
+# Updates and queries are answered by a worker: without one they would wait forever.
+UPDATE_TIMEOUT = timedelta(seconds=60)
+QUERY_TIMEOUT = timedelta(seconds=15)
+NO_ANSWER = (
+    "no answer from {what} within {seconds:.0f}s: is an opsflow worker polling task queue "
+    "{queue}? (`opsflow dev status`, `opsflow dev up`)"
+)
+
 
 class StackSummary(BaseModel):
     name: str
@@ -82,9 +92,16 @@ def run_url(workflow_id: str) -> str:
 
 class OpsflowClient:
     def __init__(
-        self, client: Client, task_queue: str | None = None, tag_runs: bool = True
+        self,
+        client: Client,
+        task_queue: str | None = None,
+        tag_runs: bool = True,
+        update_timeout: timedelta = UPDATE_TIMEOUT,
+        query_timeout: timedelta = QUERY_TIMEOUT,
     ) -> None:
         self.temporal = client
+        self.update_timeout = update_timeout
+        self.query_timeout = query_timeout
         self.task_queue = task_queue or settings.task_queue()
         self.tag_runs = tag_runs
 
@@ -116,6 +133,7 @@ class OpsflowClient:
                 StackWorkflow.apply,
                 ApplyInput(spec=spec, source_file=source_file),
                 start_workflow_operation=start,
+                rpc_timeout=self.update_timeout,
             ),
         )
 
@@ -125,7 +143,9 @@ class OpsflowClient:
             return await self._call(
                 handle.id,
                 lambda: handle.query(
-                    StackWorkflow.describe, reject_condition=QueryRejectCondition.NOT_OPEN
+                    StackWorkflow.describe,
+                    reject_condition=QueryRejectCondition.NOT_OPEN,
+                    rpc_timeout=self.query_timeout,
                 ),
             )
         except WorkflowQueryRejectedError:
@@ -153,7 +173,10 @@ class OpsflowClient:
 
     async def delete_stack(self, stack: str) -> DeleteStackResult:
         handle = self._stack(stack)
-        return await self._call(handle.id, lambda: handle.execute_update(StackWorkflow.delete))
+        return await self._call(
+            handle.id,
+            lambda: handle.execute_update(StackWorkflow.delete, rpc_timeout=self.update_timeout),
+        )
 
     async def wait_stack_deleted(self, stack: str, timeout: float = 600) -> None:
         handle = self._stack(stack)
@@ -173,7 +196,10 @@ class OpsflowClient:
     async def add_instance(self, stack: str, request: AddInstanceInput) -> InstanceView:
         handle = self._stack(stack)
         return await self._call(
-            handle.id, lambda: handle.execute_update(StackWorkflow.add_instance, request)
+            handle.id,
+            lambda: handle.execute_update(
+                StackWorkflow.add_instance, request, rpc_timeout=self.update_timeout
+            ),
         )
 
     async def instance_action(
@@ -182,7 +208,10 @@ class OpsflowClient:
         handle = self._stack(stack)
         request = InstanceActionInput(hostname=hostname, action=action)
         return await self._call(
-            handle.id, lambda: handle.execute_update(StackWorkflow.instance_action, request)
+            handle.id,
+            lambda: handle.execute_update(
+                StackWorkflow.instance_action, request, rpc_timeout=self.update_timeout
+            ),
         )
 
     async def wait_instances(
@@ -214,7 +243,10 @@ class OpsflowClient:
     async def instance_state(self, stack: str, hostname: str) -> InstanceState:
         workflow_id = names.instance_workflow_id(stack, hostname)
         handle = self.temporal.get_workflow_handle(workflow_id)
-        return await self._call(workflow_id, lambda: handle.query(InstanceWorkflow.describe))
+        return await self._call(
+            workflow_id,
+            lambda: handle.query(InstanceWorkflow.describe, rpc_timeout=self.query_timeout),
+        )
 
     async def last_log_tail(self, stack: str, hostname: str) -> str | None:
         """The log tail of the instance's most recent failed recipe run, if any."""
@@ -230,7 +262,10 @@ class OpsflowClient:
     async def run_command(self, stack: str, request: RunCommandInput) -> RunCommandResult:
         handle = self._stack(stack)
         return await self._call(
-            handle.id, lambda: handle.execute_update(StackWorkflow.run_command, request)
+            handle.id,
+            lambda: handle.execute_update(
+                StackWorkflow.run_command, request, rpc_timeout=self.update_timeout
+            ),
         )
 
     async def wait_deployment(self, deployment_id: str) -> DeploymentResult:
@@ -264,11 +299,29 @@ class OpsflowClient:
         """Run one request, turning Temporal's failures into opsflow errors."""
         try:
             return await call()
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise OperationFailed(
+                NO_ANSWER.format(
+                    what=workflow_id,
+                    seconds=self.update_timeout.total_seconds(),
+                    queue=self.task_queue,
+                ),
+                run_url(workflow_id),
+            ) from None
         except WorkflowUpdateFailedError as err:
             raise _from_failure(err.cause, workflow_id) from None
         except WorkflowFailureError as err:
             raise _from_failure(err.cause, workflow_id) from None
         except RPCError as err:
+            if err.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
+                raise OperationFailed(
+                    NO_ANSWER.format(
+                        what=workflow_id,
+                        seconds=self.query_timeout.total_seconds(),
+                        queue=self.task_queue,
+                    ),
+                    run_url(workflow_id),
+                ) from None
             if err.status == RPCStatusCode.NOT_FOUND:
                 stack = workflow_id.split(":")[1] if ":" in workflow_id else workflow_id
                 kind = "stack" if workflow_id.startswith("stack:") else "run"

@@ -7,12 +7,17 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
 import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from workflows.common import SEARCH_ATTRIBUTES
+
+# hypothesis is imported up front: its pytest plugin otherwise imports it at the very end
+# of a session, and CPython 3.11.7 can fail to compile it then ("AST constructor recursion
+# depth mismatch"), failing a run whose tests all passed.
 
 BIN = Path(sys.executable).parent
 

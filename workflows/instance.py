@@ -63,8 +63,10 @@ class InstanceWorkflow:
         await self._report()
         while True:
             await workflow.wait_condition(
-                lambda: bool(self._state.queue)
-                or common.history_is_long(self._state.max_history_events)
+                lambda: (
+                    bool(self._state.queue)
+                    or common.history_is_long(self._state.max_history_events)
+                )
             )
             if not self._state.queue:
                 await workflow.wait_condition(workflow.all_handlers_finished)

@@ -66,6 +66,7 @@ def make_stack_dir(
     if recipes is None:
         shutil.copytree(EXAMPLE_COOKBOOKS, cookbooks)
     else:
+        cookbooks.mkdir()
         for recipe, script in recipes.items():
             cookbook, _, recipe_name = recipe.partition("::")
             (cookbooks / cookbook).mkdir(parents=True, exist_ok=True)

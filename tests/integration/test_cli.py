@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from client.api import OpsflowClient
+from client.stackfile import load_stack_file
+from opsflow.errors import OperationFailed
 from tests.integration.conftest import make_stack_dir, opsflow_cli
 
 pytestmark = pytest.mark.integration
@@ -129,3 +132,84 @@ async def test_unreachable_temporal_exits_1_and_says_what_to_do(task_queue: str)
     assert result.returncode == 1
     assert "cannot reach Temporal at 127.0.0.1:1" in result.stderr
     assert "opsflow dev up" in result.stderr
+
+
+async def test_instances_added_started_stopped_and_deleted_through_the_cli(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path
+) -> None:
+    body = "layers:\n  - name: app\n    recipes: {setup: [app::setup]}\n"
+    stack_file = make_stack_dir(tmp_path, "cliadd", body, {"app::setup": "echo up\n"})
+    assert (
+        await opsflow_cli(["stack", "apply", str(stack_file)], address, task_queue)
+    ).returncode == 0
+
+    added = await opsflow_cli(
+        ["instance", "add", "cliadd", "--layer", "app", "--hostname", "extra", "--start", "--wait"],
+        address,
+        task_queue,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "extra: online" in added.stdout
+    bad_layer = await opsflow_cli(
+        ["instance", "add", "cliadd", "--layer", "nope", "--hostname", "x"], address, task_queue
+    )
+    assert bad_layer.returncode == 2 and "has no layer 'nope' (layers: app)" in bad_layer.stderr
+    bad_name = await opsflow_cli(
+        ["instance", "add", "cliadd", "--layer", "app", "--hostname", "X;rm"], address, task_queue
+    )
+    assert bad_name.returncode == 2 and "--hostname" in bad_name.stderr
+
+    for verb, expected in (("stop", "stopped"), ("start", "online")):
+        result = await opsflow_cli(
+            ["instance", verb, "cliadd", "extra", "--wait"], address, task_queue
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"extra: {expected}" in result.stdout
+    again = await opsflow_cli(["instance", "start", "cliadd", "extra"], address, task_queue)
+    assert again.returncode == 2 and "it is online" in again.stderr
+
+    deleted = await opsflow_cli(
+        ["instance", "delete", "cliadd", "extra", "--wait"], address, task_queue
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    assert "extra: deleted" in deleted.stdout
+    listed = await opsflow_cli(["instance", "list", "cliadd", "-o", "json"], address, task_queue)
+    assert json.loads(listed.stdout) == []
+    await opsflow_cli(["stack", "delete", "cliadd", "--wait"], address, task_queue)
+
+
+async def test_a_failing_configure_run_exits_1_with_each_failure(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path
+) -> None:
+    body = "layers:\n  - name: app\n    recipes: {configure: [app::configure]}\n"
+    body += "    instances: [{hostname: app1}]\n"
+    script = 'echo "reading $OPSFLOW_ATTRIBUTES"\necho "no upstream" >&2\nexit 4\n'
+    stack_file = make_stack_dir(tmp_path, "cliconf", body, {"app::configure": script})
+    applied = await opsflow_cli(["stack", "apply", str(stack_file), "--wait"], address, task_queue)
+    assert applied.returncode == 0, applied.stderr
+    ran = await opsflow_cli(["run", "cliconf", "configure", "--wait"], address, task_queue)
+    assert ran.returncode == 1
+    assert "configure failed on 1 instance(s)" in ran.stderr
+    assert "app1: cliconf/app1: recipe app::configure failed with exit code 4" in ran.stderr
+    assert "no upstream" in ran.stderr
+    assert "see: http://" in ran.stderr and "deployment%3Acliconf%3A" in ran.stderr
+    await opsflow_cli(["stack", "delete", "cliconf", "--wait"], address, task_queue)
+
+
+async def test_no_worker_gives_a_clear_error_instead_of_hanging(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    stack_file = make_stack_dir(tmp_path, "orphan", "layers: [{name: app}]\n", {})
+    lonely = OpsflowClient(
+        dev_env.client,
+        task_queue="nobody-polls-this",
+        update_timeout=timedelta(seconds=2),
+        query_timeout=timedelta(seconds=2),
+    )
+    try:
+        with pytest.raises(OperationFailed, match="worker polling task queue nobody-polls-this"):
+            await lonely.apply(load_stack_file(stack_file))
+        with pytest.raises(OperationFailed, match="no answer from stack:orphan within 2s"):
+            await lonely.describe("orphan")
+    finally:
+        await dev_env.client.get_workflow_handle("stack:orphan").terminate()
