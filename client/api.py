@@ -238,7 +238,7 @@ class OpsflowClient:
                     f"instances of {stack} did not settle within {timeout:.0f}s",
                     run_url(names.stack_workflow_id(stack)),
                 )
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.25)
 
     async def instance_state(self, stack: str, hostname: str) -> InstanceState:
         workflow_id = names.instance_workflow_id(stack, hostname)

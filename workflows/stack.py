@@ -8,6 +8,7 @@ and the caller gets an answer (a signal could only be fire-and-forget).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -110,14 +111,13 @@ class StackWorkflow:
             f"configure round {generation} on {len(online)} online instance(s)",
             details={"instances": online},
         )
-        for hostname in online:
-            command = InstanceCommand(
-                id=f"configure-{generation}",
-                kind=InstanceCommandKind.RUN,
-                event="configure",
-                generation=generation,
-            )
-            await self._send(hostname, command)
+        command = InstanceCommand(
+            id=f"configure-{generation}",
+            kind=InstanceCommandKind.RUN,
+            event="configure",
+            generation=generation,
+        )
+        await self._send_all(online, lambda: command)
 
     # ---- updates -------------------------------------------------------------------
 
@@ -130,12 +130,19 @@ class StackWorkflow:
             self._state.source_file = request.source_file
             if created or plan.changes:
                 self._event("applied", "; ".join(plan.changes) or "no changes")
-            for hostname, layer in plan.create_instances.items():
-                await self._create_instance(hostname, layer, from_file=True, start=True)
-            for hostname in plan.restart_instances:
-                await self._send(hostname, self._command(InstanceCommandKind.START))
-            for hostname in plan.delete_instances:
-                await self._send(hostname, self._command(InstanceCommandKind.DELETE))
+            # Started together, not one after another: each await is a round trip.
+            await asyncio.gather(
+                *(
+                    self._create_instance(hostname, layer, from_file=True, start=True)
+                    for hostname, layer in plan.create_instances.items()
+                )
+            )
+            await self._send_all(
+                plan.restart_instances, lambda: self._command(InstanceCommandKind.START)
+            )
+            await self._send_all(
+                plan.delete_instances, lambda: self._command(InstanceCommandKind.DELETE)
+            )
             return ApplyResult(
                 changes=plan.changes,
                 started=[*plan.create_instances, *plan.restart_instances],
@@ -233,8 +240,7 @@ class StackWorkflow:
             self._state.deleting = True
             self._event("deleting", "stack delete requested")
             hostnames = sorted(self._state.instances)
-            for hostname in hostnames:
-                await self._send(hostname, self._command(InstanceCommandKind.DELETE))
+            await self._send_all(hostnames, lambda: self._command(InstanceCommandKind.DELETE))
             return DeleteStackResult(instances=hostnames)
 
     @delete.validator
@@ -335,6 +341,11 @@ class StackWorkflow:
             names.instance_workflow_id(self._spec().name, hostname)
         )
         await handle.signal(InstanceWorkflow.enqueue, command)
+
+    async def _send_all(
+        self, hostnames: Iterable[str], make: Callable[[], InstanceCommand]
+    ) -> None:
+        await asyncio.gather(*(self._send(hostname, make()) for hostname in hostnames))
 
     def _command(self, kind: InstanceCommandKind) -> InstanceCommand:
         return InstanceCommand(id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind)
