@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,6 +101,14 @@ def test_up_restarts_only_what_is_down_and_down_stops_all(home: Path) -> None:
     assert [p.model_dump(mode="json") for p in dev.status()] == [
         p.model_dump(mode="json") for p in first.values()
     ]
+
+    shown = subprocess.run(
+        [sys.executable, "-m", "client.cli", "dev", "status", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(shown.stdout) == [p.model_dump(mode="json") for p in first.values()]
 
     assert _by_name(dev.up()) == first, "a second up changes nothing"
 
