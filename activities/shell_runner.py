@@ -14,6 +14,23 @@ gone died before it could finish: it is renamed to `{run_id}.lost-N` and the run
 afresh (recipes, like OpsWorks' chef recipes, are expected to be idempotent). Cancelling
 the activity leaves the run going; a later attempt with the same run_id picks it up.
 
+SSH round trips: one command per run, normally. Its stdin is a gzipped tar of the run
+files (attributes.json, recipes, run.sh), never the command line (an argv string is
+limited to 128 KiB; attributes may be larger); it is extracted aside under `tmp/`, then:
+1. if the payload carries `cookbooks/` and `cookbooks/{sha256}` is missing, it is staged
+   (renamed into place: all or nothing);
+2. if the cookbooks are still missing it prints `staged=0` and stops, before claiming;
+3. it claims the run directory, or finds an earlier attempt's (done, running: re-attach;
+   lost: renamed aside, claimed afresh); only a fresh claim moves the run files in and
+   starts run.sh; a re-attach writes nothing;
+4. it waits for `exit` for up to 30 s and prints the outcome and the log tail.
+The cookbooks ride along when this worker has not seen them staged on the instance yet
+and their payload is at most SPECULATIVE_STAGE_BYTES; otherwise a `staged=0` answer
+costs one more command that carries them. A run still going after 30 s costs one more
+command per 30 s chunk (which bounds how long a cancelled activity's thread lingers).
+So: staged and fresh, 1 command; first run of small cookbooks, 1; of big ones, 2; a
+retry, 1 (plus the chunks); no SFTP.
+
 A recipe runs with `sh`, or directly (its shebang decides) when the file is executable,
 in the instance root, stdin from /dev/null, with OPSFLOW_ATTRIBUTES (the stack
 configuration JSON file), OPSFLOW_EVENT, OPSFLOW_INSTANCE, OPSFLOW_ROOT, OPSFLOW_RUN_ID and
@@ -71,7 +88,13 @@ HEARTBEAT_SECONDS = 2.0
 # long a cancelled activity's thread lingers.
 WAIT_CHUNK_SECONDS = 30
 POLL_SECONDS = 0.05
+# Most recipe runs are short: the first half second is polled finely, for latency.
+FAST_POLL_SECONDS = 0.01
+FAST_POLLS = 50
 COMMAND_TIMEOUT = 120.0
+# Cookbooks this worker has not seen staged on an instance go with the first command when
+# their payload is at most this big (else only after the instance says it lacks them).
+SPECULATIVE_STAGE_BYTES = 1 << 20
 # Run ids name a directory: no slash, no leading dot, nothing a shell would interpret.
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 
@@ -80,6 +103,10 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 _SSH_THREADS = ThreadPoolExecutor(max_workers=200, thread_name_prefix="opsflow-ssh")
 
 _tracer = trace.get_tracer("opsflow")
+
+# (host, port, root, cookbooks digest) this worker process has seen staged: a hint only,
+# the remote command checks for itself.
+_staged: set[tuple[str, int, str, str]] = set()
 
 ContextSource = Callable[[RecipeRunInput], Awaitable[RunContext]]
 
@@ -185,12 +212,28 @@ def cookbooks_digest(directory: str | None) -> str:
     return digest.hexdigest()
 
 
-def _cookbooks_tarball(directory: str | None) -> bytes:
+def _payload(files: dict[str, bytes], cookbooks: str | None, *, stage: bool) -> bytes:
+    """The run's stdin: a gzipped tar of the run files, plus `cookbooks/` when staging."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        if directory is not None:
-            tar.add(directory, arcname=".")
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, now
+            tar.addfile(info, io.BytesIO(data))
+        if stage:
+            _add_cookbooks(tar, cookbooks)
     return buffer.getvalue()
+
+
+def _add_cookbooks(tar: tarfile.TarFile, directory: str | None) -> None:
+    """The cookbooks tree as `cookbooks/` (an empty directory when there is none)."""
+    if directory is not None:
+        tar.add(directory, arcname="cookbooks")
+        return
+    info = tarfile.TarInfo("cookbooks")
+    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, time.time()
+    tar.addfile(info)
 
 
 # ---- one run ----------------------------------------------------------------------------
@@ -248,23 +291,30 @@ class _ShellRun:
     async def run(self) -> _Outcome:
         digest = await asyncio.to_thread(cookbooks_digest, self.context.cookbooks_dir)
         layout = _Layout(self.request.root, self.request.run_id, digest)
-        fields = _fields(await _heartbeating(self._exec, _prepare_script(layout, self.nonce)))
-        state = fields.get("state")
-        if state == "new":
-            await _heartbeating(self._upload, layout, fields.get("staged") == "1")
-            command = _launch_script(layout, self.nonce) + _wait_script(layout)
-        elif state in ("running", "done"):
-            command = _wait_script(layout)
-        else:
+        # One command stages (if it carries the cookbooks), claims, writes the run files,
+        # launches and waits. The cookbooks go with it unless this worker saw them staged
+        # there already (or they are big); if the instance lacks them all the same, it
+        # says so before claiming, and a second command carries them.
+        staged_key = (self.endpoint.host, self.endpoint.port, layout.root, digest)
+        first = staged_key not in _staged
+        output = await _heartbeating(self._start, layout, stage=first, speculative=True)
+        if _fields(_head(output)).get("staged") == "0":
+            output = await _heartbeating(self._start, layout, stage=True, speculative=False)
+        fields = _fields(_head(output))
+        if fields.get("staged") == "1":
+            _staged.add(staged_key)
+        claim = fields.get("claim")
+        if fields.get("staged") != "1" or claim not in ("new", "running", "done"):
             raise ApplicationError(
-                f"{self._where()}: run {self.request.run_id} is being claimed by another attempt",
+                f"{self._where()}: run {self.request.run_id} could not be started "
+                f"(staged={fields.get('staged')}, claim={claim}); another attempt may be "
+                "claiming it",
                 type=RUN_SETUP_FAILED_TYPE,
             )
-        return await self._wait(layout, command, attached=state != "new")
+        return await self._wait(layout, output, attached=claim != "new")
 
-    async def _wait(self, layout: _Layout, command: str, *, attached: bool) -> _Outcome:
+    async def _wait(self, layout: _Layout, output: str, *, attached: bool) -> _Outcome:
         while True:
-            output = await _heartbeating(self._exec, command)
             head, _, tail = output.partition("\n---\n")
             fields = _fields(head)
             if fields.get("state") == "done":
@@ -281,11 +331,26 @@ class _ShellRun:
                     "code; the next attempt starts it afresh",
                     type=RUN_LOST_TYPE,
                 )
-            command = _wait_script(layout)
+            # Still running after one wait chunk: the next command takes over.
+            output = await _heartbeating(self._exec, _wait_script(layout))
 
-    def _exec(self, command: str) -> str:
+    def _start(self, layout: _Layout, *, stage: bool, speculative: bool) -> str:
+        """The one command of a run: stage (with `stage`), claim, write, launch, wait.
+        `speculative`: the cookbooks may not be needed, leave them out if big."""
+        attributes = json.dumps(self.context.configuration, indent=2, sort_keys=True)
+        files = {
+            "attributes.json": attributes.encode(),
+            "recipes": (" ".join(self.recipes) + "\n").encode(),
+            "run.sh": _run_script(layout, self.request, self.recipes).encode(),
+        }
+        payload = _payload(files, self.context.cookbooks_dir, stage=stage)
+        if stage and speculative and len(payload) > SPECULATIVE_STAGE_BYTES:
+            payload = _payload(files, None, stage=False)
+        return self._exec(_start_script(layout, self.nonce) + _wait_body(), payload)
+
+    def _exec(self, command: str, stdin: bytes | None = None) -> str:
         code, out, err = ssh.run(
-            self.endpoint, command, timeout=WAIT_CHUNK_SECONDS + COMMAND_TIMEOUT
+            self.endpoint, command, timeout=WAIT_CHUNK_SECONDS + COMMAND_TIMEOUT, stdin=stdin
         )
         if code != 0:
             raise ApplicationError(
@@ -294,23 +359,6 @@ class _ShellRun:
                 type=RUN_SETUP_FAILED_TYPE,
             )
         return out
-
-    def _upload(self, layout: _Layout, staged: bool) -> None:
-        if not staged:
-            upload = posixpath.join(layout.tmp, f"{layout.digest}.{self.nonce}.tar.gz")
-            ssh.put_bytes(self.endpoint, _cookbooks_tarball(self.context.cookbooks_dir), upload)
-            self._exec(_stage_script(layout, upload))
-        attributes = json.dumps(self.context.configuration, indent=2, sort_keys=True)
-        ssh.put_files(
-            self.endpoint,
-            {
-                posixpath.join(layout.run, "attributes.json"): attributes.encode(),
-                posixpath.join(layout.run, "recipes"): (" ".join(self.recipes) + "\n").encode(),
-                posixpath.join(layout.run, "run.sh"): _run_script(
-                    layout, self.request, self.recipes
-                ).encode(),
-            },
-        )
 
     def _where(self) -> str:
         return f"{self.request.stack}/{self.request.hostname}"
@@ -327,6 +375,11 @@ def _recipe_failed(request: RecipeRunInput, outcome: _Outcome) -> ApplicationErr
         type=RECIPE_FAILED_TYPE,
         non_retryable=True,
     )
+
+
+def _head(output: str) -> str:
+    """The `key=value` part of a remote script's output, before the log tail."""
+    return output.partition("\n---\n")[0]
 
 
 def _fields(output: str) -> dict[str, str]:
@@ -363,49 +416,47 @@ def _heartbeat() -> None:
 # ---- remote scripts (every interpolated value is quoted) --------------------------------
 
 
-def _prepare_script(layout: _Layout, nonce: str) -> str:
-    """Claim the run directory, or say what state an earlier attempt left it in."""
+def _start_script(layout: _Layout, nonce: str) -> str:
+    """Read the payload (stdin) aside; stage the cookbooks if it has them; say whether
+    they are staged (stop there if not, before claiming); claim the run directory or say
+    what state an earlier attempt left it in; if claimed, move the run files in and start
+    run.sh detached. The wait (`_wait_body`) follows in the same command."""
     run, owner = quote(layout.run), quote(posixpath.join(layout.run, "owner"))
     exit_file, pid = (
         quote(posixpath.join(layout.run, "exit")),
         quote(posixpath.join(layout.run, "pid")),
     )
+    cookbooks = quote(layout.cookbooks)
     dirs = " ".join(
         quote(d) for d in (layout.runs, layout.tmp, posixpath.dirname(layout.cookbooks))
     )
     return f"""{_ALIVE}
 mkdir -p {dirs} || exit 90
-if [ -d {quote(layout.cookbooks)} ]; then echo staged=1; else echo staged=0; fi
+in=$(mktemp -d {quote(layout.tmp)}/in.XXXXXX) || exit 90
+tar -xzf - -C "$in" --no-same-owner || {{ rm -rf "$in"; exit 92; }}
+if [ ! -d {cookbooks} ] && [ -d "$in/cookbooks" ]; then
+  mv -T "$in/cookbooks" {cookbooks} 2>/dev/null || true
+fi
+if [ ! -d {cookbooks} ]; then rm -rf "$in"; echo staged=0; exit 0; fi
+echo staged=1
 claim() {{ mkdir {run} 2>/dev/null && printf '%s\\n' {quote(nonce)} > {owner}; }}
-if claim; then echo state=new
-elif [ -e {exit_file} ]; then echo state=done
-elif [ -f {pid} ] && alive "$(cat {pid})"; then echo state=running
-elif [ -e {exit_file} ]; then echo state=done
+if claim; then c=new
+elif [ -e {exit_file} ]; then c=done
+elif [ -f {pid} ] && alive "$(cat {pid})"; then c=running
+elif [ -e {exit_file} ]; then c=done
 else
   n=1; while [ -e {run}.lost-$n ]; do n=$((n + 1)); done
   mv -T {run} {run}.lost-$n && echo lost=$n
-  if claim; then echo state=new; else echo state=busy; fi
+  if claim; then c=new; else c=busy; fi
 fi
-"""
-
-
-def _stage_script(layout: _Layout, upload: str) -> str:
-    """Extract the cookbooks beside their final place, then rename: all or nothing."""
-    target = quote(layout.cookbooks)
-    return f"""set -e
-tmp= upload={quote(upload)}
-trap 'rm -rf ${{tmp:+"$tmp"}} "$upload"' EXIT
-tmp=$(mktemp -d {quote(layout.tmp)}/cookbooks.XXXXXX)
-tar -xzf "$upload" -C "$tmp" --no-same-owner
-[ -d {target} ] || mv -T "$tmp" {target} 2>/dev/null || true
-[ -d {target} ]
-"""
-
-
-def _launch_script(layout: _Layout, nonce: str) -> str:
-    """Start run.sh detached; only the attempt that claimed the directory does."""
-    return f"""cd {quote(layout.run)} || exit 91
-if [ "$(cat owner 2>/dev/null)" = {quote(nonce)} ] && [ ! -e pid ]; then
+echo claim=$c
+if [ $c = new ]; then
+  mv "$in/attributes.json" "$in/recipes" "$in/run.sh" {run}/ || {{ rm -rf "$in"; exit 92; }}
+fi
+rm -rf "$in"
+[ $c != busy ] || exit 0
+cd {run} || exit 91
+if [ $c = new ] && [ ! -e pid ]; then
   : >> log
   ( setsid nohup sh ./run.sh </dev/null >/dev/null 2>&1 & echo $! > pid.tmp ) && mv pid.tmp pid
 fi
@@ -413,17 +464,24 @@ fi
 
 
 def _wait_script(layout: _Layout) -> str:
-    """Poll for `exit` for one chunk, then print the outcome and the log tail."""
-    polls = int(WAIT_CHUNK_SECONDS / POLL_SECONDS)
+    """Wait on a run already started (the start command's wait chunk ran out)."""
     return f"""{_ALIVE}
 cd {quote(layout.run)} || exit 91
-i=0
+{_wait_body()}"""
+
+
+def _wait_body() -> str:
+    """In the run directory: poll for `exit` for one chunk, then print the outcome and the
+    log tail."""
+    slow = int((WAIT_CHUNK_SECONDS - FAST_POLLS * FAST_POLL_SECONDS) / POLL_SECONDS)
+    return f"""i=0 d={FAST_POLL_SECONDS}
 while [ ! -e exit ]; do
-  [ $i -lt {polls} ] || {{ echo state=pending; exit 0; }}
+  [ $i -lt {FAST_POLLS + slow} ] || {{ echo state=pending; exit 0; }}
   if [ $((i % 20)) -eq 0 ] && ! alive "$(cat pid 2>/dev/null)" && [ ! -e exit ]; then
     echo state=died; exit 0
   fi
-  sleep {POLL_SECONDS}; i=$((i + 1))
+  [ $i -lt {FAST_POLLS} ] || d={POLL_SECONDS}
+  sleep $d; i=$((i + 1))
 done
 echo state=done
 echo "exit=$(cat exit)"
@@ -471,7 +529,7 @@ step() {{
     > "stream.$n" 2>&1 < /dev/null
   rc=$?
   # A daemon the recipe started may hold the stream open: give the stamper 1 s, not more.
-  i=0; while [ ! -e "stream.$n.done" ] && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+  i=0; while [ ! -e "stream.$n.done" ] && [ $i -lt 100 ]; do sleep 0.01; i=$((i + 1)); done
   rm -f "stream.$n"
   return $rc
 }}

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,9 +16,16 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import shell_runner
+from activities import shell_runner, ssh
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
-from opsflow.messages import InstanceView, LaunchResult, RecipeRunInput, RecipeRunResult, RunContext
+from opsflow.messages import (
+    InstanceView,
+    LaunchResult,
+    RecipeRunInput,
+    RecipeRunResult,
+    RunContext,
+    SshEndpoint,
+)
 from opsflow.spec import ConfigurationManager
 from tests.activities.conftest import STACK
 
@@ -186,13 +196,13 @@ async def test_cookbooks_are_staged_once_per_content_hash(
     cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uploads: list[str | None] = []
-    tarball = shell_runner._cookbooks_tarball
+    add_cookbooks = shell_runner._add_cookbooks
 
-    def counting(directory: str | None) -> bytes:
+    def counting(tar: tarfile.TarFile, directory: str | None) -> None:
         uploads.append(directory)
-        return tarball(directory)
+        add_cookbooks(tar, directory)
 
-    monkeypatch.setattr(shell_runner, "_cookbooks_tarball", counting)
+    monkeypatch.setattr(shell_runner, "_add_cookbooks", counting)
     acts = activities_for(cookbooks)
     await run(acts, request_for("r1", ["web::count"]))
     await run(acts, request_for("r2", ["web::count"]))
@@ -298,3 +308,130 @@ async def test_other_configuration_managers_are_rejected(request_for: Runner) ->
             shell_runner.RecipeActivities(source).run_recipes, request_for("r1")
         )
     assert raised.value.type == INVALID_INPUT_TYPE
+
+
+# ---- SSH round trips --------------------------------------------------------------------
+
+
+class SshSpy:
+    """Counts ssh.run calls (and keeps their sizes) while still running them for real."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.commands: list[tuple[int, int]] = []  # (len(command), len(stdin))
+        self._real = ssh.run
+        monkeypatch.setattr(ssh, "run", self)
+        monkeypatch.setattr(ssh, "put_files", self._no_sftp)
+
+    def __call__(
+        self,
+        endpoint: SshEndpoint,
+        command: str,
+        timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> tuple[int, str, str]:
+        self.commands.append((len(command), len(stdin or b"")))
+        return self._real(endpoint, command, timeout=timeout, stdin=stdin)
+
+    def _no_sftp(self, *_: object) -> None:
+        raise AssertionError("a run must not open SFTP")
+
+    def reset(self) -> None:
+        self.commands.clear()
+
+
+async def test_a_fresh_run_with_cookbooks_staged_is_one_ssh_command(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = SshSpy(monkeypatch)
+    acts = activities_for(cookbooks)
+    await run(acts, request_for("r1", ["web::count"]))  # stages the cookbooks
+    spy.reset()
+    result = await run(acts, request_for("r2", ["web::count"]))
+    assert len(spy.commands) == 1
+    assert not result.attached and result.exit_code == 0
+    assert lines(Path(instance.root) / "count.txt") == ["ran", "ran"]
+
+
+async def test_a_first_run_on_a_new_instance_is_one_ssh_command(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = SshSpy(monkeypatch)
+    await run(activities_for(cookbooks), request_for("r1", ["web::count"]))
+    assert len(spy.commands) == 1  # small cookbooks travel with the run
+    assert lines(Path(instance.root) / "count.txt") == ["ran"]
+
+
+async def test_big_cookbooks_are_sent_only_when_the_instance_lacks_them(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shell_runner, "SPECULATIVE_STAGE_BYTES", 0)
+    spy = SshSpy(monkeypatch)
+    acts = activities_for(cookbooks)
+    await run(acts, request_for("r1", ["web::count"]))
+    # the first says "not staged" before claiming; the second stages and runs
+    assert len(spy.commands) == 2
+    assert spy.commands[1][1] > spy.commands[0][1]
+    spy.reset()
+    await run(acts, request_for("r2", ["web::count"]))
+    assert len(spy.commands) == 1
+    assert lines(Path(instance.root) / "count.txt") == ["ran", "ran"]
+
+
+async def test_cookbooks_gone_from_the_instance_are_staged_again(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    acts = activities_for(cookbooks)
+    await run(acts, request_for("r1", ["web::count"]))
+    staged = Path(instance.root) / "var/lib/opsflow/cookbooks"
+    for directory in staged.iterdir():  # this worker still believes them staged
+        subprocess.run(["rm", "-rf", str(directory)], check=True)
+    spy = SshSpy(monkeypatch)
+    await run(acts, request_for("r2", ["web::count"]))
+    assert len(spy.commands) == 2
+    assert lines(Path(instance.root) / "count.txt") == ["ran", "ran"]
+    assert not list((Path(instance.root) / "var/lib/opsflow/tmp").iterdir())
+
+
+async def test_large_attributes_reach_the_recipe_intact_on_stdin(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # > 200 KiB, barely compressible: far more than one argv string (128 KiB) may hold.
+    noise = base64.b64encode(os.urandom(200 * 1024)).decode()
+    configuration = {**CONFIGURATION, "blob": noise, "quotes": "'\"$(touch pwned)`\n\\"}
+    context = RunContext(
+        configuration=configuration, recipes=[], configuration_manager=ConfigurationManager.SHELL,
+        cookbooks_dir=str(cookbooks),
+    )  # fmt: skip
+
+    async def source(_: RecipeRunInput) -> RunContext:
+        return context
+
+    spy = SshSpy(monkeypatch)
+    result = await run(shell_runner.RecipeActivities(source), request_for("r1", ["web::env"]))
+    assert result.exit_code == 0
+    received = (Path(instance.root) / "attributes.json").read_text()
+    assert len(received) > 200 * 1024
+    assert json.loads(received) == configuration
+    assert max(size for size, _ in spy.commands) < 16 * 1024  # the command line stays small
+    assert not list(Path(instance.root).rglob("pwned"))
+
+
+async def test_a_retry_of_a_finished_run_is_one_command_and_writes_nothing(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await run(activities_for(cookbooks), request_for("r1", ["web::count"]))
+    run_dir = Path(instance.root) / "var/lib/opsflow/runs/r1"
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+
+    async def other(_: RecipeRunInput) -> RunContext:
+        return RunContext(
+            configuration={"changed": True}, recipes=[],
+            configuration_manager=ConfigurationManager.SHELL, cookbooks_dir=str(cookbooks),
+        )  # fmt: skip
+
+    spy = SshSpy(monkeypatch)
+    again = await run(shell_runner.RecipeActivities(other), request_for("r1", ["web::count"]))
+    assert again.attached and len(spy.commands) == 1
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+    assert lines(Path(instance.root) / "count.txt") == ["ran"]
+    assert not list((Path(instance.root) / "var/lib/opsflow/tmp").iterdir())

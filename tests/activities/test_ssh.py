@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -89,3 +93,55 @@ def test_a_failed_file_operation_keeps_the_connection(instance: LaunchResult) ->
         ssh.put_bytes(instance.ssh, b"x", "/nonexistent/dir/file")
     assert not isinstance(raised.value, ApplicationError)
     assert ssh.run(instance.ssh, 'echo "$SSH_CLIENT"')[1] == before
+
+
+def test_stdin_reaches_the_command_then_end_of_file(instance: LaunchResult) -> None:
+    data = os.urandom(5 * 1024 * 1024)  # more than one SSH window
+    code, out, _ = ssh.run(instance.ssh, "sha256sum", stdin=data, timeout=60)
+    assert (code, out.split()[0]) == (0, hashlib.sha256(data).hexdigest())
+
+
+def test_without_stdin_the_command_reads_end_of_file(instance: LaunchResult) -> None:
+    assert ssh.run(instance.ssh, "cat; echo done", timeout=10) == (0, "done\n", "")
+
+
+def test_a_command_that_ignores_its_stdin_does_not_hang(instance: LaunchResult) -> None:
+    code, out, _ = ssh.run(instance.ssh, "echo early", stdin=os.urandom(8 << 20), timeout=30)
+    assert (code, out) == (0, "early\n")
+
+
+def test_large_stdout_and_stderr_at_once_do_not_deadlock(instance: LaunchResult) -> None:
+    both = (
+        "head -c 3000000 /dev/zero | tr '\\0' o & head -c 3000000 /dev/zero | tr '\\0' e >&2; wait"
+    )
+    code, out, err = ssh.run(instance.ssh, both, stdin=b"x" * 100_000, timeout=30)
+    assert (code, len(out), len(err)) == (0, 3_000_000, 3_000_000)
+    assert set(out) == {"o"} and set(err) == {"e"}
+
+
+def test_a_command_past_its_timeout_raises_and_keeps_the_connection(
+    instance: LaunchResult,
+) -> None:
+    before = ssh.run(instance.ssh, 'echo "$SSH_CLIENT"')[1]
+    started = time.monotonic()
+    with pytest.raises(ApplicationError) as raised:
+        ssh.run(instance.ssh, "sleep 5", timeout=0.5)
+    assert raised.value.type == ssh.COMMAND_TIMEOUT_TYPE
+    assert time.monotonic() - started < 3
+    assert ssh.run(instance.ssh, 'echo "$SSH_CLIENT"')[1] == before
+
+
+def test_a_connection_dropped_mid_command_is_unreachable(instance: LaunchResult) -> None:
+    ssh.run(instance.ssh, "true")
+    stopper = threading.Timer(
+        0.5,
+        local_provider.stop,
+        [MachineInput(stack=STACK, hostname="web1", provider=Provider.LOCAL)],
+    )
+    stopper.start()
+    try:
+        with pytest.raises(ApplicationError) as raised:
+            ssh.run(instance.ssh, "sleep 10", timeout=30)
+    finally:
+        stopper.join()
+    assert raised.value.type == ssh.UNREACHABLE_TYPE and not raised.value.non_retryable
