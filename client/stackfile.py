@@ -14,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from opsflow.errors import SpecError
+from opsflow.recipes import available_recipes
 from opsflow.spec import ConfigurationManager, StackSpec, missing_recipes, recipe_references
 
 
@@ -69,23 +70,23 @@ def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
                 name, [f"{refs[0][0]}: recipe {refs[0][1]!r} is named but `cookbooks` is not set"]
             )
         return spec
+    if spec.cookbooks.source is None:
+        # git and archive sources are fetched by the worker when the stack is applied;
+        # their recipes are checked there, before any instance starts.
+        return spec
     directory = (file.parent / spec.cookbooks.source).resolve()
     if not directory.is_dir():
         raise SpecError(
             name, [f"cookbooks.source: {spec.cookbooks.source!r} is not a directory ({directory})"]
         )
-    problems = missing_recipes(spec, available_recipes(directory, spec.configuration_manager))
+    problems = missing_recipes(spec, recipe_inventory(directory))
     if problems:
         raise SpecError(name, problems)
-    return spec.model_copy(
-        update={"cookbooks": spec.cookbooks.model_copy(update={"source": str(directory)})}
-    )
+    cookbooks = spec.cookbooks.model_copy(update={"source": str(directory)})
+    return spec.model_copy(update={"cookbooks": cookbooks})
 
 
-def available_recipes(directory: Path, manager: ConfigurationManager) -> set[str]:
-    """Every `cookbook::recipe` the directory provides for the configuration manager."""
-    found: set[str] = set()
-    if manager == ConfigurationManager.SHELL:
-        for script in directory.glob("*/*.sh"):
-            found.add(f"{script.parent.name}::{script.stem}")
-    return found
+def recipe_inventory(directory: Path) -> dict[ConfigurationManager, set[str]]:
+    """Every `cookbook::recipe` the directory provides, for each configuration manager."""
+    files = [p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()]
+    return {manager: available_recipes(manager, files) for manager in ConfigurationManager}

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from opsflow.spec import ConfigurationManager, Provider, StackSpec
+from opsflow.spec import ConfigurationManager, CookbookSource, Provider, StackSpec
 from opsflow.status import InstanceStatus
 
 
@@ -191,6 +191,10 @@ class RecipeRunInput(BaseModel):
         default=None, description="explicit recipes; None: the instance's layers' for the event"
     )
     run_id: str = Field(description="unique per run; a retried activity re-attaches to it")
+    command_id: str | None = Field(default=None, description="the command this run is part of")
+    stage_only: bool = Field(
+        default=False, description="stage the cookbooks and run nothing (update_custom_cookbooks)"
+    )
     ssh: SshEndpoint
     root: str
     instance: InstanceView = Field(description="this instance as its workflow sees it now")
@@ -240,3 +244,20 @@ class RunContext(BaseModel):
     recipes: list[str]
     configuration_manager: ConfigurationManager
     cookbooks_dir: str | None
+    cookbooks_digest: str | None = Field(
+        default=None, description="content hash of cookbooks_dir, when the stack knows it"
+    )
+
+
+class FetchCookbooksInput(BaseModel):
+    stack: str
+    source: CookbookSource
+
+
+class ResolvedCookbooks(BaseModel):
+    """Cookbooks fetched onto the worker's disk, by content hash."""
+
+    directory: str
+    digest: str
+    description: str
+    recipes: dict[ConfigurationManager, list[str]] = Field(default_factory=dict)

@@ -58,3 +58,13 @@ def ui_url() -> str:
 
 def instances_dir() -> Path:
     return opsflow_home() / "instances"
+
+
+def cookbooks_cache_dir() -> Path:
+    """Fetched cookbooks (git, archives), one directory per content hash."""
+    return opsflow_home() / "cookbooks"
+
+
+def run_logs_dir() -> Path:
+    """Full logs of recipe runs, per stack and instance (the newest 30 kept)."""
+    return opsflow_home() / "logs" / "runs"

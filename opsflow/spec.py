@@ -7,6 +7,7 @@ before the spec leaves the user's machine, so workflows only ever see absolute p
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -57,11 +58,46 @@ class LifecycleEvent(StrEnum):
 # What this version can run; the others are accepted by the schema so the error can say
 # "not available yet" instead of "unknown value".
 SUPPORTED_PROVIDERS = frozenset({Provider.LOCAL})
-SUPPORTED_MANAGERS = frozenset({ConfigurationManager.SHELL})
+SUPPORTED_MANAGERS = frozenset(ConfigurationManager)
 
 
 class CookbookSource(StrictModel):
-    source: str = Field(description="directory of cookbooks, relative to the stack file")
+    """Exactly one of: a local directory, a git repository (+ revision), a .tar.gz URL."""
+
+    source: str | None = Field(
+        default=None, description="directory of cookbooks, relative to the stack file"
+    )
+    git: str | None = Field(default=None, description="git repository URL (or path)")
+    revision: str | None = Field(default=None, description="git branch, tag or commit")
+    archive: str | None = Field(default=None, description="URL of a .tar.gz of cookbooks")
+    path: str | None = Field(
+        default=None, description="subdirectory of the repository or archive to use"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> CookbookSource:
+        kinds = [k for k in ("source", "git", "archive") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                "cookbooks: give exactly one of `source` (a directory), `git` (a repository, "
+                f"with `revision`) or `archive` (a .tar.gz URL); got {kinds or 'none'}"
+            )
+        if self.revision is not None and self.git is None:
+            raise ValueError("cookbooks.revision: only a `git` source has a revision")
+        if self.path is not None and (self.path.startswith("/") or ".." in self.path.split("/")):
+            raise ValueError(f"cookbooks.path: {self.path!r} must stay inside the source")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "git" if self.git is not None else "archive" if self.archive else "directory"
+
+    def describe(self) -> str:
+        if self.git is not None:
+            return f"git {self.git} @ {self.revision or 'HEAD'}"
+        if self.archive is not None:
+            return f"archive {self.archive}"
+        return f"directory {self.source}"
 
 
 class LayerRecipes(StrictModel):
@@ -81,6 +117,9 @@ class InstanceSpec(StrictModel):
 
 class LayerSpec(StrictModel):
     name: LayerName
+    configuration_manager: ConfigurationManager | None = Field(
+        default=None, description="overrides the stack's for this layer's recipes"
+    )
     auto_healing: bool = True
     recipes: LayerRecipes = Field(default_factory=LayerRecipes)
     custom_json: dict[str, Any] = Field(default_factory=dict)
@@ -125,6 +164,13 @@ class StackSpec(StrictModel):
     def layer(self, name: str) -> LayerSpec | None:
         return next((layer for layer in self.layers if layer.name == name), None)
 
+    def manager_for(self, layer_name: str) -> ConfigurationManager:
+        """The configuration manager that runs a layer's recipes."""
+        layer = self.layer(layer_name)
+        if layer is not None and layer.configuration_manager is not None:
+            return layer.configuration_manager
+        return self.configuration_manager
+
     def declared_instances(self) -> dict[str, str]:
         """hostname -> layer, for every instance the file declares."""
         return {i.hostname: layer.name for layer in self.layers for i in layer.instances}
@@ -140,10 +186,19 @@ def recipe_references(spec: StackSpec) -> list[tuple[str, str]]:
     return refs
 
 
-def missing_recipes(spec: StackSpec, available: set[str]) -> list[str]:
-    """Problems for recipes the spec names that the cookbooks do not provide."""
-    return [
-        f"{path}: recipe {recipe!r} does not exist in the cookbooks"
-        for path, recipe in recipe_references(spec)
-        if recipe not in available
-    ]
+def missing_recipes(
+    spec: StackSpec, available: Mapping[ConfigurationManager, set[str]]
+) -> list[str]:
+    """Problems for recipes the spec names that the cookbooks do not provide (each layer's
+    recipes are looked up for the layer's configuration manager)."""
+    problems: list[str] = []
+    for li, layer in enumerate(spec.layers):
+        manager = spec.manager_for(layer.name)
+        for event in LifecycleEvent:
+            for ri, recipe in enumerate(layer.recipes.for_event(event)):
+                if recipe not in available.get(manager, set()):
+                    problems.append(
+                        f"layers[{li}].recipes.{event.value}[{ri}]: recipe {recipe!r} does not "
+                        f"exist in the cookbooks (as a {manager.value} recipe)"
+                    )
+    return problems

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from opsflow.spec import LifecycleEvent, StackSpec, missing_recipes, recipe_references
+from opsflow.spec import (
+    ConfigurationManager,
+    LifecycleEvent,
+    StackSpec,
+    missing_recipes,
+    recipe_references,
+)
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -41,7 +47,11 @@ def test_defaults_match_opsworks() -> None:
         ({"colour": "blue"}, "Extra inputs are not permitted"),
         ({"provider": "gcp"}, "Input should be 'local', 'ec2' or 'registered'"),
         ({"provider": "ec2"}, "provider 'ec2' is not available in this version"),
-        ({"configuration_manager": "puppet"}, "'puppet' is not available in this version"),
+        ({"configuration_manager": "ansible"}, "Input should be 'shell', 'puppet' or 'chef'"),
+        ({"cookbooks": {"source": "./c", "git": "https://x/y.git"}}, "exactly one of"),
+        ({"cookbooks": {}}, "exactly one of"),
+        ({"cookbooks": {"source": "./c", "revision": "v1"}}, "only a `git` source"),
+        ({"cookbooks": {"archive": "https://x/c.tgz", "path": "../etc"}}, "must stay inside"),
         ({"layers": [{"name": "web"}, {"name": "web"}]}, "layer name 'web' is used twice"),
         (
             {
@@ -74,9 +84,42 @@ def test_recipe_references_name_their_field() -> None:
         ("layers[0].recipes.setup[0]", "web::setup"),
         ("layers[0].recipes.configure[0]", "web::configure"),
     ]
-    assert missing_recipes(parsed, {"web::setup"}) == [
-        "layers[0].recipes.configure[0]: recipe 'web::configure' does not exist in the cookbooks"
+    assert missing_recipes(parsed, {ConfigurationManager.SHELL: {"web::setup"}}) == [
+        "layers[0].recipes.configure[0]: recipe 'web::configure' does not exist in the "
+        "cookbooks (as a shell recipe)"
     ]
+
+
+def test_a_layer_can_override_the_configuration_manager() -> None:
+    parsed = StackSpec.model_validate(
+        spec(
+            configuration_manager="chef",
+            layers=[
+                {
+                    "name": "web",
+                    "configuration_manager": "puppet",
+                    "recipes": {"setup": ["web::setup"]},
+                },
+                {"name": "db", "recipes": {"setup": ["db::setup"]}},
+            ],
+        )
+    )
+    assert parsed.manager_for("web") == ConfigurationManager.PUPPET
+    assert parsed.manager_for("db") == ConfigurationManager.CHEF
+    available = {
+        ConfigurationManager.PUPPET: {"web::setup"},
+        ConfigurationManager.CHEF: {"web::setup"},
+    }
+    assert missing_recipes(parsed, available) == [
+        "layers[1].recipes.setup[0]: recipe 'db::setup' does not exist in the cookbooks "
+        "(as a chef recipe)"
+    ]
+
+
+def test_cookbook_sources_describe_themselves() -> None:
+    git = StackSpec.model_validate(spec(cookbooks={"git": "https://e/c.git", "revision": "v2"}))
+    assert git.cookbooks is not None and git.cookbooks.kind == "git"
+    assert git.cookbooks.describe() == "git https://e/c.git @ v2"
 
 
 def test_recipes_for_event() -> None:
