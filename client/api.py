@@ -20,6 +20,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowFailureError,
     WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
@@ -30,7 +31,7 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from opsflow import names, settings
@@ -149,7 +150,9 @@ class OpsflowClient:
                 ),
             )
         except WorkflowQueryRejectedError:
-            raise NotFound(f"no stack named {stack} (it was deleted)") from None
+            raise NotFound(f"no stack named {stack}") from None
+        except WorkflowQueryFailedError as err:
+            raise NotFound(f"no stack named {stack}: {err.message}") from None
 
     async def list_stacks(self) -> list[StackSummary]:
         query = "WorkflowType = 'StackWorkflow' AND ExecutionStatus = 'Running'"
@@ -269,20 +272,36 @@ class OpsflowClient:
         )
 
     async def wait_deployment(self, deployment_id: str) -> DeploymentResult:
+        """The deployment's result once it ends; OperationFailed if it failed or was cancelled."""
         handle: WorkflowHandle[Any, DeploymentResult] = self.temporal.get_workflow_handle_for(
             DeploymentWorkflow.run, deployment_id
         )
-        result = await self._call(deployment_id, handle.result)
+        try:
+            result = await handle.result()
+        except WorkflowFailureError as err:
+            if not isinstance(err.cause, CancelledError):
+                raise _from_failure(err.cause, deployment_id) from None
+            result = await self._call(
+                deployment_id, lambda: handle.query(DeploymentWorkflow.progress)
+            )
+            result.status = DeploymentStatus.CANCELLED
+        except RPCError:
+            return await self._call(deployment_id, handle.result)  # maps the error
         if result.status != DeploymentStatus.SUCCESSFUL:
-            lines = [
-                f"{result.command} failed on {sum(not r.ok for r in result.instances)} instance(s)"
-            ]
-            for failed in (r for r in result.instances if not r.ok):
-                lines.append(f"  {failed.hostname}: {failed.error}")
-                if failed.log_tail:
-                    lines.extend(f"    | {line}" for line in failed.log_tail.splitlines()[-10:])
-            raise OperationFailed("\n".join(lines), run_url(deployment_id))
+            raise OperationFailed(_deployment_failure(result), run_url(deployment_id))
         return result
+
+    async def cancel_deployment(self, deployment_id: str) -> None:
+        """Ask a running deployment to stop: queued runs are dropped, running ones killed."""
+        handle = self.temporal.get_workflow_handle(deployment_id)
+        await self._call(deployment_id, handle.cancel)
+
+    async def deployment_progress(self, deployment_id: str) -> DeploymentResult:
+        handle = self.temporal.get_workflow_handle_for(DeploymentWorkflow.run, deployment_id)
+        return await self._call(
+            deployment_id,
+            lambda: handle.query(DeploymentWorkflow.progress, rpc_timeout=self.query_timeout),
+        )
 
     # ---- plumbing ------------------------------------------------------------------
 
@@ -331,6 +350,24 @@ class OpsflowClient:
             if err.status == RPCStatusCode.INVALID_ARGUMENT and "query" in str(err).lower():
                 raise NotFound(f"{workflow_id}: {err.message}") from None
             raise OperationFailed(f"{workflow_id}: {err.message}", run_url(workflow_id)) from None
+
+
+def _deployment_failure(result: DeploymentResult) -> str:
+    if result.status == DeploymentStatus.CANCELLED:
+        lines = [f"{result.command} was cancelled"]
+        done = {r.hostname for r in result.instances}
+        lines.extend(f"  {h}: no answer" for h in result.targets if h not in done)
+    else:
+        failed = sum(not r.ok for r in result.instances)
+        lines = [f"{result.command} failed on {failed} instance(s)"]
+    for item in result.instances:
+        if item.cancelled:
+            lines.append(f"  {item.hostname}: cancelled")
+        elif not item.ok:
+            lines.append(f"  {item.hostname}: {item.error}")
+            if item.log_tail:
+                lines.extend(f"    | {line}" for line in item.log_tail.splitlines()[-10:])
+    return "\n".join(lines)
 
 
 def _from_failure(cause: BaseException | None, workflow_id: str) -> Exception:

@@ -6,6 +6,7 @@ Exit codes: 0 done, 1 the operation failed (the message says where to look), 2 b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import os
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from client import output
+from client import command_logs, output
 from client.api import OpsflowClient, gone, run_url, settled
 from client.connect import connect
 from client.stackfile import load_stack_file
@@ -349,11 +350,29 @@ async def _fail_if_failed(
 # ---- commands ----------------------------------------------------------------------
 
 
+RUN_COMMANDS = ["setup", "configure", "execute_recipes", "update_custom_cookbooks"]
+
+
+def _recipe_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    if not value:
+        return []
+    recipes = [r.strip() for r in value.split(",") if r.strip()]
+    bad = [r for r in recipes if not names.RECIPE.match(r)]
+    if bad:
+        raise click.BadParameter(f"{', '.join(bad)}: expected cookbook::recipe[,...]")
+    return recipes
+
+
 @cli.command("run")
 @click.argument("stack_name", metavar="STACK")
-@click.argument("command", type=click.Choice(["setup", "configure"]))
+@click.argument("command", type=click.Choice(RUN_COMMANDS))
 @click.option("--layer", help="Only the online instances of this layer.")
 @click.option("--instance", "hostname", help="Only this instance.")
+@click.option(
+    "--recipes",
+    callback=_recipe_list,
+    help="execute_recipes: cookbook::recipe[,cookbook::recipe...], run in this order.",
+)
 @wait_option
 @output_option
 @with_client
@@ -363,12 +382,20 @@ async def run_command(
     command: str,
     layer: str | None,
     hostname: str | None,
+    recipes: list[str],
     wait: bool,
     fmt: str,
 ) -> None:
-    """Run a lifecycle event's recipes on online instances of STACK."""
+    """Run a command (a lifecycle event's recipes, or chosen recipes) on online instances.
+
+    With --wait, Ctrl-C cancels the command: queued runs are dropped and running recipes
+    are stopped on the instances.
+    """
+    if layer and hostname:
+        raise InvalidInput("--layer and --instance: give one or the other")
     started = await client.run_command(
-        stack_name, RunCommandInput(command=command, layer=layer, instance=hostname)
+        stack_name,
+        RunCommandInput(command=command, layer=layer, instance=hostname, recipes=recipes),
     )
     if fmt != "json":
         click.echo(f"{command} on {', '.join(started.targets)}: {started.deployment_id}")
@@ -377,13 +404,94 @@ async def run_command(
         if fmt == "json":
             output.emit_json(started)
         return
-    result = await client.wait_deployment(started.deployment_id)
+    try:
+        result = await client.wait_deployment(started.deployment_id)
+    except asyncio.CancelledError:
+        # Ctrl-C: asyncio.run cancels this task; stop the command before leaving.
+        output.error(f"cancelling {started.deployment_id} ...")
+        await asyncio.shield(_cancel_and_wait(client, started.deployment_id))
+        raise
     if fmt == "json":
         output.emit_json(result)
         return
     for item in result.instances:
         state = "skipped" if item.skipped else ("ok" if item.ok else "failed")
-        click.echo(f"  {item.hostname}: {state}" + (f" ({item.error})" if item.error else ""))
+        extra = f" ({item.error})" if item.error else ""
+        click.echo(f"  {item.hostname}: {state}{extra}  run {item.run_id or '-'}")
+
+
+async def _cancel_and_wait(client: OpsflowClient, deployment_id: str) -> None:
+    await client.cancel_deployment(deployment_id)
+    with contextlib.suppress(OperationFailed):
+        await client.wait_deployment(deployment_id)
+    output.error(f"{deployment_id} cancelled")
+
+
+# ---- command logs ------------------------------------------------------------------
+
+
+@cli.group()
+def command() -> None:
+    """Logs and control of commands (runs) on instances."""
+
+
+@command.command("cancel")
+@click.argument("deployment_id", metavar="COMMAND_ID")
+@wait_option
+@with_client
+async def command_cancel(client: OpsflowClient, deployment_id: str, wait: bool) -> None:
+    """Cancel a running command (deployment:STACK:N)."""
+    await client.cancel_deployment(deployment_id)
+    click.echo(f"cancel requested for {deployment_id}")
+    if wait:
+        with contextlib.suppress(OperationFailed):
+            await client.wait_deployment(deployment_id)
+        progress = await client.deployment_progress(deployment_id)
+        click.echo(f"{deployment_id}: {progress.status.value}")
+
+
+@command.command("list")
+@click.argument("stack_name", metavar="STACK")
+@click.option("--instance", "hostname", help="Only this instance.")
+@output_option
+def command_list(stack_name: str, hostname: str | None, fmt: str) -> None:
+    """Recent recipe runs of STACK (the newest 30 per instance are kept)."""
+    runs = command_logs.recent_runs(stack_name, hostname)
+    if fmt == "json":
+        output.emit_json(runs)
+        return
+    output.emit_table(
+        ["RUN", "INSTANCE", "EVENT", "RECIPES", "EXIT", "FINISHED", "COMMAND"],
+        [
+            [
+                r.get("run_id"),
+                r.get("hostname"),
+                r.get("event"),
+                " ".join(r.get("recipes") or []),
+                r.get("exit_code"),
+                r.get("finished"),
+                r.get("command_id"),
+            ]
+            for r in runs
+        ],
+    )
+
+
+@command.command("log")
+@click.argument("stack_name", metavar="STACK")
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--instance", "hostname", help="Only this instance's run.")
+def command_log(stack_name: str, run_id: str, hostname: str | None) -> None:
+    """Print the full log of a run: a per-instance run id, or a command (deployment:STACK:N)
+    for the runs it made on each instance."""
+    found = command_logs.logs_of(stack_name, run_id, hostname)
+    for meta, text in found:
+        status = "cancelled" if meta.get("cancelled") else f"exit {meta.get('exit_code')}"
+        click.echo(
+            f"==> {meta.get('hostname')}  run {meta.get('run_id')}  {meta.get('event')}  "
+            f"{' '.join(meta.get('recipes') or [])}  ({status})"
+        )
+        click.echo(text.rstrip("\n"))
 
 
 def _main() -> int:
@@ -400,7 +508,7 @@ def _main() -> int:
         output.error(str(err))
         return err.exit_code
     except KeyboardInterrupt:
-        output.error("interrupted; the operation goes on in Temporal")
+        output.error("interrupted")
         return 130
 
 

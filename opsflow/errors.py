@@ -49,3 +49,4 @@ class Unreachable(OpsflowError):
 INVALID_INPUT_TYPE = "InvalidInput"
 NOT_FOUND_TYPE = "NotFound"
 RECIPE_FAILED_TYPE = "RecipeFailed"
+COOKBOOKS_FETCH_FAILED_TYPE = "CookbooksFetchFailed"

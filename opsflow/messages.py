@@ -107,6 +107,7 @@ class InstanceCommand(BaseModel):
     )
     reply_to: str | None = Field(default=None, description="workflow id to signal the result to")
     generation: int = Field(default=0, description="configure round, for coalescing")
+    stage_only: bool = Field(default=False, description="stage cookbooks, run no recipe")
 
 
 class InstanceCommandResult(BaseModel):
@@ -114,6 +115,7 @@ class InstanceCommandResult(BaseModel):
     hostname: str
     ok: bool
     skipped: bool = False
+    cancelled: bool = False
     status: InstanceStatus
     run_id: str | None = None
     error: str | None = None
@@ -146,12 +148,18 @@ class DeploymentInput(BaseModel):
     event: str = Field(description="the lifecycle event whose recipes run")
     targets: list[str]
     recipes: list[str] | None = None
+    stage_only: bool = False
 
 
 class DeploymentStatus(StrEnum):
     RUNNING = "running"
     SUCCESSFUL = "successful"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class CancelCommand(BaseModel):
+    command_id: str
 
 
 class DeploymentResult(BaseModel):

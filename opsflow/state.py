@@ -10,6 +10,7 @@ from opsflow.messages import (
     InstanceCommand,
     InstanceCommandResult,
     InstanceView,
+    ResolvedCookbooks,
     StackEvent,
 )
 from opsflow.spec import Provider, StackSpec
@@ -23,6 +24,7 @@ class RunRecord(BaseModel):
     command_id: str
     event: str
     ok: bool
+    cancelled: bool = False
     started_at: datetime
     finished_at: datetime
     error: str | None = None
@@ -54,6 +56,7 @@ class StackState(BaseModel):
         default=None, description="continue-as-new past this; None: when the server suggests"
     )
     spec: StackSpec | None = None
+    cookbooks: ResolvedCookbooks | None = None
     source_file: str | None = None
     instances: dict[str, InstanceView] = Field(default_factory=dict)
     configure_pending: bool = False

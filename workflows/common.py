@@ -7,7 +7,12 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
-from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, RECIPE_FAILED_TYPE
+from opsflow.errors import (
+    COOKBOOKS_FETCH_FAILED_TYPE,
+    INVALID_INPUT_TYPE,
+    NOT_FOUND_TYPE,
+    RECIPE_FAILED_TYPE,
+)
 
 STACK_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowStack")
 LAYER_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowLayer")
@@ -37,6 +42,14 @@ RECIPE_TIMEOUT = timedelta(hours=2)
 # How soon a worker that died mid-recipe is noticed and the run handed to another attempt.
 RECIPE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 PROVIDER_TIMEOUT = timedelta(minutes=5)
+FETCH_TIMEOUT = timedelta(minutes=15)
+FETCH_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+FETCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=4,
+    non_retryable_error_types=[*NOT_RETRYABLE, COOKBOOKS_FETCH_FAILED_TYPE],
+)
 
 
 def history_is_long(max_events: int | None) -> bool:

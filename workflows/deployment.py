@@ -6,11 +6,15 @@ its part (so commands on one instance never overlap) and signals the result back
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from opsflow import names
     from opsflow.messages import (
+        CancelCommand,
         DeploymentInput,
         DeploymentResult,
         DeploymentStatus,
@@ -21,22 +25,28 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.status import InstanceStatus
 
 
+# How long a cancelled deployment waits for its instances to confirm they stopped.
+CANCEL_GRACE = timedelta(minutes=2)
+
+
 @workflow.defn
 class DeploymentWorkflow:
     @workflow.init
     def __init__(self, request: DeploymentInput) -> None:
         self._request = request
         self._results: dict[str, InstanceCommandResult] = {}
+        self._cancelling = False
 
     @workflow.run
     async def run(self, request: DeploymentInput) -> DeploymentResult:
         for hostname in request.targets:
             command = InstanceCommand(
-                id=f"{request.id}:{hostname}",
+                id=self._command_id(hostname),
                 kind=InstanceCommandKind.RUN,
                 event=request.event,
                 recipes=request.recipes,
                 reply_to=workflow.info().workflow_id,
+                stage_only=request.stage_only,
             )
             handle = workflow.get_external_workflow_handle(
                 names.instance_workflow_id(request.stack, hostname)
@@ -51,9 +61,38 @@ class DeploymentWorkflow:
                     status=InstanceStatus.TERMINATED,
                     error=f"instance is gone: {err}",
                 )
-        await workflow.wait_condition(lambda: len(self._results) >= len(request.targets))
+        try:
+            await workflow.wait_condition(lambda: len(self._results) >= len(request.targets))
+        except asyncio.CancelledError:
+            await self._cancel_pending(request)
+            raise
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._progress()
+
+    async def _cancel_pending(self, request: DeploymentInput) -> None:
+        """Stop what is still queued or running on each instance, and wait to hear back."""
+        self._cancelling = True
+        for hostname in request.targets:
+            if hostname in self._results:
+                continue
+            handle = workflow.get_external_workflow_handle(
+                names.instance_workflow_id(request.stack, hostname)
+            )
+            try:
+                await handle.signal(
+                    "cancel_command", CancelCommand(command_id=self._command_id(hostname))
+                )
+            except Exception:  # the instance is gone: nothing runs there
+                continue
+        try:
+            await workflow.wait_condition(
+                lambda: len(self._results) >= len(request.targets), timeout=CANCEL_GRACE
+            )
+        except TimeoutError:
+            workflow.logger.warning("not every instance confirmed the cancellation")
+
+    def _command_id(self, hostname: str) -> str:
+        return f"{self._request.id}:{hostname}"
 
     @workflow.signal
     def instance_result(self, result: InstanceCommandResult) -> None:
@@ -67,7 +106,9 @@ class DeploymentWorkflow:
     def _progress(self) -> DeploymentResult:
         done = len(self._results) >= len(self._request.targets)
         failed = any(not r.ok for r in self._results.values())
-        if not done:
+        if self._cancelling:
+            status = DeploymentStatus.CANCELLED
+        elif not done:
             status = DeploymentStatus.RUNNING
         else:
             status = DeploymentStatus.FAILED if failed else DeploymentStatus.SUCCESSFUL

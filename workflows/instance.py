@@ -10,12 +10,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.workflow import ActivityCancellationType, ActivityHandle
 
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
     from opsflow.messages import (
+        CancelCommand,
         InstanceChanged,
         InstanceCommand,
         InstanceCommandKind,
@@ -33,10 +35,13 @@ with workflow.unsafe.imports_passed_through():
 
 
 class _RecipesFailed(Exception):
-    def __init__(self, message: str, log_tail: str | None, run_id: str) -> None:
+    def __init__(
+        self, message: str, log_tail: str | None, run_id: str, cancelled: bool = False
+    ) -> None:
         super().__init__(message)
         self.log_tail = log_tail
         self.run_id = run_id
+        self.cancelled = cancelled
 
 
 def failure_message(err: BaseException) -> tuple[str, str | None]:
@@ -57,6 +62,9 @@ class InstanceWorkflow:
     @workflow.init
     def __init__(self, state: InstanceState) -> None:
         self._state = state
+        # The recipe run in flight, so cancel_command can cancel it.
+        self._running: ActivityHandle[RecipeRunResult] | None = None
+        self._cancelled_replies: list[tuple[InstanceCommand, InstanceCommandResult]] = []
 
     @workflow.run
     async def run(self, state: InstanceState) -> None:
@@ -65,9 +73,14 @@ class InstanceWorkflow:
             await workflow.wait_condition(
                 lambda: (
                     bool(self._state.queue)
+                    or bool(self._cancelled_replies)
                     or common.history_is_long(self._state.max_history_events)
                 )
             )
+            while self._cancelled_replies:
+                await self._reply(*self._cancelled_replies.pop(0))
+            if not self._state.queue and not common.history_is_long(self._state.max_history_events):
+                continue
             if not self._state.queue:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(self._state)
@@ -87,6 +100,21 @@ class InstanceWorkflow:
     @workflow.signal
     def enqueue(self, command: InstanceCommand) -> None:
         self._state.queue.append(command)
+
+    @workflow.signal
+    def cancel_command(self, request: CancelCommand) -> None:
+        """Drop a queued command, or cancel the recipe run of the one in flight."""
+        current = self._state.current
+        if current is not None and current.id == request.command_id:
+            if self._running is not None:
+                self._running.cancel()
+            return
+        dropped = [c for c in self._state.queue if c.id == request.command_id]
+        self._state.queue = [c for c in self._state.queue if c.id != request.command_id]
+        for command in dropped:
+            result = self._result(command, ok=False, error="cancelled before it started")
+            result.cancelled = True
+            self._cancelled_replies.append((command, result))
 
     @workflow.query
     def describe(self) -> InstanceState:
@@ -174,9 +202,11 @@ class InstanceWorkflow:
         try:
             run_id = await self._run_recipes(command, command.event, command.recipes)
         except _RecipesFailed as failed:
-            return self._result(
+            result = self._result(
                 command, ok=False, error=str(failed), log_tail=failed.log_tail, run_id=failed.run_id
             )
+            result.cancelled = failed.cancelled
+            return result
         return self._result(command, ok=True, run_id=run_id)
 
     # ---- activities ----------------------------------------------------------------
@@ -192,28 +222,47 @@ class InstanceWorkflow:
         suffix = str(workflow.uuid4())[:8]
         run_id = f"{view.hostname}-{event}-{self._state.run_counter}-{suffix}"
         started = workflow.now()
+        self._running = workflow.start_activity(
+            activity.RUN_RECIPES,
+            RecipeRunInput(
+                stack=self._state.stack,
+                hostname=view.hostname,
+                event=event,
+                recipes=recipes,
+                run_id=run_id,
+                command_id=command.id,
+                stage_only=command.stage_only,
+                ssh=view.ssh,
+                root=view.root,
+                instance=view,
+            ),
+            result_type=RecipeRunResult,
+            start_to_close_timeout=common.RECIPE_TIMEOUT,
+            heartbeat_timeout=common.RECIPE_HEARTBEAT_TIMEOUT,
+            retry_policy=common.RECIPE_RETRY,
+            # A cancelled run is over only when the runner has stopped it on the instance.
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+        )
         try:
-            result: RecipeRunResult = await workflow.execute_activity(
-                activity.RUN_RECIPES,
-                RecipeRunInput(
-                    stack=self._state.stack,
-                    hostname=view.hostname,
-                    event=event,
-                    recipes=recipes,
-                    run_id=run_id,
-                    ssh=view.ssh,
-                    root=view.root,
-                    instance=view,
-                ),
-                result_type=RecipeRunResult,
-                start_to_close_timeout=common.RECIPE_TIMEOUT,
-                heartbeat_timeout=common.RECIPE_HEARTBEAT_TIMEOUT,
-                retry_policy=common.RECIPE_RETRY,
-            )
+            result = await self._running
         except ActivityError as err:
+            cancelled = isinstance(err.cause, CancelledError)
             message, tail = failure_message(err)
-            self._remember(run_id, command, event, started, ok=False, error=message, tail=tail)
-            raise _RecipesFailed(message, tail, run_id) from None
+            if cancelled:
+                message = f"{self._state.stack}/{view.hostname}: {event} run {run_id} cancelled"
+            self._remember(
+                run_id,
+                command,
+                event,
+                started,
+                ok=False,
+                error=message,
+                tail=tail,
+                cancelled=cancelled,
+            )
+            raise _RecipesFailed(message, tail, run_id, cancelled) from None
+        finally:
+            self._running = None
         self._remember(run_id, command, event, started, ok=True, error=None, tail=result.log_tail)
         return run_id
 
@@ -238,6 +287,7 @@ class InstanceWorkflow:
         ok: bool,
         error: str | None,
         tail: str | None,
+        cancelled: bool = False,
     ) -> None:
         self._state.runs.append(
             RunRecord(
@@ -249,6 +299,7 @@ class InstanceWorkflow:
                 finished_at=workflow.now(),
                 error=error,
                 log_tail=tail,
+                cancelled=cancelled,
             )
         )
         del self._state.runs[:-MAX_RUNS_KEPT]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
-from temporalio.workflow import ParentClosePolicy
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities import names as activity
     from opsflow import configure, names
     from opsflow.attributes import stack_configuration
     from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE
@@ -27,12 +29,14 @@ with workflow.unsafe.imports_passed_through():
         ConfigurationQuery,
         DeleteStackResult,
         DeploymentInput,
+        FetchCookbooksInput,
         InstanceActionInput,
         InstanceActionKind,
         InstanceChanged,
         InstanceCommand,
         InstanceCommandKind,
         InstanceView,
+        ResolvedCookbooks,
         RunCommandInput,
         RunCommandResult,
         RunContext,
@@ -40,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StackEvent,
     )
     from opsflow.plan import conflicts, plan_stack
-    from opsflow.spec import LifecycleEvent, StackSpec
+    from opsflow.spec import ConfigurationManager, LifecycleEvent, StackSpec, missing_recipes
     from opsflow.state import InstanceState, StackState
     from opsflow.status import (
         InstanceStatus,
@@ -54,12 +58,29 @@ with workflow.unsafe.imports_passed_through():
     from workflows.deployment import DeploymentWorkflow
     from workflows.instance import InstanceWorkflow
 
-# Commands `opsflow run` accepts in this version, with the lifecycle event they run.
-RUN_COMMANDS = {"setup": "setup", "configure": "configure"}
+# Commands `opsflow run` accepts, with the event their recipes run as (OPSFLOW_EVENT).
+RUN_COMMANDS = {
+    "setup": "setup",
+    "configure": "configure",
+    "execute_recipes": "execute_recipes",
+    "update_custom_cookbooks": "update_custom_cookbooks",
+}
 
 
 def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)
+
+
+def _inventory(cookbooks: ResolvedCookbooks | None) -> dict[ConfigurationManager, set[str]]:
+    if cookbooks is None:
+        return {}
+    return {manager: set(found) for manager, found in cookbooks.recipes.items()}
+
+
+def _detach(child: ChildWorkflowHandle[Any, Any]) -> None:
+    """Children outlive the stack's interest in them (they report by signal): observe their
+    end so a cancelled or failed child is not reported as an unretrieved exception."""
+    child.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _not_found(message: str) -> ApplicationError:
@@ -77,6 +98,14 @@ class StackWorkflow:
 
     @workflow.run
     async def run(self, state: StackState) -> None:
+        if self._state.spec is None:
+            # Started by `stack apply` (update-with-start): if that first apply is refused
+            # or fails, there is no stack, and nothing may be left running.
+            await workflow.wait_condition(
+                lambda: self._state.spec is not None or workflow.all_handlers_finished()
+            )
+            if self._state.spec is None:
+                return
         while True:
             await workflow.wait_condition(
                 lambda: (
@@ -124,6 +153,13 @@ class StackWorkflow:
     @workflow.update
     async def apply(self, request: ApplyInput) -> ApplyResult:
         async with self._lock:
+            # Fetched and checked before anything changes: a missing recipe or a source
+            # that cannot be fetched leaves the stack as it was.
+            cookbooks = await self._fetch_cookbooks(request.spec)
+            missing = missing_recipes(request.spec, _inventory(cookbooks))
+            if missing:
+                raise _invalid("; ".join(missing))
+            self._state.cookbooks = cookbooks
             plan = plan_stack(self._state.spec, self._state.instances, request.spec)
             created = self._state.spec is None
             self._state.spec = request.spec
@@ -199,6 +235,13 @@ class StackWorkflow:
     @workflow.update
     async def run_command(self, request: RunCommandInput) -> RunCommandResult:
         targets = self._targets(request)
+        if request.command == "update_custom_cookbooks":
+            async with self._lock:
+                self._state.cookbooks = await self._fetch_cookbooks(self._spec())
+            fetched = self._state.cookbooks
+            self._event(
+                "cookbooks", f"cookbooks fetched: {fetched.digest[:12] if fetched else '-'}"
+            )
         self._state.deployment_seq += 1
         deployment_id = names.deployment_workflow_id(self._spec().name, self._state.deployment_seq)
         self._event(
@@ -206,7 +249,7 @@ class StackWorkflow:
             f"{request.command} on {', '.join(targets)}",
             details={"deployment": deployment_id},
         )
-        await workflow.start_child_workflow(
+        child = await workflow.start_child_workflow(
             DeploymentWorkflow.run,
             DeploymentInput(
                 stack=self._spec().name,
@@ -215,6 +258,7 @@ class StackWorkflow:
                 event=RUN_COMMANDS[request.command],
                 targets=targets,
                 recipes=request.recipes or None,
+                stage_only=request.command == "update_custom_cookbooks",
             ),
             id=deployment_id,
             parent_close_policy=ParentClosePolicy.ABANDON,
@@ -223,6 +267,7 @@ class StackWorkflow:
                 SearchAttributePair(common.COMMAND_ATTRIBUTE, request.command),
             ),
         )
+        _detach(child)
         return RunCommandResult(deployment_id=deployment_id, targets=targets)
 
     @run_command.validator
@@ -232,7 +277,11 @@ class StackWorkflow:
             raise _invalid(
                 f"unknown command {request.command!r} (commands: {', '.join(RUN_COMMANDS)})"
             )
-        self._targets(request)
+        targets = self._targets(request)
+        if request.command == "execute_recipes":
+            self._check_recipes_to_execute(request.recipes, targets)
+        elif request.recipes:
+            raise _invalid(f"--recipes goes with execute_recipes, not {request.command}")
 
     @workflow.update
     async def delete(self) -> DeleteStackResult:
@@ -294,13 +343,15 @@ class StackWorkflow:
                 layer = spec.layer(layer_name)
                 if layer is not None:
                     recipes.extend(layer.recipes.for_event(event))
+        cookbooks = self._state.cookbooks
         return RunContext(
             configuration=stack_configuration(
                 spec, self._state.instances.values(), this, request.event
             ),
             recipes=recipes,
-            configuration_manager=spec.configuration_manager,
-            cookbooks_dir=spec.cookbooks.source if spec.cookbooks else None,
+            configuration_manager=self._manager(this),
+            cookbooks_dir=cookbooks.directory if cookbooks else None,
+            cookbooks_digest=cookbooks.digest if cookbooks else None,
         )
 
     # ---- helpers -------------------------------------------------------------------
@@ -320,7 +371,7 @@ class StackWorkflow:
         self._state.instances[hostname] = view
         self._event("instance_added", f"{hostname} added to layer {layer}", hostname=hostname)
         queue = [self._command(InstanceCommandKind.START)] if start else []
-        await workflow.start_child_workflow(
+        child = await workflow.start_child_workflow(
             InstanceWorkflow.run,
             InstanceState(
                 stack=spec.name,
@@ -335,6 +386,7 @@ class StackWorkflow:
                 SearchAttributePair(common.LAYER_ATTRIBUTE, layer),
             ),
         )
+        _detach(child)
 
     async def _send(self, hostname: str, command: InstanceCommand) -> None:
         handle = workflow.get_external_workflow_handle(
@@ -372,6 +424,39 @@ class StackWorkflow:
             where = f"layer {request.layer}" if request.layer else f"stack {spec.name}"
             raise _invalid(f"no online instance in {where} to run {request.command} on")
         return targets
+
+    async def _fetch_cookbooks(self, spec: StackSpec) -> ResolvedCookbooks | None:
+        if spec.cookbooks is None:
+            return None
+        resolved: ResolvedCookbooks = await workflow.execute_activity(
+            activity.FETCH_COOKBOOKS,
+            FetchCookbooksInput(stack=spec.name, source=spec.cookbooks),
+            result_type=ResolvedCookbooks,
+            start_to_close_timeout=common.FETCH_TIMEOUT,
+            heartbeat_timeout=common.FETCH_HEARTBEAT_TIMEOUT,
+            retry_policy=common.FETCH_RETRY,
+        )
+        return resolved
+
+    def _manager(self, view: InstanceView) -> ConfigurationManager:
+        spec = self._spec()
+        return spec.manager_for(view.layers[0]) if view.layers else spec.configuration_manager
+
+    def _check_recipes_to_execute(self, recipes: list[str], targets: list[str]) -> None:
+        if not recipes:
+            raise _invalid("execute_recipes needs --recipes cookbook::recipe[,...]")
+        bad = [r for r in recipes if not names.RECIPE.match(r)]
+        if bad:
+            raise _invalid(f"--recipes: {bad} are not cookbook::recipe names")
+        inventory = _inventory(self._state.cookbooks)
+        for hostname in targets:
+            manager = self._manager(self._state.instances[hostname])
+            missing = [r for r in recipes if r not in inventory.get(manager, set())]
+            if missing:
+                raise _invalid(
+                    f"--recipes: {', '.join(missing)} not in the stack's cookbooks "
+                    f"(as {manager.value} recipes for {hostname})"
+                )
 
     def _tags(self, *pairs: SearchAttributePair[str]) -> TypedSearchAttributes | None:
         return TypedSearchAttributes(list(pairs)) if self._state.tag_runs else None

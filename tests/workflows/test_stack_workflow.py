@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from client.api import OpsflowClient, gone
 from opsflow import names
-from opsflow.errors import InvalidInput, NotFound
+from opsflow.errors import InvalidInput, NotFound, OperationFailed
 from opsflow.messages import (
     AddInstanceInput,
     InstanceActionKind,
@@ -34,6 +36,7 @@ def make_spec(name: str, web: int = 2, db: int = 1, provider: str = "local") -> 
         {
             "name": name,
             "provider": provider,
+            "cookbooks": {"source": "/cookbooks"},
             "layers": [
                 {
                     "name": "web",
@@ -248,3 +251,88 @@ async def test_long_histories_continue_as_new_keeping_all_state(
         assert found.configure_rounds == 1 and found.spec.name == name
         assert any(e.kind == "applied" for e in found.events)
         assert len((await client.instance_state(name, "web1")).runs) == 5  # setup + 4 configure
+
+
+async def test_apply_refuses_recipes_the_fetched_cookbooks_lack_and_starts_nothing(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud(recipes={"web::setup"})
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        with pytest.raises(InvalidInput, match="recipe 'web::configure' does not exist"):
+            await client.apply(make_spec(name))
+        assert cloud.fetches == 1 and cloud.machines == {}
+        with pytest.raises(NotFound, match=f"no stack named {name}"):
+            await client.describe(name)
+        # the refused first apply left no workflow running behind
+        handle = time_skipping_env.client.get_workflow_handle(names.stack_workflow_id(name))
+        assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_execute_recipes_runs_the_named_recipes_in_order_on_the_targets(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name))
+        await quiet(client, name)
+        request = RunCommandInput(
+            command="execute_recipes", instance="web2", recipes=["app::hello", "web::setup"]
+        )
+        result = await client.wait_deployment(
+            (await client.run_command(name, request)).deployment_id
+        )
+        assert [r.hostname for r in result.instances] == ["web2"]
+        assert cloud.explicit == [("web2", ["app::hello", "web::setup"])]
+        assert cloud.events_for("execute_recipes") == ["web2"]
+        for bad, message in (
+            ([], "execute_recipes needs --recipes"),
+            (["nope::missing"], "nope::missing not in the stack's cookbooks"),
+            (["a;b"], "are not cookbook::recipe names"),
+        ):
+            with pytest.raises(InvalidInput, match=message):
+                await client.run_command(
+                    name, RunCommandInput(command="execute_recipes", recipes=bad)
+                )
+        with pytest.raises(InvalidInput, match="--recipes goes with execute_recipes"):
+            await client.run_command(
+                name, RunCommandInput(command="configure", recipes=["app::hello"])
+            )
+
+
+async def test_update_custom_cookbooks_refetches_then_stages_everywhere(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name))
+        await quiet(client, name)
+        assert cloud.fetches == 1
+        started = await client.run_command(name, RunCommandInput(command="update_custom_cookbooks"))
+        await client.wait_deployment(started.deployment_id)
+        assert cloud.fetches == 2
+        assert sorted(cloud.stage_only_runs) == ["db1", "web1", "web2"]
+
+
+async def test_cancelling_a_deployment_cancels_the_runs_and_reports_cancelled(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=2, db=0))
+        await quiet(client, name)
+        cloud.recipe_seconds = 60
+        started = await client.run_command(name, RunCommandInput(command="configure"))
+        await asyncio.sleep(1)  # both configure runs are in flight
+        await client.cancel_deployment(started.deployment_id)
+        with pytest.raises(OperationFailed, match="configure was cancelled") as failed:
+            await client.wait_deployment(started.deployment_id)
+        assert "web1: cancelled" in str(failed.value) and "web2: cancelled" in str(failed.value)
+        cloud.recipe_seconds = 0
+        states = [await client.instance_state(name, h) for h in ("web1", "web2")]
+        assert all(s.runs[-1].cancelled and s.current is None for s in states)
+        found = await client.describe(name)
+        assert all(v.status == InstanceStatus.ONLINE for v in found.instances)
