@@ -16,7 +16,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import local_provider
-from activities.shell_runner import RecipeActivities
+from activities.cookbook_sources import fetch_cookbooks
+from activities.recipe_runner import RecipeActivities
 from activities.stack_context import stack_context_source
 from client.connect import connect
 from client.telemetry import tracing_interceptors
@@ -31,7 +32,7 @@ WORKFLOWS: Sequence[type] = (StackWorkflow, InstanceWorkflow, DeploymentWorkflow
 def build_worker(client: Client, task_queue: str | None = None) -> Worker:
     """A worker with every workflow and the real activities, on `client`."""
     recipes = RecipeActivities(context_source=stack_context_source(client))
-    activities: list[Any] = [*local_provider.ACTIVITIES, recipes.run_recipes]
+    activities: list[Any] = [*local_provider.ACTIVITIES, recipes.run_recipes, fetch_cookbooks]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue(),

@@ -28,6 +28,10 @@ find_python() {
 missing_packages() {
   command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || echo openssh-server
   command -v ssh >/dev/null || echo openssh-client
+  # puppet apply for puppet stacks (Debian's puppet-agent provides /usr/bin/puppet).
+  command -v puppet >/dev/null || [ -x /opt/puppetlabs/bin/puppet ] || echo puppet-agent
+  # git cookbook sources.
+  command -v git >/dev/null || echo git
   # Debian's own python3 has no ensurepip (so no `python3 -m venv`) without python3-venv.
   if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -m ensurepip --version >/dev/null 2>&1; then
     echo python3-venv

@@ -1,4 +1,5 @@
-"""The shell recipe runner against a real local instance."""
+"""The recipe runner against a real local instance: shell recipes, and what every manager
+shares (names, staging, stage_only, run logs, cancellation)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,20 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import tarfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from temporalio.activity import ActivityCancellationDetails
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import shell_runner, ssh
+from activities import recipe_runner, run_logs, ssh
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
 from opsflow.messages import (
-    InstanceView,
     LaunchResult,
     RecipeRunInput,
     RecipeRunResult,
@@ -27,7 +28,7 @@ from opsflow.messages import (
     SshEndpoint,
 )
 from opsflow.spec import ConfigurationManager
-from tests.activities.conftest import STACK
+from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
 
 pytestmark = pytest.mark.integration
 
@@ -46,61 +47,34 @@ echo "configured $OPSFLOW_INSTANCE"
     "web/shebang.sh": '#!/bin/sh\necho "executable $0" > shebang.txt\n',
     # A careless recipe: its daemon keeps the recipe's output stream open.
     "web/daemon.sh": "sleep 30 &\necho $! > daemon.pid\necho daemon started\n",
+    "web/chatty.sh": 'i=0; while [ $i -lt 100 ]; do echo "line $i"; i=$((i + 1)); done\n',
+    # For cancellation: a recipe (and its child) that would run for ten minutes.
+    "web/sleepy.sh": "echo $$ > sleepy.pid\nsleep 600 &\necho $! > sleeper.pid\nwait\n",
+    # ... and one that ignores TERM, as does its child (ignored signals are inherited).
+    "web/stubborn.sh": "trap '' TERM\n"
+    + "echo $$ > sleepy.pid\nsleep 600 &\necho $! > sleeper.pid\nwait\n",
 }
 
 
 @pytest.fixture
 def cookbooks(tmp_path: Path) -> Path:
     top = tmp_path / "cookbooks"
-    for name, text in RECIPES.items():
-        (top / name).parent.mkdir(parents=True, exist_ok=True)
-        (top / name).write_text(text)
+    write_tree(top, RECIPES)
     (top / "web/shebang.sh").chmod(0o755)
     return top
 
 
-Runner = Callable[..., RecipeRunInput]
-
-
-@pytest.fixture
-def request_for(instance: LaunchResult) -> Runner:
-    def make(run_id: str, recipes: list[str] | None = None, event: str = "setup") -> RecipeRunInput:
-        return RecipeRunInput(
-            stack=STACK,
-            hostname="web1",
-            event=event,
-            recipes=recipes,
-            run_id=run_id,
-            ssh=instance.ssh,
-            root=instance.root,
-            instance=InstanceView(hostname="web1", layers=["web"]),
-        )
-
-    return make
-
-
 def activities_for(
     cookbooks: Path | None, recipes: list[str] | None = None
-) -> shell_runner.RecipeActivities:
-    context = RunContext(
-        configuration=CONFIGURATION,
-        recipes=recipes or [],
-        configuration_manager=ConfigurationManager.SHELL,
-        cookbooks_dir=str(cookbooks) if cookbooks else None,
+) -> recipe_runner.RecipeActivities:
+    return runner_for(
+        RunContext(
+            configuration=CONFIGURATION,
+            recipes=recipes or [],
+            configuration_manager=ConfigurationManager.SHELL,
+            cookbooks_dir=str(cookbooks) if cookbooks else None,
+        )
     )
-
-    async def source(_: RecipeRunInput) -> RunContext:
-        return context
-
-    return shell_runner.RecipeActivities(source)
-
-
-async def run(acts: shell_runner.RecipeActivities, request: RecipeRunInput) -> RecipeRunResult:
-    return await ActivityEnvironment().run(acts.run_recipes, request)
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
 
 
 async def test_a_recipe_sees_its_environment_attributes_and_root(
@@ -196,13 +170,13 @@ async def test_cookbooks_are_staged_once_per_content_hash(
     cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uploads: list[str | None] = []
-    add_cookbooks = shell_runner._add_cookbooks
+    add_cookbooks = recipe_runner._add_cookbooks
 
     def counting(tar: tarfile.TarFile, directory: str | None) -> None:
         uploads.append(directory)
         add_cookbooks(tar, directory)
 
-    monkeypatch.setattr(shell_runner, "_add_cookbooks", counting)
+    monkeypatch.setattr(recipe_runner, "_add_cookbooks", counting)
     acts = activities_for(cookbooks)
     await run(acts, request_for("r1", ["web::count"]))
     await run(acts, request_for("r2", ["web::count"]))
@@ -265,15 +239,32 @@ async def test_a_run_that_died_before_starting_is_started_afresh(
     assert lines(Path(instance.root) / "count.txt") == ["ran", "ran"]
 
 
+@pytest.mark.parametrize("manager", list(ConfigurationManager))
 @pytest.mark.parametrize(
     "recipes",
-    [["web::count; touch pwned"], ["web::$(touch pwned)"], ["../web::count"], ["web"]],
+    [
+        ["web::count; touch pwned"],
+        ["web::$(touch pwned)"],
+        ["../web::count"],
+        ["web"],
+        ["web::count'"],
+        ["web::count]"],
+        ["web::a b"],
+    ],
 )
 async def test_bad_recipe_names_are_rejected_before_anything_runs(
-    cookbooks: Path, request_for: Runner, instance: LaunchResult, recipes: list[str]
+    cookbooks: Path,
+    request_for: Runner,
+    instance: LaunchResult,
+    recipes: list[str],
+    manager: ConfigurationManager,
 ) -> None:
+    context = RunContext(
+        configuration=CONFIGURATION, recipes=[], configuration_manager=manager,
+        cookbooks_dir=str(cookbooks),
+    )  # fmt: skip
     with pytest.raises(ApplicationError) as raised:
-        await run(activities_for(cookbooks), request_for("r1", recipes))
+        await run(runner_for(context), request_for("r1", recipes))
     assert raised.value.type == INVALID_INPUT_TYPE and raised.value.non_retryable
     assert not (Path(instance.root) / "var").exists()
     assert not list(Path(instance.root).rglob("pwned"))
@@ -293,20 +284,6 @@ async def test_values_reach_recipes_literally(
 async def test_bad_run_ids_are_rejected(cookbooks: Path, request_for: Runner, run_id: str) -> None:
     with pytest.raises(ApplicationError) as raised:
         await run(activities_for(cookbooks), request_for(run_id, ["web::count"]))
-    assert raised.value.type == INVALID_INPUT_TYPE
-
-
-async def test_other_configuration_managers_are_rejected(request_for: Runner) -> None:
-    async def source(_: RecipeRunInput) -> RunContext:
-        return RunContext(
-            configuration={}, recipes=["web::x"], configuration_manager=ConfigurationManager.CHEF,
-            cookbooks_dir=None,
-        )  # fmt: skip
-
-    with pytest.raises(ApplicationError) as raised:
-        await ActivityEnvironment().run(
-            shell_runner.RecipeActivities(source).run_recipes, request_for("r1")
-        )
     assert raised.value.type == INVALID_INPUT_TYPE
 
 
@@ -364,7 +341,7 @@ async def test_a_first_run_on_a_new_instance_is_one_ssh_command(
 async def test_big_cookbooks_are_sent_only_when_the_instance_lacks_them(
     cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(shell_runner, "SPECULATIVE_STAGE_BYTES", 0)
+    monkeypatch.setattr(recipe_runner, "SPECULATIVE_STAGE_BYTES", 0)
     spy = SshSpy(monkeypatch)
     acts = activities_for(cookbooks)
     await run(acts, request_for("r1", ["web::count"]))
@@ -407,7 +384,7 @@ async def test_large_attributes_reach_the_recipe_intact_on_stdin(
         return context
 
     spy = SshSpy(monkeypatch)
-    result = await run(shell_runner.RecipeActivities(source), request_for("r1", ["web::env"]))
+    result = await run(recipe_runner.RecipeActivities(source), request_for("r1", ["web::env"]))
     assert result.exit_code == 0
     received = (Path(instance.root) / "attributes.json").read_text()
     assert len(received) > 200 * 1024
@@ -430,8 +407,168 @@ async def test_a_retry_of_a_finished_run_is_one_command_and_writes_nothing(
         )  # fmt: skip
 
     spy = SshSpy(monkeypatch)
-    again = await run(shell_runner.RecipeActivities(other), request_for("r1", ["web::count"]))
+    again = await run(recipe_runner.RecipeActivities(other), request_for("r1", ["web::count"]))
     assert again.attached and len(spy.commands) == 1
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
     assert lines(Path(instance.root) / "count.txt") == ["ran"]
     assert not list((Path(instance.root) / "var/lib/opsflow/tmp").iterdir())
+
+
+# ---- run logs on the worker -------------------------------------------------------------
+
+
+async def test_the_whole_log_and_what_the_run_was_are_kept_on_the_worker(
+    cookbooks: Path, request_for: Runner
+) -> None:
+    acts = activities_for(cookbooks)
+    request = request_for("r1", ["web::chatty", "web::fail"], command_id="c-7")
+    with pytest.raises(ApplicationError) as raised:
+        await run(acts, request)
+    tail = raised.value.details[0]
+    assert isinstance(tail, str) and "line 0" not in tail  # the tail is the tail...
+
+    meta, text = run_logs.read_run_log(STACK, "web1", "r1")
+    assert "opsflow: running web::chatty" in text and "line 0" in text  # ...the log is all
+    assert "disk is full" in text and tail in text
+    assert all(line[:4].isdigit() and line[19] == "Z" for line in text.splitlines())
+    iso = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
+    assert re.match(iso, meta.pop("started")) and re.match(iso, meta.pop("finished"))
+    assert meta == {
+        "stack": STACK,
+        "hostname": "web1",
+        "run_id": "r1",
+        "command_id": "c-7",
+        "event": "setup",
+        "recipes": ["web::chatty", "web::fail"],
+        "configuration_manager": "shell",
+        "exit_code": 3,
+        "failed_recipe": "web::fail",
+        "attached": False,
+        "cancelled": False,
+        "stage_only": False,
+    }
+
+    with pytest.raises(ApplicationError):  # a retry re-attaches, and saves it again
+        await run(acts, request)
+    again, again_text = run_logs.read_run_log(STACK, "web1", "r1")
+    assert again["attached"] and again_text == text
+    assert [m["run_id"] for m in run_logs.list_run_logs(STACK, "web1")] == ["r1"]
+
+
+async def test_only_the_newest_runs_are_kept_on_the_worker_and_the_instance(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(run_logs, "KEEP_RUNS", 2)
+    monkeypatch.setattr(recipe_runner, "KEEP_REMOTE_RUNS", 2)
+    acts = activities_for(cookbooks)
+    for run_id in ("r1", "r2", "r3"):
+        await run(acts, request_for(run_id, ["web::count"]))
+    assert [m["run_id"] for m in run_logs.list_run_logs(STACK, "web1")] == ["r3", "r2"]
+    kept = run_logs.instance_dir(STACK, "web1")
+    assert sorted(p.name for p in kept.iterdir()) == ["r2.json", "r2.log", "r3.json", "r3.log"]
+    runs = Path(instance.root) / "var/lib/opsflow/runs"
+    assert sorted(p.name for p in runs.iterdir()) == ["r2", "r3"]
+    assert lines(Path(instance.root) / "count.txt") == ["ran"] * 3
+
+
+# ---- stage only (update_custom_cookbooks) -----------------------------------------------
+
+
+async def test_stage_only_stages_the_cookbooks_and_runs_nothing_in_one_command(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = "ab" * 32  # the stack's: the worker does not hash the tree again
+    context = RunContext(
+        configuration=CONFIGURATION, recipes=["web::count"],
+        configuration_manager=ConfigurationManager.SHELL, cookbooks_dir=str(cookbooks),
+        cookbooks_digest=digest,
+    )  # fmt: skip
+    acts = runner_for(context)
+    spy = SshSpy(monkeypatch)
+    result = await run(acts, request_for("u1", ["web::count"], stage_only=True))
+    assert (result.exit_code, result.recipes, len(spy.commands)) == (0, [], 1)
+    state = Path(instance.root) / "var/lib/opsflow"
+    assert (state / "cookbooks" / digest / "web/count.sh").is_file()
+    assert not list((state / "runs").iterdir()) and not list((state / "tmp").iterdir())
+    assert not (Path(instance.root) / "count.txt").exists()
+    assert f"cookbooks {digest} staged" in result.log_tail
+    meta, _ = run_logs.read_run_log(STACK, "web1", "u1")
+    assert meta["stage_only"] and meta["exit_code"] == 0
+
+    spy.reset()
+    again = await run(acts, request_for("u2", stage_only=True))
+    assert "already staged" in again.log_tail and len(spy.commands) == 1
+    spy.reset()
+    await run(acts, request_for("r1"))  # the staged tree serves the next run: no upload
+    assert len(spy.commands) == 1 and spy.commands[0][1] < 4096
+    assert lines(Path(instance.root) / "count.txt") == ["ran"]
+
+
+# ---- cancellation -----------------------------------------------------------------------
+
+
+def running(pid_file: Path) -> bool:
+    """Whether the process whose pid `pid_file` holds still runs (a zombie does not)."""
+    stat_file = Path(f"/proc/{pid_file.read_text().strip()}/stat")
+    try:
+        return stat_file.read_text().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+async def start_and_wait_for(
+    env: ActivityEnvironment, acts: recipe_runner.RecipeActivities, request: RecipeRunInput,
+    marker: Path,
+) -> asyncio.Task[RecipeRunResult]:  # fmt: skip
+    task = asyncio.create_task(env.run(acts.run_recipes, request))
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert time.monotonic() < deadline and not task.done()
+        await asyncio.sleep(0.05)
+    return task
+
+
+@pytest.mark.parametrize("recipe", ["web::sleepy", "web::stubborn"])
+async def test_a_requested_cancel_stops_the_run_on_the_instance(
+    cookbooks: Path,
+    request_for: Runner,
+    instance: LaunchResult,
+    monkeypatch: pytest.MonkeyPatch,
+    recipe: str,
+) -> None:
+    monkeypatch.setattr(recipe_runner, "CANCEL_GRACE_SECONDS", 0.5)  # stubborn: then KILL
+    root = Path(instance.root)
+    env = ActivityEnvironment()
+    request = request_for("r1", [recipe, "web::count"])
+    task = await start_and_wait_for(env, activities_for(cookbooks), request, root / "sleeper.pid")
+    assert running(root / "sleepy.pid") and running(root / "sleeper.pid")
+
+    env.cancel()  # cancel_requested, as when the workflow cancels the activity
+    started = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 10
+    assert not running(root / "sleepy.pid") and not running(root / "sleeper.pid")
+    run_dir = root / "var/lib/opsflow/runs/r1"
+    assert (run_dir / "exit").read_text().strip() == "130" and (run_dir / "cancelled").exists()
+    assert not (root / "count.txt").exists()  # the next recipe never started
+    meta, text = run_logs.read_run_log(STACK, "web1", "r1")
+    assert (meta["exit_code"], meta["failed_recipe"], meta["cancelled"]) == (130, recipe, True)
+    assert "cancel requested" in text
+    assert ("KILL" in text) == (recipe == "web::stubborn")
+
+
+async def test_a_worker_shutting_down_leaves_the_run_going_for_the_next_attempt(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    root = Path(instance.root)
+    acts = activities_for(cookbooks)
+    env = ActivityEnvironment()
+    task = await start_and_wait_for(env, acts, request_for("r1", ["web::slow"]), root / "slow.txt")
+    env.worker_shutdown()
+    env.cancel(ActivityCancellationDetails(worker_shutdown=True))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    result = await run(acts, request_for("r1", ["web::slow"]))  # the restarted worker
+    assert result.attached and result.exit_code == 0
+    assert lines(root / "slow.txt") == ["started", "finished"]

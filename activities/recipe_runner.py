@@ -1,0 +1,953 @@
+"""The recipe runner: `cookbook::recipe` run over SSH with shell, Puppet or Chef.
+
+The configuration manager is the run context's (`RunContext.configuration_manager`); the
+recipe files follow opsflow.recipes.recipe_file:
+
+    shell   {cookbooks}/c/r.sh                run with `sh` (or its shebang when executable)
+    puppet  {cookbooks}/m/manifests/r.pp      `puppet apply --detailed-exitcodes -e 'include
+                                              m::r'` (0 and 2 succeed), the cookbooks dir
+                                              is the modulepath
+    chef    {cookbooks}/c/recipes/r.rb        `cinc-client`/`chef-client -z` (client.rb) or
+                                              `chef-solo` (solo.rb), `-o 'recipe[c::r]'`,
+                                              the cookbooks dir is the cookbook_path
+
+One tool invocation per recipe, in order, in the instance root, stdin from /dev/null; the
+first recipe that fails ends the run and is recorded as the failed one.
+
+On the instance, under `{root}/var/lib/opsflow/`:
+
+    cookbooks/{sha256}/   the worker's cookbooks directory, staged once per content hash
+    runs/{run_id}/        one run: run.sh, attributes.json, recipes, manager, owner, pid,
+                          log, started, finished, recipe (the one running, or the one that
+                          failed), exit, cancelled (marker); puppet: hiera.yaml; chef:
+                          node.json, client.rb, solo.rb, chef-nodes/
+    puppet/               Puppet's confdir, vardir, codedir, logdir, rundir, publicdir
+    chef/                 Chef's cache, backups, repo paths and keys
+
+Every instance (several local instances share a host) has its own Puppet and Chef state:
+nothing is read from or written to /etc/puppet, /var/lib/puppet, /etc/chef or ~/.chef.
+
+What a recipe sees, for every manager: the environment OPSFLOW_ATTRIBUTES (the stack
+configuration JSON file), OPSFLOW_EVENT, OPSFLOW_INSTANCE, OPSFLOW_ROOT, OPSFLOW_RUN_ID,
+OPSFLOW_STACK. Puppet also: facts opsflow_stack, opsflow_instance, opsflow_event,
+opsflow_root, opsflow_attributes (FACTER_* variables), and Hiera (hiera.yaml in the run
+directory, Hiera 5, one level: attributes.json with the json_data backend), so a manifest
+reads `lookup('opsflow.layers')`, `lookup('opsflow.instance.hostname')`,
+`lookup('shop.greeting')`. Beware: Hiera interpolates `%{...}` in those values. Chef: the
+document is the node JSON (`node['opsflow']`, and `node['opsworks']` as an alias for
+ported OpsWorks cookbooks: opsflow's keys with any custom `opsworks` keys on top);
+node_path is per run, so no attribute survives from one run to the next.
+
+Exactly once, even when the worker dies or the connection drops mid-run: the run is
+claimed by an atomic `mkdir runs/{run_id}` and started detached (setsid nohup), so it
+survives both; a retried activity (same run_id) finds the directory and re-attaches to
+the run instead of starting it again. A run directory without `exit` whose process is
+gone died before it could finish: it is renamed to `{run_id}.lost-N` and the run starts
+afresh (recipes are expected to be idempotent). Each new claim removes finished run
+directories beyond the newest KEEP_REMOTE_RUNS.
+
+Cancellation: only a cancellation that was requested (the workflow cancelled the
+activity) stops the run on the instance: its process group gets TERM, then KILL after
+CANCEL_GRACE_SECONDS; `exit` says 130 and a `cancelled` marker is left; the log is saved
+and the cancellation re-raised. A worker shutting down, a heartbeat timeout or a task
+cancelled otherwise leaves the run going: the next attempt re-attaches to it.
+
+SSH round trips: one command per run, normally. Its stdin is a gzipped tar of the run
+files, never the command line (an argv string is limited to 128 KiB; attributes may be
+larger); it is extracted aside under `tmp/`, then:
+1. if the payload carries `cookbooks/` and `cookbooks/{sha256}` is missing, it is staged
+   (renamed into place: all or nothing);
+2. if the cookbooks are still missing it prints `staged=0` and stops, before claiming;
+3. it claims the run directory, or finds an earlier attempt's (done, running: re-attach;
+   lost: renamed aside, claimed afresh); only a fresh claim moves the run files in and
+   starts run.sh; a re-attach writes nothing;
+4. it waits for `exit` for up to 30 s and prints the outcome and the WHOLE log (the
+   worker keeps it, see activities.run_logs; the tail is cut locally).
+The cookbooks ride along when this worker has not seen them staged on the instance yet
+and their payload is at most SPECULATIVE_STAGE_BYTES; otherwise a `staged=0` answer
+costs one more command that carries them. A run still going after 30 s costs one more
+command per 30 s chunk. So: staged and fresh, 1 command; first run of small cookbooks,
+1; of big ones, 2; a retry, 1 (plus the chunks); no SFTP. `stage_only` (for
+update_custom_cookbooks) is steps 1-2 alone: 1 command (2 for big unseen cookbooks).
+The content hash is RunContext.cookbooks_digest when the stack knows it, else the worker
+hashes the tree.
+
+What can go wrong: a recipe fails or does not exist, or its tool (puppet, chef) is not
+on the instance (RecipeFailed, non-retryable, message naming stack/instance/recipe with
+the tool's own error line, the log tail as first detail); a bad recipe name, run id or
+digest (InvalidInput, non-retryable); SSH trouble (see activities.ssh: retryable unless
+the host key does not match); the run process vanished without an exit code (RunLost,
+retryable: the next attempt starts it afresh).
+
+The instance needs a POSIX sh with GNU coreutils/util-linux (setsid, mkfifo, mv -T,
+mktemp, tar with gzip) and /proc: any mainstream Linux; plus puppet or chef for those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import io
+import json
+import logging
+import os
+import posixpath
+import re
+import stat
+import tarfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from opentelemetry import trace
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import names, run_logs, ssh
+from activities.ssh import quote
+from opsflow.attributes import deep_merge
+from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
+from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
+from opsflow.names import RECIPE
+from opsflow.recipes import recipe_file
+from opsflow.spec import ConfigurationManager
+
+RUN_LOST_TYPE = "RunLost"
+RUN_SETUP_FAILED_TYPE = "RunSetupFailed"
+
+STATE_DIR = "var/lib/opsflow"
+TAIL_LINES = 40
+HEARTBEAT_SECONDS = 2.0
+# One remote command waits at most this long, then the next one takes over: bounds how
+# long an abandoned activity's thread lingers.
+WAIT_CHUNK_SECONDS = 30
+POLL_SECONDS = 0.05
+# Most recipe runs are short: the first half second is polled finely, for latency.
+FAST_POLL_SECONDS = 0.01
+FAST_POLLS = 50
+COMMAND_TIMEOUT = 120.0
+# Cookbooks this worker has not seen staged on an instance go with the first command when
+# their payload is at most this big (else only after the instance says it lacks them).
+SPECULATIVE_STAGE_BYTES = 1 << 20
+# A cancelled run's processes get TERM, then KILL after this long.
+CANCEL_GRACE_SECONDS = 5.0
+CANCELLED_EXIT_CODE = 130
+# Finished run directories kept on an instance (the worker keeps their logs too).
+KEEP_REMOTE_RUNS = 30
+RUN_ID = run_logs.RUN_ID
+DIGEST = re.compile(r"^[0-9a-f]{16,128}$")
+PUPPET_FALLBACK = "/opt/puppetlabs/bin/puppet"
+# A failed puppet/chef run prints many lines; these start the one worth a message.
+_ERROR_LINE = re.compile(r"^(Error|ERROR|FATAL)\b")
+
+# Each run in progress holds a thread waiting on its remote command: the default executor
+# (cores + 4 threads) would make runs on many instances queue behind each other.
+_SSH_THREADS = ThreadPoolExecutor(max_workers=200, thread_name_prefix="opsflow-ssh")
+
+_tracer = trace.get_tracer("opsflow")
+_log = logging.getLogger("opsflow.runner")
+
+# (host, port, root, cookbooks digest) this worker process has seen staged: a hint only,
+# the remote command checks for itself.
+_staged: set[tuple[str, int, str, str]] = set()
+
+ContextSource = Callable[[RecipeRunInput], Awaitable[RunContext]]
+
+# Whether a pid runs; a zombie nobody reaped yet counts as dead.
+_ALIVE = (
+    'alive() { kill -0 "$1" 2>/dev/null || return 1; '
+    "s=$(sed -n 's/^.*) \\(.\\).*$/\\1/p' \"/proc/$1/stat\" 2>/dev/null); "
+    '[ "$s" != Z ]; }'
+)
+# Whether any live (not zombie) process is in process group $1: fields 3 and 5 of
+# /proc/*/stat, after the command name (which may hold spaces and parentheses).
+_GROUP_ALIVE = (
+    'group_alive() { [ -n "$1" ] && cat /proc/[0-9]*/stat 2>/dev/null | '
+    "sed -n 's/^.*) [^Z] [0-9]* \\([0-9]*\\) .*$/\\1/p' | grep -qx \"$1\"; }"
+)
+
+
+class RecipeActivities:
+    """The run_recipes activity; `context_source` supplies the stack's freshest context
+    (in production a query of the stack workflow)."""
+
+    def __init__(self, context_source: ContextSource) -> None:
+        self._context_source = context_source
+
+    @activity.defn(name=names.RUN_RECIPES)
+    async def run_recipes(self, request: RecipeRunInput) -> RecipeRunResult:
+        started = time.monotonic()
+        _check_run_id(request.run_id)
+        context = await self._context_source(request)
+        if request.stage_only:
+            recipes: list[str] = []
+        else:
+            recipes = request.recipes if request.recipes is not None else context.recipes
+        _check_context(context, recipes)
+        if not recipes and not request.stage_only:
+            return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="")
+        # One span for the remote run, under the activity's span from TracingInterceptor;
+        # it carries names and numbers only, never the attributes (they may hold secrets).
+        with _tracer.start_as_current_span(
+            "ssh recipes",
+            attributes={
+                "opsflow.stack": request.stack,
+                "opsflow.instance": request.hostname,
+                "opsflow.event": request.event,
+                "opsflow.recipes": recipes,
+                "opsflow.run_id": request.run_id,
+                "opsflow.configuration_manager": context.configuration_manager.value,
+                "opsflow.stage_only": request.stage_only,
+                "server.address": request.ssh.host,
+                "server.port": request.ssh.port,
+            },
+        ) as span:
+            run = _Run(request, context, recipes)
+            try:
+                outcome = await (run.stage() if request.stage_only else run.run())
+            except asyncio.CancelledError:
+                if run.launched and _cancel_requested():
+                    span.set_attribute("opsflow.cancelled", True)
+                    stopped = await run.stop()
+                    if stopped is not None:
+                        await _save_log(request, context, recipes, stopped)
+                raise
+            span.set_attribute("opsflow.exit_code", outcome.exit_code)
+            span.set_attribute("opsflow.attached", outcome.attached)
+        await _save_log(request, context, recipes, outcome)
+        if outcome.exit_code != 0:
+            raise _recipe_failed(request, outcome)
+        return RecipeRunResult(
+            run_id=request.run_id,
+            recipes=outcome.recipes,
+            exit_code=0,
+            log_tail=outcome.log_tail,
+            attached=outcome.attached,
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+
+def _cancel_requested() -> bool:
+    """Whether the workflow asked for this cancellation: not a worker shutting down (a
+    restarted worker re-attaches), not a timeout, pause or reset."""
+    if not activity.in_activity() or activity.is_worker_shutdown():
+        return False
+    details = activity.cancellation_details()
+    return details is not None and details.cancel_requested and not details.worker_shutdown
+
+
+# ---- checks -----------------------------------------------------------------------------
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)
+
+
+def _check_run_id(run_id: str) -> None:
+    if not RUN_ID.match(run_id):
+        raise _invalid(f"invalid run id {run_id!r}")
+
+
+def _check_context(context: RunContext, recipes: list[str]) -> None:
+    if context.configuration_manager not in _STEPS:
+        raise _invalid(f"cannot run {context.configuration_manager!s} recipes")
+    # Names reach paths, class names, run lists and the run script: only cookbook::recipe
+    # of safe characters, for every manager.
+    bad = [recipe for recipe in recipes if not RECIPE.match(recipe)]
+    if bad:
+        raise _invalid(f"invalid recipe name(s) {bad}: expected cookbook::recipe")
+    digest = context.cookbooks_digest
+    if digest is not None and not DIGEST.match(digest):
+        raise _invalid(f"invalid cookbooks digest {digest!r}: expected lowercase hex")
+
+
+# ---- cookbooks --------------------------------------------------------------------------
+
+
+def _tree(directory: str | None) -> list[Path]:
+    if directory is None:
+        return []
+    top = Path(directory)
+    if not top.is_dir():
+        raise _invalid(f"cookbooks directory {directory} does not exist on this worker")
+    return sorted(top.rglob("*"))
+
+
+def cookbooks_digest(directory: str | None) -> str:
+    """sha256 of the tree: relative paths, modes, file contents and link targets."""
+    digest = hashlib.sha256()
+    for path in _tree(directory):
+        info = path.lstat()
+        relative = path.relative_to(directory or "").as_posix()
+        digest.update(f"{relative}\0{info.st_mode:o}\0".encode())
+        if stat.S_ISLNK(info.st_mode):
+            digest.update(os.readlink(path).encode())
+        elif stat.S_ISREG(info.st_mode):
+            digest.update(f"{info.st_size}\0".encode())
+            digest.update(path.read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def _payload(files: dict[str, bytes], cookbooks: str | None, *, stage: bool) -> bytes:
+    """A command's stdin: a gzipped tar of the run files under `run/`, plus `cookbooks/`
+    when staging."""
+    buffer = io.BytesIO()
+    now = time.time()
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"run/{name}")
+            info.size, info.mode, info.mtime = len(data), 0o644, now
+            tar.addfile(info, io.BytesIO(data))
+        if stage:
+            _add_cookbooks(tar, cookbooks)
+    return buffer.getvalue()
+
+
+def _add_cookbooks(tar: tarfile.TarFile, directory: str | None) -> None:
+    """The cookbooks tree as `cookbooks/` (an empty directory when there is none)."""
+    if directory is not None:
+        tar.add(directory, arcname="cookbooks")
+        return
+    info = tarfile.TarInfo("cookbooks")
+    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, time.time()
+    tar.addfile(info)
+
+
+# ---- one run ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Paths of one run on the instance."""
+
+    root: str
+    run_id: str
+    digest: str
+
+    @property
+    def state(self) -> str:
+        return posixpath.join(self.root, STATE_DIR)
+
+    @property
+    def cookbooks(self) -> str:
+        return posixpath.join(self.state, "cookbooks", self.digest)
+
+    @property
+    def runs(self) -> str:
+        return posixpath.join(self.state, "runs")
+
+    @property
+    def run(self) -> str:
+        return posixpath.join(self.runs, self.run_id)
+
+    @property
+    def tmp(self) -> str:
+        return posixpath.join(self.state, "tmp")
+
+    def in_run(self, name: str) -> str:
+        return posixpath.join(self.run, name)
+
+    def tool_state(self, tool: str, name: str) -> str:
+        """A private directory of puppet's or chef's, shared by this instance's runs only."""
+        return posixpath.join(self.state, tool, name)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    exit_code: int
+    recipe: str
+    recipes: list[str]
+    log: str
+    attached: bool
+    manager: str = ""
+    started: str = ""
+    finished: str = ""
+    cancelled: bool = False
+
+    @property
+    def log_tail(self) -> str:
+        return "\n".join(self.log.rstrip("\n").splitlines()[-TAIL_LINES:])
+
+
+class _Run:
+    """Claims, starts or re-attaches to, waits for and (on request) stops one run."""
+
+    def __init__(self, request: RecipeRunInput, context: RunContext, recipes: list[str]) -> None:
+        self.request = request
+        self.context = context
+        self.recipes = recipes
+        self.manager = context.configuration_manager
+        self.endpoint = request.ssh
+        # Marks the attempt that claimed the run directory: only it may start the run.
+        self.nonce = uuid.uuid4().hex
+        self.layout: _Layout | None = None
+        # Whether a command that may start the run was sent (cancelling then stops it).
+        self.launched = False
+
+    async def _layout(self) -> _Layout:
+        digest = self.context.cookbooks_digest
+        if digest is None:
+            digest = await asyncio.to_thread(cookbooks_digest, self.context.cookbooks_dir)
+        self.layout = _Layout(self.request.root, self.request.run_id, digest)
+        return self.layout
+
+    async def _send(self, layout: _Layout, script: str, files: dict[str, bytes]) -> str:
+        """Send `script` with `files`, staging the cookbooks first if needed. The cookbooks
+        go with it unless this worker saw them staged there already (or they are big); if
+        the instance lacks them all the same, it says so before doing anything else, and
+        a second command carries them."""
+        staged_key = (self.endpoint.host, self.endpoint.port, layout.root, layout.digest)
+        first = staged_key not in _staged
+        output = await _heartbeating(self._start, script, files, stage=first, speculative=True)
+        if _fields(_head(output)).get("staged") == "0":
+            output = await _heartbeating(self._start, script, files, stage=True, speculative=False)
+        if _fields(_head(output)).get("staged") == "1":
+            _staged.add(staged_key)
+        return output
+
+    async def run(self) -> _Outcome:
+        layout = await self._layout()
+        # One command stages (if it carries the cookbooks), claims, writes the run files,
+        # launches and waits.
+        self.launched = True
+        script = _stage_script(layout) + _claim_script(layout, self.nonce) + _wait_body()
+        output = await self._send(layout, script, self._run_files(layout))
+        fields = _fields(_head(output))
+        claim = fields.get("claim")
+        if fields.get("staged") != "1" or claim not in ("new", "running", "done"):
+            raise ApplicationError(
+                f"{self._where()}: run {self.request.run_id} could not be started "
+                f"(staged={fields.get('staged')}, claim={claim}); another attempt may be "
+                "claiming it",
+                type=RUN_SETUP_FAILED_TYPE,
+            )
+        return await self._wait(layout, output, attached=claim != "new")
+
+    async def stage(self) -> _Outcome:
+        """Stage the cookbooks only (update_custom_cookbooks): no run directory, no run."""
+        started = _utc_now()
+        layout = await self._layout()
+        output = await self._send(layout, _stage_script(layout) + 'rm -rf "$in"\n', {})
+        fields = _fields(_head(output))
+        if fields.get("staged") != "1":
+            raise ApplicationError(
+                f"{self._where()}: cookbooks {layout.digest} could not be staged",
+                type=RUN_SETUP_FAILED_TYPE,
+            )
+        how = "staged" if fields.get("new") == "1" else "already staged"
+        line = f"{started} opsflow: cookbooks {layout.digest} {how} at {layout.cookbooks}\n"
+        return _Outcome(
+            exit_code=0,
+            recipe="",
+            recipes=[],
+            log=line,
+            attached=False,
+            manager=self.manager.value,
+            started=started,
+            finished=_utc_now(),
+        )
+
+    async def stop(self) -> _Outcome | None:
+        """Stop the run on the instance (TERM, then KILL its process group); its outcome,
+        or None when the instance could not be told."""
+        if self.layout is None:
+            return None
+        try:
+            output = await _heartbeating(self._exec, _stop_script(self.layout))
+        except asyncio.CancelledError:
+            return None  # cancelled again while stopping: give up waiting
+        except ApplicationError as err:
+            _log.warning("%s: could not stop run %s: %s", self._where(), self.request.run_id, err)
+            return None
+        return _outcome(output, attached=False)
+
+    async def _wait(self, layout: _Layout, output: str, *, attached: bool) -> _Outcome:
+        while True:
+            state = _fields(_head(output)).get("state")
+            if state == "done":
+                return _outcome(output, attached=attached)
+            if state == "died":
+                raise ApplicationError(
+                    f"{self._where()}: run {self.request.run_id} vanished without an exit "
+                    "code; the next attempt starts it afresh",
+                    type=RUN_LOST_TYPE,
+                )
+            # Still running after one wait chunk: the next command takes over.
+            output = await _heartbeating(self._exec, _wait_script(layout))
+
+    def _run_files(self, layout: _Layout) -> dict[str, bytes]:
+        configuration = self.context.configuration
+        files = {
+            "attributes.json": _json(configuration),
+            "recipes": (" ".join(self.recipes) + "\n").encode(),
+            "manager": f"{self.manager.value}\n".encode(),
+            "run.sh": _run_script(layout, self.request, self.recipes, self.manager).encode(),
+        }
+        if self.manager == ConfigurationManager.PUPPET:
+            files["hiera.yaml"] = _hiera_config(layout).encode()
+        if self.manager == ConfigurationManager.CHEF:
+            files["node.json"] = _json(chef_node(configuration))
+            files["client.rb"] = _chef_config(layout, self.request, local_mode=True).encode()
+            files["solo.rb"] = _chef_config(layout, self.request, local_mode=False).encode()
+        return files
+
+    def _start(
+        self, script: str, files: dict[str, bytes], *, stage: bool, speculative: bool
+    ) -> str:
+        """One command carrying `files` (and the cookbooks with `stage`) on its stdin.
+        `speculative`: the cookbooks may not be needed, leave them out if big."""
+        payload = _payload(files, self.context.cookbooks_dir, stage=stage)
+        if stage and speculative and len(payload) > SPECULATIVE_STAGE_BYTES:
+            payload = _payload(files, None, stage=False)
+        return self._exec(script, payload)
+
+    def _exec(self, command: str, stdin: bytes | None = None) -> str:
+        code, out, err = ssh.run(
+            self.endpoint, command, timeout=WAIT_CHUNK_SECONDS + COMMAND_TIMEOUT, stdin=stdin
+        )
+        if code != 0:
+            raise ApplicationError(
+                f"{self._where()}: a remote step of run {self.request.run_id} failed "
+                f"({code}): {err.strip() or out.strip()}",
+                type=RUN_SETUP_FAILED_TYPE,
+            )
+        return out
+
+    def _where(self) -> str:
+        return f"{self.request.stack}/{self.request.hostname}"
+
+
+def _json(document: Any) -> bytes:
+    return json.dumps(document, indent=2, sort_keys=True).encode()
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _outcome(output: str, *, attached: bool) -> _Outcome:
+    """What a remote script printed about a finished run: fields, `---`, the whole log."""
+    head, _, log = output.partition("\n---\n")
+    fields = _fields(head)
+    return _Outcome(
+        exit_code=int(fields.get("exit") or 1),
+        recipe=fields.get("recipe", ""),
+        recipes=fields.get("recipes", "").split(),
+        log=log,
+        attached=attached,
+        manager=fields.get("manager", ""),
+        started=fields.get("started", ""),
+        finished=fields.get("finished", ""),
+        cancelled=fields.get("cancelled") == "1",
+    )
+
+
+async def _save_log(
+    request: RecipeRunInput, context: RunContext, recipes: list[str], outcome: _Outcome
+) -> None:
+    """Keep the run's whole log on the worker (activities.run_logs); never fails the run."""
+    now = _utc_now()
+    meta = {
+        "stack": request.stack,
+        "hostname": request.hostname,
+        "run_id": request.run_id,
+        "command_id": request.command_id,
+        "event": request.event,
+        "recipes": outcome.recipes or recipes,
+        "configuration_manager": outcome.manager or context.configuration_manager.value,
+        "exit_code": outcome.exit_code,
+        "failed_recipe": (outcome.recipe or None) if outcome.exit_code != 0 else None,
+        "started": outcome.started or now,
+        "finished": outcome.finished or now,
+        "attached": outcome.attached,
+        "cancelled": outcome.cancelled,
+        "stage_only": request.stage_only,
+    }
+    try:
+        await asyncio.to_thread(run_logs.save_run_log, meta, outcome.log, keep=run_logs.KEEP_RUNS)
+    except (OSError, ValueError) as err:
+        _log.warning("could not save the log of run %s: %s", request.run_id, err)
+
+
+def _recipe_failed(request: RecipeRunInput, outcome: _Outcome) -> ApplicationError:
+    return ApplicationError(
+        f"{request.stack}/{request.hostname}: recipe {outcome.recipe or '?'} failed with "
+        f"exit code {outcome.exit_code}: {_failure_line(outcome)}",
+        outcome.log_tail,
+        type=RECIPE_FAILED_TYPE,
+        non_retryable=True,
+    )
+
+
+def _failure_line(outcome: _Outcome) -> str:
+    """The line that says why: among the failed recipe's lines, the tool's last error line
+    (puppet `Error:`, chef `FATAL:`/`ERROR:`), else the last line. Timestamps dropped."""
+    texts = [line.partition(" ")[2].strip() for line in outcome.log.splitlines()]
+    marker = f"opsflow: running {outcome.recipe}"
+    starts = [i for i, text in enumerate(texts) if text == marker]
+    own = [text for text in texts[starts[-1] + 1 if starts else 0 :] if text]
+    errors = [text for text in own if _ERROR_LINE.match(text)]
+    return (errors or own or ["no output"])[-1]
+
+
+def _head(output: str) -> str:
+    """The `key=value` part of a remote script's output, before the log."""
+    return output.partition("\n---\n")[0]
+
+
+def _fields(output: str) -> dict[str, str]:
+    """`key=value` lines printed by the remote scripts."""
+    pairs = (line.split("=", 1) for line in output.splitlines() if "=" in line)
+    return {key: value for key, value in pairs}
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+async def _heartbeating(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+    """Run blocking `fn` in a thread, heartbeating meanwhile so Temporal notices a dead worker."""
+    call = functools.partial(fn, *args, **kwargs)
+    task = asyncio.get_running_loop().run_in_executor(_SSH_THREADS, call)
+    while True:
+        _heartbeat()
+        try:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+        except asyncio.CancelledError:
+            # A thread cannot be stopped: it ends with its command (one wait chunk at most).
+            task.add_done_callback(lambda finished: finished.exception())
+            raise
+        if done:
+            return task.result()
+
+
+def _heartbeat() -> None:
+    if activity.in_activity():
+        activity.heartbeat()
+
+
+# ---- configuration managers -------------------------------------------------------------
+
+
+def chef_node(configuration: dict[str, Any]) -> dict[str, Any]:
+    """The node JSON: the attributes, plus `opsworks` as an alias of `opsflow` (with any
+    `opsworks` keys of the custom JSON on top), for cookbooks ported from OpsWorks."""
+    alias = deep_merge(configuration.get("opsflow") or {}, configuration.get("opsworks") or {})
+    return {**configuration, "opsworks": alias}
+
+
+def _ruby(value: str) -> str:
+    """A single-quoted Ruby string: no interpolation, only \\\\ and \\' are escapes."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _chef_config(layout: _Layout, request: RecipeRunInput, *, local_mode: bool) -> str:
+    """client.rb (`local_mode`) or solo.rb: everything under this instance's state dir."""
+    state = functools.partial(layout.tool_state, "chef")
+    settings = {
+        "chef_repo_path": _ruby(state("repo")),
+        "cookbook_path": f"[{_ruby(layout.cookbooks)}]",
+        "cache_path": _ruby(state("cache")),
+        "file_cache_path": _ruby(state("cache")),
+        "file_backup_path": _ruby(state("backup")),
+        # Per run: normal attributes saved with the node never outlive the run.
+        "node_path": _ruby(layout.in_run("chef-nodes")),
+        "client_key": _ruby(state("client.pem")),
+        "validation_key": _ruby(state("validation.pem")),
+        "node_name": _ruby(request.hostname),
+        "log_location": "STDOUT",
+        "chef_license": _ruby("accept-silent"),
+    }
+    lines = [f"# opsflow run {request.run_id} (generated)"]
+    if local_mode:
+        lines.append("local_mode true")
+    lines += [f"{key} {value}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _hiera_config(layout: _Layout) -> str:
+    """Hiera 5, one level: the run's attributes.json (JSON strings are YAML strings)."""
+    return f"""---
+version: 5
+defaults:
+  datadir: {json.dumps(layout.run)}
+  data_hash: json_data
+hierarchy:
+  - name: "opsflow run attributes"
+    path: "attributes.json"
+"""
+
+
+def _shell_steps(layout: _Layout) -> str:
+    return """missing=
+invoke() { if [ -x "$2" ]; then exec "$2"; else exec sh "$2"; fi; }"""
+
+
+def _puppet_steps(layout: _Layout) -> str:
+    state = functools.partial(layout.tool_state, "puppet")
+    dirs = [("confdir", "conf"), ("vardir", "var"), ("codedir", "code"), ("logdir", "log")]
+    dirs += [("rundir", "run"), ("publicdir", "public")]
+    options = " ".join(f"--{option}={quote(state(name))}" for option, name in dirs)
+    return f"""PUPPET=$(command -v puppet 2>/dev/null) || PUPPET=
+[ -n "$PUPPET" ] || [ ! -x {PUPPET_FALLBACK} ] || PUPPET={PUPPET_FALLBACK}
+missing=
+[ -n "$PUPPET" ] || missing="no puppet on this instance (not on PATH=$PATH, nor {PUPPET_FALLBACK})"
+# --detailed-exitcodes: 0 nothing changed, 2 changes made, anything else a failure.
+invoke() {{
+  "$PUPPET" apply --detailed-exitcodes --color=false --modulepath={quote(layout.cookbooks)} \\
+    {options} \\
+    --hiera_config={quote(layout.in_run("hiera.yaml"))} -e "$3"
+  rc=$?
+  case $rc in 0 | 2) return 0 ;; *) return $rc ;; esac
+}}"""
+
+
+def _chef_steps(layout: _Layout) -> str:
+    client, solo = quote(layout.in_run("client.rb")), quote(layout.in_run("solo.rb"))
+    node = quote(layout.in_run("node.json"))
+    return f"""CHEF= CHEF_MODE=
+for c in cinc-client chef-client; do
+  if [ -z "$CHEF" ] && p=$(command -v "$c" 2>/dev/null); then CHEF=$p CHEF_MODE=client; fi
+done
+if [ -z "$CHEF" ] && p=$(command -v chef-solo 2>/dev/null); then CHEF=$p CHEF_MODE=solo; fi
+missing=
+[ -n "$CHEF" ] ||
+  missing="no chef-client, cinc-client or chef-solo found on this instance (PATH=$PATH)"
+# One invocation per recipe, so the failing one is known.
+invoke() {{
+  if [ "$CHEF_MODE" = client ]; then
+    exec "$CHEF" -z --no-color -F doc -c {client} -j {node} -o "$3"
+  fi
+  exec "$CHEF" --no-color -F doc -c {solo} -j {node} -o "$3"
+}}"""
+
+
+# Per manager: the run script's tool setup (sets `missing` when the tool is absent and
+# defines `invoke NAME FILE TARGET`), and a recipe's TARGET argument.
+_STEPS: dict[ConfigurationManager, Callable[[_Layout], str]] = {
+    ConfigurationManager.SHELL: _shell_steps,
+    ConfigurationManager.PUPPET: _puppet_steps,
+    ConfigurationManager.CHEF: _chef_steps,
+}
+_TARGET: dict[ConfigurationManager, Callable[[str], str]] = {
+    ConfigurationManager.SHELL: lambda recipe: "",
+    ConfigurationManager.PUPPET: lambda recipe: f"include {recipe}",
+    ConfigurationManager.CHEF: lambda recipe: f"recipe[{recipe}]",
+}
+
+
+# ---- remote scripts (every interpolated value is quoted) --------------------------------
+
+
+def _stage_script(layout: _Layout) -> str:
+    """Read the payload (stdin) aside into $in; stage the cookbooks if it has them and
+    they are missing; say whether they are staged (stop there if not)."""
+    cookbooks = quote(layout.cookbooks)
+    dirs = " ".join(
+        quote(d) for d in (layout.runs, layout.tmp, posixpath.dirname(layout.cookbooks))
+    )
+    return f"""{_ALIVE}
+mkdir -p {dirs} || exit 90
+in=$(mktemp -d {quote(layout.tmp)}/in.XXXXXX) || exit 90
+tar -xzf - -C "$in" --no-same-owner || {{ rm -rf "$in"; exit 92; }}
+if [ ! -d {cookbooks} ] && [ -d "$in/cookbooks" ]; then
+  mv -T "$in/cookbooks" {cookbooks} 2>/dev/null && echo new=1
+fi
+if [ ! -d {cookbooks} ]; then rm -rf "$in"; echo staged=0; exit 0; fi
+echo staged=1
+"""
+
+
+def _claim_script(layout: _Layout, nonce: str) -> str:
+    """Claim the run directory or say what state an earlier attempt left it in; if
+    claimed, move the run files in, start run.sh detached and prune old runs. The wait
+    (`_wait_body`) follows in the same command."""
+    run, owner = quote(layout.run), quote(layout.in_run("owner"))
+    exit_file, pid = quote(layout.in_run("exit")), quote(layout.in_run("pid"))
+    return f"""claim() {{ mkdir {run} 2>/dev/null && printf '%s\\n' {quote(nonce)} > {owner}; }}
+if claim; then c=new
+elif [ -e {exit_file} ]; then c=done
+elif [ -f {pid} ] && alive "$(cat {pid})"; then c=running
+elif [ -e {exit_file} ]; then c=done
+else
+  n=1; while [ -e {run}.lost-$n ]; do n=$((n + 1)); done
+  mv -T {run} {run}.lost-$n && echo lost=$n
+  if claim; then c=new; else c=busy; fi
+fi
+echo claim=$c
+if [ $c = new ]; then
+  mv "$in"/run/* {run}/ || {{ rm -rf "$in"; exit 92; }}
+  # Finished (or lost) runs beyond the newest {KEEP_REMOTE_RUNS} go; run ids have no spaces.
+  ( cd {quote(layout.runs)} && ls -1t | tail -n +{KEEP_REMOTE_RUNS + 1} | while read -r d; do
+      case $d in *.lost-*) ;; *) [ -e "$d/exit" ] || continue ;; esac
+      rm -rf -- "$d"
+    done ) 2>/dev/null
+fi
+rm -rf "$in"
+[ $c != busy ] || exit 0
+cd {run} || exit 91
+if [ $c = new ] && [ ! -e pid ]; then
+  : >> log
+  ( setsid nohup sh ./run.sh </dev/null >/dev/null 2>&1 & echo $! > pid.tmp ) && mv pid.tmp pid
+fi
+"""
+
+
+def _wait_script(layout: _Layout) -> str:
+    """Wait on a run already started (the start command's wait chunk ran out)."""
+    return f"""{_ALIVE}
+cd {quote(layout.run)} || exit 91
+{_wait_body()}"""
+
+
+def _report() -> str:
+    """In the run directory, once `exit` exists: the outcome, `---`, the whole log."""
+    return """echo state=done
+echo "exit=$(cat exit)"
+echo "recipe=$(cat recipe 2>/dev/null)"
+echo "recipes=$(cat recipes 2>/dev/null)"
+echo "manager=$(cat manager 2>/dev/null)"
+echo "started=$(cat started 2>/dev/null)"
+echo "finished=$(cat finished 2>/dev/null)"
+if [ -e cancelled ]; then echo cancelled=1; fi
+echo ---
+cat log 2>/dev/null
+exit 0
+"""
+
+
+def _wait_body() -> str:
+    """In the run directory: poll for `exit` for one chunk, then report."""
+    slow = int((WAIT_CHUNK_SECONDS - FAST_POLLS * FAST_POLL_SECONDS) / POLL_SECONDS)
+    return f"""i=0 d={FAST_POLL_SECONDS}
+while [ ! -e exit ]; do
+  [ $i -lt {FAST_POLLS + slow} ] || {{ echo state=pending; exit 0; }}
+  if [ $((i % 20)) -eq 0 ] && ! alive "$(cat pid 2>/dev/null)" && [ ! -e exit ]; then
+    echo state=died; exit 0
+  fi
+  [ $i -lt {FAST_POLLS} ] || d={POLL_SECONDS}
+  sleep $d; i=$((i + 1))
+done
+{_report()}"""
+
+
+def _stop_script(layout: _Layout) -> str:
+    """Stop a run: leave the `cancelled` marker (run.sh checks it before each recipe),
+    TERM its process group, KILL what is left after the grace period, make sure `exit`
+    says 130, then report. A run never claimed is claimed as cancelled, so an attempt
+    still on its way cannot start it."""
+    grace_polls = max(int(CANCEL_GRACE_SECONDS / POLL_SECONDS), 1)
+    return f"""{_ALIVE}
+{_GROUP_ALIVE}
+note() {{ printf '%s opsflow: %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" >> log; }}
+ended() {{
+  [ -e exit ] && return 0
+  date -u +%Y-%m-%dT%H:%M:%SZ > finished
+  printf '%s\\n' {CANCELLED_EXIT_CODE} > exit.tmp && mv exit.tmp exit
+}}
+mkdir -p {quote(layout.runs)} || exit 90
+if mkdir {quote(layout.run)} 2>/dev/null; then
+  cd {quote(layout.run)} || exit 91
+  : > cancelled; note "cancelled before it started"; ended
+fi
+cd {quote(layout.run)} || exit 91
+if [ ! -e exit ]; then
+  : > cancelled
+  i=0; while [ ! -s pid ] && [ ! -e exit ] && [ $i -lt 200 ]; do sleep 0.01; i=$((i + 1)); done
+  pid=$(cat pid 2>/dev/null)
+  if [ ! -e exit ] && group_alive "$pid"; then
+    note "cancel requested: stopping the run (TERM to process group $pid)"
+    kill -s TERM -- "-$pid" 2>/dev/null
+    i=0
+    while group_alive "$pid" && [ $i -lt {grace_polls} ]; do
+      sleep {POLL_SECONDS}; i=$((i + 1))
+    done
+    if group_alive "$pid"; then
+      note "still running after {CANCEL_GRACE_SECONDS:g}s: KILL to process group $pid"
+      kill -s KILL -- "-$pid" 2>/dev/null
+      i=0; while group_alive "$pid" && [ $i -lt 100 ]; do sleep 0.02; i=$((i + 1)); done
+    fi
+  fi
+  if [ ! -e exit ]; then note "cancelled"; ended; fi
+fi
+{_report()}"""
+
+
+def _run_script(
+    layout: _Layout, request: RecipeRunInput, recipes: list[str], manager: ConfigurationManager
+) -> str:
+    """The detached script: run each recipe in order with the manager's tool, log with
+    timestamps, write `exit`; TERM (a cancellation) ends it with 130."""
+    attributes = layout.in_run("attributes.json")
+    env = {
+        "OPSFLOW_ATTRIBUTES": attributes,
+        "OPSFLOW_EVENT": request.event,
+        "OPSFLOW_INSTANCE": request.hostname,
+        "OPSFLOW_ROOT": layout.root,
+        "OPSFLOW_RUN_ID": request.run_id,
+        "OPSFLOW_STACK": request.stack,
+    }
+    if manager == ConfigurationManager.PUPPET:
+        env |= {
+            "FACTER_opsflow_stack": request.stack,
+            "FACTER_opsflow_instance": request.hostname,
+            "FACTER_opsflow_event": request.event,
+            "FACTER_opsflow_root": layout.root,
+            "FACTER_opsflow_attributes": attributes,
+        }
+    exports = "\n".join(f"export {name}={quote(value)}" for name, value in env.items())
+    steps = "\n".join(
+        f"step {quote(recipe)} {quote(_recipe_path(layout, manager, recipe))}"
+        f" {quote(_TARGET[manager](recipe))} || finish $?"
+        for recipe in recipes
+    )
+    return f"""#!/bin/sh
+# opsflow run {request.run_id} ({manager.value}, generated): recipes in order, the first
+# failure ends it.
+cd {quote(layout.run)} || exit 1
+{exports}
+stamp() {{
+  while IFS= read -r line || [ -n "$line" ]; do
+    printf '%s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$line"
+  done
+}}
+say() {{ printf 'opsflow: %s\\n' "$1" | stamp >> log; }}
+finish() {{
+  date -u +%Y-%m-%dT%H:%M:%SZ > finished
+  printf '%s\\n' "$1" > exit.tmp && mv exit.tmp exit
+  exit 0
+}}
+trap ': > cancelled; say "stopped: the run was cancelled"; finish {CANCELLED_EXIT_CODE}' TERM
+date -u +%Y-%m-%dT%H:%M:%SZ > started
+{_STEPS[manager](layout)}
+n=0
+step() {{
+  printf '%s\\n' "$1" > recipe
+  if [ -e cancelled ]; then say "cancelled before $1"; finish {CANCELLED_EXIT_CODE}; fi
+  say "running $1"
+  if [ -n "$missing" ]; then say "$missing"; return 127; fi
+  if [ ! -f "$2" ]; then say "recipe $1 not found: no $2 on this instance"; return 127; fi
+  n=$((n + 1)); mkfifo "stream.$n" || return 1
+  {{ stamp < "stream.$n" >> log; : > "stream.$n.done"; }} &
+  ( cd {quote(layout.root)} && invoke "$1" "$2" "$3" ) > "stream.$n" 2>&1 < /dev/null
+  rc=$?
+  # A daemon the recipe started may hold the stream open: give the stamper 1 s, not more.
+  i=0; while [ ! -e "stream.$n.done" ] && [ $i -lt 100 ]; do sleep 0.01; i=$((i + 1)); done
+  rm -f "stream.$n"
+  return $rc
+}}
+{steps}
+say "done"
+finish 0
+"""
+
+
+def _recipe_path(layout: _Layout, manager: ConfigurationManager, recipe: str) -> str:
+    return posixpath.join(layout.cookbooks, recipe_file(manager, recipe))
