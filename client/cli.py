@@ -408,7 +408,7 @@ async def run_command(
         result = await client.wait_deployment(started.deployment_id)
     except asyncio.CancelledError:
         # Ctrl-C: asyncio.run cancels this task; stop the command before leaving.
-        output.error(f"cancelling {started.deployment_id} ...")
+        click.echo(f"cancelling {started.deployment_id} ...", err=True)
         await asyncio.shield(_cancel_and_wait(client, started.deployment_id))
         raise
     if fmt == "json":
@@ -424,7 +424,7 @@ async def _cancel_and_wait(client: OpsflowClient, deployment_id: str) -> None:
     await client.cancel_deployment(deployment_id)
     with contextlib.suppress(OperationFailed):
         await client.wait_deployment(deployment_id)
-    output.error(f"{deployment_id} cancelled")
+    click.echo(f"{deployment_id} cancelled", err=True)
 
 
 # ---- command logs ------------------------------------------------------------------
@@ -498,9 +498,9 @@ def _main() -> int:
     try:
         code = cli.main(standalone_mode=False)
         return code if isinstance(code, int) else 0
-    except click.exceptions.Abort:
-        output.error("aborted")
-        return 1
+    except click.exceptions.Abort:  # click's form of Ctrl-C
+        output.error("interrupted")
+        return 130
     except click.ClickException as err:
         err.show()
         return 2 if isinstance(err, click.UsageError | click.BadParameter) else err.exit_code
