@@ -577,13 +577,21 @@ async def _save_log(
 
 
 def _recipe_failed(request: RecipeRunInput, outcome: _Outcome) -> ApplicationError:
+    # The first line says what failed and why; the last lines of the log follow, so the
+    # Temporal UI's failure message alone is enough to start on (the details hold more).
+    said = [line for line in outcome.log_tail.splitlines() if line.partition(" ")[2].strip()]
+    last = said[-FAILURE_LINES:]
     return ApplicationError(
         f"{request.stack}/{request.hostname}: recipe {outcome.recipe or '?'} failed with "
-        f"exit code {outcome.exit_code}: {_failure_line(outcome)}",
+        f"exit code {outcome.exit_code}: {_failure_line(outcome)}"
+        + "".join(f"\n| {line}" for line in last),
         outcome.log_tail,
         type=RECIPE_FAILED_TYPE,
         non_retryable=True,
     )
+
+
+FAILURE_LINES = 5
 
 
 def _failure_line(outcome: _Outcome) -> str:

@@ -53,7 +53,8 @@ def failure_message(err: BaseException) -> tuple[str, str | None]:
         tail = None
         if cause.details and isinstance(cause.details[0], str):
             tail = cause.details[0]
-        return cause.message, tail
+        # The first line names what failed; the log lines after it are in `tail`.
+        return cause.message.split("\n", 1)[0], tail
     return str(cause or err), None
 
 
