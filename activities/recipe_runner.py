@@ -86,6 +86,7 @@ mktemp, tar with gzip) and /proc: any mainstream Linux; plus puppet or chef for 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import io
@@ -111,6 +112,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import names, run_logs, ssh
 from activities.ssh import quote
+from opsflow import settings
 from opsflow.attributes import deep_merge
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
 from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
@@ -392,6 +394,7 @@ class _Run:
         self.launched = False
 
     async def _layout(self) -> _Layout:
+        _mark_used(self.context.cookbooks_dir)
         digest = self.context.cookbooks_digest
         if digest is None:
             digest = await asyncio.to_thread(cookbooks_digest, self.context.cookbooks_dir)
@@ -574,6 +577,17 @@ async def _save_log(
         await asyncio.to_thread(run_logs.save_run_log, meta, outcome.log, keep=run_logs.KEEP_RUNS)
     except (OSError, ValueError) as err:
         _log.warning("could not save the log of run %s: %s", request.run_id, err)
+
+
+def _mark_used(directory: str | None) -> None:
+    """Fetched cookbooks in the worker's cache are pruned when unused for days: a run that
+    uses them counts as a use (a user's own directory is left untouched)."""
+    if directory is None:
+        return
+    path = Path(directory)
+    if path.is_relative_to(settings.cookbooks_cache_dir()):
+        with contextlib.suppress(OSError):
+            os.utime(path)
 
 
 def _recipe_failed(request: RecipeRunInput, outcome: _Outcome) -> ApplicationError:

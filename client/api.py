@@ -31,7 +31,12 @@ from temporalio.common import (
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
 )
-from temporalio.exceptions import ApplicationError, CancelledError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+)
 from temporalio.service import RPCError, RPCStatusCode
 
 from opsflow import names, settings
@@ -372,6 +377,9 @@ def _deployment_failure(result: DeploymentResult) -> str:
 
 def _from_failure(cause: BaseException | None, workflow_id: str) -> Exception:
     """Map a failure from a workflow or an update back to an opsflow error."""
+    # An activity or child that failed inside an update: the reason is its innermost cause.
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
     if isinstance(cause, ApplicationError):
         if cause.type == INVALID_INPUT_TYPE:
             return InvalidInput(cause.message)
