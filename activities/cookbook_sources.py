@@ -71,27 +71,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
+
+# The digest must be the runner's own: it names the staged cookbooks on instances.
+from activities.recipe_runner import cookbooks_digest
 from opsflow import settings
-from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE
+from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import available_recipes
 from opsflow.spec import ConfigurationManager, CookbookSource
-
-# The digest must be the runner's own: it names the staged cookbooks on instances.
-# (recipe_runner.py was shell_runner.py: the fallback serves a tree from before the rename
-# and can go once the rename is committed.)
-try:
-    from activities.recipe_runner import (  # type: ignore[import-not-found, unused-ignore]
-        cookbooks_digest,
-    )
-except ModuleNotFoundError as missing:
-    if missing.name != "activities.recipe_runner":
-        raise
-    from activities.shell_runner import (  # type: ignore[import-not-found, no-redef, unused-ignore]
-        cookbooks_digest,
-    )
-
-COOKBOOKS_UNAVAILABLE_TYPE = "CookbooksSourceUnavailable"
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 MAX_EXTRACTED_BYTES = 2 * 1024 * 1024 * 1024

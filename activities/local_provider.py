@@ -11,7 +11,7 @@ of a stopped instance, reuses the keys, the root and (if still free) the port, s
 pinned host key and every path a recipe saw stay valid.
 
 `stop` ends the instance's sshd and the connections it serves, nothing else: recipe runs
-are started detached in their own sessions (see shell_runner) and are not stopped with it.
+are started detached in their own sessions (see recipe_runner) and are not stopped with it.
 The local provider is a set of sshd's, not a VM.
 
 What can go wrong: sshd or ssh-keygen missing or failing (OSError / RuntimeError, retried

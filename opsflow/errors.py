@@ -50,3 +50,6 @@ INVALID_INPUT_TYPE = "InvalidInput"
 NOT_FOUND_TYPE = "NotFound"
 RECIPE_FAILED_TYPE = "RecipeFailed"
 COOKBOOKS_FETCH_FAILED_TYPE = "CookbooksFetchFailed"
+# Retryable (a timeout, a reset, HTTP 5xx): its own type, since listing a type as
+# non-retryable in a retry policy overrides the error's own flag.
+COOKBOOKS_UNAVAILABLE_TYPE = "CookbooksSourceUnavailable"

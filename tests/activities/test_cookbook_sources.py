@@ -18,14 +18,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import cookbook_sources
 from activities.cookbook_sources import (
-    COOKBOOKS_UNAVAILABLE_TYPE,
     Limits,
     fetch_cookbooks,
     prune_cache,
     resolve,
 )
 from activities.recipe_runner import cookbooks_digest
-from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE
+from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.spec import ConfigurationManager, CookbookSource
 from tests.activities.cookbook_fixtures import (
