@@ -16,42 +16,33 @@ from collections.abc import Iterable
 from opsflow.names import RECIPE, split_recipe
 from opsflow.spec import ConfigurationManager
 
-_LAYOUT = {
-    ConfigurationManager.SHELL: "{cookbook}/{recipe}.sh",
-    ConfigurationManager.PUPPET: "{cookbook}/manifests/{recipe}.pp",
-    ConfigurationManager.CHEF: "{cookbook}/recipes/{recipe}.rb",
+# (directory inside the cookbook, file suffix) per manager.
+_LAYOUT: dict[ConfigurationManager, tuple[str | None, str]] = {
+    ConfigurationManager.SHELL: (None, ".sh"),
+    ConfigurationManager.PUPPET: ("manifests", ".pp"),
+    ConfigurationManager.CHEF: ("recipes", ".rb"),
 }
 
 
 def recipe_file(manager: ConfigurationManager, recipe: str) -> str:
     """The file, relative to the cookbooks directory, that holds `recipe`."""
     cookbook, name = split_recipe(recipe)
-    return _LAYOUT[manager].format(cookbook=cookbook, recipe=name)
+    directory, suffix = _LAYOUT[manager]
+    return "/".join(p for p in (cookbook, directory, name + suffix) if p)
 
 
 def available_recipes(manager: ConfigurationManager, files: Iterable[str]) -> set[str]:
     """Every recipe the given relative file paths (POSIX separators) provide."""
+    directory, suffix = _LAYOUT[manager]
     found: set[str] = set()
     for path in files:
         parts = path.split("/")
-        if manager == ConfigurationManager.SHELL and len(parts) == 2 and parts[1].endswith(".sh"):
-            candidate = f"{parts[0]}::{parts[1][: -len('.sh')]}"
-        elif (
-            manager == ConfigurationManager.PUPPET
-            and len(parts) == 3
-            and parts[1] == "manifests"
-            and parts[2].endswith(".pp")
-        ):
-            candidate = f"{parts[0]}::{parts[2][: -len('.pp')]}"
-        elif (
-            manager == ConfigurationManager.CHEF
-            and len(parts) == 3
-            and parts[1] == "recipes"
-            and parts[2].endswith(".rb")
-        ):
-            candidate = f"{parts[0]}::{parts[2][: -len('.rb')]}"
-        else:
+        if len(parts) < 2:
             continue
+        cookbook, *middle, file = parts
+        if middle != ([directory] if directory else []) or not file.endswith(suffix):
+            continue
+        candidate = f"{cookbook}::{file[: -len(suffix)]}"
         if RECIPE.match(candidate):
             found.add(candidate)
     return found
