@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from opsflow.errors import InvalidInput
+from opsflow.secrets import new_key, valid_key
 
 DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
@@ -68,3 +69,49 @@ def cookbooks_cache_dir() -> Path:
 def run_logs_dir() -> Path:
     """Full logs of recipe runs, per stack and instance (the newest 30 kept)."""
     return opsflow_home() / "logs" / "runs"
+
+
+def secret_key() -> bytes:
+    """The key that encrypts secure values (see opsflow.secrets).
+
+    OPSFLOW_SECRET_KEY (a Fernet key, from `opsflow.secrets.new_key()`) if set, else the
+    key in `opsflow_home()/secret.key`, created readable by its owner only on first use.
+    The CLI that encrypts and the worker that decrypts must use the same key: set
+    OPSFLOW_SECRET_KEY on both when they do not share OPSFLOW_HOME.
+    """
+    value = os.environ.get("OPSFLOW_SECRET_KEY")
+    if value:
+        key = value.strip().encode()
+        if not valid_key(key):
+            raise InvalidInput(
+                "OPSFLOW_SECRET_KEY is not a valid key: it must be 32 url-safe base64-encoded "
+                "bytes, as printed by "
+                '`python -c "from opsflow.secrets import new_key; print(new_key().decode())"`'
+            )
+        return key
+    path = opsflow_home() / "secret.key"
+    if not path.exists():
+        # Write a complete private file under a unique name, then publish it with link(),
+        # which (unlike rename) fails if another process published first: then both use
+        # the key that won.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".secret.key.{os.getpid()}.{os.urandom(4).hex()}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(new_key() + b"\n")
+                file.flush()
+                os.fsync(file.fileno())
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                pass
+            except OSError:  # a filesystem without hard links: rename, a smaller window
+                if not path.exists():
+                    os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+    key = path.read_bytes().strip()
+    if not valid_key(key):
+        raise InvalidInput(f"{path} does not hold a valid key: delete it or set OPSFLOW_SECRET_KEY")
+    return key
