@@ -72,10 +72,50 @@ update_custom_cookbooks) is steps 1-2 alone: 1 command (2 for big unseen cookboo
 The content hash is RunContext.cookbooks_digest when the stack knows it, else the worker
 hashes the tree.
 
+Apps (RecipeRunInput.app, an AppRelease), OpsWorks style, inside the same run (one
+exec, exactly once; the release step is part of run.sh). On the instance:
+
+    {root}/var/lib/opsflow/apps/{sha256}/   the app's code from the worker
+                                            (AppRelease.source_dir), staged once per
+                                            content hash like the cookbooks (`app/` in
+                                            the payload; `app=0` asks for it)
+    {deploy_to}/releases/{release}/         one release: a copy (cp -a) of the staged code
+    {deploy_to}/current -> releases/{release}  relative symlink, switched atomically (ln
+                                            -sfn to a temp name, mv -T)
+
+deploy_to defaults to {root}/srv/www/{app}. Releases sort by name
+(opsflow.releases.release_name).
+- deploy: create releases/{release} (an empty one without source_dir), run the recipes,
+  and only when every one succeeded switch `current` to it and remove the releases
+  beyond the newest KEEP_RELEASES (never the current one). A failure (or cancellation)
+  leaves `current` alone and removes the new release.
+- rollback: switch `current` to the release before it by name, then run the recipes
+  against it (a recipe failure leaves it switched); with no earlier release the run
+  fails: "no earlier release of APP on HOST to roll back to".
+- undeploy: run the recipes, then remove `current` and every release.
+Recipes see OPSFLOW_APP, OPSFLOW_DEPLOY_TO, OPSFLOW_RELEASE, OPSFLOW_RELEASE_PATH,
+OPSFLOW_PREVIOUS_RELEASE (empty when none) and the app's environment (exported, quoted;
+opsflow's own names win a clash), and the attributes carry `deploy.{app}`: application,
+action, revision, release, release_path, deploy_to, current_path, previous_release,
+environment. Release, previous release and release path are only known on the instance:
+the worker writes unguessable placeholders that run.sh fills in. The decision (release,
+previous) is kept in the run directory (`app`), so a run started afresh after a lost
+attempt reuses it: a rollback never goes back twice. The result says which release is now
+current (`release`) and which was (`previous_release`); an app step that fails is a
+RecipeFailed whose message is the step's own.
+
+Secrets: the app's environment values are plaintext on the instance, where recipes need
+them: in run.sh, attributes.json and node.json, all mode 0600 (owner only) in the run
+directory (kept with the newest KEEP_REMOTE_RUNS runs). Everything the runner returns or
+keeps (the saved log, the log tail, failure messages) passes through
+opsflow.secrets.redact: each value shows as `******`. A value printed across several
+lines is stamped line by line and may escape redaction.
+
 What can go wrong: a recipe fails or does not exist, or its tool (puppet, chef) is not
 on the instance (RecipeFailed, non-retryable, message naming stack/instance/recipe with
-the tool's own error line, the log tail as first detail); a bad recipe name, run id or
-digest (InvalidInput, non-retryable); SSH trouble (see activities.ssh: retryable unless
+the tool's own error line, the log tail as first detail); a bad recipe name, run id,
+digest, app name, release name, deploy_to or environment variable name (InvalidInput,
+non-retryable); SSH trouble (see activities.ssh: retryable unless
 the host key does not match); the run process vanished without an exit code (RunLost,
 retryable: the next attempt starts it afresh).
 
@@ -87,6 +127,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
@@ -115,9 +156,12 @@ from activities.ssh import quote
 from opsflow import settings
 from opsflow.attributes import deep_merge
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
-from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
+from opsflow.messages import AppAction, AppRelease, RecipeRunInput, RecipeRunResult, RunContext
 from opsflow.names import RECIPE
 from opsflow.recipes import recipe_file
+from opsflow.releases import KEEP_RELEASES
+from opsflow.secrets import SecureValue, decrypt
+from opsflow.secrets import redact as _redact
 from opsflow.spec import ConfigurationManager
 
 RUN_LOST_TYPE = "RunLost"
@@ -144,6 +188,10 @@ CANCELLED_EXIT_CODE = 130
 KEEP_REMOTE_RUNS = 30
 RUN_ID = run_logs.RUN_ID
 DIGEST = re.compile(r"^[0-9a-f]{16,128}$")
+APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
+# Release names (opsflow.releases.release_name) are directory names, sorted by name.
+RELEASE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PUPPET_FALLBACK = "/opt/puppetlabs/bin/puppet"
 # A failed puppet/chef run prints many lines; these start the one worth a message.
 _ERROR_LINE = re.compile(r"^(Error|ERROR|FATAL)\b")
@@ -186,13 +234,14 @@ class RecipeActivities:
     async def run_recipes(self, request: RecipeRunInput) -> RecipeRunResult:
         started = time.monotonic()
         _check_run_id(request.run_id)
+        app = _check_app(request)
         context = await self._context_source(request)
         if request.stage_only:
             recipes: list[str] = []
         else:
             recipes = request.recipes if request.recipes is not None else context.recipes
         _check_context(context, recipes)
-        if not recipes and not request.stage_only:
+        if not recipes and not request.stage_only and app is None:
             return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="")
         # One span for the remote run, under the activity's span from TracingInterceptor;
         # it carries names and numbers only, never the attributes (they may hold secrets).
@@ -206,11 +255,14 @@ class RecipeActivities:
                 "opsflow.run_id": request.run_id,
                 "opsflow.configuration_manager": context.configuration_manager.value,
                 "opsflow.stage_only": request.stage_only,
+                "opsflow.app": app.name if app else "",
+                "opsflow.app_action": app.action.value if app else "",
                 "server.address": request.ssh.host,
                 "server.port": request.ssh.port,
             },
         ) as span:
-            run = _Run(request, context, recipes)
+            run = _Run(request, context, recipes, app)
+            secrets = app.secrets if app else []
             try:
                 outcome = await (run.stage() if request.stage_only else run.run())
             except asyncio.CancelledError:
@@ -218,8 +270,12 @@ class RecipeActivities:
                     span.set_attribute("opsflow.cancelled", True)
                     stopped = await run.stop()
                     if stopped is not None:
+                        stopped = stopped.redacted(secrets)
                         await _save_log(request, context, recipes, stopped)
                 raise
+            except ApplicationError as err:
+                raise _redacted_error(err, secrets) from None
+            outcome = outcome.redacted(secrets)
             span.set_attribute("opsflow.exit_code", outcome.exit_code)
             span.set_attribute("opsflow.attached", outcome.attached)
         await _save_log(request, context, recipes, outcome)
@@ -232,6 +288,8 @@ class RecipeActivities:
             log_tail=outcome.log_tail,
             attached=outcome.attached,
             seconds=round(time.monotonic() - started, 3),
+            release=outcome.release or None,
+            previous_release=outcome.previous_release or None,
         )
 
 
@@ -254,6 +312,102 @@ def _invalid(message: str) -> ApplicationError:
 def _check_run_id(run_id: str) -> None:
     if not RUN_ID.match(run_id):
         raise _invalid(f"invalid run id {run_id!r}")
+
+
+@dataclass(frozen=True)
+class _App:
+    """A checked AppRelease: every value that reaches the run script is safe or quoted."""
+
+    name: str
+    action: AppAction
+    release: str  # deploy: the new release; else "" (found on the instance)
+    revision: str | None
+    source_dir: str | None
+    source_digest: str | None
+    deploy_to: str
+    environment: dict[str, str]
+    secrets: list[str]  # the decrypted secure values: redacted from everything reported
+
+    @property
+    def releases(self) -> str:
+        return posixpath.join(self.deploy_to, "releases")
+
+    @property
+    def current(self) -> str:
+        return posixpath.join(self.deploy_to, "current")
+
+
+def _check_app(request: RecipeRunInput) -> _App | None:
+    app: AppRelease | None = request.app
+    if app is None:
+        return None
+    if not APP_NAME.match(app.app):
+        raise _invalid(f"invalid app name {app.app!r}: expected [a-z][a-z0-9-]{{0,38}}")
+    if request.stage_only:
+        raise _invalid(f"app {app.app}: a stage-only run cannot {app.action.value} an app")
+    release = ""
+    if app.action == AppAction.DEPLOY:
+        if app.release is None or not RELEASE.match(app.release):
+            raise _invalid(
+                f"app {app.app}: invalid release name {app.release!r} "
+                "(see opsflow.releases.release_name)"
+            )
+        release = app.release
+        if app.source_dir is not None and not Path(app.source_dir).is_dir():
+            raise _invalid(f"app {app.app}: {app.source_dir} does not exist on this worker")
+    if app.source_digest is not None and not DIGEST.match(app.source_digest):
+        raise _invalid(f"app {app.app}: invalid source digest {app.source_digest!r}")
+    deploy_to = app.deploy_to or posixpath.join(request.root, "srv/www", app.app)
+    if (
+        not posixpath.isabs(deploy_to)
+        or posixpath.normpath(deploy_to) != deploy_to
+        or deploy_to == "/"
+        or any(ord(c) < 32 or c == "\x7f" for c in deploy_to)
+    ):
+        raise _invalid(f"app {app.app}: deploy_to must be a plain absolute path: {deploy_to!r}")
+    bad = [name for name in app.environment if not ENV_NAME.match(name)]
+    if bad:
+        raise _invalid(f"app {app.app}: invalid environment variable name(s) {sorted(bad)}")
+    environment, secrets = _reveal(app)
+    if any("\0" in value for value in environment.values()):
+        raise _invalid(f"app {app.app}: an environment value holds a NUL byte")
+    return _App(
+        name=app.app,
+        action=app.action,
+        release=release,
+        revision=app.revision,
+        source_dir=app.source_dir if app.action == AppAction.DEPLOY else None,
+        source_digest=app.source_digest,
+        deploy_to=deploy_to,
+        environment=environment,
+        secrets=secrets,
+    )
+
+
+def _reveal(app: AppRelease) -> tuple[dict[str, str], list[str]]:
+    """The app's environment in plaintext, and which values were secure. Decrypted here, on
+    the worker, so workflow history only ever holds their ciphertext."""
+    plain: dict[str, str] = {}
+    secure: list[str] = []
+    for name, value in app.environment.items():
+        if isinstance(value, SecureValue):
+            plain[name] = decrypt(settings.secret_key(), value)
+            secure.append(plain[name])
+        else:
+            plain[name] = value
+    return plain, secure
+
+
+def _redacted_error(err: ApplicationError, secrets: list[str]) -> ApplicationError:
+    if not any(secrets):
+        return err
+    details = [_redact(d, secrets) if isinstance(d, str) else d for d in err.details]
+    return ApplicationError(
+        _redact(err.message, secrets),
+        *details,
+        type=err.type,
+        non_retryable=err.non_retryable,
+    )
 
 
 def _check_context(context: RunContext, recipes: list[str]) -> None:
@@ -297,18 +451,27 @@ def cookbooks_digest(directory: str | None) -> str:
     return digest.hexdigest()
 
 
-def _payload(files: dict[str, bytes], cookbooks: str | None, *, stage: bool) -> bytes:
+# Run files that may hold secrets (the app's environment): readable by their owner only.
+_PRIVATE_FILES = frozenset({"run.sh", "attributes.json", "node.json"})
+
+
+def _payload(
+    files: dict[str, bytes], cookbooks: str | None, *, stage: bool, app: str | None = None
+) -> bytes:
     """A command's stdin: a gzipped tar of the run files under `run/`, plus `cookbooks/`
-    when staging."""
+    when staging, plus `app/` (the tree `app`) when staging an app's code."""
     buffer = io.BytesIO()
     now = time.time()
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(f"run/{name}")
-            info.size, info.mode, info.mtime = len(data), 0o644, now
+            info.size, info.mtime = len(data), now
+            info.mode = 0o600 if name in _PRIVATE_FILES else 0o644
             tar.addfile(info, io.BytesIO(data))
         if stage:
             _add_cookbooks(tar, cookbooks)
+        if app is not None:
+            tar.add(app, arcname="app")
     return buffer.getvalue()
 
 
@@ -332,10 +495,17 @@ class _Layout:
     root: str
     run_id: str
     digest: str
+    app_digest: str | None = None  # the app code this run needs staged
 
     @property
     def state(self) -> str:
         return posixpath.join(self.root, STATE_DIR)
+
+    @property
+    def app_code(self) -> str | None:
+        if self.app_digest is None:
+            return None
+        return posixpath.join(self.state, "apps", self.app_digest)
 
     @property
     def cookbooks(self) -> str:
@@ -372,19 +542,36 @@ class _Outcome:
     started: str = ""
     finished: str = ""
     cancelled: bool = False
+    release: str = ""
+    previous_release: str = ""
+    app_error: str = ""
 
     @property
     def log_tail(self) -> str:
         return "\n".join(self.log.rstrip("\n").splitlines()[-TAIL_LINES:])
 
+    def redacted(self, secrets: list[str]) -> _Outcome:
+        if not any(secrets):
+            return self
+        return dataclasses.replace(
+            self, log=_redact(self.log, secrets), app_error=_redact(self.app_error, secrets)
+        )
+
 
 class _Run:
     """Claims, starts or re-attaches to, waits for and (on request) stops one run."""
 
-    def __init__(self, request: RecipeRunInput, context: RunContext, recipes: list[str]) -> None:
+    def __init__(
+        self,
+        request: RecipeRunInput,
+        context: RunContext,
+        recipes: list[str],
+        app: _App | None = None,
+    ) -> None:
         self.request = request
         self.context = context
         self.recipes = recipes
+        self.app = app
         self.manager = context.configuration_manager
         self.endpoint = request.ssh
         # Marks the attempt that claimed the run directory: only it may start the run.
@@ -398,21 +585,46 @@ class _Run:
         digest = self.context.cookbooks_digest
         if digest is None:
             digest = await asyncio.to_thread(cookbooks_digest, self.context.cookbooks_dir)
-        self.layout = _Layout(self.request.root, self.request.run_id, digest)
+        app_digest = None
+        if self.app is not None and self.app.source_dir is not None:
+            app_digest = self.app.source_digest
+            if app_digest is None:
+                app_digest = await asyncio.to_thread(cookbooks_digest, self.app.source_dir)
+        self.layout = _Layout(self.request.root, self.request.run_id, digest, app_digest)
         return self.layout
 
     async def _send(self, layout: _Layout, script: str, files: dict[str, bytes]) -> str:
-        """Send `script` with `files`, staging the cookbooks first if needed. The cookbooks
-        go with it unless this worker saw them staged there already (or they are big); if
-        the instance lacks them all the same, it says so before doing anything else, and
-        a second command carries them."""
-        staged_key = (self.endpoint.host, self.endpoint.port, layout.root, layout.digest)
-        first = staged_key not in _staged
-        output = await _heartbeating(self._start, script, files, stage=first, speculative=True)
-        if _fields(_head(output)).get("staged") == "0":
-            output = await _heartbeating(self._start, script, files, stage=True, speculative=False)
-        if _fields(_head(output)).get("staged") == "1":
-            _staged.add(staged_key)
+        """Send `script` with `files`, staging the cookbooks (and the app's code) first if
+        needed. They go with it unless this worker saw them staged there already (or they
+        are big); if the instance lacks them all the same, it says so before doing
+        anything else, and a second command carries what it lacks."""
+        where = (self.endpoint.host, self.endpoint.port, layout.root)
+        cookbooks_key = (*where, layout.digest)
+        app_key = (*where, f"app:{layout.app_digest}")
+        first_app = layout.app_digest is not None and app_key not in _staged
+        output = await _heartbeating(
+            self._start,
+            script,
+            files,
+            stage=cookbooks_key not in _staged,
+            app=first_app,
+            speculative=True,
+        )
+        fields = _fields(_head(output))
+        if fields.get("staged") == "0":
+            output = await _heartbeating(
+                self._start,
+                script,
+                files,
+                stage=fields.get("cookbooks") == "0",
+                app=fields.get("app") == "0",
+                speculative=False,
+            )
+            fields = _fields(_head(output))
+        if fields.get("staged") == "1":
+            _staged.add(cookbooks_key)
+            if layout.app_digest is not None:
+                _staged.add(app_key)
         return output
 
     async def run(self) -> _Outcome:
@@ -487,11 +699,15 @@ class _Run:
 
     def _run_files(self, layout: _Layout) -> dict[str, bytes]:
         configuration = self.context.configuration
+        if self.app is not None:
+            configuration = deep_merge(configuration, _deploy_attributes(self.app, self.nonce))
         files = {
             "attributes.json": _json(configuration),
             "recipes": (" ".join(self.recipes) + "\n").encode(),
             "manager": f"{self.manager.value}\n".encode(),
-            "run.sh": _run_script(layout, self.request, self.recipes, self.manager).encode(),
+            "run.sh": _run_script(
+                layout, self.request, self.recipes, self.manager, self.app, self.nonce
+            ).encode(),
         }
         if self.manager == ConfigurationManager.PUPPET:
             files["hiera.yaml"] = _hiera_config(layout).encode()
@@ -502,12 +718,14 @@ class _Run:
         return files
 
     def _start(
-        self, script: str, files: dict[str, bytes], *, stage: bool, speculative: bool
+        self, script: str, files: dict[str, bytes], *, stage: bool, app: bool, speculative: bool
     ) -> str:
-        """One command carrying `files` (and the cookbooks with `stage`) on its stdin.
-        `speculative`: the cookbooks may not be needed, leave them out if big."""
-        payload = _payload(files, self.context.cookbooks_dir, stage=stage)
-        if stage and speculative and len(payload) > SPECULATIVE_STAGE_BYTES:
+        """One command carrying `files` (and the cookbooks with `stage`, the app's code
+        with `app`) on its stdin. `speculative`: they may not be needed, leave them out if
+        big."""
+        app_dir = self.app.source_dir if self.app is not None and app else None
+        payload = _payload(files, self.context.cookbooks_dir, stage=stage, app=app_dir)
+        if (stage or app_dir) and speculative and len(payload) > SPECULATIVE_STAGE_BYTES:
             payload = _payload(files, None, stage=False)
         return self._exec(script, payload)
 
@@ -549,6 +767,9 @@ def _outcome(output: str, *, attached: bool) -> _Outcome:
         started=fields.get("started", ""),
         finished=fields.get("finished", ""),
         cancelled=fields.get("cancelled") == "1",
+        release=fields.get("release", ""),
+        previous_release=fields.get("previous_release", ""),
+        app_error=fields.get("app_error", ""),
     )
 
 
@@ -595,10 +816,15 @@ def _recipe_failed(request: RecipeRunInput, outcome: _Outcome) -> ApplicationErr
     # Temporal UI's failure message alone is enough to start on (the details hold more).
     said = [line for line in outcome.log_tail.splitlines() if line.partition(" ")[2].strip()]
     last = said[-FAILURE_LINES:]
+    if outcome.app_error:  # the app's release step failed, not a recipe
+        first = f"{request.stack}/{request.hostname}: {outcome.app_error}"
+    else:
+        first = (
+            f"{request.stack}/{request.hostname}: recipe {outcome.recipe or '?'} failed with "
+            f"exit code {outcome.exit_code}: {_failure_line(outcome)}"
+        )
     return ApplicationError(
-        f"{request.stack}/{request.hostname}: recipe {outcome.recipe or '?'} failed with "
-        f"exit code {outcome.exit_code}: {_failure_line(outcome)}"
-        + "".join(f"\n| {line}" for line in last),
+        first + "".join(f"\n| {line}" for line in last),
         outcome.log_tail,
         type=RECIPE_FAILED_TYPE,
         non_retryable=True,
@@ -769,12 +995,22 @@ _TARGET: dict[ConfigurationManager, Callable[[str], str]] = {
 
 
 def _stage_script(layout: _Layout) -> str:
-    """Read the payload (stdin) aside into $in; stage the cookbooks if it has them and
-    they are missing; say whether they are staged (stop there if not)."""
+    """Read the payload (stdin) aside into $in; stage the cookbooks (and the app's code)
+    if it has them and they are missing; say whether they are staged (stop there if
+    not: `cookbooks=0`/`app=0` say which is missing)."""
     cookbooks = quote(layout.cookbooks)
     dirs = " ".join(
         quote(d) for d in (layout.runs, layout.tmp, posixpath.dirname(layout.cookbooks))
     )
+    app = ""
+    if layout.app_code is not None:
+        code = quote(layout.app_code)
+        app = f"""mkdir -p {quote(posixpath.dirname(layout.app_code))} || exit 90
+if [ ! -d {code} ] && [ -d "$in/app" ]; then
+  mv -T "$in/app" {code} 2>/dev/null && echo app_new=1
+fi
+[ -d {code} ] || {{ echo app=0; s=0; }}
+"""
     return f"""{_ALIVE}
 mkdir -p {dirs} || exit 90
 in=$(mktemp -d {quote(layout.tmp)}/in.XXXXXX) || exit 90
@@ -782,7 +1018,9 @@ tar -xzf - -C "$in" --no-same-owner || {{ rm -rf "$in"; exit 92; }}
 if [ ! -d {cookbooks} ] && [ -d "$in/cookbooks" ]; then
   mv -T "$in/cookbooks" {cookbooks} 2>/dev/null && echo new=1
 fi
-if [ ! -d {cookbooks} ]; then rm -rf "$in"; echo staged=0; exit 0; fi
+s=1
+[ -d {cookbooks} ] || {{ echo cookbooks=0; s=0; }}
+{app}if [ $s = 0 ]; then rm -rf "$in"; echo staged=0; exit 0; fi
 echo staged=1
 """
 
@@ -839,6 +1077,9 @@ echo "manager=$(cat manager 2>/dev/null)"
 echo "started=$(cat started 2>/dev/null)"
 echo "finished=$(cat finished 2>/dev/null)"
 if [ -e cancelled ]; then echo cancelled=1; fi
+if [ -e app_release ]; then echo "release=$(cat app_release)"; fi
+if [ -e app_previous ]; then echo "previous_release=$(cat app_previous)"; fi
+if [ -e app_error ]; then echo "app_error=$(cat app_error)"; fi
 echo ---
 cat log 2>/dev/null
 exit 0
@@ -903,10 +1144,16 @@ fi
 
 
 def _run_script(
-    layout: _Layout, request: RecipeRunInput, recipes: list[str], manager: ConfigurationManager
+    layout: _Layout,
+    request: RecipeRunInput,
+    recipes: list[str],
+    manager: ConfigurationManager,
+    app: _App | None = None,
+    nonce: str = "",
 ) -> str:
     """The detached script: run each recipe in order with the manager's tool, log with
-    timestamps, write `exit`; TERM (a cancellation) ends it with 130."""
+    timestamps, write `exit`; TERM (a cancellation) ends it with 130. With an app: its
+    release step before the recipes and after them (see _app_steps)."""
     attributes = layout.in_run("attributes.json")
     env = {
         "OPSFLOW_ATTRIBUTES": attributes,
@@ -924,7 +1171,10 @@ def _run_script(
             "FACTER_opsflow_root": layout.root,
             "FACTER_opsflow_attributes": attributes,
         }
-    exports = "\n".join(f"export {name}={quote(value)}" for name, value in env.items())
+    # The app's variables first: opsflow's own win a clash.
+    app_env = app.environment if app is not None else {}
+    exports = "\n".join(f"export {name}={quote(value)}" for name, value in (app_env | env).items())
+    before, after = _app_steps(layout, request, app, nonce) if app else ("", "")
     steps = "\n".join(
         f"step {quote(recipe)} {quote(_recipe_path(layout, manager, recipe))}"
         f" {quote(_TARGET[manager](recipe))} || finish $?"
@@ -941,7 +1191,9 @@ stamp() {{
   done
 }}
 say() {{ printf 'opsflow: %s\\n' "$1" | stamp >> log; }}
+app_failed() {{ :; }}
 finish() {{
+  [ "$1" = 0 ] || app_failed
   date -u +%Y-%m-%dT%H:%M:%SZ > finished
   printf '%s\\n' "$1" > exit.tmp && mv exit.tmp exit
   exit 0
@@ -965,10 +1217,163 @@ step() {{
   rm -f "stream.$n"
   return $rc
 }}
-{steps}
-say "done"
+{before}{steps}
+{after}say "done"
 finish 0
 """
+
+
+def _tokens(nonce: str) -> tuple[str, str, str]:
+    """Placeholders in the attributes for what only the instance knows (the release, the
+    previous one, the release path); unguessable, so no custom JSON value can clash."""
+    return f"opsflow-{nonce}-release", f"opsflow-{nonce}-previous", f"opsflow-{nonce}-path"
+
+
+def _deploy_attributes(app: _App, nonce: str) -> dict[str, Any]:
+    """The `deploy.{app}` entry of the attributes (OpsWorks' `node[:deploy][app]`); the
+    run script fills in the release, the previous one and the release path."""
+    release, previous, path = _tokens(nonce)
+    entry = {
+        "application": app.name,
+        "action": app.action.value,
+        "revision": app.revision,
+        "release": release,
+        "release_path": path,
+        "deploy_to": app.deploy_to,
+        "current_path": app.current,
+        "previous_release": previous,
+        "environment": app.environment,
+    }
+    return {"deploy": {app.name: entry}}
+
+
+def _sed_replacement(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("&", "\\&").replace("|", "\\|")
+
+
+def _app_steps(layout: _Layout, request: RecipeRunInput, app: _App, nonce: str) -> tuple[str, str]:
+    """The app's release step in the run script: what runs before the recipes (decide the
+    release and the previous one, create or switch to the release, fill in the
+    attributes, export OPSFLOW_APP...) and after them (deploy: switch `current`, prune;
+    undeploy: remove `current` and the releases). `app_fail MESSAGE` ends the run with
+    the message; `app_failed` (called by finish on any failure) removes a release this
+    run created that is not current. The decision (release, previous) is written to the
+    run directory first, so a run started afresh after a lost attempt reuses it (a
+    rollback never goes back two releases)."""
+    tok_release, tok_previous, tok_path = _tokens(nonce)
+    path_prefix = _sed_replacement(json.dumps(app.releases + "/")[1:-1])
+    code = layout.app_code or ""
+    what = f"app {app.name}"
+    head = f"""# ---- {what}: {app.action.value}
+app_dir={quote(app.deploy_to)}
+app_releases={quote(app.releases)}
+APP_REL={quote(app.release)} APP_PREV= app_new= app_decision=
+app_fail() {{
+  printf '%s\\n' "$1" > app_error; : > recipe; say "$1"; finish 1
+}}
+app_current() {{
+  t=$(readlink "$app_dir/current" 2>/dev/null) || return 0
+  r=${{t##*/}}
+  case $r in '' | .* | *[!A-Za-z0-9._-]*) return 0 ;; esac
+  [ ! -d "$app_releases/$r" ] || printf '%s\\n' "$r"
+}}
+app_list() {{
+  ls -1 "$app_releases" 2>/dev/null | grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*$' | LC_ALL=C sort
+}}
+app_before() {{
+  {{ app_list; printf '%s\\n' "$1"; }} | LC_ALL=C sort -u |
+    awk -v c="$1" '($0 "") == (c "") {{ print p; exit }} {{ p = $0 }}'
+}}
+app_switch() {{
+  ln -sfn "releases/$1" "$app_dir/.current.$$" && mv -T "$app_dir/.current.$$" "$app_dir/current"
+}}
+app_decide() {{ printf 'APP_REL=%s\\nAPP_PREV=%s\\n' "$APP_REL" "$APP_PREV" > app; }}
+for f in ../{quote(request.run_id)}.lost-*/app; do [ -f "$f" ] && app_decision=$f; done
+"""
+    if app.action == AppAction.DEPLOY:
+        decide = f"""if [ -n "$app_decision" ]; then
+  . "$app_decision"; say "{what}: as decided by an earlier attempt: previous ${{APP_PREV:-none}}"
+else
+  APP_PREV=$(app_current)
+  [ "$APP_PREV" != "$APP_REL" ] || APP_PREV=$(app_before "$APP_REL")
+fi
+app_decide
+if [ "$(app_current)" = "$APP_REL" ]; then
+  say "{what}: release $APP_REL is already current"
+else
+  new="$app_releases/.$APP_REL.new"
+  mkdir -p "$app_releases" && rm -rf "$new" "$app_releases/$APP_REL" && mkdir "$new" ||
+    app_fail "{what}: cannot create release $APP_REL in $app_releases"
+  if [ -n {quote(code)} ]; then
+    cp -a {quote(code)}/. "$new/" || app_fail "{what}: cannot copy its code into $new"
+  fi
+  mv -T "$new" "$app_releases/$APP_REL" || app_fail "{what}: cannot create release $APP_REL"
+  app_new=$APP_REL
+  say "{what}: release $APP_REL created (previous ${{APP_PREV:-none}})"
+fi
+app_failed() {{
+  if [ -n "$app_new" ] && [ "$(app_current)" != "$app_new" ]; then
+    rm -rf "${{app_releases:?}}/$app_new"
+    say "{what}: release $app_new removed; current stays ${{APP_PREV:-unset}}"
+    app_new=
+  fi
+}}
+"""
+        after = f"""app_switch "$APP_REL" ||
+  app_fail "{what}: cannot switch $app_dir/current to $APP_REL"
+app_new=
+say "{what}: current -> releases/$APP_REL"
+total=$(app_list | wc -l) i=0 cur=$(app_current)
+for r in $(app_list); do
+  i=$((i + 1)); [ $i -le $((total - {KEEP_RELEASES})) ] || break
+  [ "$r" = "$cur" ] && continue
+  rm -rf "${{app_releases:?}}/$r" &&
+    say "{what}: release $r removed (the newest {KEEP_RELEASES} are kept)"
+done
+printf '%s\\n' "$APP_REL" > app_release; printf '%s\\n' "$APP_PREV" > app_previous
+"""
+    elif app.action == AppAction.ROLLBACK:
+        decide = f"""if [ -n "$app_decision" ]; then
+  . "$app_decision"; say "{what}: as decided by an earlier attempt: back to $APP_REL"
+else
+  APP_PREV=$(app_current)
+  [ -z "$APP_PREV" ] || APP_REL=$(app_before "$APP_PREV")
+  [ -n "$APP_REL" ] ||
+    app_fail {quote(f"no earlier release of {app.name} on {request.hostname} to roll back to")}
+fi
+app_decide
+app_switch "$APP_REL" || app_fail "{what}: cannot switch $app_dir/current to $APP_REL"
+say "{what}: rolled back: current -> releases/$APP_REL (was $APP_PREV)"
+"""
+        after = """printf '%s\\n' "$APP_REL" > app_release
+printf '%s\\n' "$APP_PREV" > app_previous
+"""
+    else:
+        decide = """APP_PREV=$(app_current) APP_REL=$(app_current)
+"""
+        after = f"""rm -f "$app_dir/current" && rm -rf "$app_releases" ||
+  app_fail "{what}: cannot remove $app_dir/current and $app_releases"
+rmdir "$app_dir" 2>/dev/null
+say "{what}: undeployed (was ${{APP_PREV:-not deployed}})"
+: > app_release; printf '%s\\n' "$APP_PREV" > app_previous
+"""
+    fill = f"""app_json() {{ if [ -n "$1" ]; then printf '"%s"' "$1"; else printf null; fi; }}
+app_path() {{
+  if [ -n "$1" ]; then printf '"%s%s"' {quote(path_prefix)} "$1"; else printf null; fi
+}}
+for f in attributes.json node.json; do
+  [ -f "$f" ] || continue
+  ( umask 077 && sed -e "s|\\"{tok_release}\\"|$(app_json "$APP_REL")|g" \\
+      -e "s|\\"{tok_previous}\\"|$(app_json "$APP_PREV")|g" \\
+      -e "s|\\"{tok_path}\\"|$(app_path "$APP_REL")|g" "$f" > "$f.tmp" ) &&
+    mv "$f.tmp" "$f" || app_fail "{what}: cannot write $f"
+done
+export OPSFLOW_APP={quote(app.name)} OPSFLOW_DEPLOY_TO={quote(app.deploy_to)}
+export OPSFLOW_RELEASE="$APP_REL" OPSFLOW_PREVIOUS_RELEASE="$APP_PREV" OPSFLOW_RELEASE_PATH=
+[ -z "$APP_REL" ] || OPSFLOW_RELEASE_PATH="$app_releases/$APP_REL"
+# ---- recipes
+"""
+    return head + decide + fill, after
 
 
 def _recipe_path(layout: _Layout, manager: ConfigurationManager, recipe: str) -> str:

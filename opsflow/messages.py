@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from opsflow.secrets import SecureValue
 from opsflow.spec import ConfigurationManager, CookbookSource, Provider, StackSpec
 from opsflow.status import InstanceStatus
 
@@ -206,6 +207,9 @@ class RecipeRunInput(BaseModel):
     ssh: SshEndpoint
     root: str
     instance: InstanceView = Field(description="this instance as its workflow sees it now")
+    app: AppRelease | None = Field(
+        default=None, description="deploy, roll back or undeploy this app within the run"
+    )
 
 
 class RecipeRunResult(BaseModel):
@@ -215,6 +219,10 @@ class RecipeRunResult(BaseModel):
     log_tail: str
     attached: bool = Field(default=False, description="found the run already going")
     seconds: float = 0.0
+    release: str | None = Field(default=None, description="the app's release now current")
+    previous_release: str | None = Field(
+        default=None, description="the app's release that was current before the run"
+    )
 
 
 class ConfigurationQuery(BaseModel):
@@ -269,3 +277,40 @@ class ResolvedCookbooks(BaseModel):
     digest: str
     description: str
     recipes: dict[ConfigurationManager, list[str]] = Field(default_factory=dict)
+
+
+# ---- apps -------------------------------------------------------------------------------
+
+
+class AppAction(StrEnum):
+    DEPLOY = "deploy"
+    ROLLBACK = "rollback"
+    UNDEPLOY = "undeploy"
+
+
+class AppRelease(BaseModel):
+    """An app release to deploy, roll back or undeploy on an instance, as part of a recipe
+    run (activities.recipe_runner: the release switch is in the same exactly-once run)."""
+
+    app: str = Field(description="the app's name, [a-z][a-z0-9-]{0,38}")
+    action: AppAction
+    release: str | None = Field(
+        default=None, description="deploy: the new release's name (opsflow.releases.release_name)"
+    )
+    revision: str | None = None
+    source_dir: str | None = Field(
+        default=None, description="deploy: the app's code on the worker's disk"
+    )
+    source_digest: str | None = Field(
+        default=None, description="content hash of source_dir, when the caller knows it"
+    )
+    deploy_to: str | None = Field(default=None, description="default {root}/srv/www/{app}")
+    environment: dict[str, str | SecureValue] = Field(
+        default_factory=dict,
+        description="exported to the recipes; secure values stay encrypted until the runner "
+        "writes them on the instance (activity inputs are kept in workflow history), and are "
+        "redacted from every log the runner returns or keeps",
+    )
+
+
+RecipeRunInput.model_rebuild()
