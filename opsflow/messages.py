@@ -13,7 +13,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from opsflow.secrets import SecureValue
-from opsflow.spec import ConfigurationManager, CookbookSource, Provider, StackSpec
+from opsflow.spec import (
+    ConfigurationManager,
+    CookbookSource,
+    HealthCheckSpec,
+    Provider,
+    StackSpec,
+)
 from opsflow.status import InstanceStatus
 
 
@@ -314,3 +320,18 @@ class AppRelease(BaseModel):
 
 
 RecipeRunInput.model_rebuild()
+
+
+class HealthCheckInput(BaseModel):
+    stack: str
+    hostname: str
+    private_ip: str | None
+    ssh: SshEndpoint
+    check: HealthCheckSpec
+
+
+class HealthCheckResult(BaseModel):
+    healthy: bool
+    attempts: int
+    seconds: float
+    detail: str = Field(description="the last probe's answer: status line, or command output")

@@ -111,6 +111,35 @@ class LayerRecipes(StrictModel):
         return list(getattr(self, event.value))
 
 
+class HealthCheckSpec(StrictModel):
+    """How to tell that an instance serves after a deployment batch: an HTTP URL template
+    (`{private_ip}`, `{hostname}` are filled in per instance; 2xx and 3xx are healthy) or a
+    command run on the instance (exit 0 is healthy). Probes repeat until healthy or until
+    the deadline."""
+
+    url: str | None = None
+    command: str | None = None
+    timeout: float = Field(default=5.0, gt=0, le=300, description="seconds per probe")
+    interval: float = Field(default=1.0, gt=0, le=300, description="seconds between probes")
+    deadline: float = Field(default=60.0, gt=0, le=3600, description="seconds in all")
+
+    @model_validator(mode="after")
+    def _one_probe(self) -> HealthCheckSpec:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("health_check: give exactly one of `url` or `command`")
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"health_check.url: {self.url!r} is not an http(s) URL")
+            try:
+                self.url.format(private_ip="127.0.0.1", hostname="h")
+            except (KeyError, IndexError, ValueError) as err:
+                raise ValueError(
+                    f"health_check.url: only {{private_ip}} and {{hostname}} can be filled "
+                    f"in ({err})"
+                ) from None
+        return self
+
+
 class InstanceSpec(StrictModel):
     hostname: Hostname
 
