@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 
 from activities import local_provider
 from activities.cookbook_sources import fetch_cookbooks
+from activities.health import check_health
 from activities.recipe_runner import RecipeActivities
 from activities.stack_context import stack_context_source
 from client.connect import connect
@@ -32,7 +33,12 @@ WORKFLOWS: Sequence[type] = (StackWorkflow, InstanceWorkflow, DeploymentWorkflow
 def build_worker(client: Client, task_queue: str | None = None) -> Worker:
     """A worker with every workflow and the real activities, on `client`."""
     recipes = RecipeActivities(context_source=stack_context_source(client))
-    activities: list[Any] = [*local_provider.ACTIVITIES, recipes.run_recipes, fetch_cookbooks]
+    activities: list[Any] = [
+        *local_provider.ACTIVITIES,
+        recipes.run_recipes,
+        fetch_cookbooks,
+        check_health,
+    ]
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue(),
