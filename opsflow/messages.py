@@ -335,3 +335,70 @@ class HealthCheckResult(BaseModel):
     attempts: int
     seconds: float
     detail: str = Field(description="the last probe's answer: status line, or command output")
+
+
+# ---- app deployments ------------------------------------------------------------------
+
+
+class DeployInput(BaseModel):
+    """`opsflow deploy STACK APP ...`: amounts stay text ("3", "25%") until the validator
+    parses them (opsflow.rollout.parse_amount), so the error names the option."""
+
+    app: str
+    revision: str | None = None
+    strategy: str = "all-at-once"
+    batch: str | None = None
+    max_failures: str | None = None
+    canary_bake_seconds: float | None = Field(
+        default=None, description="canary: go on after this long; None: wait for approve"
+    )
+    health_check: HealthCheckSpec | None = Field(
+        default=None, description="overrides the app's health_check for this deployment"
+    )
+
+
+class AppCommandInput(BaseModel):
+    """`opsflow rollback STACK APP` and `opsflow run STACK undeploy --app APP`."""
+
+    app: str
+    action: AppAction
+
+
+class InstanceDeployStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESSFUL = "successful"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    SKIPPED = "skipped"
+
+
+class InstanceDeployment(BaseModel):
+    hostname: str
+    batch: int
+    status: InstanceDeployStatus = InstanceDeployStatus.PENDING
+    release: str | None = None
+    previous_release: str | None = None
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class DeploymentSummary(BaseModel):
+    id: str
+    stack: str
+    app: str | None = None
+    command: str
+    strategy: str = "all-at-once"
+    status: str
+    revision: str | None = None
+    release: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = None
+
+
+class DeploymentDetail(DeploymentSummary):
+    batches: list[list[str]] = Field(default_factory=list)
+    current_batch: int = 0
+    awaiting_approval: bool = False
+    instances: list[InstanceDeployment] = Field(default_factory=list)

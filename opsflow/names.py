@@ -10,6 +10,7 @@ LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
 HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # cookbook::recipe for all managers; no dots or slashes, so a name can never leave the
 # cookbook directory nor carry shell syntax.
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 RECIPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*::[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 

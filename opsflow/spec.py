@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from opsflow import names
+from opsflow.secrets import SecureValue
 
 
 class StrictModel(BaseModel):
@@ -155,6 +156,36 @@ class LayerSpec(StrictModel):
     instances: list[InstanceSpec] = Field(default_factory=list)
 
 
+AppName = Annotated[str, AfterValidator(_matches(names.STACK_NAME, "app name"))]
+EnvName = Annotated[str, AfterValidator(_matches(names.ENV_NAME, "environment variable name"))]
+
+
+class AppSpec(StrictModel):
+    """An app deployed to the instances of its layers, release by release.
+
+    `environment` values are plain strings or, for secrets, `{value: ..., secure: true}` in
+    the stack file; the CLI encrypts those when it loads the file, so the spec only ever
+    carries ciphertext (a SecureValue) from then on.
+    """
+
+    name: AppName
+    layers: list[LayerName] = Field(min_length=1)
+    source: CookbookSource | None = Field(
+        default=None, description="the app's code: a directory, a git revision or an archive"
+    )
+    environment: dict[EnvName, str | SecureValue] = Field(default_factory=dict)
+    deploy_to: str | None = Field(default=None, description="default: {root}/srv/www/{name}")
+    health_check: HealthCheckSpec | None = None
+
+    @model_validator(mode="after")
+    def _absolute_deploy_to(self) -> AppSpec:
+        if self.deploy_to is not None and (
+            not self.deploy_to.startswith("/") or ".." in self.deploy_to.split("/")
+        ):
+            raise ValueError(f"deploy_to: {self.deploy_to!r} must be an absolute path")
+        return self
+
+
 class StackSpec(StrictModel):
     name: StackName
     provider: Provider = Provider.LOCAL
@@ -162,6 +193,7 @@ class StackSpec(StrictModel):
     cookbooks: CookbookSource | None = None
     custom_json: dict[str, Any] = Field(default_factory=dict)
     layers: list[LayerSpec] = Field(default_factory=list)
+    apps: list[AppSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_whole_stack(self) -> StackSpec:
@@ -188,7 +220,18 @@ class StackSpec(StrictModel):
                         f"{seen_hosts[instance.hostname]!r} and in layer {layer.name!r}"
                     )
                 seen_hosts[instance.hostname] = layer.name
+        seen_apps: set[str] = set()
+        for app in self.apps:
+            if app.name in seen_apps:
+                raise ValueError(f"apps: app name {app.name!r} is used twice")
+            seen_apps.add(app.name)
+            unknown = [layer for layer in app.layers if layer not in seen_layers]
+            if unknown:
+                raise ValueError(f"apps: app {app.name!r} names unknown layer(s) {unknown}")
         return self
+
+    def app(self, name: str) -> AppSpec | None:
+        return next((app for app in self.apps if app.name == name), None)
 
     def layer(self, name: str) -> LayerSpec | None:
         return next((layer for layer in self.layers if layer.name == name), None)
