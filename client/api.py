@@ -50,11 +50,15 @@ from opsflow.errors import (
 )
 from opsflow.messages import (
     AddInstanceInput,
+    AppCommandInput,
     ApplyInput,
     ApplyResult,
     DeleteStackResult,
+    DeployInput,
+    DeploymentDetail,
     DeploymentResult,
     DeploymentStatus,
+    DeploymentSummary,
     InstanceActionInput,
     InstanceActionKind,
     InstanceView,
@@ -307,6 +311,69 @@ class OpsflowClient:
             deployment_id,
             lambda: handle.query(DeploymentWorkflow.progress, rpc_timeout=self.query_timeout),
         )
+
+    # ---- app deployments -----------------------------------------------------------
+
+    async def deploy(self, stack: str, request: DeployInput) -> RunCommandResult:
+        """Start deploying an app (a DeploymentWorkflow); returns its id and targets."""
+        handle = self._stack(stack)
+        return await self._call(
+            handle.id,
+            lambda: handle.execute_update(
+                "deploy", request, result_type=RunCommandResult, rpc_timeout=self.update_timeout
+            ),
+        )
+
+    async def app_command(self, stack: str, request: AppCommandInput) -> RunCommandResult:
+        """rollback (re-activate each instance's previous release) or undeploy an app."""
+        handle = self._stack(stack)
+        return await self._call(
+            handle.id,
+            lambda: handle.execute_update(
+                "app_command",
+                request,
+                result_type=RunCommandResult,
+                rpc_timeout=self.update_timeout,
+            ),
+        )
+
+    async def approve(self, deployment_id: str) -> None:
+        """Let a canary deployment go on past its first batch."""
+        handle = self.temporal.get_workflow_handle(deployment_id)
+        await self._call(
+            deployment_id,
+            lambda: handle.execute_update("approve", rpc_timeout=self.update_timeout),
+        )
+
+    async def abort(self, deployment_id: str) -> None:
+        """Stop a canary deployment at its gate and roll its first batch back."""
+        handle = self.temporal.get_workflow_handle(deployment_id)
+        await self._call(
+            deployment_id,
+            lambda: handle.execute_update("abort", rpc_timeout=self.update_timeout),
+        )
+
+    async def deployment_detail(self, deployment_id: str) -> DeploymentDetail:
+        handle = self.temporal.get_workflow_handle(deployment_id)
+        return await self._call(
+            deployment_id,
+            lambda: handle.query(
+                "detail", result_type=DeploymentDetail, rpc_timeout=self.query_timeout
+            ),
+        )
+
+    async def deployments(self, stack: str) -> list[DeploymentSummary]:
+        """The stack's deployments and commands, newest first."""
+        handle = self._stack(stack)
+        found: list[DeploymentSummary] = await self._call(
+            handle.id,
+            lambda: handle.query(
+                "deployments",
+                result_type=list[DeploymentSummary],
+                rpc_timeout=self.query_timeout,
+            ),
+        )
+        return found
 
     # ---- plumbing ------------------------------------------------------------------
 

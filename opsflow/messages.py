@@ -163,6 +163,8 @@ class DeploymentStatus(StrEnum):
     SUCCESSFUL = "successful"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    ROLLED_BACK = "rolled_back"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 class CancelCommand(BaseModel):
