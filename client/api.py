@@ -425,7 +425,13 @@ class OpsflowClient:
 
 
 def _deployment_failure(result: DeploymentResult) -> str:
-    if result.status == DeploymentStatus.CANCELLED:
+    if result.status == DeploymentStatus.ROLLED_BACK:
+        failed = sum(not r.ok for r in result.instances)
+        lines = [
+            f"{result.command} stopped ({failed} instance(s) failed) and the instances it "
+            "had changed were rolled back to their previous release"
+        ]
+    elif result.status == DeploymentStatus.CANCELLED:
         lines = [f"{result.command} was cancelled"]
         done = {r.hostname for r in result.instances}
         lines.extend(f"  {h}: no answer" for h in result.targets if h not in done)

@@ -11,10 +11,12 @@ import functools
 import gc
 import os
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
+from pydantic import ValidationError
 
 from client import command_logs, output
 from client.api import OpsflowClient, gone, run_url, settled
@@ -24,11 +26,21 @@ from opsflow import names
 from opsflow.errors import InvalidInput, OperationFailed, OpsflowError
 from opsflow.messages import (
     AddInstanceInput,
+    AppAction,
+    AppCommandInput,
+    DeployInput,
+    DeploymentDetail,
+    DeploymentResult,
     InstanceActionKind,
+    InstanceDeployment,
     InstanceView,
     RunCommandInput,
+    RunCommandResult,
     StackDescription,
 )
+from opsflow.rollout import Strategy, parse_amount
+from opsflow.secrets import MASK, SecureValue
+from opsflow.spec import HealthCheckSpec
 from opsflow.status import FAILED
 
 T = TypeVar("T")
@@ -49,26 +61,33 @@ async def _client() -> OpsflowClient:
     return OpsflowClient(await connect(interceptors=tracing_interceptors("opsflow-cli")))
 
 
+def call_with_client(func: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
+    """Run an async command body with a connected client (for commands that check their
+    arguments first, so bad input exits 2 before anything connects)."""
+
+    async def body() -> OpsflowError | None:
+        try:
+            await func(await _client(), *args, **kwargs)
+        except OpsflowError as err:
+            # Leave no traceback holding the Temporal client: freeing its Rust runtime
+            # during interpreter shutdown aborts the process.
+            err.__traceback__ = None
+            err.__context__ = None
+            return err
+        return None
+
+    failure = _run(body())
+    gc.collect()
+    if failure is not None:
+        raise failure
+
+
 def with_client(func: Callable[..., Awaitable[None]]) -> Callable[..., None]:
     """Run an async command body with a connected client."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        async def body() -> OpsflowError | None:
-            try:
-                await func(await _client(), *args, **kwargs)
-            except OpsflowError as err:
-                # Leave no traceback holding the Temporal client: freeing its Rust runtime
-                # during interpreter shutdown aborts the process.
-                err.__traceback__ = None
-                err.__context__ = None
-                return err
-            return None
-
-        failure = _run(body())
-        gc.collect()
-        if failure is not None:
-            raise failure
+        call_with_client(func, *args, **kwargs)
 
     return wrapper
 
@@ -214,6 +233,15 @@ async def stack_describe(client: OpsflowClient, name: str, fmt: str) -> None:
             f"{event}: {' '.join(r)}" for event, r in layer.recipes.model_dump().items() if r
         )
         click.echo(f"layer {layer.name}  auto_healing={layer.auto_healing}  {recipes}")
+    for app in spec.apps:
+        environment = " ".join(
+            f"{var}={MASK if isinstance(value, SecureValue) else value}"
+            for var, value in app.environment.items()
+        )
+        source = app.source.describe() if app.source else "-"
+        click.echo(
+            f"app {app.name}  layers={','.join(app.layers)}  source: {source}  {environment}"
+        )
     _instance_table(found)
     click.echo("recent events:")
     for event in found.events[-10:]:
@@ -350,7 +378,7 @@ async def _fail_if_failed(
 # ---- commands ----------------------------------------------------------------------
 
 
-RUN_COMMANDS = ["setup", "configure", "execute_recipes", "update_custom_cookbooks"]
+RUN_COMMANDS = ["setup", "configure", "execute_recipes", "update_custom_cookbooks", "undeploy"]
 
 
 def _recipe_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
@@ -373,10 +401,42 @@ def _recipe_list(ctx: click.Context, param: click.Parameter, value: str | None) 
     callback=_recipe_list,
     help="execute_recipes: cookbook::recipe[,cookbook::recipe...], run in this order.",
 )
+@click.option("--app", help="undeploy: the app to remove from its layers' instances.")
 @wait_option
 @output_option
-@with_client
-async def run_command(
+def run_command(
+    stack_name: str,
+    command: str,
+    layer: str | None,
+    hostname: str | None,
+    recipes: list[str],
+    app: str | None,
+    wait: bool,
+    fmt: str,
+) -> None:
+    """Run a command (a lifecycle event's recipes, or chosen recipes) on online instances;
+    `undeploy --app APP` removes an app from the instances of its layers.
+
+    With --wait, Ctrl-C cancels the command: queued runs are dropped and running recipes
+    are stopped on the instances.
+    """
+    if command == AppAction.UNDEPLOY.value:
+        if not app:
+            raise click.UsageError("undeploy needs --app APP")
+        if layer or hostname or recipes:
+            raise click.UsageError(
+                "undeploy: --layer, --instance and --recipes do not apply (an app is "
+                "undeployed from every instance of its layers)"
+            )
+        request = AppCommandInput(app=app, action=AppAction.UNDEPLOY)
+        call_with_client(_app_command, stack_name, request, wait, fmt)
+        return
+    if app:
+        raise click.UsageError(f"--app: only `undeploy` takes an app, not {command}")
+    call_with_client(_run_recipes, stack_name, command, layer, hostname, recipes, wait, fmt)
+
+
+async def _run_recipes(
     client: OpsflowClient,
     stack_name: str,
     command: str,
@@ -386,11 +446,6 @@ async def run_command(
     wait: bool,
     fmt: str,
 ) -> None:
-    """Run a command (a lifecycle event's recipes, or chosen recipes) on online instances.
-
-    With --wait, Ctrl-C cancels the command: queued runs are dropped and running recipes
-    are stopped on the instances.
-    """
     if layer and hostname:
         raise InvalidInput("--layer and --instance: give one or the other")
     started = await client.run_command(
@@ -425,6 +480,475 @@ async def _cancel_and_wait(client: OpsflowClient, deployment_id: str) -> None:
     with contextlib.suppress(OperationFailed):
         await client.wait_deployment(deployment_id)
     click.echo(f"{deployment_id} cancelled", err=True)
+
+
+# ---- app deployments ---------------------------------------------------------------
+
+
+class DefaultCommandGroup(click.Group):
+    """A group that is also a command: `deploy STACK APP ...` and `deploy approve ID`.
+
+    Routing looks at the first argument only. A subcommand's name (`approve`, `abort`)
+    or a help option goes to the group as usual; anything else (a stack name, an option
+    such as `--revision`) goes, with every argument, to `default_command`, which parses
+    them itself. The default command is not listed among the subcommands; `deploy --help`
+    shows its usage and options next to them. A stack that is literally named `approve`
+    or `abort` is deployed with `--` first: `opsflow deploy -- approve APP`.
+
+    The default command runs in a context of its own whose parent is the group's parent,
+    so its usage and error hints read `opsflow deploy ...` rather than naming a hidden
+    subcommand.
+    """
+
+    def __init__(self, *args: Any, default_command: click.Command, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default_command = default_command
+
+    def _routes_to_default(self, ctx: click.Context, args: list[str]) -> bool:
+        return bool(args) and args[0] not in self.commands and args[0] not in ctx.help_option_names
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if self._routes_to_default(ctx, args):
+            # No subcommand: keep every argument (options included) for the default command.
+            ctx._protected_args, ctx.args = [], list(args)
+            return ctx.args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        if ctx._protected_args or not ctx.args:
+            return super().invoke(ctx)
+        args, ctx.args = ctx.args, []
+        with ctx:
+            sub_ctx = self.default_command.make_context(ctx.info_name, args, parent=ctx.parent)
+            with sub_ctx:
+                return sub_ctx.command.invoke(sub_ctx)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        pieces = " ".join(self.default_command.collect_usage_pieces(ctx))
+        formatter.write_usage(ctx.command_path, pieces)
+        formatter.write_usage(ctx.command_path, "approve|abort DEPLOYMENT_ID", prefix="       ")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.default_command.format_options(ctx, formatter)
+        self.format_commands(ctx, formatter)
+
+
+def _amount(allow_zero: bool) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """A click callback checking a count (3) or percentage (25%) with the rollout rules."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        option = param.opts[0] if param.opts else str(param.name)
+        try:
+            return str(parse_amount(option, value, allow_zero=allow_zero))
+        except InvalidInput as err:
+            raise click.BadParameter(str(err).removeprefix(f"{option}: "), ctx, param) from None
+
+    return check
+
+
+def health_check_of(text: str) -> HealthCheckSpec:
+    """`--health-check`: an http(s) URL template is probed over HTTP, anything else is a
+    command run on the instance (exit 0 is healthy)."""
+    try:
+        if text.startswith(("http://", "https://")):
+            return HealthCheckSpec(url=text)
+        return HealthCheckSpec(command=text)
+    except ValidationError as err:
+        problems = "; ".join(
+            str(e["msg"]).removeprefix("Value error, ").removeprefix("health_check: ")
+            for e in err.errors()
+        )
+        raise click.BadParameter(problems) from None
+
+
+def _health_check(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> HealthCheckSpec | None:
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.BadParameter("give a URL or a command", ctx, param)
+    return health_check_of(value)
+
+
+@click.command(
+    "deploy",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Canary: `opsflow deploy approve|abort DEPLOYMENT_ID` past or at the gate.",
+)
+@click.argument("stack_name", metavar="STACK")
+@click.argument("app")
+@click.option("--revision", help="Git branch, tag or commit (git sources).")
+@click.option(
+    "--strategy",
+    type=click.Choice([s.value for s in Strategy]),
+    default=Strategy.ALL_AT_ONCE.value,
+    show_default=True,
+)
+@click.option(
+    "--batch",
+    callback=_amount(allow_zero=False),
+    help="rolling/canary: instances per batch, N or P% (canary default: 1).",
+)
+@click.option(
+    "--max-failures",
+    callback=_amount(allow_zero=True),
+    help="Failed instances tolerated before rolling back, N or P% (default: 0).",
+)
+@click.option(
+    "--bake",
+    type=click.FloatRange(min=0, min_open=True),
+    help="canary: go on after this many seconds (default: wait for approve).",
+)
+@click.option(
+    "--health-check",
+    callback=_health_check,
+    help="An http(s):// URL ({private_ip}, {hostname} filled in) or a command on the instance.",
+)
+@wait_option
+@output_option
+def deploy_app(
+    stack_name: str,
+    app: str,
+    revision: str | None,
+    strategy: str,
+    batch: str | None,
+    max_failures: str | None,
+    bake: float | None,
+    health_check: HealthCheckSpec | None,
+    wait: bool,
+    fmt: str,
+) -> None:
+    """Deploy APP (from STACK's stack file) to the instances of its layers."""
+    if strategy == Strategy.ALL_AT_ONCE.value and batch is not None:
+        raise click.UsageError("--batch: an all-at-once deployment has one batch")
+    if strategy != Strategy.CANARY.value and bake is not None:
+        raise click.UsageError("--bake: only a canary deployment has a bake time")
+    if strategy == Strategy.CANARY.value and batch is None:
+        batch = "1"
+    request = DeployInput(
+        app=app,
+        revision=revision,
+        strategy=strategy,
+        batch=batch,
+        max_failures=max_failures,
+        canary_bake_seconds=bake,
+        health_check=health_check,
+    )
+    call_with_client(_deploy, stack_name, request, wait, fmt)
+
+
+async def _deploy(
+    client: OpsflowClient, stack_name: str, request: DeployInput, wait: bool, fmt: str
+) -> None:
+    started = await client.deploy(stack_name, request)
+    if fmt != "json":
+        click.echo(
+            f"deploying {request.app} ({request.strategy}) to {', '.join(started.targets)}: "
+            f"{started.deployment_id}"
+        )
+        click.echo(f"  {run_url(started.deployment_id)}")
+        if request.strategy == Strategy.CANARY.value and request.canary_bake_seconds is None:
+            click.echo(
+                f"  after the first batch: opsflow deploy approve|abort {started.deployment_id}"
+            )
+    await _finish(client, started, wait, fmt)
+
+
+@cli.group(
+    "deploy",
+    cls=DefaultCommandGroup,
+    default_command=deploy_app,
+    invoke_without_command=False,
+)
+def deploy() -> None:
+    """Deploy an app (STACK APP), or approve or abort a canary deployment at its gate.
+
+    \b
+    opsflow deploy STACK APP [--strategy rolling --batch 25%] [--wait]
+    opsflow deploy approve DEPLOYMENT_ID
+    opsflow deploy abort DEPLOYMENT_ID
+    """
+
+
+@deploy.command("approve")
+@click.argument("deployment_id", metavar="DEPLOYMENT_ID")
+@with_client
+async def deploy_approve(client: OpsflowClient, deployment_id: str) -> None:
+    """Let a canary deployment go on past its first batch."""
+    await client.approve(deployment_id)
+    click.echo(f"{deployment_id}: approved")
+
+
+@deploy.command("abort")
+@click.argument("deployment_id", metavar="DEPLOYMENT_ID")
+@with_client
+async def deploy_abort(client: OpsflowClient, deployment_id: str) -> None:
+    """Stop a canary deployment at its gate and roll its first batch back."""
+    await client.abort(deployment_id)
+    click.echo(f"{deployment_id}: aborted (rolling the first batch back)")
+
+
+@cli.command("rollback")
+@click.argument("stack_name", metavar="STACK")
+@click.argument("app")
+@wait_option
+@output_option
+@with_client
+async def rollback(client: OpsflowClient, stack_name: str, app: str, wait: bool, fmt: str) -> None:
+    """Re-activate each instance's previous release of APP."""
+    await _app_command(
+        client, stack_name, AppCommandInput(app=app, action=AppAction.ROLLBACK), wait, fmt
+    )
+
+
+async def _app_command(
+    client: OpsflowClient, stack_name: str, request: AppCommandInput, wait: bool, fmt: str
+) -> None:
+    started = await client.app_command(stack_name, request)
+    if fmt != "json":
+        click.echo(
+            f"{request.action.value} {request.app} on {', '.join(started.targets)}: "
+            f"{started.deployment_id}"
+        )
+        click.echo(f"  {run_url(started.deployment_id)}")
+    await _finish(client, started, wait, fmt)
+
+
+async def _finish(client: OpsflowClient, started: RunCommandResult, wait: bool, fmt: str) -> None:
+    """Print the started deployment, or follow it to its end (exit 1 if it did not succeed).
+
+    Ctrl-C while following cancels the deployment, as `run --wait` does.
+    """
+    if not wait:
+        if fmt == "json":
+            output.emit_json(started)
+        return
+    try:
+        result = await _follow(client, started.deployment_id, fmt)
+    except asyncio.CancelledError:
+        click.echo(f"cancelling {started.deployment_id} ...", err=True)
+        await asyncio.shield(_cancel_and_wait(client, started.deployment_id))
+        raise
+    if fmt == "json":
+        output.emit_json(result)
+    else:
+        click.echo(f"{started.deployment_id}: {result.status.value}")
+
+
+POLL_SECONDS = 0.5
+
+
+async def _follow(client: OpsflowClient, deployment_id: str, fmt: str) -> DeploymentResult:
+    """Wait for the deployment, showing its progress meanwhile: a live table on a terminal,
+    one line per instance status change otherwise, nothing with `-o json`."""
+    waiting = asyncio.ensure_future(client.wait_deployment(deployment_id))
+    try:
+        if fmt == "json":
+            return await waiting
+        if sys.stdout.isatty():
+            await _live_progress(client, deployment_id, waiting)
+        else:
+            await _line_progress(client, deployment_id, waiting)
+        return await waiting
+    finally:
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OpsflowError):
+                await waiting
+
+
+async def _details(
+    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentResult]
+) -> AsyncIterator[DeploymentDetail]:
+    """Yield the deployment's detail every POLL_SECONDS until it ends (and once after)."""
+    while True:
+        try:
+            yield await client.deployment_detail(deployment_id)
+        except OpsflowError as err:
+            # Progress is a courtesy: the result still comes from wait_deployment.
+            click.echo(f"(no progress from {deployment_id}: {err})", err=True)
+            return
+        if waiting.done():
+            return
+        await asyncio.wait([waiting], timeout=POLL_SECONDS)
+
+
+async def _line_progress(
+    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentResult]
+) -> None:
+    seen: dict[str, str] = {}
+    gate_shown = False
+    async for detail in _details(client, deployment_id, waiting):
+        for item in detail.instances:
+            line = _instance_line(item)
+            if seen.get(item.hostname) != line:
+                seen[item.hostname] = line
+                click.echo(line)
+        if detail.awaiting_approval and not gate_shown:
+            click.echo(_approval_line(detail))
+        gate_shown = detail.awaiting_approval
+
+
+async def _live_progress(
+    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentResult]
+) -> None:
+    from rich.console import Console
+    from rich.live import Live
+
+    with Live(console=Console(), refresh_per_second=4, transient=False) as live:
+        async for detail in _details(client, deployment_id, waiting):
+            live.update(_progress_view(detail), refresh=True)
+
+
+def _instance_line(item: InstanceDeployment) -> str:
+    parts = [f"{item.hostname}: {item.status.value}", f"batch {item.batch + 1}"]
+    if item.release:
+        parts.append(f"release {item.release}")
+    if item.error:
+        parts.append(item.error)
+    return "  ".join(parts)
+
+
+def _approval_line(detail: DeploymentDetail) -> str:
+    return (
+        f"awaiting approval: opsflow deploy approve {detail.id}  "
+        f"(or: opsflow deploy abort {detail.id})"
+    )
+
+
+def _elapsed(started: datetime | None, finished: datetime | None) -> str:
+    if started is None:
+        return ""
+    end = finished or datetime.now(started.tzinfo)
+    seconds = max(0, int((end - started).total_seconds()))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _progress_view(detail: DeploymentDetail) -> Any:
+    from rich.console import Group
+    from rich.table import Table
+
+    batches = len(detail.batches)
+    title = f"{detail.command} {detail.app or ''} on {detail.stack}: {detail.status}"
+    if batches:
+        title += f"  (batch {min(detail.current_batch + 1, batches)}/{batches})"
+    table = Table(title=title, show_edge=False, header_style="bold")
+    for header in ("INSTANCE", "BATCH", "STATUS", "RELEASE", "ELAPSED", "ERROR"):
+        table.add_column(header)
+    for item in detail.instances:
+        table.add_row(
+            item.hostname,
+            str(item.batch + 1),
+            item.status.value,
+            item.release or "",
+            _elapsed(item.started_at, item.finished_at),
+            item.error or "",
+        )
+    parts: list[Any] = [table]
+    if detail.awaiting_approval:
+        parts.append(_approval_line(detail))
+    parts.append(f"elapsed {_elapsed(detail.started_at, detail.finished_at)}")
+    return Group(*parts)
+
+
+@cli.group("deployments")
+def deployments() -> None:
+    """App deployments and commands of a stack, and their detail."""
+
+
+@deployments.command("list")
+@click.argument("stack_name", metavar="STACK")
+@output_option
+@with_client
+async def deployments_list(client: OpsflowClient, stack_name: str, fmt: str) -> None:
+    """STACK's deployments and commands, newest first."""
+    found = await client.deployments(stack_name)
+    if fmt == "json":
+        output.emit_json(found)
+        return
+    output.emit_table(
+        ["ID", "APP", "COMMAND", "STRATEGY", "STATUS", "RELEASE", "STARTED", "FINISHED"],
+        [
+            [
+                d.id,
+                d.app or "",
+                d.command,
+                d.strategy,
+                d.status,
+                d.release or "",
+                f"{d.started_at:%Y-%m-%d %H:%M:%S}",
+                f"{d.finished_at:%Y-%m-%d %H:%M:%S}" if d.finished_at else "",
+            ]
+            for d in found
+        ],
+    )
+
+
+def _stack_of(deployment_id: str) -> str:
+    parts = deployment_id.split(":")
+    if len(parts) != 3 or parts[0] != "deployment" or not parts[1]:
+        raise click.BadParameter(
+            f"{deployment_id!r} is not a deployment id (deployment:STACK:N)",
+            param_hint="DEPLOYMENT_ID",
+        )
+    return parts[1]
+
+
+@deployments.command("describe")
+@click.argument("deployment_id", metavar="DEPLOYMENT_ID")
+@output_option
+@click.option("--logs", is_flag=True, help="Also print each instance's run log.")
+def deployments_describe(deployment_id: str, fmt: str, logs: bool) -> None:
+    """A deployment's batches and, per instance, status, release and timing."""
+    stack_name = _stack_of(deployment_id)
+    call_with_client(_describe_deployment, stack_name, deployment_id, fmt, logs)
+
+
+async def _describe_deployment(
+    client: OpsflowClient, stack_name: str, deployment_id: str, fmt: str, logs: bool
+) -> None:
+    detail = await client.deployment_detail(deployment_id)
+    if fmt == "json":
+        output.emit_json(detail)
+    else:
+        click.echo(
+            f"{detail.id}  {detail.command} {detail.app or ''}  strategy={detail.strategy}  "
+            f"status={detail.status}"
+        )
+        click.echo(
+            f"revision: {detail.revision or '-'}  release: {detail.release or '-'}  "
+            f"started: {detail.started_at:%Y-%m-%d %H:%M:%S}  "
+            f"elapsed: {_elapsed(detail.started_at, detail.finished_at)}"
+        )
+        click.echo(f"runs: {run_url(deployment_id)}")
+        if detail.awaiting_approval:
+            click.echo(_approval_line(detail))
+        output.emit_table(
+            ["INSTANCE", "BATCH", "STATUS", "RELEASE", "PREVIOUS", "ELAPSED", "ERROR"],
+            [
+                [
+                    i.hostname,
+                    i.batch + 1,
+                    i.status.value,
+                    i.release,
+                    i.previous_release,
+                    _elapsed(i.started_at, i.finished_at),
+                    i.error,
+                ]
+                for i in detail.instances
+            ],
+        )
+    if logs:
+        for item in detail.instances:
+            try:
+                found = command_logs.logs_of(stack_name, deployment_id, item.hostname)
+            except OpsflowError as err:
+                click.echo(f"==> {item.hostname}: {err}", err=True)
+                continue
+            _print_logs(found)
 
 
 # ---- command logs ------------------------------------------------------------------
@@ -484,7 +1008,10 @@ def command_list(stack_name: str, hostname: str | None, fmt: str) -> None:
 def command_log(stack_name: str, run_id: str, hostname: str | None) -> None:
     """Print the full log of a run: a per-instance run id, or a command (deployment:STACK:N)
     for the runs it made on each instance."""
-    found = command_logs.logs_of(stack_name, run_id, hostname)
+    _print_logs(command_logs.logs_of(stack_name, run_id, hostname))
+
+
+def _print_logs(found: list[tuple[dict[str, Any], str]]) -> None:
     for meta, text in found:
         status = "cancelled" if meta.get("cancelled") else f"exit {meta.get('exit_code')}"
         click.echo(

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from opsflow.secrets import conceal
+
 FORMATS = ("table", "json")
 
 
@@ -23,7 +25,8 @@ def as_jsonable(value: Any) -> Any:
 
 
 def emit_json(value: Any) -> None:
-    click.echo(json.dumps(as_jsonable(value), indent=2, sort_keys=False))
+    """`value` as JSON, every secure value (a stack spec's encrypted environment) masked."""
+    click.echo(json.dumps(conceal(as_jsonable(value)), indent=2, sort_keys=False))
 
 
 def emit_table(

@@ -1,8 +1,13 @@
 """Read a stack file into a StackSpec, or fail naming the file, the field and the problem.
 
 Everything that needs the user's disk happens here, before any request leaves the
-machine: YAML parsing, schema validation, resolving the cookbooks directory and checking
-that every named recipe exists in it.
+machine: YAML parsing, encrypting secure app environment values, schema validation,
+resolving the cookbooks and app source directories and checking that every named recipe
+exists in the cookbooks.
+
+Secure values (`NAME: {value: s3cret, secure: true}` under `apps[*].environment`) are
+encrypted with `opsflow.settings.secret_key()` before the spec is validated, so the
+StackSpec only ever holds ciphertext and no validation error can quote a plaintext.
 """
 
 from __future__ import annotations
@@ -13,20 +18,26 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from opsflow import settings
 from opsflow.errors import SpecError
 from opsflow.recipes import available_recipes
+from opsflow.secrets import encrypt
 from opsflow.spec import ConfigurationManager, StackSpec, missing_recipes, recipe_references
+
+ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 
 
 def load_stack_file(path: str | Path) -> StackSpec:
     file = Path(path)
     name = str(path)
     raw = _read_yaml(file, name)
+    raw = _encrypt_app_environments(raw, name)
     try:
         spec = StackSpec.model_validate(raw)
     except ValidationError as err:
         raise SpecError(name, [_describe(e) for e in err.errors()]) from None
-    return _resolve_cookbooks(spec, file, name)
+    spec = _resolve_cookbooks(spec, file, name)
+    return _resolve_app_sources(spec, file, name)
 
 
 def _read_yaml(file: Path, name: str) -> dict[str, Any]:
@@ -46,6 +57,64 @@ def _read_yaml(file: Path, name: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise SpecError(name, ["the file must be a YAML mapping with at least `name:`"])
     return raw
+
+
+def _encrypt_app_environments(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """`raw` with each app environment value as the spec holds it: a plain string, or the
+    dumped SecureValue of a `{value: ..., secure: true}` entry.
+
+    Problems are reported naming `apps[i].environment.NAME`, never quoting a value (which
+    may be a plaintext). Shapes other than a list of app mappings are left to the schema.
+    """
+    apps = raw.get("apps")
+    if not isinstance(apps, list):
+        return raw
+    problems: list[str] = []
+    new_apps: list[Any] = []
+    key: bytes | None = None
+    for index, app in enumerate(apps):
+        if not isinstance(app, dict) or "environment" not in app:
+            new_apps.append(app)
+            continue
+        environment = app["environment"]
+        field = f"apps[{index}].environment"
+        if environment is None:
+            environment = {}
+        if not isinstance(environment, dict):
+            # Not quoted: the list or value given may hold plaintexts.
+            problems.append(f"{field}: must be a mapping of NAME: {ENVIRONMENT_FORMS}")
+            new_apps.append({k: v for k, v in app.items() if k != "environment"})
+            continue
+        resolved: dict[Any, Any] = {}
+        for var, value in environment.items():
+            where = f"{field}.{var}"
+            if isinstance(value, str):
+                resolved[var] = value
+                continue
+            if not isinstance(value, dict):
+                problems.append(
+                    f"{where}: must be {ENVIRONMENT_FORMS} (quote numbers and booleans)"
+                )
+                continue
+            extra = sorted(str(k) for k in value if k not in ("value", "secure"))
+            secure = value.get("secure", False)
+            if "value" not in value or extra:
+                what = f"unknown key(s) {', '.join(extra)}" if extra else "`value` is missing"
+                problems.append(f"{where}: {what}; must be {ENVIRONMENT_FORMS}")
+            elif not isinstance(value["value"], str):
+                problems.append(f"{where}.value: must be a string (quote numbers and booleans)")
+            elif not isinstance(secure, bool):
+                problems.append(f"{where}.secure: must be true or false")
+            elif secure:
+                if key is None:
+                    key = settings.secret_key()
+                resolved[var] = encrypt(key, value["value"]).model_dump()
+            else:
+                resolved[var] = value["value"]
+        new_apps.append({**app, "environment": resolved})
+    if problems:
+        raise SpecError(name, problems)
+    return {**raw, "apps": new_apps}
 
 
 def _describe(error: Any) -> str:
@@ -84,6 +153,29 @@ def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
         raise SpecError(name, problems)
     cookbooks = spec.cookbooks.model_copy(update={"source": str(directory)})
     return spec.model_copy(update={"cookbooks": cookbooks})
+
+
+def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
+    """Each app's source directory made absolute (relative to the stack file), as for the
+    cookbooks; git and archive sources are fetched by the worker."""
+    apps = []
+    problems: list[str] = []
+    for index, app in enumerate(spec.apps):
+        if app.source is None or app.source.source is None:
+            apps.append(app)
+            continue
+        directory = (file.parent / app.source.source).resolve()
+        if not directory.is_dir():
+            problems.append(
+                f"apps[{index}].source.source: {app.source.source!r} is not a directory "
+                f"({directory})"
+            )
+            continue
+        source = app.source.model_copy(update={"source": str(directory)})
+        apps.append(app.model_copy(update={"source": source}))
+    if problems:
+        raise SpecError(name, problems)
+    return spec.model_copy(update={"apps": apps}) if spec.apps else spec
 
 
 def recipe_inventory(directory: Path) -> dict[ConfigurationManager, set[str]]:

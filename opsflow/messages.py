@@ -115,6 +115,13 @@ class InstanceCommand(BaseModel):
     reply_to: str | None = Field(default=None, description="workflow id to signal the result to")
     generation: int = Field(default=0, description="configure round, for coalescing")
     stage_only: bool = Field(default=False, description="stage cookbooks, run no recipe")
+    app: AppRelease | None = Field(default=None, description="deploy/rollback/undeploy an app")
+    health_check: HealthCheckSpec | None = Field(
+        default=None, description="after a successful run, the instance must pass this"
+    )
+    deploy_after_setup: list[AppRelease] = Field(
+        default_factory=list, description="start: apps whose current release goes on after setup"
+    )
 
 
 class InstanceCommandResult(BaseModel):
@@ -127,6 +134,11 @@ class InstanceCommandResult(BaseModel):
     run_id: str | None = None
     error: str | None = None
     log_tail: str | None = None
+    release: str | None = Field(default=None, description="an app run: the release now current")
+    previous_release: str | None = None
+    release_switched: bool = Field(
+        default=False, description="an app deploy changed the current release (undo = rollback)"
+    )
 
 
 class InstanceChanged(BaseModel):
@@ -156,6 +168,13 @@ class DeploymentInput(BaseModel):
     targets: list[str]
     recipes: list[str] | None = None
     stage_only: bool = False
+    app: AppRelease | None = None
+    strategy: str = "all-at-once"
+    batch: str | None = None
+    max_failures: str | None = None
+    canary_bake_seconds: float | None = None
+    health_check: HealthCheckSpec | None = None
+    tag_runs: bool = True
 
 
 class DeploymentStatus(StrEnum):
@@ -322,6 +341,8 @@ class AppRelease(BaseModel):
 
 
 RecipeRunInput.model_rebuild()
+InstanceCommand.model_rebuild()
+DeploymentInput.model_rebuild()
 
 
 class HealthCheckInput(BaseModel):

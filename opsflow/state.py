@@ -7,6 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from opsflow.messages import (
+    AppRelease,
+    DeploymentSummary,
     InstanceCommand,
     InstanceCommandResult,
     InstanceView,
@@ -16,6 +18,7 @@ from opsflow.messages import (
 from opsflow.spec import Provider, StackSpec
 
 MAX_EVENTS = 200
+MAX_DEPLOYMENTS = 100
 MAX_RUNS_KEPT = 30
 
 
@@ -64,6 +67,16 @@ class StackState(BaseModel):
     deployment_seq: int = 0
     deleting: bool = False
     events: list[StackEvent] = Field(default_factory=list)
+    # Each app's release now current (what a new instance gets after its setup).
+    apps: dict[str, AppRelease] = Field(default_factory=dict)
+    deployments: list[DeploymentSummary] = Field(default_factory=list)
+    # Releases of deployments still running: they become current when they succeed.
+    pending_releases: dict[str, AppRelease] = Field(default_factory=dict)
+
+    def remember_deployment(self, summary: DeploymentSummary) -> None:
+        """Add or update one deployment in the bounded history."""
+        self.deployments = [d for d in self.deployments if d.id != summary.id] + [summary]
+        del self.deployments[:-MAX_DEPLOYMENTS]
 
     def record(self, event: StackEvent) -> None:
         self.events.append(event)

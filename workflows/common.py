@@ -18,7 +18,14 @@ STACK_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowStack")
 LAYER_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowLayer")
 APP_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowApp")
 COMMAND_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowCommand")
-SEARCH_ATTRIBUTES = (STACK_ATTRIBUTE, LAYER_ATTRIBUTE, APP_ATTRIBUTE, COMMAND_ATTRIBUTE)
+STATUS_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowStatus")
+SEARCH_ATTRIBUTES = (
+    STACK_ATTRIBUTE,
+    LAYER_ATTRIBUTE,
+    APP_ATTRIBUTE,
+    COMMAND_ATTRIBUTE,
+    STATUS_ATTRIBUTE,
+)
 
 # A recipe that failed will fail again; bad input never gets better.
 NOT_RETRYABLE = [RECIPE_FAILED_TYPE, INVALID_INPUT_TYPE, NOT_FOUND_TYPE]
@@ -42,6 +49,7 @@ RECIPE_TIMEOUT = timedelta(hours=2)
 # How soon a worker that died mid-recipe is noticed and the run handed to another attempt.
 RECIPE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 PROVIDER_TIMEOUT = timedelta(minutes=5)
+HEALTH_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 FETCH_TIMEOUT = timedelta(minutes=15)
 FETCH_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 FETCH_RETRY = RetryPolicy(

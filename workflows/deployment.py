@@ -1,7 +1,13 @@
-"""DeploymentWorkflow: one command (setup, configure, ...) across its target instances.
+"""DeploymentWorkflow: one command across its target instances, batch by batch.
 
 OpsWorks called every command a deployment; so does opsflow. Each instance workflow runs
 its part (so commands on one instance never overlap) and signals the result back here.
+
+An app deploy rolls out like CodeDeploy or Nomad: all at once, in rolling batches, or a
+canary batch that waits for approval (or a bake time) before the rest. Each instance must
+pass the health check after its deploy. When more instances fail than --max-failures
+allows, the deployment stops and every instance it changed is rolled back to its previous
+release, last changed first (compensation). Other commands are one all-at-once batch.
 """
 
 from __future__ import annotations
@@ -10,20 +16,35 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from opsflow import names
+    from opsflow.errors import INVALID_INPUT_TYPE
     from opsflow.messages import (
+        AppAction,
         CancelCommand,
+        DeploymentDetail,
         DeploymentInput,
         DeploymentResult,
         DeploymentStatus,
+        DeploymentSummary,
         InstanceCommand,
         InstanceCommandKind,
         InstanceCommandResult,
+        InstanceDeployment,
+        InstanceDeployStatus,
+    )
+    from opsflow.rollout import (
+        Amount,
+        Strategy,
+        over_budget,
+        parse_amount,
+        plan_batches,
+        rollback_order,
     )
     from opsflow.status import InstanceStatus
-
+    from workflows import common
 
 # How long a cancelled deployment waits for its instances to confirm they stopped.
 CANCEL_GRACE = timedelta(minutes=2)
@@ -34,88 +55,267 @@ class DeploymentWorkflow:
     @workflow.init
     def __init__(self, request: DeploymentInput) -> None:
         self._request = request
-        self._results: dict[str, InstanceCommandResult] = {}
-        self._cancelling = False
+        strategy = Strategy(request.strategy)
+        batch = parse_amount("--batch", request.batch, allow_zero=False) if request.batch else None
+        self._batches = plan_batches(request.targets, strategy, batch)
+        self._instances = {
+            host: InstanceDeployment(hostname=host, batch=index)
+            for index, hosts in enumerate(self._batches)
+            for host in hosts
+        }
+        self._results: dict[str, InstanceCommandResult] = {}  # by command id
+        self._sent: dict[str, str] = {}  # command id -> hostname, awaiting a result
+        self._status = DeploymentStatus.RUNNING
+        self._current_batch = 0
+        self._gate: str | None = None  # "approve" or "abort", from the canary updates
+        self._awaiting_approval = False
+        self._changed: list[str] = []  # instances whose release this deployment switched
 
     @workflow.run
     async def run(self, request: DeploymentInput) -> DeploymentResult:
-        for hostname in request.targets:
+        self._started_at = workflow.now()
+        try:
+            status = await self._rollout(request)
+        except asyncio.CancelledError:
+            await self._cancel_pending()
+            await self._finish(DeploymentStatus.CANCELLED)
+            raise
+        await self._finish(status)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._progress()
+
+    # ---- the rollout -----------------------------------------------------------------
+
+    async def _rollout(self, request: DeploymentInput) -> DeploymentStatus:
+        budget = self._budget(request)
+        failed = 0
+        for index, batch in enumerate(self._batches):
+            self._current_batch = index
+            for result in await self._run_batch(batch, request):
+                failed += not result.ok
+            if failed and over_budget(failed, len(request.targets), budget):
+                return await self._compensate(request)
+            gate = Strategy(request.strategy) == Strategy.CANARY and index == 0
+            if gate and len(self._batches) > 1 and not await self._canary_gate(request):
+                return await self._compensate(request)
+        return DeploymentStatus.SUCCESSFUL
+
+    @staticmethod
+    def _budget(request: DeploymentInput) -> Amount | None:
+        if request.max_failures is None:
+            return None
+        return parse_amount("--max-failures", request.max_failures, allow_zero=True)
+
+    async def _run_batch(
+        self, batch: list[str], request: DeploymentInput
+    ) -> list[InstanceCommandResult]:
+        ids = [self._command_id(host) for host in batch]
+        for host, command_id in zip(batch, ids, strict=True):
             command = InstanceCommand(
-                id=self._command_id(hostname),
+                id=command_id,
                 kind=InstanceCommandKind.RUN,
                 event=request.event,
                 recipes=request.recipes,
                 reply_to=workflow.info().workflow_id,
                 stage_only=request.stage_only,
+                app=request.app,
+                health_check=request.health_check,
             )
-            handle = workflow.get_external_workflow_handle(
-                names.instance_workflow_id(request.stack, hostname)
+            await self._send(host, command)
+        await workflow.wait_condition(lambda: all(i in self._results for i in ids))
+        results = [self._results[i] for i in ids]
+        for result in results:
+            item = self._instances[result.hostname]
+            item.status = InstanceDeployStatus.SUCCESSFUL
+            if result.skipped:
+                item.status = InstanceDeployStatus.SKIPPED
+            elif not result.ok:
+                item.status = InstanceDeployStatus.FAILED
+            item.error, item.finished_at = result.error, workflow.now()
+            item.release, item.previous_release = result.release, result.previous_release
+            if result.release_switched:
+                self._changed.append(result.hostname)
+        return results
+
+    async def _canary_gate(self, request: DeploymentInput) -> bool:
+        """Wait for `approve` or `abort`; with a bake time, silence means approve."""
+        self._awaiting_approval = True
+        self._status = DeploymentStatus.AWAITING_APPROVAL
+        try:
+            if request.canary_bake_seconds is None:
+                await workflow.wait_condition(lambda: self._gate is not None)
+            else:
+                await workflow.wait_condition(
+                    lambda: self._gate is not None,
+                    timeout=timedelta(seconds=request.canary_bake_seconds),
+                )
+        except TimeoutError:
+            self._gate = "approve"
+        finally:
+            self._awaiting_approval = False
+            self._status = DeploymentStatus.RUNNING
+        return self._gate == "approve"
+
+    async def _compensate(self, request: DeploymentInput) -> DeploymentStatus:
+        """Undo, last changed first: each changed instance goes back to its previous release."""
+        if request.app is None or not self._changed:
+            return DeploymentStatus.FAILED
+        undo = request.app.model_copy(update={"action": AppAction.ROLLBACK, "release": None})
+        for host in rollback_order(self._changed):
+            command_id = f"{self._command_id(host)}:rollback"
+            await self._send(
+                host,
+                InstanceCommand(
+                    id=command_id,
+                    kind=InstanceCommandKind.RUN,
+                    event="rollback",
+                    reply_to=workflow.info().workflow_id,
+                    app=undo,
+                ),
             )
-            try:
-                await handle.signal("enqueue", command)
-            except Exception as err:  # the instance was deleted since the command was made
-                self._results[hostname] = InstanceCommandResult(
+            await workflow.wait_condition(lambda cid=command_id: cid in self._results)  # type: ignore[misc]
+            result, item = self._results[command_id], self._instances[host]
+            if result.ok:
+                item.status, item.release = InstanceDeployStatus.ROLLED_BACK, result.release
+            else:
+                item.status = InstanceDeployStatus.FAILED
+                item.error = f"{item.error or 'deployed'}; rollback failed: {result.error}"
+        return DeploymentStatus.ROLLED_BACK
+
+    # ---- messages ----------------------------------------------------------------------
+
+    async def _send(self, hostname: str, command: InstanceCommand) -> None:
+        self._sent[command.id] = hostname
+        item = self._instances.get(hostname)
+        if item is not None and command.event != "rollback":
+            item.status, item.started_at = InstanceDeployStatus.RUNNING, workflow.now()
+        handle = workflow.get_external_workflow_handle(
+            names.instance_workflow_id(self._request.stack, hostname)
+        )
+        try:
+            await handle.signal("enqueue", command)
+        except Exception as err:  # the instance was deleted since the command was made
+            self.instance_result(
+                InstanceCommandResult(
                     command_id=command.id,
                     hostname=hostname,
                     ok=False,
                     status=InstanceStatus.TERMINATED,
                     error=f"instance is gone: {err}",
                 )
-        try:
-            await workflow.wait_condition(lambda: len(self._results) >= len(request.targets))
-        except asyncio.CancelledError:
-            await self._cancel_pending(request)
-            raise
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        return self._progress()
+            )
 
-    async def _cancel_pending(self, request: DeploymentInput) -> None:
+    async def _cancel_pending(self) -> None:
         """Stop what is still queued or running on each instance, and wait to hear back."""
-        self._cancelling = True
-        for hostname in request.targets:
-            if hostname in self._results:
-                continue
+        self._status = DeploymentStatus.CANCELLED
+        pending = {cid: host for cid, host in self._sent.items() if cid not in self._results}
+        for command_id, hostname in pending.items():
             handle = workflow.get_external_workflow_handle(
-                names.instance_workflow_id(request.stack, hostname)
+                names.instance_workflow_id(self._request.stack, hostname)
             )
             try:
-                await handle.signal(
-                    "cancel_command", CancelCommand(command_id=self._command_id(hostname))
-                )
+                await handle.signal("cancel_command", CancelCommand(command_id=command_id))
             except Exception:  # the instance is gone: nothing runs there
-                continue
+                self._results[command_id] = InstanceCommandResult(
+                    command_id=command_id,
+                    hostname=hostname,
+                    ok=False,
+                    cancelled=True,
+                    status=InstanceStatus.TERMINATED,
+                )
         try:
             await workflow.wait_condition(
-                lambda: len(self._results) >= len(request.targets), timeout=CANCEL_GRACE
+                lambda: all(cid in self._results for cid in pending), timeout=CANCEL_GRACE
             )
         except TimeoutError:
             workflow.logger.warning("not every instance confirmed the cancellation")
+
+    async def _finish(self, status: DeploymentStatus) -> None:
+        self._status = status
+        self._finished_at = workflow.now()
+        if self._request.tag_runs:
+            workflow.upsert_search_attributes([common.STATUS_ATTRIBUTE.value_set(status.value)])
+        stack = workflow.get_external_workflow_handle(names.stack_workflow_id(self._request.stack))
+        try:
+            await stack.signal("deployment_finished", self._summary())
+        except Exception:  # the stack was deleted meanwhile: nobody keeps the history
+            workflow.logger.warning("stack %s is gone", self._request.stack)
 
     def _command_id(self, hostname: str) -> str:
         return f"{self._request.id}:{hostname}"
 
     @workflow.signal
     def instance_result(self, result: InstanceCommandResult) -> None:
-        if result.hostname in self._request.targets:
-            self._results[result.hostname] = result
+        if result.command_id in self._sent:
+            self._results[result.command_id] = result
+
+    @workflow.update
+    def approve(self) -> None:
+        self._gate = "approve"
+
+    @approve.validator
+    def _validate_approve(self) -> None:
+        self._check_waiting("approve")
+
+    @workflow.update
+    def abort(self) -> None:
+        self._gate = "abort"
+
+    @abort.validator
+    def _validate_abort(self) -> None:
+        self._check_waiting("abort")
+
+    def _check_waiting(self, verb: str) -> None:
+        if not self._awaiting_approval:
+            raise ApplicationError(
+                f"{self._request.id} is not waiting for approval ({self._status.value}): "
+                f"nothing to {verb}",
+                type=INVALID_INPUT_TYPE,
+                non_retryable=True,
+            )
+
+    # ---- queries -----------------------------------------------------------------------
 
     @workflow.query
     def progress(self) -> DeploymentResult:
         return self._progress()
 
+    @workflow.query
+    def detail(self) -> DeploymentDetail:
+        return DeploymentDetail(
+            **self._summary().model_dump(),
+            batches=self._batches,
+            current_batch=self._current_batch,
+            awaiting_approval=self._awaiting_approval,
+            instances=[self._instances[h] for h in self._request.targets],
+        )
+
+    def _summary(self) -> DeploymentSummary:
+        app = self._request.app
+        return DeploymentSummary(
+            id=self._request.id,
+            stack=self._request.stack,
+            app=app.app if app else None,
+            command=self._request.command,
+            strategy=self._request.strategy,
+            status=self._status.value,
+            revision=app.revision if app else None,
+            release=app.release if app else None,
+            started_at=getattr(self, "_started_at", None) or workflow.now(),
+            finished_at=getattr(self, "_finished_at", None),
+        )
+
     def _progress(self) -> DeploymentResult:
-        done = len(self._results) >= len(self._request.targets)
-        failed = any(not r.ok for r in self._results.values())
-        if self._cancelling:
-            status = DeploymentStatus.CANCELLED
-        elif not done:
-            status = DeploymentStatus.RUNNING
-        else:
-            status = DeploymentStatus.FAILED if failed else DeploymentStatus.SUCCESSFUL
+        # The latest result of each target (a rollback's overrides its deploy's).
+        latest: dict[str, InstanceCommandResult] = {}
+        for command_id, result in self._results.items():
+            host = self._sent.get(command_id, result.hostname)
+            if host not in latest or command_id.endswith(":rollback"):
+                latest[host] = result
         return DeploymentResult(
             id=self._request.id,
             command=self._request.command,
-            status=status,
+            status=self._status,
             targets=self._request.targets,
-            instances=[self._results[h] for h in self._request.targets if h in self._results],
+            instances=[latest[h] for h in self._request.targets if h in latest],
         )

@@ -7,7 +7,7 @@ decides when configure runs everywhere.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
@@ -17,7 +17,11 @@ with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
     from opsflow.messages import (
+        AppAction,
+        AppRelease,
         CancelCommand,
+        HealthCheckInput,
+        HealthCheckResult,
         InstanceChanged,
         InstanceCommand,
         InstanceCommandKind,
@@ -29,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         RecipeRunInput,
         RecipeRunResult,
     )
+    from opsflow.spec import HealthCheckSpec
     from opsflow.state import MAX_RUNS_KEPT, InstanceState, RunRecord
     from opsflow.status import RUNNING, InstanceStatus
     from workflows import common
@@ -158,14 +163,17 @@ class InstanceWorkflow:
         view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
         await self._set_status(InstanceStatus.RUNNING_SETUP, message=None)
         try:
-            run_id = await self._run_recipes(command, "setup", None)
+            run = await self._run_recipes(command, "setup", None)
+            # OpsWorks order: setup, then each app's current release, then online.
+            for app in command.deploy_after_setup:
+                await self._run_recipes(command, "deploy", None, app)
         except _RecipesFailed as failed:
             await self._set_status(InstanceStatus.SETUP_FAILED, message=str(failed))
             return self._result(
                 command, ok=False, error=str(failed), log_tail=failed.log_tail, run_id=failed.run_id
             )
         await self._set_status(InstanceStatus.ONLINE, message=None)
-        return self._result(command, ok=True, run_id=run_id)
+        return self._result(command, ok=True, run_id=run.run_id)
 
     async def _stop(self, command: InstanceCommand) -> InstanceCommandResult:
         view = self._state.view
@@ -201,20 +209,59 @@ class InstanceWorkflow:
             status = self._state.view.status.value
             return self._skipped(command, f"instance is {status}; {command.event} needs online")
         try:
-            run_id = await self._run_recipes(command, command.event, command.recipes)
+            run = await self._run_recipes(command, command.event, command.recipes, command.app)
         except _RecipesFailed as failed:
             result = self._result(
                 command, ok=False, error=str(failed), log_tail=failed.log_tail, run_id=failed.run_id
             )
             result.cancelled = failed.cancelled
             return result
-        return self._result(command, ok=True, run_id=run_id)
+        result = self._result(command, ok=True, run_id=run.run_id)
+        result.release, result.previous_release = run.release, run.previous_release
+        result.release_switched = (
+            command.app is not None
+            and command.app.action == AppAction.DEPLOY
+            and run.release != run.previous_release
+        )
+        if command.health_check is not None:
+            health = await self._check_health(command.health_check)
+            if not health.healthy:
+                result.ok = False
+                result.error = (
+                    f"{self._state.stack}/{self._state.view.hostname}: health check failed "
+                    f"after {health.attempts} probe(s) in {health.seconds:.0f}s: {health.detail}"
+                )
+        return result
+
+    async def _check_health(self, check: HealthCheckSpec) -> HealthCheckResult:
+        view = self._state.view
+        assert view.ssh is not None
+        result: HealthCheckResult = await workflow.execute_activity(
+            activity.CHECK_HEALTH,
+            HealthCheckInput(
+                stack=self._state.stack,
+                hostname=view.hostname,
+                private_ip=view.private_ip,
+                ssh=view.ssh,
+                check=check,
+            ),
+            result_type=HealthCheckResult,
+            # A check lasts up to its deadline plus one probe's timeout.
+            start_to_close_timeout=timedelta(seconds=check.deadline + check.timeout + 30),
+            heartbeat_timeout=common.HEALTH_HEARTBEAT_TIMEOUT,
+            retry_policy=common.PROVIDER_RETRY,
+        )
+        return result
 
     # ---- activities ----------------------------------------------------------------
 
     async def _run_recipes(
-        self, command: InstanceCommand, event: str, recipes: list[str] | None
-    ) -> str:
+        self,
+        command: InstanceCommand,
+        event: str,
+        recipes: list[str] | None,
+        app: AppRelease | None = None,
+    ) -> RecipeRunResult:
         view = self._state.view
         assert view.ssh is not None and view.root is not None
         self._state.run_counter += 1
@@ -233,6 +280,7 @@ class InstanceWorkflow:
                 run_id=run_id,
                 command_id=command.id,
                 stage_only=command.stage_only,
+                app=app,
                 ssh=view.ssh,
                 root=view.root,
                 instance=view,
@@ -265,7 +313,7 @@ class InstanceWorkflow:
         finally:
             self._running = None
         self._remember(run_id, command, event, started, ok=True, error=None, tail=result.log_tail)
-        return run_id
+        return result
 
     async def _machine(self, name: str) -> None:
         view = self._state.view

@@ -21,14 +21,19 @@ with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
     from opsflow.attributes import stack_configuration
-    from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE
+    from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput
     from opsflow.messages import (
         AddInstanceInput,
+        AppAction,
+        AppCommandInput,
         ApplyInput,
         ApplyResult,
+        AppRelease,
         ConfigurationQuery,
         DeleteStackResult,
+        DeployInput,
         DeploymentInput,
+        DeploymentSummary,
         FetchCookbooksInput,
         InstanceActionInput,
         InstanceActionKind,
@@ -44,7 +49,15 @@ with workflow.unsafe.imports_passed_through():
         StackEvent,
     )
     from opsflow.plan import conflicts, plan_stack
-    from opsflow.spec import ConfigurationManager, LifecycleEvent, StackSpec, missing_recipes
+    from opsflow.releases import release_name
+    from opsflow.rollout import Strategy, parse_amount
+    from opsflow.spec import (
+        AppSpec,
+        ConfigurationManager,
+        LifecycleEvent,
+        StackSpec,
+        missing_recipes,
+    )
     from opsflow.state import InstanceState, StackState
     from opsflow.status import (
         InstanceStatus,
@@ -146,7 +159,7 @@ class StackWorkflow:
             event="configure",
             generation=generation,
         )
-        await self._send_all(online, lambda: command)
+        await self._send_all(online, lambda _: command)
 
     # ---- updates -------------------------------------------------------------------
 
@@ -173,11 +186,9 @@ class StackWorkflow:
                     for hostname, layer in plan.create_instances.items()
                 )
             )
+            await self._send_all(plan.restart_instances, self._start_command_for)
             await self._send_all(
-                plan.restart_instances, lambda: self._command(InstanceCommandKind.START)
-            )
-            await self._send_all(
-                plan.delete_instances, lambda: self._command(InstanceCommandKind.DELETE)
+                plan.delete_instances, lambda _: self._command(InstanceCommandKind.DELETE)
             )
             return ApplyResult(
                 changes=plan.changes,
@@ -215,7 +226,12 @@ class StackWorkflow:
     @workflow.update
     async def instance_action(self, request: InstanceActionInput) -> InstanceView:
         kind = InstanceCommandKind(request.action.value)
-        await self._send(request.hostname, self._command(kind))
+        command = (
+            self._start_command_for(request.hostname)
+            if kind == InstanceCommandKind.START
+            else self._command(kind)
+        )
+        await self._send(request.hostname, command)
         return self._state.instances[request.hostname]
 
     @instance_action.validator
@@ -259,6 +275,7 @@ class StackWorkflow:
                 targets=targets,
                 recipes=request.recipes or None,
                 stage_only=request.command == "update_custom_cookbooks",
+                tag_runs=self._state.tag_runs,
             ),
             id=deployment_id,
             parent_close_policy=ParentClosePolicy.ABANDON,
@@ -268,6 +285,7 @@ class StackWorkflow:
             ),
         )
         _detach(child)
+        self._remember_started(deployment_id, request.command, None, "all-at-once")
         return RunCommandResult(deployment_id=deployment_id, targets=targets)
 
     @run_command.validator
@@ -284,12 +302,125 @@ class StackWorkflow:
             raise _invalid(f"--recipes goes with execute_recipes, not {request.command}")
 
     @workflow.update
+    async def deploy(self, request: DeployInput) -> RunCommandResult:
+        app = self._app(request.app)
+        targets = self._app_targets(app.name)
+        source = app.source
+        if source is not None and request.revision is not None:
+            source = source.model_copy(update={"revision": request.revision})
+        code = None
+        if source is not None:
+            # The code is fetched (and a bad revision refused) before any instance is touched.
+            code = await self._fetch(FetchCookbooksInput(stack=self._spec().name, source=source))
+        self._state.deployment_seq += 1
+        number = self._state.deployment_seq
+        revision = request.revision or (source.revision if source else None)
+        release = AppRelease(
+            app=app.name,
+            action=AppAction.DEPLOY,
+            release=release_name(number, revision or (code.digest[:12] if code else None)),
+            revision=revision,
+            source_dir=code.directory if code else None,
+            source_digest=code.digest if code else None,
+            deploy_to=app.deploy_to,
+            environment=app.environment,
+        )
+        return await self._start_deployment(
+            number,
+            DeploymentInput(
+                stack=self._spec().name,
+                id=names.deployment_workflow_id(self._spec().name, number),
+                command="deploy",
+                event="deploy",
+                targets=targets,
+                app=release,
+                strategy=request.strategy,
+                batch=request.batch,
+                max_failures=request.max_failures,
+                canary_bake_seconds=request.canary_bake_seconds,
+                health_check=request.health_check or app.health_check,
+                tag_runs=self._state.tag_runs,
+            ),
+        )
+
+    @deploy.validator
+    def _validate_deploy(self, request: DeployInput) -> None:
+        self._refuse_if_deleting()
+        app = self._app(request.app)
+        if request.strategy not in {s.value for s in Strategy}:
+            raise _invalid(
+                f"--strategy: {request.strategy!r} is not one of {[s.value for s in Strategy]}"
+            )
+        try:
+            if request.batch is not None:
+                parse_amount("--batch", request.batch, allow_zero=False)
+            if request.max_failures is not None:
+                parse_amount("--max-failures", request.max_failures, allow_zero=True)
+        except InvalidInput as err:
+            raise _invalid(str(err)) from None
+        if request.revision is not None and (app.source is None or app.source.git is None):
+            raise _invalid(f"--revision: app {app.name} is not deployed from git")
+        self._app_targets(app.name)
+
+    @workflow.update
+    async def app_command(self, request: AppCommandInput) -> RunCommandResult:
+        app = self._app(request.app)
+        self._state.deployment_seq += 1
+        number = self._state.deployment_seq
+        return await self._start_deployment(
+            number,
+            DeploymentInput(
+                stack=self._spec().name,
+                id=names.deployment_workflow_id(self._spec().name, number),
+                command=request.action.value,
+                event=request.action.value,
+                targets=self._app_targets(app.name),
+                app=AppRelease(
+                    app=app.name,
+                    action=request.action,
+                    deploy_to=app.deploy_to,
+                    environment=app.environment,
+                ),
+                tag_runs=self._state.tag_runs,
+            ),
+        )
+
+    @app_command.validator
+    def _validate_app_command(self, request: AppCommandInput) -> None:
+        self._refuse_if_deleting()
+        self._app(request.app)
+        if request.action == AppAction.DEPLOY:
+            raise _invalid("deploy has its own command: opsflow deploy STACK APP")
+        self._app_targets(request.app)
+
+    @workflow.signal
+    def deployment_finished(self, summary: DeploymentSummary) -> None:
+        self._state.remember_deployment(summary)
+        self._event(
+            "deployment",
+            f"{summary.id} {summary.command}"
+            + (f" {summary.app}" if summary.app else "")
+            + f": {summary.status}",
+            details={"deployment": summary.id},
+        )
+        if summary.app and summary.command == "deploy" and summary.status == "successful":
+            current = self._state.pending_releases.pop(summary.id, None)
+            if current is not None:
+                self._state.apps[summary.app] = current
+        elif summary.app and summary.command == "undeploy" and summary.status == "successful":
+            self._state.apps.pop(summary.app, None)
+
+    @workflow.query
+    def deployments(self) -> list[DeploymentSummary]:
+        return list(reversed(self._state.deployments))
+
+    @workflow.update
     async def delete(self) -> DeleteStackResult:
         async with self._lock:
             self._state.deleting = True
             self._event("deleting", "stack delete requested")
             hostnames = sorted(self._state.instances)
-            await self._send_all(hostnames, lambda: self._command(InstanceCommandKind.DELETE))
+            await self._send_all(hostnames, lambda _: self._command(InstanceCommandKind.DELETE))
             return DeleteStackResult(instances=hostnames)
 
     @delete.validator
@@ -337,8 +468,10 @@ class StackWorkflow:
         spec = self._spec()
         this = request.instance or self._instance(request.hostname)
         recipes: list[str] = []
-        if request.event in {e.value for e in LifecycleEvent}:
-            event = LifecycleEvent(request.event)
+        # A rollback re-runs the deploy recipes, on the release it re-activates.
+        recipes_of = "deploy" if request.event == "rollback" else request.event
+        if recipes_of in {e.value for e in LifecycleEvent}:
+            event = LifecycleEvent(recipes_of)
             for layer_name in this.layers:
                 layer = spec.layer(layer_name)
                 if layer is not None:
@@ -370,7 +503,7 @@ class StackWorkflow:
         )
         self._state.instances[hostname] = view
         self._event("instance_added", f"{hostname} added to layer {layer}", hostname=hostname)
-        queue = [self._command(InstanceCommandKind.START)] if start else []
+        queue = [self._start_command(layer)] if start else []
         child = await workflow.start_child_workflow(
             InstanceWorkflow.run,
             InstanceState(
@@ -395,12 +528,24 @@ class StackWorkflow:
         await handle.signal(InstanceWorkflow.enqueue, command)
 
     async def _send_all(
-        self, hostnames: Iterable[str], make: Callable[[], InstanceCommand]
+        self, hostnames: Iterable[str], make: Callable[[str], InstanceCommand]
     ) -> None:
-        await asyncio.gather(*(self._send(hostname, make()) for hostname in hostnames))
+        await asyncio.gather(*(self._send(hostname, make(hostname)) for hostname in hostnames))
 
     def _command(self, kind: InstanceCommandKind) -> InstanceCommand:
         return InstanceCommand(id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind)
+
+    def _start_command(self, layer: str) -> InstanceCommand:
+        """Start = launch, setup, then the current release of each app on the layer."""
+        command = self._command(InstanceCommandKind.START)
+        command.deploy_after_setup = self._apps_for(layer)
+        return command
+
+    def _start_command_for(self, hostname: str) -> InstanceCommand:
+        layers = self._state.instances[hostname].layers
+        return (
+            self._start_command(layers[0]) if layers else self._command(InstanceCommandKind.START)
+        )
 
     def _targets(self, request: RunCommandInput) -> list[str]:
         spec = self._spec()
@@ -424,6 +569,90 @@ class StackWorkflow:
             where = f"layer {request.layer}" if request.layer else f"stack {spec.name}"
             raise _invalid(f"no online instance in {where} to run {request.command} on")
         return targets
+
+    async def _start_deployment(self, number: int, request: DeploymentInput) -> RunCommandResult:
+        child = await workflow.start_child_workflow(
+            DeploymentWorkflow.run,
+            request,
+            id=request.id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=self._tags(
+                SearchAttributePair(common.STACK_ATTRIBUTE, request.stack),
+                SearchAttributePair(common.COMMAND_ATTRIBUTE, request.command),
+                SearchAttributePair(common.APP_ATTRIBUTE, request.app.app if request.app else ""),
+                SearchAttributePair(common.STATUS_ATTRIBUTE, "running"),
+            ),
+        )
+        _detach(child)
+        if request.app is not None and request.app.action == AppAction.DEPLOY:
+            self._state.pending_releases[request.id] = request.app
+        self._remember_started(
+            request.id, request.command, request.app.app if request.app else None, request.strategy
+        )
+        self._event(
+            "command",
+            f"{request.command} {request.app.app if request.app else ''} on "
+            f"{', '.join(request.targets)}",
+            details={"deployment": request.id},
+        )
+        return RunCommandResult(deployment_id=request.id, targets=request.targets)
+
+    def _remember_started(
+        self, deployment_id: str, command: str, app: str | None, strategy: str
+    ) -> None:
+        release = self._state.pending_releases.get(deployment_id)
+        self._state.remember_deployment(
+            DeploymentSummary(
+                id=deployment_id,
+                stack=self._spec().name,
+                app=app,
+                command=command,
+                strategy=strategy,
+                status="running",
+                revision=release.revision if release else None,
+                release=release.release if release else None,
+                started_at=workflow.now(),
+            )
+        )
+
+    def _app(self, name: str) -> AppSpec:
+        spec = self._spec()
+        app = spec.app(name)
+        if app is None:
+            known = ", ".join(a.name for a in spec.apps) or "none"
+            raise _not_found(f"stack {spec.name} has no app {name!r} (apps: {known})")
+        return app
+
+    def _app_targets(self, name: str) -> list[str]:
+        app = self._app(name)
+        targets = sorted(
+            h
+            for h, v in self._state.instances.items()
+            if v.status == InstanceStatus.ONLINE and set(v.layers) & set(app.layers)
+        )
+        if not targets:
+            raise _invalid(f"no online instance in layer(s) {', '.join(app.layers)} of app {name}")
+        return targets
+
+    def _apps_for(self, layer: str) -> list[AppRelease]:
+        """The current release of every app on `layer`: a new instance gets them after setup."""
+        spec = self._spec()
+        return [
+            release
+            for name, release in sorted(self._state.apps.items())
+            if (app := spec.app(name)) is not None and layer in app.layers
+        ]
+
+    async def _fetch(self, request: FetchCookbooksInput) -> ResolvedCookbooks:
+        resolved: ResolvedCookbooks = await workflow.execute_activity(
+            activity.FETCH_COOKBOOKS,
+            request,
+            result_type=ResolvedCookbooks,
+            start_to_close_timeout=common.FETCH_TIMEOUT,
+            heartbeat_timeout=common.FETCH_HEARTBEAT_TIMEOUT,
+            retry_policy=common.FETCH_RETRY,
+        )
+        return resolved
 
     async def _fetch_cookbooks(self, spec: StackSpec) -> ResolvedCookbooks | None:
         if spec.cookbooks is None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from client.stackfile import load_stack_file
+from opsflow import settings
 from opsflow.errors import SpecError
+from opsflow.secrets import SecureValue, conceal, decrypt, new_key
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop" / "stack.yml"
 
@@ -80,3 +83,110 @@ def test_bad_files_name_file_field_and_problem(stack_dir: Path, text: str, expec
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="file does not exist"):
         load_stack_file(tmp_path / "nope.yml")
+
+
+# ---- apps ---------------------------------------------------------------------------
+
+SECRET = "pa55-w0rd-never-shown"
+
+APPS = """\
+apps:
+  - name: store
+    layers: [web]
+    source: {source: ./app}
+    environment:
+      PLAIN: hello
+      WRAPPED: {value: wrapped}
+      NOT_SECURE: {value: visible, secure: false}
+      DB_PASSWORD: {value: %s, secure: true}
+"""
+
+
+@pytest.fixture
+def app_dir(stack_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OPSFLOW_SECRET_KEY", new_key().decode())
+    (stack_dir / "app").mkdir()
+    (stack_dir / "app" / "index.html").write_text("hi\n")
+    return stack_dir
+
+
+def _app_file(directory: Path, apps: str = APPS % SECRET) -> Path:
+    (directory / "stack.yml").write_text(GOOD + apps)
+    return directory / "stack.yml"
+
+
+def test_app_environment_secure_values_are_encrypted_on_load(app_dir: Path) -> None:
+    spec = load_stack_file(_app_file(app_dir))
+    environment = spec.apps[0].environment
+    assert environment["PLAIN"] == "hello"
+    assert environment["WRAPPED"] == "wrapped"
+    assert environment["NOT_SECURE"] == "visible"
+    secure = environment["DB_PASSWORD"]
+    assert isinstance(secure, SecureValue)
+    assert decrypt(settings.secret_key(), secure) == SECRET
+    assert SECRET not in spec.model_dump_json()
+    assert SECRET not in repr(spec)
+    assert SECRET not in json.dumps(conceal(spec.model_dump(mode="json")))
+
+
+def test_app_source_resolves_relative_to_the_file(app_dir: Path) -> None:
+    spec = load_stack_file(_app_file(app_dir))
+    source = spec.apps[0].source
+    assert source is not None and source.source == str(app_dir / "app")
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ("{value: %s, secure: true, note: db}", "apps[0].environment.DB_PASSWORD: unknown key"),
+        ("{secret: %s, secure: true}", "apps[0].environment.DB_PASSWORD: unknown key"),
+        ("{value: %s, secure: yes-please}", "apps[0].environment.DB_PASSWORD.secure: must be"),
+        ("{value: %s, secure: 1}", "apps[0].environment.DB_PASSWORD.secure: must be"),
+        ("[%s]", "apps[0].environment.DB_PASSWORD: must be a string"),
+        ("{value: [%s], secure: true}", "apps[0].environment.DB_PASSWORD.value: must be a string"),
+    ],
+)
+def test_bad_environment_entries_are_refused_without_quoting_the_value(
+    app_dir: Path, entry: str, expected: str
+) -> None:
+    apps = APPS.replace("{value: %s, secure: true}", entry) % SECRET
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(_app_file(app_dir, apps))
+    assert expected in str(caught.value)
+    assert SECRET not in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+def test_non_string_environment_values_are_refused(app_dir: Path) -> None:
+    apps = APPS.replace("PLAIN: hello", "PORT: 8080") % SECRET
+    with pytest.raises(SpecError, match=r"apps\[0\]\.environment\.PORT: must be a string"):
+        load_stack_file(_app_file(app_dir, apps))
+
+
+def test_an_environment_that_is_not_a_mapping_is_refused_without_quoting_it(
+    app_dir: Path,
+) -> None:
+    apps = f"apps:\n  - name: store\n    layers: [web]\n    environment: [{SECRET}]\n"
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(_app_file(app_dir, apps))
+    assert "apps[0].environment: must be a mapping" in str(caught.value)
+    assert SECRET not in str(caught.value)
+
+
+def test_other_schema_errors_in_an_app_with_secrets_do_not_quote_them(app_dir: Path) -> None:
+    for broken in (
+        (APPS % SECRET).replace("layers: [web]", "layers: [nope]"),
+        (APPS % SECRET).replace("DB_PASSWORD", "DB-PASSWORD"),
+        (APPS % SECRET) + "    colour: blue\n",
+    ):
+        with pytest.raises(SpecError) as caught:
+            load_stack_file(_app_file(app_dir, broken))
+        assert SECRET not in str(caught.value)
+        assert "apps" in str(caught.value)
+
+
+def test_a_missing_app_source_directory_is_refused(app_dir: Path) -> None:
+    apps = (APPS % SECRET).replace("./app", "./nowhere")
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(_app_file(app_dir, apps))
+    assert "stack.yml: apps[0].source.source: './nowhere' is not a directory" in str(caught.value)
