@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
@@ -339,19 +340,27 @@ class OpsflowClient:
 
     async def approve(self, deployment_id: str) -> None:
         """Let a canary deployment go on past its first batch."""
-        handle = self.temporal.get_workflow_handle(deployment_id)
-        await self._call(
-            deployment_id,
-            lambda: handle.execute_update("approve", rpc_timeout=self.update_timeout),
-        )
+        await self._gate(deployment_id, "approve")
 
     async def abort(self, deployment_id: str) -> None:
         """Stop a canary deployment at its gate and roll its first batch back."""
+        await self._gate(deployment_id, "abort")
+
+    async def _gate(self, deployment_id: str, verb: str) -> None:
         handle = self.temporal.get_workflow_handle(deployment_id)
-        await self._call(
-            deployment_id,
-            lambda: handle.execute_update("abort", rpc_timeout=self.update_timeout),
-        )
+        try:
+            await self._call(
+                deployment_id,
+                lambda: handle.execute_update(verb, rpc_timeout=self.update_timeout),
+            )
+        except NotFound:
+            # An update to a finished workflow is "not found": say what happened instead.
+            description = await self._call(deployment_id, handle.describe)
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                raise InvalidInput(
+                    f"{deployment_id} has already finished: nothing to {verb}"
+                ) from None
+            raise
 
     async def deployment_detail(self, deployment_id: str) -> DeploymentDetail:
         handle = self.temporal.get_workflow_handle(deployment_id)

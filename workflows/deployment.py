@@ -306,12 +306,12 @@ class DeploymentWorkflow:
         )
 
     def _progress(self) -> DeploymentResult:
-        # The latest result of each target (a rollback's overrides its deploy's).
-        latest: dict[str, InstanceCommandResult] = {}
-        for command_id, result in self._results.items():
-            host = self._sent.get(command_id, result.hostname)
-            if host not in latest or command_id.endswith(":rollback"):
-                latest[host] = result
+        # Each target's result for the command itself (its compensation is in `detail`).
+        latest = {
+            result.hostname: result
+            for command_id, result in self._results.items()
+            if not command_id.endswith(":rollback")
+        }
         return DeploymentResult(
             id=self._request.id,
             command=self._request.command,

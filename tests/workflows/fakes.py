@@ -13,7 +13,10 @@ from temporalio.exceptions import ApplicationError
 from activities import names
 from opsflow.errors import RECIPE_FAILED_TYPE
 from opsflow.messages import (
+    AppAction,
     FetchCookbooksInput,
+    HealthCheckInput,
+    HealthCheckResult,
     LaunchInput,
     LaunchResult,
     MachineInput,
@@ -44,6 +47,13 @@ class FakeCloud:
     fetches: int = 0
     stage_only_runs: list[str] = field(default_factory=list)
     explicit: list[tuple[str, list[str]]] = field(default_factory=list)
+    # App releases: the fake keeps each host's release history; deploys of `fail_deploy`
+    # hosts fail (current untouched), `unhealthy` hosts fail their health checks.
+    fail_deploy: set[str] = field(default_factory=set)
+    unhealthy: set[str] = field(default_factory=set)
+    releases: dict[str, list[str]] = field(default_factory=dict)
+    app_runs: list[tuple[str, str, str | None]] = field(default_factory=list)
+    health_checks: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)  # (hostname, event)
     run_ids: list[str] = field(default_factory=list)
     machines: dict[str, str] = field(default_factory=dict)  # hostname -> running|stopped|gone
@@ -88,6 +98,8 @@ class FakeCloud:
                 for _ in range(int(self.recipe_seconds * 10)):
                     activity.heartbeat()
                     await asyncio.sleep(0.1)
+            if request.app is not None:
+                return self._app_run(request)
             if request.event == "setup" and request.hostname in self.fail_setup:
                 raise ApplicationError(
                     f"shop/{request.hostname}: recipe web::setup failed with exit code 3: boom",
@@ -107,4 +119,43 @@ class FakeCloud:
                 recipes={ConfigurationManager.SHELL: sorted(self.recipes)},
             )
 
-        return [launch, stop, terminate, run_recipes, fetch_cookbooks]
+        @activity.defn(name=names.CHECK_HEALTH)
+        async def check_health(request: HealthCheckInput) -> HealthCheckResult:
+            self.health_checks.append(request.hostname)
+            healthy = request.hostname not in self.unhealthy
+            detail = "HTTP 200 OK" if healthy else "HTTP 503 Service Unavailable"
+            return HealthCheckResult(healthy=healthy, attempts=1, seconds=0.1, detail=detail)
+
+        return [launch, stop, terminate, run_recipes, fetch_cookbooks, check_health]
+
+    def _app_run(self, request: RecipeRunInput) -> RecipeRunResult:
+        app, host = request.app, request.hostname
+        assert app is not None
+        history = self.releases.setdefault(host, [])
+        self.app_runs.append((host, app.action.value, app.release))
+        previous = history[-1] if history else None
+        if app.action == AppAction.DEPLOY:
+            if host in self.fail_deploy:
+                raise ApplicationError(
+                    f"shop/{host}: recipe app::deploy failed with exit code 1: no",
+                    "no",
+                    type=RECIPE_FAILED_TYPE,
+                    non_retryable=True,
+                )
+            assert app.release is not None
+            history.append(app.release)
+        elif app.action == AppAction.ROLLBACK:
+            if len(history) < 2:
+                raise ApplicationError(
+                    f"no earlier release on {host}", type=RECIPE_FAILED_TYPE, non_retryable=True
+                )
+            history.pop()
+        else:
+            history.clear()
+        return RecipeRunResult(
+            run_id=request.run_id,
+            exit_code=0,
+            log_tail="ok",
+            release=history[-1] if history else None,
+            previous_release=previous,
+        )
