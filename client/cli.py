@@ -433,6 +433,8 @@ def run_command(
         return
     if app:
         raise click.UsageError(f"--app: only `undeploy` takes an app, not {command}")
+    if layer and hostname:
+        raise InvalidInput("--layer and --instance: give one or the other")
     call_with_client(_run_recipes, stack_name, command, layer, hostname, recipes, wait, fmt)
 
 
@@ -446,8 +448,6 @@ async def _run_recipes(
     wait: bool,
     fmt: str,
 ) -> None:
-    if layer and hostname:
-        raise InvalidInput("--layer and --instance: give one or the other")
     started = await client.run_command(
         stack_name,
         RunCommandInput(command=command, layer=layer, instance=hostname, recipes=recipes),
@@ -798,7 +798,7 @@ async def _live_progress(
     from rich.console import Console
     from rich.live import Live
 
-    with Live(console=Console(), refresh_per_second=4, transient=False) as live:
+    with Live(console=Console(), refresh_per_second=1 / POLL_SECONDS, transient=False) as live:
         async for detail in _details(client, deployment_id, waiting):
             live.update(_progress_view(detail), refresh=True)
 
@@ -824,6 +824,8 @@ def _elapsed(started: datetime | None, finished: datetime | None) -> str:
         return ""
     end = finished or datetime.now(started.tzinfo)
     seconds = max(0, int((end - started).total_seconds()))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
     return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 

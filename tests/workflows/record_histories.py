@@ -18,7 +18,8 @@ from temporalio.worker import Worker
 
 from client.api import OpsflowClient
 from opsflow import names
-from opsflow.messages import InstanceActionKind, RunCommandInput
+from opsflow.messages import DeployInput, InstanceActionKind, RunCommandInput
+from opsflow.spec import AppSpec
 from tests.conftest import binary
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
@@ -35,10 +36,16 @@ async def scenario(client: Client) -> list[str]:
     """A stack's whole life: apply, a failed setup, configure rounds, a command, a stop,
     a delete. Returns the workflow ids whose histories are kept."""
     ops = OpsflowClient(client, task_queue=QUEUE, tag_runs=False)
-    await ops.apply(make_spec("replay", web=2, db=1))
+    spec = make_spec("replay", web=2, db=1)
+    spec.apps = [AppSpec(name="hello", layers=["web"])]
+    await ops.apply(spec)
     await quiet(ops, "replay")
     started = await ops.run_command("replay", RunCommandInput(command="configure", layer="web"))
     await ops.wait_deployment(started.deployment_id)
+    deployed = await ops.deploy(
+        "replay", DeployInput(app="hello", strategy="rolling", batch="1", max_failures="1")
+    )
+    await ops.wait_deployment(deployed.deployment_id)
     await ops.instance_action("replay", "web2", InstanceActionKind.STOP)
     await quiet(ops, "replay")
     await ops.delete_stack("replay")
@@ -49,6 +56,7 @@ async def scenario(client: Client) -> list[str]:
         names.instance_workflow_id("replay", "web2"),
         names.instance_workflow_id("replay", "db1"),
         started.deployment_id,
+        deployed.deployment_id,
     ]
 
 
