@@ -50,7 +50,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from opsflow.plan import conflicts, plan_stack
     from opsflow.releases import release_name
-    from opsflow.rollout import Strategy, parse_amount
+    from opsflow.rollout import Strategy, parse_amount, plan_batches
     from opsflow.spec import (
         AppSpec,
         ConfigurationManager,
@@ -360,7 +360,14 @@ class StackWorkflow:
             raise _invalid(str(err)) from None
         if request.revision is not None and (app.source is None or app.source.git is None):
             raise _invalid(f"--revision: app {app.name} is not deployed from git")
-        self._app_targets(app.name)
+        targets = self._app_targets(app.name)
+        if request.strategy == Strategy.CANARY:
+            batch = parse_amount("--batch", request.batch or "1", allow_zero=False)
+            if len(plan_batches(targets, Strategy.CANARY, batch)) < 2:
+                raise _invalid(
+                    f"--strategy canary: the canary batch ({batch}) already covers all "
+                    f"{len(targets)} instance(s) of {app.name}; nothing would wait for approval"
+                )
 
     @workflow.update
     async def app_command(self, request: AppCommandInput) -> RunCommandResult:

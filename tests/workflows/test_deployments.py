@@ -201,6 +201,8 @@ async def test_rollback_and_undeploy_commands_and_bad_requests(
             await client.deploy(name, DeployInput(app="hello", max_failures="150%"))
         with pytest.raises(InvalidInput, match="--revision: app hello is not deployed from git"):
             await client.deploy(name, DeployInput(app="hello", revision="v2"))
+        with pytest.raises(InvalidInput, match="nothing would wait for approval"):
+            await client.deploy(name, DeployInput(app="hello", strategy="canary", batch="2"))
 
 
 async def wait_awaiting(client: OpsflowClient, deployment_id: str) -> None:
