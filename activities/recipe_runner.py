@@ -355,6 +355,11 @@ def _check_app(request: RecipeRunInput) -> _App | None:
         release = app.release
         if app.source_dir is not None and not Path(app.source_dir).is_dir():
             raise _invalid(f"app {app.app}: {app.source_dir} does not exist on this worker")
+    elif app.action == AppAction.ROLLBACK and app.release is not None:
+        # rollback --to RELEASE: that release, if the instance still has it.
+        if not RELEASE.match(app.release):
+            raise _invalid(f"app {app.app}: invalid release name {app.release!r}")
+        release = app.release
     if app.source_digest is not None and not DIGEST.match(app.source_digest):
         raise _invalid(f"app {app.app}: invalid source digest {app.source_digest!r}")
     deploy_to = app.deploy_to or posixpath.join(request.root, "srv/www", app.app)
@@ -1337,13 +1342,26 @@ printf '%s\\n' "$APP_REL" > app_release; printf '%s\\n' "$APP_PREV" > app_previo
   . "$app_decision"; say "{what}: as decided by an earlier attempt: back to $APP_REL"
 else
   APP_PREV=$(app_current)
-  [ -z "$APP_PREV" ] || APP_REL=$(app_before "$APP_PREV")
+  if [ -n "$APP_REL" ]; then
+    [ -d "$app_releases/$APP_REL" ] ||
+      app_fail "no release $APP_REL of {app.name} on {request.hostname} to roll back to"
+  else
+    [ -z "$APP_PREV" ] || APP_REL=$(app_before "$APP_PREV")
+  fi
   [ -n "$APP_REL" ] ||
     app_fail {quote(f"no earlier release of {app.name} on {request.hostname} to roll back to")}
 fi
 app_decide
 app_switch "$APP_REL" || app_fail "{what}: cannot switch $app_dir/current to $APP_REL"
 say "{what}: rolled back: current -> releases/$APP_REL (was $APP_PREV)"
+"""
+        after = """printf '%s\\n' "$APP_REL" > app_release
+printf '%s\\n' "$APP_PREV" > app_previous
+"""
+    elif app.action in (AppAction.START, AppAction.STOP, AppAction.RESTART):
+        nothing = f"{app.name} is not deployed on {request.hostname}: nothing to {app.action}"
+        decide = f"""APP_PREV=$(app_current) APP_REL=$(app_current)
+[ -n "$APP_REL" ] || app_fail {quote(nothing)}
 """
         after = """printf '%s\\n' "$APP_REL" > app_release
 printf '%s\\n' "$APP_PREV" > app_previous

@@ -378,7 +378,9 @@ async def _fail_if_failed(
 # ---- commands ----------------------------------------------------------------------
 
 
-RUN_COMMANDS = ["setup", "configure", "execute_recipes", "update_custom_cookbooks", "undeploy"]
+# App commands take --app and act on the instances of the app's layers.
+APP_COMMANDS = ["undeploy", "start", "stop", "restart"]
+RUN_COMMANDS = ["setup", "configure", "execute_recipes", "update_custom_cookbooks", *APP_COMMANDS]
 
 
 def _recipe_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
@@ -401,7 +403,7 @@ def _recipe_list(ctx: click.Context, param: click.Parameter, value: str | None) 
     callback=_recipe_list,
     help="execute_recipes: cookbook::recipe[,cookbook::recipe...], run in this order.",
 )
-@click.option("--app", help="undeploy: the app to remove from its layers' instances.")
+@click.option("--app", help="undeploy|start|stop|restart: the app to act on.")
 @wait_option
 @output_option
 def run_command(
@@ -415,24 +417,26 @@ def run_command(
     fmt: str,
 ) -> None:
     """Run a command (a lifecycle event's recipes, or chosen recipes) on online instances;
-    `undeploy --app APP` removes an app from the instances of its layers.
+    `undeploy --app APP` removes an app from the instances of its layers, and `start`,
+    `stop`, `restart --app APP` run its layers' deploy recipes with OPSFLOW_EVENT set to
+    the command, on the current release.
 
     With --wait, Ctrl-C cancels the command: queued runs are dropped and running recipes
     are stopped on the instances.
     """
-    if command == AppAction.UNDEPLOY.value:
+    if command in APP_COMMANDS:
         if not app:
-            raise click.UsageError("undeploy needs --app APP")
+            raise click.UsageError(f"{command} needs --app APP")
         if layer or hostname or recipes:
             raise click.UsageError(
-                "undeploy: --layer, --instance and --recipes do not apply (an app is "
-                "undeployed from every instance of its layers)"
+                f"{command}: --layer, --instance and --recipes do not apply (an app "
+                "command acts on every instance of the app's layers)"
             )
-        request = AppCommandInput(app=app, action=AppAction.UNDEPLOY)
+        request = AppCommandInput(app=app, action=AppAction(command))
         call_with_client(_app_command, stack_name, request, wait, fmt)
         return
     if app:
-        raise click.UsageError(f"--app: only `undeploy` takes an app, not {command}")
+        raise click.UsageError(f"--app: only {', '.join(APP_COMMANDS)} take an app, not {command}")
     if layer and hostname:
         raise InvalidInput("--layer and --instance: give one or the other")
     call_with_client(_run_recipes, stack_name, command, layer, hostname, recipes, wait, fmt)
@@ -694,14 +698,16 @@ async def deploy_abort(client: OpsflowClient, deployment_id: str) -> None:
 @cli.command("rollback")
 @click.argument("stack_name", metavar="STACK")
 @click.argument("app")
+@click.option("--to", "release", help="The release to go back to (default: the previous one).")
 @wait_option
 @output_option
 @with_client
-async def rollback(client: OpsflowClient, stack_name: str, app: str, wait: bool, fmt: str) -> None:
-    """Re-activate each instance's previous release of APP."""
-    await _app_command(
-        client, stack_name, AppCommandInput(app=app, action=AppAction.ROLLBACK), wait, fmt
-    )
+async def rollback(
+    client: OpsflowClient, stack_name: str, app: str, release: str | None, wait: bool, fmt: str
+) -> None:
+    """Re-activate each instance's previous release of APP (or --to RELEASE)."""
+    request = AppCommandInput(app=app, action=AppAction.ROLLBACK, release=release)
+    await _app_command(client, stack_name, request, wait, fmt)
 
 
 async def _app_command(

@@ -310,9 +310,16 @@ class ResolvedCookbooks(BaseModel):
 
 
 class AppAction(StrEnum):
+    """What an app run does to the app's releases on an instance. start, stop and restart
+    keep the current release and run the layer's deploy recipes with OPSFLOW_EVENT set to
+    the command, so recipes branch on it (OpsWorks' start/stop/restart app commands)."""
+
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
     UNDEPLOY = "undeploy"
+    START = "start"
+    STOP = "stop"
+    RESTART = "restart"
 
 
 class AppRelease(BaseModel):
@@ -381,10 +388,12 @@ class DeployInput(BaseModel):
 
 
 class AppCommandInput(BaseModel):
-    """`opsflow rollback STACK APP` and `opsflow run STACK undeploy --app APP`."""
+    """`opsflow rollback STACK APP [--to RELEASE]` and `opsflow run STACK
+    undeploy|start|stop|restart --app APP`."""
 
     app: str
     action: AppAction
+    release: str | None = Field(default=None, description="rollback: the release to go back to")
 
 
 class InstanceDeployStatus(StrEnum):

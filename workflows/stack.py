@@ -385,6 +385,7 @@ class StackWorkflow:
                 app=AppRelease(
                     app=app.name,
                     action=request.action,
+                    release=request.release,
                     deploy_to=app.deploy_to,
                     environment=app.environment,
                 ),
@@ -398,6 +399,8 @@ class StackWorkflow:
         self._app(request.app)
         if request.action == AppAction.DEPLOY:
             raise _invalid("deploy has its own command: opsflow deploy STACK APP")
+        if request.release is not None and request.action != AppAction.ROLLBACK:
+            raise _invalid("--to goes with rollback")
         self._app_targets(request.app)
 
     @workflow.signal
@@ -475,8 +478,10 @@ class StackWorkflow:
         spec = self._spec()
         this = request.instance or self._instance(request.hostname)
         recipes: list[str] = []
-        # A rollback re-runs the deploy recipes, on the release it re-activates.
-        recipes_of = "deploy" if request.event == "rollback" else request.event
+        # rollback, start, stop and restart run the deploy recipes (OPSFLOW_EVENT tells
+        # which), on the release they leave current.
+        app_events = {"rollback", "start", "stop", "restart"}
+        recipes_of = "deploy" if request.event in app_events else request.event
         if recipes_of in {e.value for e in LifecycleEvent}:
             event = LifecycleEvent(recipes_of)
             for layer_name in this.layers:

@@ -32,6 +32,7 @@ RECIPES = {
         'echo "deploying $OPSFLOW_RELEASE with token $TOKEN"\n'
         'cp "$OPSFLOW_RELEASE_PATH/index.html" served.html\n'
         'echo "$GREETING $OPSFLOW_RELEASE" >> deploys\n'
+        'echo "$OPSFLOW_EVENT $OPSFLOW_RELEASE" >> events\n'
     ),
     "app::undeploy": "rm -f served.html\n",
 }
@@ -108,11 +109,28 @@ async def test_deploy_twice_roll_back_list_describe_and_undeploy(
     assert logs.returncode == 0, logs.stderr
     assert "with token ******" in logs.stdout and "sup3rs3cret" not in logs.stdout
 
+    release = deployments[0]["release"]
+    restarted = await opsflow_cli(
+        ["run", "deployshop", "restart", "--app", "hello", "--wait"], address, task_queue
+    )
+    assert restarted.returncode == 0, restarted.stderr
+    events = (roots / "web1" / "root" / "events").read_text().splitlines()
+    assert events[-1] == f"restart {release}"  # deploy recipes, current release, event set
+
     back = await opsflow_cli(["rollback", "deployshop", "hello", "--wait"], address, task_queue)
     assert back.returncode == 0, back.stderr
     for host in ("web1", "web2"):
         current = (roots / host / "root/srv/www/hello/current").resolve()
         assert (current / "index.html").read_text() == "v1\n"
+    forward = await opsflow_cli(
+        ["rollback", "deployshop", "hello", "--to", release, "--wait"], address, task_queue
+    )
+    assert forward.returncode == 0, forward.stderr
+    assert (roots / "web2" / "root/srv/www/hello/current").resolve().name == release
+    missing = await opsflow_cli(
+        ["rollback", "deployshop", "hello", "--to", "0099-nope", "--wait"], address, task_queue
+    )
+    assert missing.returncode == 1 and "no release 0099-nope of hello on web1" in missing.stderr
 
     gone = await opsflow_cli(
         ["run", "deployshop", "undeploy", "--app", "hello", "--wait"], address, task_queue
