@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -108,6 +109,16 @@ async def test_deploy_twice_roll_back_list_describe_and_undeploy(
     logs = await opsflow_cli(["deployments", "describe", latest, "--logs"], address, task_queue)
     assert logs.returncode == 0, logs.stderr
     assert "with token ******" in logs.stdout and "sup3rs3cret" not in logs.stdout
+
+    # deployments carry stack, app and status search attributes: the UI filters on them
+    query = "OpsflowStack = 'deployshop' AND OpsflowApp = 'hello' AND OpsflowStatus = 'successful'"
+    found: set[str] = set()
+    for _ in range(50):
+        found = {w.id async for w in opsflow.temporal.list_workflows(query)}
+        if len(found) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    assert {d["id"] for d in deployments[:2]} <= found
 
     release = deployments[0]["release"]
     restarted = await opsflow_cli(
