@@ -1091,17 +1091,29 @@ exit 0
 """
 
 
+# A pause between polls. `sleep` is a fork and an exec per poll: with many instances
+# waiting on one small machine, that alone can take the CPU. Under bash (the usual login
+# shell, which runs this command) a timed `read` on a private FIFO pauses without either.
+_NAP = """nap() { sleep "$1"; }
+if [ -n "${BASH_VERSION:-}" ] && f=$(mktemp -u "${TMPDIR:-/tmp}/opsflow-nap.XXXXXX") &&
+  mkfifo -m 600 "$f" 2>/dev/null; then
+  exec 9<>"$f"; rm -f "$f"
+  nap() { read -r -t "$1" -u 9 _ 2>/dev/null; return 0; }
+fi"""
+
+
 def _wait_body() -> str:
     """In the run directory: poll for `exit` for one chunk, then report."""
     slow = int((WAIT_CHUNK_SECONDS - FAST_POLLS * FAST_POLL_SECONDS) / POLL_SECONDS)
-    return f"""i=0 d={FAST_POLL_SECONDS}
+    return f"""{_NAP}
+i=0 d={FAST_POLL_SECONDS}
 while [ ! -e exit ]; do
   [ $i -lt {FAST_POLLS + slow} ] || {{ echo state=pending; exit 0; }}
   if [ $((i % 20)) -eq 0 ] && ! alive "$(cat pid 2>/dev/null)" && [ ! -e exit ]; then
     echo state=died; exit 0
   fi
   [ $i -lt {FAST_POLLS} ] || d={POLL_SECONDS}
-  sleep $d; i=$((i + 1))
+  nap $d; i=$((i + 1))
 done
 {_report()}"""
 
