@@ -15,9 +15,9 @@ demo: bootstrap
 	$(OPSFLOW) instance list shop
 	@echo "Temporal UI (every run of the demo): http://127.0.0.1:$${OPSFLOW_UI_PORT:-8233}"
 
-# Workflow-logic tests (time-skipping server, activities replaced) run in a process of
-# their own: late in one long pytest process they were seen to miss query deadlines
-# (only there; see the closing note of the session that split them).
+# Workflow-logic tests (activities replaced) run in a pytest process of their own, so
+# nothing the integration tests leave in their process (threads, pooled connections,
+# servers) can slow them.
 test: lint
 	$(BIN)/pytest -q tests/workflows
 	$(BIN)/pytest -q --ignore=tests/workflows
