@@ -230,7 +230,7 @@ async def test_long_histories_continue_as_new_keeping_all_state(
         stack_id = names.stack_workflow_id(name)
         first = await time_skipping_env.client.start_workflow(
             StackWorkflow.run,
-            StackState(tag_runs=False, max_history_events=60),
+            StackState(tag_runs=False, max_history_events=40),
             id=stack_id,
             task_queue=client.task_queue,
         )
@@ -240,14 +240,22 @@ async def test_long_histories_continue_as_new_keeping_all_state(
             started = await client.run_command(name, RunCommandInput(command="configure"))
             await client.wait_deployment(started.deployment_id)
         found = await quiet(client, name)
-        latest = await time_skipping_env.client.get_workflow_handle(stack_id).describe()
-        assert latest.run_id != first.result_run_id  # the stack continued as new
+        stack = time_skipping_env.client.get_workflow_handle(stack_id)
+        for _ in range(100):
+            if (await stack.describe()).run_id != first.result_run_id:
+                break
+            await asyncio.sleep(0.1)
+        assert (await stack.describe()).run_id != first.result_run_id  # continued as new
         web1 = time_skipping_env.client.get_workflow_handle(
             names.instance_workflow_id(name, "web1")
         )
-        started_by = (
-            (await web1.fetch_history()).events[0].workflow_execution_started_event_attributes
-        )
+        # The instance continues as new once its queue is empty: it may be a moment later.
+        for _ in range(100):
+            history = await web1.fetch_history()
+            started_by = history.events[0].workflow_execution_started_event_attributes
+            if started_by.continued_execution_run_id:
+                break
+            await asyncio.sleep(0.1)
         assert started_by.continued_execution_run_id  # the instance continued as new too
         # ...and nothing it knew was lost on the way
         assert [v.status for v in found.instances] == [InstanceStatus.ONLINE] * 2
