@@ -114,7 +114,8 @@ def test_large_stdout_and_stderr_at_once_do_not_deadlock(instance: LaunchResult)
     both = (
         "head -c 3000000 /dev/zero | tr '\\0' o & head -c 3000000 /dev/zero | tr '\\0' e >&2; wait"
     )
-    code, out, err = ssh.run(instance.ssh, both, stdin=b"x" * 100_000, timeout=30)
+    # A generous timeout: this proves no deadlock, not speed (CI once took over 30 s here).
+    code, out, err = ssh.run(instance.ssh, both, stdin=b"x" * 100_000, timeout=120)
     assert (code, len(out), len(err)) == (0, 3_000_000, 3_000_000)
     assert set(out) == {"o"} and set(err) == {"e"}
 
