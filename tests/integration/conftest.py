@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -80,6 +81,20 @@ def cli_env(address: str, task_queue: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(TEMPORAL_ADDRESS=address, OPSFLOW_TASK_QUEUE=task_queue)
     return env
+
+
+def start_worker(address: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
+    """The real worker as a process of its own (its own session, so a test can SIGKILL
+    the whole group as a crash would)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker"],
+            cwd=REPO,
+            env=cli_env(address, task_queue),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 @dataclass

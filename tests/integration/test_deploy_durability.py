@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from opsflow import names
 from opsflow.messages import DeployInput, DeploymentStatus, InstanceDeployStatus
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
-from tests.integration.conftest import REPO, cli_env, make_stack_dir
+from tests.integration.conftest import make_stack_dir, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -42,18 +41,6 @@ apps:
 """
 # Each start of the deploy recipe leaves a line; the test counts them per release.
 DEPLOY = 'echo "$OPSFLOW_RUN_ID $OPSFLOW_RELEASE" >> deploys\nsleep 1.5\necho deployed\n'
-
-
-def start_worker(address: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "worker"],
-            cwd=REPO,
-            env=cli_env(address, task_queue),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 def kill(worker: subprocess.Popen[bytes]) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +17,7 @@ from client.stackfile import load_stack_file
 from opsflow import names
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
-from tests.integration.conftest import REPO, cli_env, make_stack_dir
+from tests.integration.conftest import make_stack_dir, start_worker
 
 pytestmark = pytest.mark.integration
 
@@ -32,18 +30,6 @@ layers:
 """
 # Each start of the recipe leaves a line; the test counts them.
 SLOW_SETUP = 'echo "$OPSFLOW_RUN_ID" >> setup-starts\nsleep 4\necho finished\n'
-
-
-def start_worker(address: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "worker"],
-            cwd=REPO,
-            env=cli_env(address, task_queue),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
 
 
 async def wait_for(predicate: object, timeout: float) -> None:
