@@ -17,6 +17,7 @@ first recipe that fails ends the run and is recorded as the failed one.
 On the instance, under `{root}/var/lib/opsflow/`:
 
     cookbooks/{sha256}/   the worker's cookbooks directory, staged once per content hash
+    nap.fifo              a FIFO nobody writes to: waits pause on it (see _nap)
     runs/{run_id}/        one run: run.sh, attributes.json, recipes, manager, owner, pid,
                           log, started, finished, recipe (the one running, or the one that
                           failed), exit, cancelled (marker); puppet: hiera.yaml; chef:
@@ -52,7 +53,7 @@ CANCEL_GRACE_SECONDS; `exit` says 130 and a `cancelled` marker is left; the log 
 and the cancellation re-raised. A worker shutting down, a heartbeat timeout or a task
 cancelled otherwise leaves the run going: the next attempt re-attaches to it.
 
-SSH round trips: one command per run, normally. Its stdin is a gzipped tar of the run
+SSH round trips: one command per run, normally. Its stdin is a tar of the run
 files, never the command line (an argv string is limited to 128 KiB; attributes may be
 larger); it is extracted aside under `tmp/`, then:
 1. if the payload carries `cookbooks/` and `cookbooks/{sha256}` is missing, it is staged
@@ -210,11 +211,15 @@ _staged: set[tuple[str, int, str, str]] = set()
 ContextSource = Callable[[RecipeRunInput], Awaitable[RunContext]]
 
 # Whether a pid runs; a zombie nobody reaped yet counts as dead.
+# Shell builtins only (no fork): it runs in every wait loop on every instance.
 _ALIVE = (
     'alive() { kill -0 "$1" 2>/dev/null || return 1; '
-    "s=$(sed -n 's/^.*) \\(.\\).*$/\\1/p' \"/proc/$1/stat\" 2>/dev/null); "
-    '[ "$s" != Z ]; }'
+    's=; read -r s 2>/dev/null < "/proc/$1/stat"; s=${s##*) }; '
+    '[ "${s%% *}" != Z ]; }'
 )
+# `readf NAME FILE`: NAME= the file's first line, or empty (a builtin, unlike $(cat FILE)).
+_READF = 'readf() { eval "$1="; [ -f "$2" ] && IFS= read -r "$1" < "$2"; return 0; }'
+_HELPERS = f"{_READF}\n{_ALIVE}"
 # Whether any live (not zombie) process is in process group $1: fields 3 and 5 of
 # /proc/*/stat, after the command name (which may hold spaces and parentheses).
 _GROUP_ALIVE = (
@@ -463,11 +468,13 @@ _PRIVATE_FILES = frozenset({"run.sh", "attributes.json", "node.json"})
 def _payload(
     files: dict[str, bytes], cookbooks: str | None, *, stage: bool, app: str | None = None
 ) -> bytes:
-    """A command's stdin: a gzipped tar of the run files under `run/`, plus `cookbooks/`
-    when staging, plus `app/` (the tree `app`) when staging an app's code."""
+    """A command's stdin: a tar of the run files under `run/`, plus `cookbooks/` when
+    staging, plus `app/` (the tree `app`) when staging an app's code; gzipped only when
+    it carries trees (a few KB of run files are not worth a gzip process each run)."""
     buffer = io.BytesIO()
     now = time.time()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
+    mode = "w:gz" if _compressed(stage=stage, app=app) else "w"
+    with tarfile.open(fileobj=buffer, mode=mode) as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(f"run/{name}")
             info.size, info.mtime = len(data), now
@@ -477,7 +484,13 @@ def _payload(
             _add_cookbooks(tar, cookbooks)
         if app is not None:
             tar.add(app, arcname="app")
+    if mode == "w":  # without the padding to a whole 10 KiB record, which tar does not need
+        return buffer.getvalue()[: tar.offset]
     return buffer.getvalue()
+
+
+def _compressed(*, stage: bool, app: str | None) -> bool:
+    return stage or app is not None
 
 
 def _add_cookbooks(tar: tarfile.TarFile, directory: str | None) -> None:
@@ -637,7 +650,7 @@ class _Run:
         # One command stages (if it carries the cookbooks), claims, writes the run files,
         # launches and waits.
         self.launched = True
-        script = _stage_script(layout) + _claim_script(layout, self.nonce) + _wait_body()
+        script = _stage_script(layout) + _claim_script(layout, self.nonce) + _wait_body(layout)
         output = await self._send(layout, script, self._run_files(layout))
         fields = _fields(_head(output))
         claim = fields.get("claim")
@@ -731,8 +744,10 @@ class _Run:
         app_dir = self.app.source_dir if self.app is not None and app else None
         payload = _payload(files, self.context.cookbooks_dir, stage=stage, app=app_dir)
         if (stage or app_dir) and speculative and len(payload) > SPECULATIVE_STAGE_BYTES:
+            stage, app_dir = False, None
             payload = _payload(files, None, stage=False)
-        return self._exec(script, payload)
+        gzipped = "z" if _compressed(stage=stage, app=app_dir) else ""
+        return self._exec(f"z={gzipped}\n{script}", payload)
 
     def _exec(self, command: str, stdin: bytes | None = None) -> str:
         code, out, err = ssh.run(
@@ -1016,10 +1031,10 @@ if [ ! -d {code} ] && [ -d "$in/app" ]; then
 fi
 [ -d {code} ] || {{ echo app=0; s=0; }}
 """
-    return f"""{_ALIVE}
+    return f"""{_HELPERS}
 mkdir -p {dirs} || exit 90
 in=$(mktemp -d {quote(layout.tmp)}/in.XXXXXX) || exit 90
-tar -xzf - -C "$in" --no-same-owner || {{ rm -rf "$in"; exit 92; }}
+tar -x${{z:-}}f - -C "$in" --no-same-owner || {{ rm -rf "$in"; exit 92; }}
 if [ ! -d {cookbooks} ] && [ -d "$in/cookbooks" ]; then
   mv -T "$in/cookbooks" {cookbooks} 2>/dev/null && echo new=1
 fi
@@ -1039,7 +1054,7 @@ def _claim_script(layout: _Layout, nonce: str) -> str:
     return f"""claim() {{ mkdir {run} 2>/dev/null && printf '%s\\n' {quote(nonce)} > {owner}; }}
 if claim; then c=new
 elif [ -e {exit_file} ]; then c=done
-elif [ -f {pid} ] && alive "$(cat {pid})"; then c=running
+elif readf p {pid} && alive "$p"; then c=running
 elif [ -e {exit_file} ]; then c=done
 else
   n=1; while [ -e {run}.lost-$n ]; do n=$((n + 1)); done
@@ -1050,6 +1065,8 @@ echo claim=$c
 if [ $c = new ]; then
   mv "$in"/run/* {run}/ || {{ rm -rf "$in"; exit 92; }}
   # Finished (or lost) runs beyond the newest {KEEP_REMOTE_RUNS} go; run ids have no spaces.
+  set -- {quote(layout.runs)}/*
+  [ $# -le {KEEP_REMOTE_RUNS} ] ||
   ( cd {quote(layout.runs)} && ls -1t | tail -n +{KEEP_REMOTE_RUNS + 1} | while read -r d; do
       case $d in *.lost-*) ;; *) [ -e "$d/exit" ] || continue ;; esac
       rm -rf -- "$d"
@@ -1067,24 +1084,19 @@ fi
 
 def _wait_script(layout: _Layout) -> str:
     """Wait on a run already started (the start command's wait chunk ran out)."""
-    return f"""{_ALIVE}
+    return f"""{_HELPERS}
 cd {quote(layout.run)} || exit 91
-{_wait_body()}"""
+{_wait_body(layout)}"""
 
 
 def _report() -> str:
     """In the run directory, once `exit` exists: the outcome, `---`, the whole log."""
     return """echo state=done
-echo "exit=$(cat exit)"
-echo "recipe=$(cat recipe 2>/dev/null)"
-echo "recipes=$(cat recipes 2>/dev/null)"
-echo "manager=$(cat manager 2>/dev/null)"
-echo "started=$(cat started 2>/dev/null)"
-echo "finished=$(cat finished 2>/dev/null)"
+for f in exit recipe recipes manager started finished; do readf v $f; echo "$f=$v"; done
 if [ -e cancelled ]; then echo cancelled=1; fi
-if [ -e app_release ]; then echo "release=$(cat app_release)"; fi
-if [ -e app_previous ]; then echo "previous_release=$(cat app_previous)"; fi
-if [ -e app_error ]; then echo "app_error=$(cat app_error)"; fi
+if [ -e app_release ]; then readf v app_release; echo "release=$v"; fi
+if [ -e app_previous ]; then readf v app_previous; echo "previous_release=$v"; fi
+if [ -e app_error ]; then readf v app_error; echo "app_error=$v"; fi
 echo ---
 cat log 2>/dev/null
 exit 0
@@ -1093,23 +1105,25 @@ exit 0
 
 # A pause between polls. `sleep` is a fork and an exec per poll: with many instances
 # waiting on one small machine, that alone can take the CPU. Under bash (the usual login
-# shell, which runs this command) a timed `read` on a private FIFO pauses without either.
-_NAP = """nap() { sleep "$1"; }
-if [ -n "${BASH_VERSION:-}" ] && f=$(mktemp -u "${TMPDIR:-/tmp}/opsflow-nap.XXXXXX") &&
-  mkfifo -m 600 "$f" 2>/dev/null; then
-  exec 9<>"$f"; rm -f "$f"
-  nap() { read -r -t "$1" -u 9 _ 2>/dev/null; return 0; }
+# shell, which runs this command) a timed `read` on a FIFO nobody writes to pauses without
+# either; the instance keeps one FIFO for every run (made once, so no fork per run).
+def _nap(layout: _Layout) -> str:
+    fifo = quote(posixpath.join(layout.state, "nap.fifo"))
+    return f"""nap() {{ sleep "$1"; }}
+if [ -n "${{BASH_VERSION:-}}" ] && {{ [ -p {fifo} ] || mkfifo -m 600 {fifo} 2>/dev/null ||
+  [ -p {fifo} ]; }} && exec 9<>{fifo}; then
+  nap() {{ read -r -t "$1" -u 9 _ 2>/dev/null; return 0; }}
 fi"""
 
 
-def _wait_body() -> str:
+def _wait_body(layout: _Layout) -> str:
     """In the run directory: poll for `exit` for one chunk, then report."""
     slow = int((WAIT_CHUNK_SECONDS - FAST_POLLS * FAST_POLL_SECONDS) / POLL_SECONDS)
-    return f"""{_NAP}
+    return f"""{_nap(layout)}
 i=0 d={FAST_POLL_SECONDS}
 while [ ! -e exit ]; do
   [ $i -lt {FAST_POLLS + slow} ] || {{ echo state=pending; exit 0; }}
-  if [ $((i % 20)) -eq 0 ] && ! alive "$(cat pid 2>/dev/null)" && [ ! -e exit ]; then
+  if [ $((i % 20)) -eq 0 ] && readf p pid && ! alive "$p" && [ ! -e exit ]; then
     echo state=died; exit 0
   fi
   [ $i -lt {FAST_POLLS} ] || d={POLL_SECONDS}
@@ -1124,7 +1138,7 @@ def _stop_script(layout: _Layout) -> str:
     says 130, then report. A run never claimed is claimed as cancelled, so an attempt
     still on its way cannot start it."""
     grace_polls = max(int(CANCEL_GRACE_SECONDS / POLL_SECONDS), 1)
-    return f"""{_ALIVE}
+    return f"""{_HELPERS}
 {_GROUP_ALIVE}
 note() {{ printf '%s opsflow: %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" >> log; }}
 ended() {{
@@ -1141,7 +1155,7 @@ cd {quote(layout.run)} || exit 91
 if [ ! -e exit ]; then
   : > cancelled
   i=0; while [ ! -s pid ] && [ ! -e exit ] && [ $i -lt 200 ]; do sleep 0.01; i=$((i + 1)); done
-  pid=$(cat pid 2>/dev/null)
+  readf pid pid
   if [ ! -e exit ] && group_alive "$pid"; then
     note "cancel requested: stopping the run (TERM to process group $pid)"
     kill -s TERM -- "-$pid" 2>/dev/null
@@ -1207,7 +1221,7 @@ stamp() {{
     printf '%s %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$line"
   done
 }}
-say() {{ printf 'opsflow: %s\\n' "$1" | stamp >> log; }}
+say() {{ printf '%s opsflow: %s\\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" >> log; }}
 app_failed() {{ :; }}
 finish() {{
   [ "$1" = 0 ] || app_failed
@@ -1340,8 +1354,9 @@ app_failed() {{
   app_fail "{what}: cannot switch $app_dir/current to $APP_REL"
 app_new=
 say "{what}: current -> releases/$APP_REL"
-total=$(app_list | wc -l) i=0 cur=$(app_current)
-for r in $(app_list); do
+rels=$(app_list) i=0 cur=$(app_current)
+set -- $rels; total=$#
+for r in $rels; do
   i=$((i + 1)); [ $i -le $((total - {KEEP_RELEASES})) ] || break
   [ "$r" = "$cur" ] && continue
   rm -rf "${{app_releases:?}}/$r" &&

@@ -110,8 +110,8 @@ class DeploymentWorkflow:
         self, batch: list[str], request: DeploymentInput
     ) -> list[InstanceCommandResult]:
         ids = [self._command_id(host) for host in batch]
-        for host, command_id in zip(batch, ids, strict=True):
-            command = InstanceCommand(
+        commands = [
+            InstanceCommand(
                 id=command_id,
                 kind=InstanceCommandKind.RUN,
                 event=request.event,
@@ -121,7 +121,10 @@ class DeploymentWorkflow:
                 app=request.app,
                 health_check=request.health_check,
             )
-            await self._send(host, command)
+            for command_id in ids
+        ]
+        # All signals of a batch go out in one workflow task, not one task per instance.
+        await asyncio.gather(*map(self._send, batch, commands))
         await workflow.wait_condition(lambda: all(i in self._results for i in ids))
         results = [self._results[i] for i in ids]
         for result in results:
@@ -209,7 +212,8 @@ class DeploymentWorkflow:
         """Stop what is still queued or running on each instance, and wait to hear back."""
         self._status = DeploymentStatus.CANCELLED
         pending = {cid: host for cid, host in self._sent.items() if cid not in self._results}
-        for command_id, hostname in pending.items():
+
+        async def cancel(command_id: str, hostname: str) -> None:
             handle = workflow.get_external_workflow_handle(
                 names.instance_workflow_id(self._request.stack, hostname)
             )
@@ -223,6 +227,8 @@ class DeploymentWorkflow:
                     cancelled=True,
                     status=InstanceStatus.TERMINATED,
                 )
+
+        await asyncio.gather(*(cancel(cid, host) for cid, host in pending.items()))
         try:
             await workflow.wait_condition(
                 lambda: all(cid in self._results for cid in pending), timeout=CANCEL_GRACE
