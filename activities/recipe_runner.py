@@ -130,6 +130,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import gzip
 import hashlib
 import io
 import json
@@ -473,8 +474,7 @@ def _payload(
     it carries trees (a few KB of run files are not worth a gzip process each run)."""
     buffer = io.BytesIO()
     now = time.time()
-    mode = "w:gz" if _compressed(stage=stage, app=app) else "w"
-    with tarfile.open(fileobj=buffer, mode=mode) as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(f"run/{name}")
             info.size, info.mtime = len(data), now
@@ -484,9 +484,9 @@ def _payload(
             _add_cookbooks(tar, cookbooks)
         if app is not None:
             tar.add(app, arcname="app")
-    if mode == "w":  # without the padding to a whole 10 KiB record, which tar does not need
-        return buffer.getvalue()[: tar.offset]
-    return buffer.getvalue()
+    # Without the padding to a whole 10 KiB record, which tar does not need.
+    data = buffer.getvalue()[: tar.offset]
+    return gzip.compress(data, compresslevel=6) if _compressed(stage=stage, app=app) else data
 
 
 def _compressed(*, stage: bool, app: str | None) -> bool:
