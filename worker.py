@@ -18,16 +18,23 @@ from temporalio.worker import Worker
 from activities import local_provider
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
+from activities.liveness import LivenessActivities
 from activities.recipe_runner import RecipeActivities
 from activities.stack_context import stack_context_source
 from client.connect import connect
 from client.telemetry import tracing_interceptors
 from opsflow import settings
 from workflows.deployment import DeploymentWorkflow
+from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
 
-WORKFLOWS: Sequence[type] = (StackWorkflow, InstanceWorkflow, DeploymentWorkflow)
+WORKFLOWS: Sequence[type] = (
+    StackWorkflow,
+    InstanceWorkflow,
+    DeploymentWorkflow,
+    LayerHealingWorkflow,
+)
 
 
 def build_worker(client: Client, task_queue: str | None = None) -> Worker:
@@ -38,6 +45,7 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
         recipes.run_recipes,
         fetch_cookbooks,
         check_health,
+        LivenessActivities(client).probe_layer,
     ]
     return Worker(
         client,

@@ -112,6 +112,18 @@ def run(
     return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
+def ping(endpoint: SshEndpoint, timeout: float) -> None:
+    """One round trip to the instance's sshd on the pooled connection (opened if needed):
+    a session channel opened and closed at once, so no process starts on the instance.
+    Raises ApplicationError Unreachable (or HostKeyMismatch/AuthFailed) when it cannot
+    connect, paramiko.SSHException when a connected sshd does not answer in time."""
+    with _connection(endpoint) as conn:
+        transport = conn.client.get_transport()
+        if transport is None:
+            raise paramiko.SSHException("not connected")
+        transport.open_session(timeout=timeout).close()
+
+
 def _exchange(
     channel: paramiko.Channel, stdin: bytes, timeout: float | None
 ) -> tuple[int, bytes, bytes]:

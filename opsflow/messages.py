@@ -16,7 +16,9 @@ from opsflow.secrets import SecureValue
 from opsflow.spec import (
     ConfigurationManager,
     CookbookSource,
+    HealingPolicySpec,
     HealthCheckSpec,
+    LayerHealthCheckSpec,
     Provider,
     StackSpec,
 )
@@ -103,6 +105,7 @@ class InstanceCommandKind(StrEnum):
     STOP = "stop"
     DELETE = "delete"
     RUN = "run"  # run a lifecycle event's recipes (setup, configure, ...) on an online instance
+    HEAL = "heal"  # replace a lost machine: new machine, same identity, setup, deploy, online
 
 
 class InstanceCommand(BaseModel):
@@ -434,3 +437,47 @@ class DeploymentDetail(DeploymentSummary):
     current_batch: int = 0
     awaiting_approval: bool = False
     instances: list[InstanceDeployment] = Field(default_factory=list)
+
+
+# ---- auto healing ------------------------------------------------------------------------
+
+
+class ProbeLayerInput(BaseModel):
+    stack: str
+    layer: str
+    check: LayerHealthCheckSpec
+    # Besides the online instances past their grace period: these lost ones, to see whether
+    # they came back (those the loop does not replace).
+    recheck: list[str] = Field(default_factory=list)
+
+
+class ProbeOutcome(BaseModel):
+    hostname: str
+    healthy: bool
+    reachable: bool = Field(description="False: SSH itself failed (not just the URL/command)")
+    detail: str = Field(description="what the check saw: the error, or 'ok'")
+
+
+class LayerProbeReport(BaseModel):
+    """The layer's instances as the stack knows them now, and the checks of those that
+    were due one."""
+
+    instances: list[InstanceView]
+    outcomes: list[ProbeOutcome]
+
+
+class ConnectionLost(BaseModel):
+    reason: str
+    unreachable: bool = Field(description="SSH failed: a run in flight there cannot finish")
+
+
+class HealRequest(BaseModel):
+    hostname: str
+    reason: str
+    reply_to: str
+    command_id: str
+
+
+class HealingConfig(BaseModel):
+    check: LayerHealthCheckSpec
+    policy: HealingPolicySpec

@@ -26,6 +26,10 @@ def deployment_workflow_id(stack: str, number: int) -> str:
     return f"deployment:{stack}:{number}"
 
 
+def healing_workflow_id(stack: str, layer: str) -> str:
+    return f"healing:{stack}:{layer}"
+
+
 def split_recipe(recipe: str) -> tuple[str, str]:
     """`web::setup` -> ("web", "setup")."""
     cookbook, _, name = recipe.partition("::")

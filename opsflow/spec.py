@@ -7,11 +7,12 @@ before the spec leaves the user's machine, so workflows only ever see absolute p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from opsflow import names
 from opsflow.secrets import SecureValue
@@ -141,6 +142,58 @@ class HealthCheckSpec(StrictModel):
         return self
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def _seconds(value: Any) -> Any:
+    """`5`, `5s`, `500ms`, `2m`, `1h` -> seconds; anything else is left to pydantic."""
+    if isinstance(value, str):
+        found = _DURATION.match(value)
+        if found is None:
+            raise ValueError(f"{value!r} is not a duration (like 5s, 500ms, 2m, 1h)")
+        return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
+    return value
+
+
+# Seconds, written as a number or with a unit.
+Duration = Annotated[float, BeforeValidator(_seconds)]
+
+
+class LayerHealthCheckSpec(StrictModel):
+    """The layer's liveness check, run by its healing loop on every online instance: SSH
+    reachability always (a round trip on the worker's pooled connection, no process on the
+    instance), plus the URL (2xx/3xx) or command (exit 0) when given."""
+
+    interval: Duration = Field(default=5.0, ge=0.5, le=3600, description="between checks")
+    unhealthy_threshold: int = Field(
+        default=2, ge=1, le=100, description="consecutive failed checks that mean lost"
+    )
+    timeout: Duration = Field(default=3.0, gt=0, le=300, description="per probe")
+    grace_period: Duration = Field(
+        default=30.0, ge=0, le=86400, description="after an instance comes online"
+    )
+    url: str | None = None
+    command: str | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one_probe(self) -> LayerHealthCheckSpec:
+        if self.url is not None and self.command is not None:
+            raise ValueError("health_check: give at most one of `url` or `command`")
+        if self.url is not None:
+            HealthCheckSpec(url=self.url)  # the same URL rules as a deploy's check
+        return self
+
+
+class HealingPolicySpec(StrictModel):
+    """How often a lost instance may be replaced: at most `max_heals` per instance in any
+    `window`, and after a heal that failed, `backoff` doubled each time before the next."""
+
+    max_heals: int = Field(default=3, ge=1, le=100)
+    window: Duration = Field(default=3600.0, gt=0, le=7 * 86400)
+    backoff: Duration = Field(default=10.0, ge=0, le=86400)
+
+
 class InstanceSpec(StrictModel):
     hostname: Hostname
 
@@ -151,6 +204,8 @@ class LayerSpec(StrictModel):
         default=None, description="overrides the stack's for this layer's recipes"
     )
     auto_healing: bool = True
+    health_check: LayerHealthCheckSpec = Field(default_factory=LayerHealthCheckSpec)
+    healing: HealingPolicySpec = Field(default_factory=HealingPolicySpec)
     recipes: LayerRecipes = Field(default_factory=LayerRecipes)
     custom_json: dict[str, Any] = Field(default_factory=dict)
     instances: list[InstanceSpec] = Field(default_factory=list)

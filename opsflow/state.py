@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from opsflow.messages import (
     AppRelease,
     DeploymentSummary,
+    HealingConfig,
     InstanceCommand,
     InstanceCommandResult,
     InstanceView,
@@ -72,6 +73,8 @@ class StackState(BaseModel):
     deployments: list[DeploymentSummary] = Field(default_factory=list)
     # Releases of deployments still running: they become current when they succeed.
     pending_releases: dict[str, AppRelease] = Field(default_factory=dict)
+    # Layers whose healing loop runs, with the settings it was given.
+    healing: dict[str, HealingConfig] = Field(default_factory=dict)
 
     def remember_deployment(self, summary: DeploymentSummary) -> None:
         """Add or update one deployment in the bounded history."""

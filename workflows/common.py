@@ -66,3 +66,13 @@ def history_is_long(max_events: int | None) -> bool:
     if info.is_continue_as_new_suggested():
         return True
     return max_events is not None and info.get_current_history_length() > max_events
+
+
+# The healing loop's check: a failed attempt is retried, but never for long (the next
+# round comes within seconds anyway).
+PROBE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=3,
+    non_retryable_error_types=NOT_RETRYABLE,
+)

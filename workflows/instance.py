@@ -16,10 +16,12 @@ from temporalio.workflow import ActivityCancellationType, ActivityHandle
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
+    from opsflow.healing import HEALABLE
     from opsflow.messages import (
         AppAction,
         AppRelease,
         CancelCommand,
+        ConnectionLost,
         HealthCheckInput,
         HealthCheckResult,
         InstanceChanged,
@@ -105,7 +107,25 @@ class InstanceWorkflow:
 
     @workflow.signal
     def enqueue(self, command: InstanceCommand) -> None:
-        self._state.queue.append(command)
+        if command.kind == InstanceCommandKind.HEAL:
+            self._state.queue.insert(0, command)  # nothing else can run on a lost machine
+        else:
+            self._state.queue.append(command)
+
+    @workflow.signal
+    async def connection_lost(self, lost: ConnectionLost) -> None:
+        """The healing loop saw this online instance fail its checks."""
+        if self._state.view.status != InstanceStatus.ONLINE:
+            return  # stopped, set up or healed meanwhile: the loss no longer applies
+        if lost.unreachable and self._running is not None:
+            self._running.cancel()  # its SSH connection is gone: the run cannot finish
+        await self._set_status(InstanceStatus.CONNECTION_LOST, message=lost.reason)
+
+    @workflow.signal
+    async def connection_restored(self) -> None:
+        """A lost instance that was not replaced answers its checks again."""
+        if self._state.view.status == InstanceStatus.CONNECTION_LOST:
+            await self._set_status(InstanceStatus.ONLINE, message=None)
 
     @workflow.signal
     def cancel_command(self, request: CancelCommand) -> None:
@@ -140,6 +160,8 @@ class InstanceWorkflow:
                 return await self._delete(command)
             case InstanceCommandKind.RUN:
                 return await self._run(command)
+            case InstanceCommandKind.HEAL:
+                return await self._heal(command)
 
     async def _start(self, command: InstanceCommand) -> InstanceCommandResult:
         view = self._state.view
@@ -174,6 +196,22 @@ class InstanceWorkflow:
             )
         await self._set_status(InstanceStatus.ONLINE, message=None)
         return self._result(command, ok=True, run_id=run.run_id)
+
+    async def _heal(self, command: InstanceCommand) -> InstanceCommandResult:
+        """Replace a lost machine: the old one goes, a new one with the same hostname and
+        layers is started like any instance (setup, the apps' current releases, online)."""
+        view = self._state.view
+        if view.status not in HEALABLE:
+            return self._skipped(command, f"instance is {view.status.value}: nothing to heal")
+        try:
+            await self._machine(activity.TERMINATE_INSTANCE)
+        except ActivityError as err:
+            message, _ = failure_message(err)
+            message = f"could not remove the lost machine: {message}"
+            await self._set_status(InstanceStatus.START_FAILED, message=message)
+            return self._result(command, ok=False, error=message)
+        view.ssh, view.private_ip = None, None
+        return await self._start(command)
 
     async def _stop(self, command: InstanceCommand) -> InstanceCommandResult:
         view = self._state.view

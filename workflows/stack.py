@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow import configure, names
     from opsflow.attributes import stack_configuration
     from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput
+    from opsflow.healing import HealingState
     from opsflow.messages import (
         AddInstanceInput,
         AppAction,
@@ -35,11 +36,14 @@ with workflow.unsafe.imports_passed_through():
         DeploymentInput,
         DeploymentSummary,
         FetchCookbooksInput,
+        HealingConfig,
+        HealRequest,
         InstanceActionInput,
         InstanceActionKind,
         InstanceChanged,
         InstanceCommand,
         InstanceCommandKind,
+        InstanceCommandResult,
         InstanceView,
         ResolvedCookbooks,
         RunCommandInput,
@@ -69,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import common
     from workflows.deployment import DeploymentWorkflow
+    from workflows.healing import LayerHealingWorkflow
     from workflows.instance import InstanceWorkflow
 
 # Commands `opsflow run` accepts, with the event their recipes run as (OPSFLOW_EVENT).
@@ -190,6 +195,7 @@ class StackWorkflow:
             await self._send_all(
                 plan.delete_instances, lambda _: self._command(InstanceCommandKind.DELETE)
             )
+            await self._sync_healing(request.spec)
             return ApplyResult(
                 changes=plan.changes,
                 started=[*plan.create_instances, *plan.restart_instances],
@@ -429,6 +435,7 @@ class StackWorkflow:
         async with self._lock:
             self._state.deleting = True
             self._event("deleting", "stack delete requested")
+            await self._stop_healing(list(self._state.healing))
             hostnames = sorted(self._state.instances)
             await self._send_all(hostnames, lambda _: self._command(InstanceCommandKind.DELETE))
             return DeleteStackResult(instances=hostnames)
@@ -458,6 +465,45 @@ class StackWorkflow:
             self._state.instances.pop(view.hostname, None)
         else:
             self._state.instances[view.hostname] = view
+
+    @workflow.signal
+    def record_event(self, event: StackEvent) -> None:
+        """An event from a healing loop (or another of the stack's workflows)."""
+        self._state.record(event)
+
+    @workflow.signal
+    async def heal_instance(self, request: HealRequest) -> None:
+        """A healing loop asks for a lost instance to be replaced: built like a start
+        (setup, then each app's current release), run first on the instance."""
+        view = self._state.instances.get(request.hostname)
+        if view is None or self._state.deleting:
+            why = "the stack is being deleted" if view else "no such instance any more"
+            loop = workflow.get_external_workflow_handle(request.reply_to)
+            skipped = InstanceCommandResult(
+                command_id=request.command_id,
+                hostname=request.hostname,
+                ok=True,
+                skipped=True,
+                status=view.status if view else InstanceStatus.TERMINATED,
+                error=why,
+            )
+            await loop.signal("instance_result", skipped)
+            return
+        command = self._start_command_for(request.hostname)
+        command.kind, command.id, command.reply_to = (
+            InstanceCommandKind.HEAL,
+            request.command_id,
+            request.reply_to,
+        )
+        await self._send(request.hostname, command)
+
+    @workflow.query
+    def layer_instances(self, layer: str) -> list[InstanceView]:
+        return [
+            self._state.instances[h]
+            for h in sorted(self._state.instances)
+            if layer in self._state.instances[h].layers
+        ]
 
     @workflow.query
     def describe(self) -> StackDescription:
@@ -532,6 +578,56 @@ class StackWorkflow:
             ),
         )
         _detach(child)
+
+    async def _sync_healing(self, spec: StackSpec) -> None:
+        """One healing loop per layer with auto_healing on; told its new settings, or
+        stopped when auto_healing is off or the layer is gone."""
+        wanted = {
+            layer.name: HealingConfig(check=layer.health_check, policy=layer.healing)
+            for layer in spec.layers
+            if layer.auto_healing
+        }
+        await self._stop_healing([layer for layer in self._state.healing if layer not in wanted])
+        for layer, config in wanted.items():
+            running = self._state.healing.get(layer)
+            if running == config:
+                continue
+            self._state.healing[layer] = config
+            if running is not None:
+                handle = workflow.get_external_workflow_handle(
+                    names.healing_workflow_id(spec.name, layer)
+                )
+                await handle.signal(LayerHealingWorkflow.reconfigure, config)
+                continue
+            child = await workflow.start_child_workflow(
+                LayerHealingWorkflow.run,
+                HealingState(
+                    stack=spec.name,
+                    layer=layer,
+                    config=config,
+                    max_history_events=self._state.max_history_events,
+                ),
+                id=names.healing_workflow_id(spec.name, layer),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=self._tags(
+                    SearchAttributePair(common.STACK_ATTRIBUTE, spec.name),
+                    SearchAttributePair(common.LAYER_ATTRIBUTE, layer),
+                ),
+            )
+            _detach(child)
+            self._event("healing_started", f"auto healing on for layer {layer}")
+
+    async def _stop_healing(self, layers: list[str]) -> None:
+        for layer in layers:
+            self._state.healing.pop(layer, None)
+            handle = workflow.get_external_workflow_handle(
+                names.healing_workflow_id(self._spec().name, layer)
+            )
+            try:
+                await handle.signal(LayerHealingWorkflow.stop)
+            except Exception:  # it ended already
+                workflow.logger.warning("healing loop of layer %s is gone", layer)
+            self._event("healing_stopped", f"auto healing off for layer {layer}")
 
     async def _send(self, hostname: str, command: InstanceCommand) -> None:
         handle = workflow.get_external_workflow_handle(

@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities import names
+from activities.liveness import layer_instances
 from opsflow.errors import RECIPE_FAILED_TYPE
+from opsflow.healing import due_for_check
 from opsflow.messages import (
     AppAction,
     FetchCookbooksInput,
@@ -19,7 +22,10 @@ from opsflow.messages import (
     HealthCheckResult,
     LaunchInput,
     LaunchResult,
+    LayerProbeReport,
     MachineInput,
+    ProbeLayerInput,
+    ProbeOutcome,
     RecipeRunInput,
     RecipeRunResult,
     ResolvedCookbooks,
@@ -57,6 +63,12 @@ class FakeCloud:
     runs: list[tuple[str, str]] = field(default_factory=list)  # (hostname, event)
     run_ids: list[str] = field(default_factory=list)
     machines: dict[str, str] = field(default_factory=dict)  # hostname -> running|stopped|gone
+    # Healing: `dead` machines fail their checks (SSH refused) until replaced; with
+    # `stays_dead`, a new machine for the host is dead too. Needs `client` (the stack query).
+    client: Client | None = None
+    dead: set[str] = field(default_factory=set)
+    stays_dead: set[str] = field(default_factory=set)
+    probes: list[str] = field(default_factory=list)
 
     def events_for(self, event: str) -> list[str]:
         return [host for host, ev in self.runs if ev == event]
@@ -84,6 +96,31 @@ class FakeCloud:
         @activity.defn(name=names.TERMINATE_INSTANCE)
         async def terminate(request: MachineInput) -> None:
             self.machines[request.hostname] = "gone"
+            if request.hostname not in self.stays_dead:
+                self.dead.discard(request.hostname)
+
+        @activity.defn(name=names.PROBE_LAYER)
+        async def probe_layer(request: ProbeLayerInput) -> LayerProbeReport:
+            assert self.client is not None, "FakeCloud.client is needed for healing loops"
+            views = await layer_instances(self.client, request.stack, request.layer)
+            now = activity.info().current_attempt_scheduled_time
+            outcomes = []
+            for view in views:
+                if not due_for_check(view, now, request.check) and (
+                    view.hostname not in request.recheck
+                ):
+                    continue
+                self.probes.append(view.hostname)
+                dead = view.hostname in self.dead
+                outcomes.append(
+                    ProbeOutcome(
+                        hostname=view.hostname,
+                        healthy=not dead,
+                        reachable=not dead,
+                        detail="SSH failed: connection refused" if dead else "ok",
+                    )
+                )
+            return LayerProbeReport(instances=views, outcomes=outcomes)
 
         @activity.defn(name=names.RUN_RECIPES)
         async def run_recipes(request: RecipeRunInput) -> RecipeRunResult:
@@ -126,7 +163,7 @@ class FakeCloud:
             detail = "HTTP 200 OK" if healthy else "HTTP 503 Service Unavailable"
             return HealthCheckResult(healthy=healthy, attempts=1, seconds=0.1, detail=detail)
 
-        return [launch, stop, terminate, run_recipes, fetch_cookbooks, check_health]
+        return [launch, stop, terminate, run_recipes, fetch_cookbooks, check_health, probe_layer]
 
     def _app_run(self, request: RecipeRunInput) -> RecipeRunResult:
         app, host = request.app, request.hostname

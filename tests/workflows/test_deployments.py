@@ -37,6 +37,7 @@ def app_spec(name: str, web: int, health: dict[str, Any] | None = None) -> Stack
             "layers": [
                 {
                     "name": "web",
+                    "auto_healing": False,  # healing loops are tested on their own
                     "recipes": {"setup": ["web::setup"], "deploy": ["app::hello"]},
                     "instances": [{"hostname": f"web{i:02d}"} for i in range(1, web + 1)],
                 }

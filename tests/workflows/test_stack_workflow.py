@@ -30,7 +30,10 @@ from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
 
 
-def make_spec(name: str, web: int = 2, db: int = 1, provider: str = "local") -> StackSpec:
+def make_spec(
+    name: str, web: int = 2, db: int = 1, provider: str = "local", auto_healing: bool = False
+) -> StackSpec:
+    """Healing loops are off unless asked for: they are tested on their own."""
     recipes = {"setup": ["web::setup"], "configure": ["web::configure"], "shutdown": ["web::down"]}
     return StackSpec.model_validate(
         {
@@ -40,11 +43,13 @@ def make_spec(name: str, web: int = 2, db: int = 1, provider: str = "local") -> 
             "layers": [
                 {
                     "name": "web",
+                    "auto_healing": auto_healing,
                     "recipes": recipes,
                     "instances": [{"hostname": f"web{i}"} for i in range(1, web + 1)],
                 },
                 {
                     "name": "db",
+                    "auto_healing": auto_healing,
                     "recipes": {"setup": ["db::setup"]},
                     "instances": [{"hostname": f"db{i}"} for i in range(1, db + 1)],
                 },

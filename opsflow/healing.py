@@ -1,0 +1,255 @@
+"""Auto healing decisions: which instances are due a check, when a failing one counts as
+lost, whether to replace it now, later or never. Pure: the LayerHealingWorkflow feeds in
+what the checks saw and carries out what comes back.
+
+Rules (OpsWorks' auto healing, minus its slowness and its false alarms):
+- Only online instances past their grace period are checked; an instance that is being
+  set up, stopped or healed is never counted against.
+- `unhealthy_threshold` consecutive failed checks make an online instance lost
+  (connection_lost); one good check resets the count.
+- A lost instance is replaced (healed) unless its provider cannot make a new machine
+  (registered hosts: it stays connection_lost, and is checked again so it can come back).
+- At most `max_heals` heals per instance in any `window`; after a heal that failed, the
+  next waits `backoff`, doubled for each failure in a row. Past the limit: given up, said
+  once.
+- An instance stopped on purpose is forgotten: it is never healed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from opsflow.messages import HealingConfig, InstanceView, LayerProbeReport, ProbeOutcome
+from opsflow.spec import LayerHealthCheckSpec, Provider
+from opsflow.status import InstanceStatus
+
+# Providers that can give a lost instance a new machine.
+REPLACEABLE = frozenset({Provider.LOCAL, Provider.EC2})
+# Statuses a lost instance may rest in while the loop still owns its healing.
+HEALABLE = frozenset(
+    {InstanceStatus.CONNECTION_LOST, InstanceStatus.SETUP_FAILED, InstanceStatus.START_FAILED}
+)
+# Statuses that mean someone stopped or removed the instance on purpose.
+ON_PURPOSE = frozenset(
+    {
+        InstanceStatus.STOPPING,
+        InstanceStatus.STOPPED,
+        InstanceStatus.TERMINATING,
+        InstanceStatus.TERMINATED,
+    }
+)
+
+
+class Action(StrEnum):
+    DETECTED = "health_detected"  # lost: mark connection_lost
+    HEAL = "heal_started"  # replace it now
+    NOT_REPLACEABLE = "heal_not_possible"  # lost, and its provider cannot replace it
+    GIVE_UP = "heal_gave_up"  # lost, and no heal left in the window
+    RECOVERED = "health_recovered"  # a lost instance that was not replaced answers again
+
+
+class Decision(BaseModel):
+    hostname: str
+    action: Action
+    message: str
+    detail: str | None = Field(default=None, description="the check output behind it")
+    unreachable: bool = False
+
+
+class InstanceHealth(BaseModel):
+    failures: int = Field(default=0, description="consecutive failed checks")
+    detail: str | None = Field(default=None, description="the last check's output")
+    lost_at: datetime | None = Field(default=None, description="when the loop declared it lost")
+    heals: list[datetime] = Field(default_factory=list, description="heals started, in window")
+    healing: str | None = Field(default=None, description="command id of the heal in flight")
+    failed_heals: int = Field(default=0, description="heals in a row that failed")
+    next_try: datetime | None = None
+    told: bool = Field(default=False, description="gave up / cannot replace, already said")
+
+    def forget_loss(self) -> None:
+        """Back to healthy; the heals it took still count in their window."""
+        self.failures, self.detail, self.lost_at, self.healing = 0, None, None, None
+        self.failed_heals, self.next_try, self.told = 0, None, False
+
+
+class HealingState(BaseModel):
+    """Everything a LayerHealingWorkflow knows, handed whole to continue-as-new."""
+
+    stack: str
+    layer: str
+    config: HealingConfig
+    max_history_events: int | None = None
+    health: dict[str, InstanceHealth] = Field(default_factory=dict)
+    heal_seq: int = 0
+    stopping: bool = False
+
+
+def due_for_check(view: InstanceView, now: datetime, check: LayerHealthCheckSpec) -> bool:
+    """Online, reachable by SSH, and online for longer than the grace period."""
+    if view.status != InstanceStatus.ONLINE or view.ssh is None:
+        return False
+    return view.updated_at is None or now - view.updated_at >= timedelta(seconds=check.grace_period)
+
+
+def to_recheck(state: HealingState, views: Iterable[InstanceView]) -> list[str]:
+    """Lost instances the loop does not replace: checked again, so they can come back."""
+    return sorted(
+        v.hostname
+        for v in views
+        if v.status == InstanceStatus.CONNECTION_LOST
+        and v.provider not in REPLACEABLE
+        and v.ssh is not None
+        and v.hostname in state.health
+        and state.health[v.hostname].lost_at is not None
+    )
+
+
+def assess(state: HealingState, report: LayerProbeReport, now: datetime) -> list[Decision]:
+    """Count what the checks saw and decide; updates `state.health` in place."""
+    views = {v.hostname: v for v in report.instances}
+    for gone in set(state.health) - set(views):
+        del state.health[gone]
+    decisions: list[Decision] = []
+    for outcome in report.outcomes:
+        view = views.get(outcome.hostname)
+        if view is not None:
+            decisions.extend(_count(state, view, outcome, now))
+    for view in views.values():
+        decisions.extend(_follow_up(state, view, now))
+    return decisions
+
+
+def _count(
+    state: HealingState, view: InstanceView, outcome: ProbeOutcome, now: datetime
+) -> list[Decision]:
+    health = state.health.setdefault(view.hostname, InstanceHealth())
+    threshold = state.config.check.unhealthy_threshold
+    if outcome.healthy:
+        back = health.lost_at is not None and view.status == InstanceStatus.CONNECTION_LOST
+        health.failures, health.detail = 0, outcome.detail
+        if back and health.healing is None:
+            health.forget_loss()
+            return [
+                Decision(
+                    hostname=view.hostname,
+                    action=Action.RECOVERED,
+                    message=f"{view.hostname} answers its health check again: back online",
+                    detail=outcome.detail,
+                )
+            ]
+        return []
+    health.failures += 1
+    health.detail = outcome.detail
+    if view.status != InstanceStatus.ONLINE or health.lost_at is not None:
+        return []
+    if health.failures < threshold:
+        return []
+    health.lost_at = now
+    return [
+        Decision(
+            hostname=view.hostname,
+            action=Action.DETECTED,
+            message=(
+                f"{view.hostname} failed {health.failures} health check(s) in a row "
+                f"(threshold {threshold}): connection lost"
+            ),
+            detail=outcome.detail,
+            unreachable=not outcome.reachable,
+        )
+    ]
+
+
+def _follow_up(state: HealingState, view: InstanceView, now: datetime) -> list[Decision]:
+    """For an instance the loop declared lost: heal it, wait, or say why not."""
+    health = state.health.get(view.hostname)
+    if health is None or health.lost_at is None:
+        return []
+    if view.status in ON_PURPOSE:
+        del state.health[view.hostname]  # stopped or removed on purpose: never healed
+        return []
+    if view.status == InstanceStatus.ONLINE:
+        # Back online after the loss was declared (healed, or restarted by someone).
+        if (
+            health.healing is None
+            and view.updated_at is not None
+            and view.updated_at > health.lost_at
+        ):
+            health.forget_loss()
+        return []
+    if health.healing is not None or health.told or view.status not in HEALABLE:
+        return []
+    if view.provider not in REPLACEABLE:
+        health.told = True
+        return [
+            Decision(
+                hostname=view.hostname,
+                action=Action.NOT_REPLACEABLE,
+                message=(
+                    f"{view.hostname} is a {view.provider.value} instance: opsflow cannot "
+                    "replace its machine; it stays connection_lost until it answers again"
+                ),
+                detail=health.detail,
+            )
+        ]
+    policy = state.config.policy
+    window = timedelta(seconds=policy.window)
+    health.heals = [at for at in health.heals if now - at < window]
+    if len(health.heals) >= policy.max_heals:
+        health.told = True
+        return [
+            Decision(
+                hostname=view.hostname,
+                action=Action.GIVE_UP,
+                message=(
+                    f"{view.hostname}: {len(health.heals)} heal(s) in the last "
+                    f"{_span(policy.window)} (max_heals {policy.max_heals}): giving up; it "
+                    f"stays {view.status.value} until someone acts"
+                ),
+                detail=health.detail,
+            )
+        ]
+    if health.next_try is not None and now < health.next_try:
+        return []
+    attempt = len(health.heals) + 1
+    return [
+        Decision(
+            hostname=view.hostname,
+            action=Action.HEAL,
+            message=(
+                f"replacing {view.hostname} (heal {attempt} of at most {policy.max_heals} in "
+                f"{_span(policy.window)}): new machine, same hostname and layers, setup, "
+                "the apps' current releases, online"
+            ),
+            detail=health.detail,
+        )
+    ]
+
+
+def heal_started(health: InstanceHealth, command_id: str, now: datetime) -> None:
+    health.healing = command_id
+    health.heals.append(now)
+
+
+def heal_finished(
+    health: InstanceHealth, ok: bool, now: datetime, config: HealingConfig
+) -> datetime | None:
+    """Record a heal's end; after a failure, when the next try may start."""
+    health.healing = None
+    if ok:
+        health.forget_loss()
+        return None
+    health.failed_heals += 1
+    wait = config.policy.backoff * 2 ** (health.failed_heals - 1)
+    health.next_try = now + timedelta(seconds=wait)
+    return health.next_try
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"

@@ -1,0 +1,196 @@
+"""LayerHealingWorkflow: the auto healing loop of one layer (`healing:{stack}:{layer}`).
+
+Every `interval` it checks the layer's online instances (one activity: the stack's view of
+the layer plus a check of each instance that is due), lets opsflow.healing decide, and
+carries the decisions out: a lost instance is marked connection_lost (its workflow), its
+replacement is asked of the stack (which builds the heal command like a start: setup, then
+the apps' current releases), and every decision is an event on the stack with the check
+output behind it. Heal results come back by signal. It runs until the stack stops it
+(auto_healing off, layer or stack removed), continuing-as-new to bound its history.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ExternalWorkflowHandle
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names as activity
+    from opsflow import healing, names
+    from opsflow.errors import NOT_FOUND_TYPE
+    from opsflow.healing import Action, Decision, HealingState
+    from opsflow.messages import (
+        ConnectionLost,
+        HealingConfig,
+        HealRequest,
+        InstanceCommandResult,
+        InstanceView,
+        LayerProbeReport,
+        ProbeLayerInput,
+        StackEvent,
+    )
+    from workflows import common
+
+
+@workflow.defn
+class LayerHealingWorkflow:
+    @workflow.init
+    def __init__(self, state: HealingState) -> None:
+        self._state = state
+        self._results: list[InstanceCommandResult] = []
+        self._last_views: list[InstanceView] = []  # the layer as the last round saw it
+
+    @workflow.run
+    async def run(self, state: HealingState) -> None:
+        next_check = workflow.now()
+        while True:
+            wait = (next_check - workflow.now()).total_seconds()
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self._state.stopping or bool(self._results), timeout=wait
+                    )
+            if self._state.stopping:
+                return
+            while self._results:
+                await self._heal_finished(self._results.pop(0))
+            if workflow.now() < next_check:
+                continue
+            if common.history_is_long(self._state.max_history_events):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(self._state)
+            report = await self._probe()
+            if report is None:
+                return  # the stack is gone
+            now = workflow.now()
+            for decision in healing.assess(self._state, report, now):
+                await self._carry_out(decision)
+            next_check = now + timedelta(seconds=self._state.config.check.interval)
+
+    # ---- signals and queries ---------------------------------------------------------
+
+    @workflow.signal
+    def reconfigure(self, config: HealingConfig) -> None:
+        self._state.config = config
+
+    @workflow.signal
+    def stop(self) -> None:
+        self._state.stopping = True
+
+    @workflow.signal
+    def instance_result(self, result: InstanceCommandResult) -> None:
+        self._results.append(result)
+
+    @workflow.query
+    def status(self) -> HealingState:
+        return self._state
+
+    # ---- one round -------------------------------------------------------------------
+
+    async def _probe(self) -> LayerProbeReport | None:
+        check = self._state.config.check
+        request = ProbeLayerInput(
+            stack=self._state.stack,
+            layer=self._state.layer,
+            check=check,
+            recheck=healing.to_recheck(self._state, self._last_views),
+        )
+        try:
+            report: LayerProbeReport = await workflow.execute_activity(
+                activity.PROBE_LAYER,
+                request,
+                result_type=LayerProbeReport,
+                # Probes run at once: SSH (connect + one round trip), then URL or command.
+                start_to_close_timeout=timedelta(seconds=3 * check.timeout + 30),
+                retry_policy=common.PROBE_RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND_TYPE:
+                return None
+            workflow.logger.warning("healing %s: check round failed: %s", self._where(), err)
+            return LayerProbeReport(instances=self._last_views, outcomes=[])
+        self._last_views = report.instances
+        return report
+
+    async def _carry_out(self, decision: Decision) -> None:
+        await self._event(
+            decision.action.value, decision.message, decision.hostname, decision.detail
+        )
+        instance = workflow.get_external_workflow_handle(
+            names.instance_workflow_id(self._state.stack, decision.hostname)
+        )
+        match decision.action:
+            case Action.DETECTED:
+                lost = ConnectionLost(reason=decision.message, unreachable=decision.unreachable)
+                await self._signal(instance, "connection_lost", lost)
+            case Action.RECOVERED:
+                await self._signal(instance, "connection_restored", None)
+            case Action.HEAL:
+                self._state.heal_seq += 1
+                command_id = f"heal-{decision.hostname}-{self._state.heal_seq}"
+                health = self._state.health[decision.hostname]
+                healing.heal_started(health, command_id, workflow.now())
+                request = HealRequest(
+                    hostname=decision.hostname,
+                    reason=decision.message,
+                    reply_to=workflow.info().workflow_id,
+                    command_id=command_id,
+                )
+                await self._signal(self._stack(), "heal_instance", request)
+
+    async def _heal_finished(self, result: InstanceCommandResult) -> None:
+        health = self._state.health.get(result.hostname)
+        if health is None or health.healing != result.command_id:
+            return
+        started = health.heals[-1] if health.heals else workflow.now()
+        seconds = (workflow.now() - started).total_seconds()
+        if result.skipped:
+            del self._state.health[result.hostname]  # stopped or deleted meanwhile
+            await self._event("heal_skipped", f"{result.hostname}: {result.error}", result.hostname)
+            return
+        next_try = healing.heal_finished(health, result.ok, workflow.now(), self._state.config)
+        if result.ok:
+            message = f"{result.hostname} replaced and online again in {seconds:.0f}s"
+            await self._event("healed", message, result.hostname)
+            return
+        message = (
+            f"heal of {result.hostname} failed after {seconds:.0f}s, it is "
+            f"{result.status.value}: {result.error}"
+        )
+        if next_try is not None:
+            message += f"; next try not before {next_try:%H:%M:%S} UTC"
+        await self._event("heal_failed", message, result.hostname)
+
+    # ---- plumbing --------------------------------------------------------------------
+
+    def _stack(self) -> ExternalWorkflowHandle[Any]:
+        return workflow.get_external_workflow_handle(names.stack_workflow_id(self._state.stack))
+
+    async def _event(
+        self, kind: str, message: str, hostname: str | None, detail: str | None = None
+    ) -> None:
+        details: dict[str, object] = {"layer": self._state.layer}
+        if detail is not None:
+            details["check"] = detail
+        event = StackEvent(
+            at=workflow.now(), kind=kind, message=message, hostname=hostname, details=details
+        )
+        await self._signal(self._stack(), "record_event", event)
+
+    async def _signal(self, handle: ExternalWorkflowHandle[Any], name: str, arg: object) -> None:
+        try:
+            if arg is None:
+                await handle.signal(name)
+            else:
+                await handle.signal(name, arg)
+        except Exception:  # the instance or the stack is gone: the next round sees it
+            workflow.logger.warning("healing %s: could not signal %s", self._where(), handle.id)
+
+    def _where(self) -> str:
+        return f"{self._state.stack}/{self._state.layer}"
