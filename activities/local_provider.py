@@ -148,6 +148,18 @@ def terminate(request: MachineInput) -> None:
         shutil.rmtree(paths.base, ignore_errors=True)
 
 
+def kill(stack: str, hostname: str) -> bool:
+    """A machine crash, for drills (`opsflow instance kill`): SIGKILL the instance's sshd
+    and every connection it serves, leaving its files and pidfile as a crash would.
+    False when it was not running."""
+    paths = _Paths(instance_dir(stack, hostname))
+    pid = _sshd_pid(paths)
+    if pid is None:
+        return False
+    _signal_all([pid, *_children(pid)], signal.SIGKILL)
+    return True
+
+
 # ---- Temporal activities -----------------------------------------------------------------
 
 
