@@ -40,6 +40,7 @@ from temporalio.exceptions import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities import local_provider
 from opsflow import names, settings
 from opsflow.errors import (
     INVALID_INPUT_TYPE,
@@ -66,9 +67,10 @@ from opsflow.messages import (
     RunCommandInput,
     RunCommandResult,
     StackDescription,
+    StackEvent,
 )
 from opsflow.plan import conflicts, plan_stack
-from opsflow.spec import StackSpec
+from opsflow.spec import Provider, StackSpec
 from opsflow.state import InstanceState, StackState
 from opsflow.status import SETTLED, InstanceStatus
 from workflows.common import STACK_ATTRIBUTE
@@ -164,6 +166,29 @@ class OpsflowClient:
         except WorkflowQueryFailedError as err:
             raise NotFound(f"no stack named {stack}: {err.message}") from None
 
+    async def events(
+        self,
+        stack: str,
+        kinds: Iterable[str] = (),
+        hostname: str | None = None,
+        limit: int | None = None,
+    ) -> list[StackEvent]:
+        """The stack's recent events (the stack keeps the newest few hundred), oldest first:
+        only those of `kinds` (any kind when empty) and of `hostname` when given, the newest
+        `limit` of them when given."""
+        wanted = set(kinds)
+        found = [
+            event
+            for event in (await self.describe(stack)).events
+            if (not wanted or event.kind in wanted)
+            and (hostname is None or event.hostname == hostname)
+        ]
+        if limit is not None:
+            if limit < 1:
+                raise InvalidInput(f"limit: {limit} must be at least 1")
+            found = found[-limit:]
+        return found
+
     async def list_stacks(self) -> list[StackSummary]:
         query = "WorkflowType = 'StackWorkflow' AND ExecutionStatus = 'Running'"
         summaries: list[StackSummary] = []
@@ -252,6 +277,28 @@ class OpsflowClient:
                     run_url(names.stack_workflow_id(stack)),
                 )
             await asyncio.sleep(0.25)
+
+    async def kill_instance(self, stack: str, hostname: str) -> StackDescription:
+        """A machine crash for drills: SIGKILL a local instance's sshd and its connections.
+
+        Nothing is told to the stack: its healing loop (if the layer has one) has to notice.
+        Runs on the machine where the instance runs (the worker's `OPSFLOW_HOME`). NotFound
+        for an unknown stack or instance, InvalidInput for a provider other than local,
+        OperationFailed when the instance's sshd is not running here. Returns the stack as
+        it was just before the kill.
+        """
+        found = await self.describe(stack)
+        view = next((v for v in found.instances if v.hostname == hostname), None)
+        if view is None:
+            raise NotFound(f"stack {stack} has no instance {hostname!r}")
+        if view.provider != Provider.LOCAL:
+            raise InvalidInput("instance kill supports local instances in this version")
+        if not await asyncio.to_thread(local_provider.kill, stack, hostname):
+            raise OperationFailed(
+                f"{hostname} is not running here (no live sshd; the stack shows it "
+                f"{view.status.value}): nothing to kill"
+            )
+        return found
 
     async def instance_state(self, stack: str, hostname: str) -> InstanceState:
         workflow_id = names.instance_workflow_id(stack, hostname)

@@ -12,7 +12,7 @@ import gc
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -37,6 +37,7 @@ from opsflow.messages import (
     RunCommandInput,
     RunCommandResult,
     StackDescription,
+    StackEvent,
 )
 from opsflow.rollout import Strategy, parse_amount
 from opsflow.secrets import MASK, SecureValue
@@ -248,6 +249,60 @@ async def stack_describe(client: OpsflowClient, name: str, fmt: str) -> None:
         click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.kind:16} {event.message}")
 
 
+def _utc(at: datetime) -> str:
+    """A moment as UTC ISO 8601 to the second: 2025-01-02T03:04:05Z."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _event_message(event: StackEvent) -> str:
+    """The message, and the health check output that triggered the event on lines below."""
+    check = event.details.get("check")
+    if check is None or str(check).strip() == "":
+        return event.message
+    lines = str(check).strip().splitlines()
+    return "\n".join([event.message, f"  check: {lines[0]}", *(f"    {x}" for x in lines[1:])])
+
+
+@stack.command("events")
+@click.argument("stack_name", metavar="STACK")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    help="Only events of this kind (e.g. heal_started, instance_status); may be repeated.",
+)
+@click.option("--instance", "hostname", help="Only events of this instance.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Keep the newest N events (after filtering).",
+)
+@output_option
+@with_client
+async def stack_events(
+    client: OpsflowClient,
+    stack_name: str,
+    kinds: tuple[str, ...],
+    hostname: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """STACK's recent events, oldest first: what happened and why (the stack keeps the
+    newest 200)."""
+    found = await client.events(stack_name, kinds=kinds, hostname=hostname, limit=limit)
+    if fmt == "json":
+        output.emit_json(found)
+        return
+    output.emit_table(
+        ["TIME (UTC)", "KIND", "INSTANCE", "MESSAGE"],
+        [[_utc(e.at), e.kind, e.hostname or "", _event_message(e)] for e in found],
+    )
+
+
 @stack.command("delete")
 @click.argument("name")
 @wait_option
@@ -336,6 +391,33 @@ def _instance_action(action: InstanceActionKind, help_text: str) -> None:
 _instance_action(InstanceActionKind.START, "Launch the instance, run setup, bring it online.")
 _instance_action(InstanceActionKind.STOP, "Run shutdown recipes, then stop the instance.")
 _instance_action(InstanceActionKind.DELETE, "Stop (if running) and delete the instance.")
+
+
+@instance.command("kill")
+@click.argument("stack_name", metavar="STACK")
+@click.argument("hostname")
+@with_client
+async def instance_kill(client: OpsflowClient, stack_name: str, hostname: str) -> None:
+    """Crash a local instance, for drills: SIGKILL its sshd and every connection it serves.
+
+    opsflow is not told: the stack still shows the instance online until the layer's
+    healing loop notices. Run it where the worker runs (local instances live in its
+    OPSFLOW_HOME).
+    """
+    found = await client.kill_instance(stack_name, hostname)
+    layers = next(v.layers for v in found.instances if v.hostname == hostname)
+    click.echo(f"{hostname}: machine killed (sshd and its connections, SIGKILL)")
+    for layer in found.spec.layers:
+        if layer.name not in layers:
+            continue
+        if layer.auto_healing:
+            check = layer.health_check
+            click.echo(
+                f"  layer {layer.name}: its healing loop checks every {check.interval:g}s and "
+                f"takes it as lost after {check.unhealthy_threshold} failed check(s) in a row"
+            )
+        else:
+            click.echo(f"  layer {layer.name}: auto_healing is off, nothing will replace it")
 
 
 async def _wait_for(

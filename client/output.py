@@ -10,6 +10,7 @@ import click
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from opsflow.secrets import conceal
 
@@ -36,7 +37,8 @@ def emit_table(
     for header in headers:
         table.add_column(header)
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Text, not str: a cell is shown as is, never read as rich markup ("[bold]").
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     Console(soft_wrap=True).print(table)
 
 

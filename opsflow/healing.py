@@ -166,21 +166,21 @@ def _count(
 def _follow_up(state: HealingState, view: InstanceView, now: datetime) -> list[Decision]:
     """For an instance the loop declared lost: heal it, wait, or say why not."""
     health = state.health.get(view.hostname)
-    if health is None or health.lost_at is None:
-        return []
-    if view.status in ON_PURPOSE:
+    if health is not None and view.status in ON_PURPOSE:
         del state.health[view.hostname]  # stopped or removed on purpose: never healed
         return []
-    if view.status == InstanceStatus.ONLINE:
-        # Back online after the loss was declared (healed, or restarted by someone).
-        if (
-            health.healing is None
-            and view.updated_at is not None
-            and view.updated_at > health.lost_at
-        ):
-            health.forget_loss()
+    if health is None or health.lost_at is None:
         return []
-    if health.healing is not None or health.told or view.status not in HEALABLE:
+    if view.status == InstanceStatus.ONLINE:
+        if view.updated_at is not None and view.updated_at > health.lost_at:
+            # Back online after the loss was declared (healed, or restarted by someone).
+            if health.healing is None:
+                health.forget_loss()
+            return []
+        # Declared lost this round; the instance has not marked itself yet: heal now.
+    elif view.status not in HEALABLE:
+        return []
+    if health.healing is not None or health.told:
         return []
     if view.provider not in REPLACEABLE:
         health.told = True

@@ -125,6 +125,7 @@ class InstanceCommand(BaseModel):
     deploy_after_setup: list[AppRelease] = Field(
         default_factory=list, description="start: apps whose current release goes on after setup"
     )
+    reason: str | None = Field(default=None, description="heal: why the instance is lost")
 
 
 class InstanceCommandResult(BaseModel):

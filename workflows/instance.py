@@ -201,6 +201,8 @@ class InstanceWorkflow:
         """Replace a lost machine: the old one goes, a new one with the same hostname and
         layers is started like any instance (setup, the apps' current releases, online)."""
         view = self._state.view
+        if view.status == InstanceStatus.ONLINE:  # the loop's connection_lost is on its way
+            await self._set_status(InstanceStatus.CONNECTION_LOST, message=command.reason)
         if view.status not in HEALABLE:
             return self._skipped(command, f"instance is {view.status.value}: nothing to heal")
         try:

@@ -490,11 +490,8 @@ class StackWorkflow:
             await loop.signal("instance_result", skipped)
             return
         command = self._start_command_for(request.hostname)
-        command.kind, command.id, command.reply_to = (
-            InstanceCommandKind.HEAL,
-            request.command_id,
-            request.reply_to,
-        )
+        command.kind, command.id = InstanceCommandKind.HEAL, request.command_id
+        command.reply_to, command.reason = request.reply_to, request.reason
         await self._send(request.hostname, command)
 
     @workflow.query

@@ -1,0 +1,89 @@
+"""`stack events` and `instance kill`: what is refused before anything is asked or killed
+(no server). Their behaviour against a real stack is in
+tests/integration/test_cli_events_kill.py.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner, Result
+
+import client.cli as cli_module
+from client.api import OpsflowClient
+from client.cli import cli
+from opsflow.errors import InvalidInput
+from opsflow.messages import InstanceView, StackDescription, StackEvent
+from opsflow.spec import InstanceSpec, LayerSpec, Provider, StackSpec
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args))
+
+
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def connect() -> OpsflowClient:
+        raise AssertionError("the CLI connected before checking its arguments")
+
+    monkeypatch.setattr(cli_module, "_client", connect)
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "many"])
+def test_a_limit_below_one_exits_2_before_connecting(no_server: None, limit: str) -> None:
+    result = invoke("stack", "events", "shop", "--limit", limit)
+    assert result.exit_code == 2, result.output
+    assert "--limit" in result.output
+
+
+class StackOfOneEc2Instance(OpsflowClient):
+    """A real OpsflowClient whose stack (the describe query) holds one ec2 instance."""
+
+    def __init__(self) -> None:
+        super().__init__(client=None)  # type: ignore[arg-type]  # never reaches Temporal
+
+    async def describe(self, stack: str) -> StackDescription:
+        spec = StackSpec(
+            name=stack,
+            layers=[LayerSpec(name="web", instances=[InstanceSpec(hostname="web1")])],
+        )
+        view = InstanceView(hostname="web1", layers=["web"], provider=Provider.EC2)
+        return StackDescription(
+            name=stack,
+            spec=spec,
+            source_file=None,
+            instances=[view],
+            deleting=False,
+            configure_rounds=0,
+            events=[],
+        )
+
+
+def test_instance_kill_refuses_an_instance_that_is_not_local(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def connect() -> OpsflowClient:
+        return StackOfOneEc2Instance()
+
+    monkeypatch.setattr(cli_module, "_client", connect)
+    result = CliRunner().invoke(cli, ["instance", "kill", "shop", "web1"])
+    assert isinstance(result.exception, InvalidInput)
+    assert result.exception.exit_code == 2
+    assert str(result.exception) == "instance kill supports local instances in this version"
+
+
+def test_an_events_check_output_is_shown_indented_under_its_message() -> None:
+    event = StackEvent(
+        at=datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
+        kind="heal_started",
+        message="replacing web1",
+        hostname="web1",
+        details={"layer": "web", "check": "curl: (7) refused\nexit 7"},
+    )
+    assert cli_module._utc(event.at) == "2025-01-02T03:04:05Z"
+    assert cli_module._event_message(event) == (
+        "replacing web1\n  check: curl: (7) refused\n    exit 7"
+    )
+    plain = event.model_copy(update={"details": {"layer": "web"}})
+    assert cli_module._event_message(plain) == "replacing web1"

@@ -1,0 +1,168 @@
+"""The healing decisions: counting, declaring lost, healing, backoff, giving up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from opsflow.healing import (
+    Action,
+    HealingState,
+    assess,
+    due_for_check,
+    heal_finished,
+    heal_started,
+    to_recheck,
+)
+from opsflow.messages import (
+    HealingConfig,
+    InstanceView,
+    LayerProbeReport,
+    ProbeOutcome,
+    SshEndpoint,
+)
+from opsflow.spec import HealingPolicySpec, LayerHealthCheckSpec, Provider
+from opsflow.status import InstanceStatus
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SSH = SshEndpoint(host="127.0.0.1", port=2200, user="root", key_file="/k", host_key="k A")
+
+
+def state(threshold: int = 2, max_heals: int = 3, backoff: float = 10) -> HealingState:
+    config = HealingConfig(
+        check=LayerHealthCheckSpec(unhealthy_threshold=threshold, grace_period=30),
+        policy=HealingPolicySpec(max_heals=max_heals, window=3600, backoff=backoff),
+    )
+    return HealingState(stack="s", layer="web", config=config)
+
+
+def view(
+    host: str = "w1",
+    status: InstanceStatus = InstanceStatus.ONLINE,
+    at: datetime = T0,
+    provider: Provider = Provider.LOCAL,
+) -> InstanceView:
+    return InstanceView(
+        hostname=host, layers=["web"], status=status, ssh=SSH, updated_at=at, provider=provider
+    )
+
+
+def report(views: list[InstanceView], dead: set[str]) -> LayerProbeReport:
+    outcomes = [
+        ProbeOutcome(
+            hostname=v.hostname,
+            healthy=v.hostname not in dead,
+            reachable=v.hostname not in dead,
+            detail="SSH failed: connection refused" if v.hostname in dead else "ok",
+        )
+        for v in views
+    ]
+    return LayerProbeReport(instances=views, outcomes=outcomes)
+
+
+def actions(decisions: list) -> list[tuple[str, Action]]:  # type: ignore[type-arg]
+    return [(d.hostname, d.action) for d in decisions]
+
+
+def test_only_online_instances_past_their_grace_period_are_checked() -> None:
+    check = LayerHealthCheckSpec(grace_period=30)
+    assert due_for_check(view(at=T0), T0 + timedelta(seconds=30), check)
+    assert not due_for_check(view(at=T0), T0 + timedelta(seconds=29), check)
+    for status in (InstanceStatus.RUNNING_SETUP, InstanceStatus.STOPPING, InstanceStatus.BOOTING):
+        assert not due_for_check(view(status=status), T0 + timedelta(hours=1), check)
+
+
+def test_threshold_consecutive_failures_declare_lost_then_heal_and_one_success_resets() -> None:
+    s, views, now = state(threshold=3), [view("w1"), view("w2")], T0 + timedelta(minutes=1)
+    assert assess(s, report(views, {"w1"}), now) == []
+    assert assess(s, report(views, set()), now) == []  # a good check resets the count
+    assert assess(s, report(views, {"w1"}), now) == []
+    assert assess(s, report(views, {"w1"}), now) == []
+    decisions = assess(s, report(views, {"w1"}), now)
+    assert actions(decisions) == [("w1", Action.DETECTED), ("w1", Action.HEAL)]
+    assert decisions[0].unreachable and "connection refused" in (decisions[0].detail or "")
+    assert "3 health check(s) in a row" in decisions[0].message
+
+
+def test_a_heal_in_flight_is_not_repeated_and_success_forgets_the_loss() -> None:
+    s, now = state(), T0 + timedelta(minutes=1)
+    lost = [view("w1")]
+    assess(s, report(lost, {"w1"}), now)
+    assert actions(assess(s, report(lost, {"w1"}), now))[-1] == ("w1", Action.HEAL)
+    heal_started(s.health["w1"], "heal-1", now)
+    booting = [view("w1", InstanceStatus.BOOTING, now)]
+    assert assess(s, LayerProbeReport(instances=booting, outcomes=[]), now) == []
+    heal_finished(s.health["w1"], ok=True, now=now, config=s.config)
+    assert s.health["w1"].lost_at is None and len(s.health["w1"].heals) == 1
+
+
+def test_failed_heals_back_off_exponentially_then_give_up_after_max_heals() -> None:
+    s = state(max_heals=2, backoff=10)
+    now = T0 + timedelta(minutes=1)
+    assess(s, report([view()], {"w1"}), now)
+    assert actions(assess(s, report([view()], {"w1"}), now))[-1] == ("w1", Action.HEAL)
+    heal_started(s.health["w1"], "heal-1", now)
+    next_try = heal_finished(s.health["w1"], ok=False, now=now, config=s.config)
+    assert next_try == now + timedelta(seconds=10)
+    failed = LayerProbeReport(instances=[view(status=InstanceStatus.SETUP_FAILED)], outcomes=[])
+    assert assess(s, failed, now + timedelta(seconds=9)) == []  # backing off
+    again = assess(s, failed, now + timedelta(seconds=10))
+    assert actions(again) == [("w1", Action.HEAL)]
+    heal_started(s.health["w1"], "heal-2", now + timedelta(seconds=10))
+    next_try = heal_finished(s.health["w1"], False, now + timedelta(seconds=10), s.config)
+    assert next_try == now + timedelta(seconds=30)  # doubled
+    gave_up = assess(s, failed, now + timedelta(seconds=40))
+    assert actions(gave_up) == [("w1", Action.GIVE_UP)] and "max_heals 2" in gave_up[0].message
+    assert assess(s, failed, now + timedelta(seconds=50)) == []  # said once
+
+
+def test_heals_older_than_the_window_no_longer_count() -> None:
+    s = state(max_heals=1)
+    now = T0 + timedelta(minutes=1)
+    assess(s, report([view()], {"w1"}), now)
+    assess(s, report([view()], {"w1"}), now)
+    heal_started(s.health["w1"], "heal-1", now)
+    heal_finished(s.health["w1"], ok=True, now=now, config=s.config)
+    later = now + timedelta(minutes=30)
+    back = [view(at=now + timedelta(seconds=5))]
+    assess(s, report(back, {"w1"}), later)
+    assert actions(assess(s, report(back, {"w1"}), later)) == [
+        ("w1", Action.DETECTED),
+        ("w1", Action.GIVE_UP),
+    ]
+    s2 = state(max_heals=1)
+    s2.health = {"w1": s.health["w1"].model_copy(deep=True)}
+    s2.health["w1"].told = False
+    past_window = now + timedelta(hours=1, seconds=1)
+    lost = LayerProbeReport(instances=[view(status=InstanceStatus.CONNECTION_LOST)], outcomes=[])
+    assert actions(assess(s2, lost, past_window)) == [("w1", Action.HEAL)]
+
+
+def test_an_instance_stopped_on_purpose_is_never_healed() -> None:
+    s, now = state(), T0 + timedelta(minutes=1)
+    assess(s, report([view()], {"w1"}), now)  # one failure, then someone stops it
+    stopping = LayerProbeReport(instances=[view(status=InstanceStatus.STOPPING)], outcomes=[])
+    assert assess(s, stopping, now) == []
+    assert "w1" not in s.health
+    stopped = LayerProbeReport(instances=[view(status=InstanceStatus.STOPPED)], outcomes=[])
+    assert assess(s, stopped, now + timedelta(minutes=5)) == []
+
+
+def test_a_registered_instance_is_not_replaced_and_comes_back_when_it_answers() -> None:
+    s, now = state(), T0 + timedelta(minutes=1)
+    host = [view(provider=Provider.REGISTERED)]
+    assess(s, report(host, {"w1"}), now)
+    decisions = assess(s, report(host, {"w1"}), now)
+    assert actions(decisions) == [("w1", Action.DETECTED), ("w1", Action.NOT_REPLACEABLE)]
+    assert "registered" in decisions[1].message
+    lost = [view(status=InstanceStatus.CONNECTION_LOST, provider=Provider.REGISTERED)]
+    assert assess(s, LayerProbeReport(instances=lost, outcomes=[]), now) == []  # said once
+    assert to_recheck(s, lost) == ["w1"]
+    assert actions(assess(s, report(lost, set()), now)) == [("w1", Action.RECOVERED)]
+    assert s.health["w1"].lost_at is None
+
+
+def test_instances_gone_from_the_layer_are_forgotten() -> None:
+    s, now = state(), T0 + timedelta(minutes=1)
+    assess(s, report([view("w1"), view("w2")], {"w2"}), now)
+    assess(s, report([view("w1")], set()), now)
+    assert set(s.health) == {"w1"}
