@@ -4,6 +4,7 @@ on purpose, and the loop's start and stop with the stack file."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from client.api import OpsflowClient
 from opsflow import names
 from opsflow.messages import DeployInput, InstanceActionKind, StackDescription
 from opsflow.spec import StackSpec
+from opsflow.state import StackState
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
@@ -204,3 +206,47 @@ async def test_auto_healing_false_stops_the_loop_and_true_starts_it(
             "healing_started",
             "healing_stopped",
         ]
+
+
+async def test_the_loop_continues_as_new_keeping_its_counts(dev_env: WorkflowEnvironment) -> None:
+    # On the real dev server (0.5 s rounds in real time): the time-skipping server is
+    # unreliable with workflows that continue as new every few dozen events.
+    cloud = FakeCloud()
+    async with running(dev_env, cloud) as client:
+        name = f"h{uuid.uuid4().hex[:8]}"
+        await dev_env.client.start_workflow(
+            StackWorkflow.run,
+            StackState(tag_runs=False, max_history_events=40),
+            id=names.stack_workflow_id(name),
+            task_queue=client.task_queue,
+        )
+        await client.apply(spec(name, web=1, healing={"max_heals": 1}, interval="500ms"))
+        await quiet(client, name)
+        loop = dev_env.client.get_workflow_handle(names.healing_workflow_id(name, "web"))
+        first_run = (await loop.describe()).run_id
+        cloud.dead.add("web1")
+        cloud.fail_setup.add("web1")
+        deadline = asyncio.get_running_loop().time() + 60
+        while kinds(found := await client.describe(name), "web1")[-1:] != ["heal_gave_up"]:
+            assert asyncio.get_running_loop().time() < deadline, found.events[-5:]
+            await asyncio.sleep(0.2)
+        for _ in range(300):  # several rounds later, across continue-as-new
+            if (await loop.describe()).run_id != first_run:
+                break
+            await asyncio.sleep(0.1)
+        history = await loop.fetch_history()
+        assert (await loop.describe()).run_id != first_run, (
+            len(history.events),
+            history.events[-3:],
+        )
+        await asyncio.sleep(3)
+        state = await loop.query(LayerHealingWorkflow.status)
+        assert len(state.health["web1"].heals) == 1 and state.health["web1"].told
+        found = await client.describe(name)
+        assert kinds(found, "web1") == [
+            "health_detected",
+            "heal_started",
+            "heal_failed",
+            "heal_gave_up",
+        ]
+        assert cloud.events_for("setup").count("web1") == 2  # the first start and one heal
