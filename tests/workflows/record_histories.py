@@ -23,8 +23,11 @@ from opsflow.spec import AppSpec
 from tests.conftest import binary
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
+from tests.workflows.test_healing import kinds
+from tests.workflows.test_healing import spec as healing_spec
 from tests.workflows.test_stack_workflow import make_spec
 from workflows.deployment import DeploymentWorkflow
+from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
 
@@ -60,20 +63,44 @@ async def scenario(client: Client) -> list[str]:
     ]
 
 
+async def healing_scenario(env: WorkflowEnvironment, cloud: FakeCloud) -> list[str]:
+    """A layer's healing loop: an instance dies, is replaced, then healing is turned off."""
+    ops = OpsflowClient(env.client, task_queue=QUEUE, tag_runs=False)
+    await ops.apply(healing_spec("replayheal", web=2, interval="1s"))
+    await quiet(ops, "replayheal")
+    cloud.dead.add("web2")
+    for _ in range(60):
+        if "healed" in kinds(await ops.describe("replayheal"), "web2"):
+            break
+        await env.sleep(1)
+    else:
+        raise RuntimeError("web2 was not healed")
+    await quiet(ops, "replayheal")
+    await ops.apply(healing_spec("replayheal", web=2, interval="1s", on=False))
+    loop = names.healing_workflow_id("replayheal", "web")
+    await env.client.get_workflow_handle(loop).result()
+    return [
+        names.stack_workflow_id("replayheal"),
+        names.instance_workflow_id("replayheal", "web2"),
+        loop,
+    ]
+
+
 async def main() -> None:
     env = await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=binary("temporal-test-server"),
     )
     try:
-        cloud = FakeCloud(fail_setup={"db1"})
+        cloud = FakeCloud(fail_setup={"db1"}, client=env.client)
         async with Worker(
             env.client,
             task_queue=QUEUE,
-            workflows=[StackWorkflow, InstanceWorkflow, DeploymentWorkflow],
+            workflows=[StackWorkflow, InstanceWorkflow, DeploymentWorkflow, LayerHealingWorkflow],
             activities=cloud.activities(),
         ):
             workflow_ids = await scenario(env.client)
+            workflow_ids += await healing_scenario(env, cloud)
         HISTORIES.mkdir(exist_ok=True)
         for workflow_id in workflow_ids:
             history = await env.client.get_workflow_handle(workflow_id).fetch_history()

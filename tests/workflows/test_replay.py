@@ -11,6 +11,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workflows.deployment import DeploymentWorkflow
+from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
 
@@ -19,13 +20,13 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 def test_histories_were_recorded() -> None:
     kinds = {path.name.split("_")[0] for path in HISTORIES}
-    assert kinds == {"stack", "instance", "deployment"}
+    assert kinds == {"stack", "instance", "deployment", "healing"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_history_replays_deterministically(path: Path) -> None:
     replayer = Replayer(
-        workflows=[StackWorkflow, InstanceWorkflow, DeploymentWorkflow],
+        workflows=[StackWorkflow, InstanceWorkflow, DeploymentWorkflow, LayerHealingWorkflow],
         data_converter=pydantic_data_converter,
     )
     history = WorkflowHistory.from_json(path.stem.replace("_", ":"), path.read_text())
