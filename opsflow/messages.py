@@ -20,7 +20,9 @@ from opsflow.spec import (
     HealthCheckSpec,
     LayerHealthCheckSpec,
     Provider,
+    Scaling,
     StackSpec,
+    WeeklySchedule,
 )
 from opsflow.status import InstanceStatus
 
@@ -46,6 +48,7 @@ class InstanceView(BaseModel):
     private_ip: str | None = None
     ssh: SshEndpoint | None = None
     from_file: bool = Field(default=True, description="declared in the stack file")
+    scaling: Scaling = Scaling.ALWAYS
     message: str | None = Field(default=None, description="why the last command failed")
     updated_at: datetime | None = None
 
@@ -482,3 +485,49 @@ class HealRequest(BaseModel):
 class HealingConfig(BaseModel):
     check: LayerHealthCheckSpec
     policy: HealingPolicySpec
+
+
+# ---- scaling -----------------------------------------------------------------------------
+
+
+class ReadMetricsInput(BaseModel):
+    """Read `metrics` (cpu, memory, load, custom) on each of `instances` (online ones)."""
+
+    stack: str
+    layer: str
+    instances: list[InstanceView]
+    metrics: list[str]
+    custom_metric: str | None = Field(default=None, description="command printing a number")
+    timeout: float = 10.0
+
+
+class InstanceMetrics(BaseModel):
+    hostname: str
+    values: dict[str, float] = Field(default_factory=dict, description="metric -> value")
+    error: str | None = Field(default=None, description="why some or all could not be read")
+
+
+class MetricsReport(BaseModel):
+    instances: list[InstanceMetrics]
+
+
+class ScaleRequest(BaseModel):
+    """Start (`run`) or stop an instance for a scaling reason (a schedule, the load)."""
+
+    hostname: str
+    run: bool
+    reason: str
+    source: str = Field(description="time | load")
+
+
+class TimeScaleInput(BaseModel):
+    stack: str
+    hostname: str
+    schedule: WeeklySchedule
+
+
+class SyncSchedulesInput(BaseModel):
+    """The time-based instances of a stack and their schedules: what Temporal must hold."""
+
+    stack: str
+    schedules: dict[str, WeeklySchedule] = Field(description="hostname -> schedule")

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -194,8 +195,150 @@ class HealingPolicySpec(StrictModel):
     backoff: Duration = Field(default=10.0, ge=0, le=86400)
 
 
+class Scaling(StrEnum):
+    ALWAYS = "always"  # 24/7: started by `stack apply`
+    TIME = "time"  # runs in its schedule's hours, started and stopped by a Temporal Schedule
+    LOAD = "load"  # started and stopped by its layer's load-based scaling
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_HOURS = re.compile(r"^\s*(\d{1,2})\s*(?:-\s*(\d{1,2})\s*)?$")
+
+
+def _hours(value: Any) -> Any:
+    """A day's hours: `[9, 10, 11]`, `["9-17"]`, `"9-17"` or `"0-23"`, each an hour the
+    instance runs (9-17: from 9:00 until 17:59)."""
+    items = value if isinstance(value, list) else [value]
+    hours: set[int] = set()
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise ValueError(f"{item!r} is not an hour (0-23) or a range like 9-17")
+        if isinstance(item, int):
+            first = last = item
+        else:
+            found = _HOURS.match(item)
+            if found is None:
+                raise ValueError(f"{item!r} is not an hour (0-23) or a range like 9-17")
+            first = int(found.group(1))
+            last = int(found.group(2)) if found.group(2) is not None else first
+        if not (0 <= first <= 23 and 0 <= last <= 23):
+            raise ValueError(f"{item!r}: hours are 0-23")
+        if last < first:
+            raise ValueError(f"{item!r}: a range goes from the earlier hour to the later")
+        hours.update(range(first, last + 1))
+    return sorted(hours)
+
+
+Hours = Annotated[list[int], BeforeValidator(_hours)]
+
+
+class WeeklySchedule(StrictModel):
+    """When a time-based instance runs: per weekday, the hours it is up, in `timezone`
+    (an IANA name; OpsWorks used UTC only). A day left out is a day it is off."""
+
+    timezone: str = "UTC"
+    monday: Hours = Field(default_factory=list)
+    tuesday: Hours = Field(default_factory=list)
+    wednesday: Hours = Field(default_factory=list)
+    thursday: Hours = Field(default_factory=list)
+    friday: Hours = Field(default_factory=list)
+    saturday: Hours = Field(default_factory=list)
+    sunday: Hours = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_days(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = [k for k in data if k != "timezone" and k not in WEEKDAYS]
+            if unknown:
+                raise ValueError(
+                    f"unknown weekday(s) {unknown}: use {', '.join(WEEKDAYS)} (and timezone)"
+                )
+        return data
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> WeeklySchedule:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone: {self.timezone!r} is not a known IANA time zone "
+                "(like UTC, Europe/Paris, America/New_York)"
+            ) from None
+        return self
+
+    def hours(self, weekday: int) -> list[int]:
+        """The hours of a weekday (0 = Monday)."""
+        hours: list[int] = getattr(self, WEEKDAYS[weekday])
+        return hours
+
+
 class InstanceSpec(StrictModel):
     hostname: Hostname
+    scaling: Scaling = Scaling.ALWAYS
+    schedule: WeeklySchedule | None = None
+
+    @model_validator(mode="after")
+    def _schedule_with_time(self) -> InstanceSpec:
+        if self.scaling == Scaling.TIME and self.schedule is None:
+            raise ValueError(f"{self.hostname}: scaling: time needs a `schedule`")
+        if self.schedule is not None and self.scaling != Scaling.TIME:
+            raise ValueError(f"{self.hostname}: a `schedule` goes with scaling: time")
+        return self
+
+
+class MetricThresholds(StrictModel):
+    """Layer averages that trigger a step: any one of `up` exceeded scales up; all of
+    `down` under their thresholds scales down."""
+
+    cpu: float | None = Field(default=None, ge=0, le=100, description="percent")
+    memory: float | None = Field(default=None, ge=0, le=100, description="percent used")
+    load: float | None = Field(default=None, ge=0, description="1-minute load average")
+    custom: float | None = Field(default=None, description="the custom metric command's value")
+    instance_count: int = Field(default=1, ge=1, le=100, description="instances per step")
+    thresholds_wait_time: Duration = Field(
+        default=300.0, ge=0, le=86400, description="how long the threshold must hold"
+    )
+    ignore_metrics_time: Duration = Field(
+        default=300.0, ge=0, le=86400, description="cooldown after a scaling action"
+    )
+
+    def metrics(self) -> dict[str, float]:
+        found = {"cpu": self.cpu, "memory": self.memory, "load": self.load}
+        found["custom"] = self.custom
+        return {name: value for name, value in found.items() if value is not None}
+
+
+class LoadBasedScaling(StrictModel):
+    """OpsWorks' load-based scaling for a layer's `scaling: load` instances, plus `max`:
+    when no stopped load-based instance is left, new ones are added up to it."""
+
+    enabled: bool = True
+    interval: Duration = Field(default=60.0, ge=1, le=3600, description="between readings")
+    custom_metric: str | None = Field(
+        default=None, description="a command run on each instance that prints a number"
+    )
+    up: MetricThresholds = Field(default_factory=lambda: MetricThresholds(cpu=80))
+    down: MetricThresholds = Field(default_factory=lambda: MetricThresholds(cpu=30))
+    min: int | None = Field(default=None, ge=0, le=1000, description="running instances")
+    max: int | None = Field(default=None, ge=0, le=1000, description="running instances")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LoadBasedScaling:
+        up, down = self.up.metrics(), self.down.metrics()
+        if not up or not down:
+            raise ValueError("load_based_scaling: `up` and `down` each need a threshold")
+        for name in up.keys() & down.keys():
+            if up[name] <= down[name]:
+                raise ValueError(
+                    f"load_based_scaling: up.{name} ({up[name]:g}) must be above "
+                    f"down.{name} ({down[name]:g})"
+                )
+        if ("custom" in up or "custom" in down) and self.custom_metric is None:
+            raise ValueError("load_based_scaling: a `custom` threshold needs `custom_metric`")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"load_based_scaling: min ({self.min}) is above max ({self.max})")
+        return self
 
 
 class LayerSpec(StrictModel):
@@ -206,6 +349,7 @@ class LayerSpec(StrictModel):
     auto_healing: bool = True
     health_check: LayerHealthCheckSpec = Field(default_factory=LayerHealthCheckSpec)
     healing: HealingPolicySpec = Field(default_factory=HealingPolicySpec)
+    load_based_scaling: LoadBasedScaling | None = None
     recipes: LayerRecipes = Field(default_factory=LayerRecipes)
     custom_json: dict[str, Any] = Field(default_factory=dict)
     instances: list[InstanceSpec] = Field(default_factory=list)
