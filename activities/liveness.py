@@ -24,11 +24,9 @@ import paramiko
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from activities import health, names, ssh
-from opsflow import names as opsflow_names
-from opsflow.errors import NOT_FOUND_TYPE
+from activities.stack_context import layer_instances
 from opsflow.healing import due_for_check
 from opsflow.messages import InstanceView, LayerProbeReport, ProbeLayerInput, ProbeOutcome
 from opsflow.spec import HealthCheckSpec, LayerHealthCheckSpec
@@ -55,22 +53,6 @@ class LivenessActivities:
             *(loop.run_in_executor(_PROBE_THREADS, probe, v, request.check) for v in due)
         )
         return LayerProbeReport(instances=views, outcomes=list(outcomes))
-
-
-async def layer_instances(client: Client, stack: str, layer: str) -> list[InstanceView]:
-    """The layer's instances as the stack workflow knows them now."""
-    handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(stack))
-    try:
-        views: list[InstanceView] = await handle.query(
-            "layer_instances", layer, result_type=list[InstanceView]
-        )
-    except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            raise ApplicationError(
-                f"stack {stack} does not exist", type=NOT_FOUND_TYPE, non_retryable=True
-            ) from None
-        raise  # the server or the stack's worker is busy: retry
-    return views
 
 
 def probe(view: InstanceView, check: LayerHealthCheckSpec) -> ProbeOutcome:

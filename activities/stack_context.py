@@ -1,4 +1,5 @@
-"""Read what a recipe run needs (attributes, recipes, cookbooks) from its stack workflow.
+"""Read from the stack workflow what activities need: a recipe run's attributes, recipes
+and cookbooks; a layer's instances (healing and scaling loops).
 
 Asked when the run starts rather than carried in the command, so a run always sees the
 latest stack configuration and the attributes never enter workflow history.
@@ -8,18 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from opsflow import names
+from activities import names
+from opsflow import names as opsflow_names
 from opsflow.errors import NOT_FOUND_TYPE
-from opsflow.messages import ConfigurationQuery, RecipeRunInput, RunContext
+from opsflow.messages import ConfigurationQuery, InstanceView, RecipeRunInput, RunContext
 
 
 def stack_context_source(client: Client) -> Callable[[RecipeRunInput], Awaitable[RunContext]]:
     async def fetch(run: RecipeRunInput) -> RunContext:
-        handle = client.get_workflow_handle(names.stack_workflow_id(run.stack))
+        handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(run.stack))
         request = ConfigurationQuery(hostname=run.hostname, event=run.event, instance=run.instance)
         try:
             context: RunContext = await handle.query("run_context", request, result_type=RunContext)
@@ -32,3 +35,30 @@ def stack_context_source(client: Client) -> Callable[[RecipeRunInput], Awaitable
         return context
 
     return fetch
+
+
+async def layer_instances(client: Client, stack: str, layer: str) -> list[InstanceView]:
+    """The layer's instances as the stack workflow knows them now."""
+    handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(stack))
+    try:
+        views: list[InstanceView] = await handle.query(
+            "layer_instances", layer, result_type=list[InstanceView]
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApplicationError(
+                f"stack {stack} does not exist", type=NOT_FOUND_TYPE, non_retryable=True
+            ) from None
+        raise  # the server or the stack's worker is busy: retry
+    return views
+
+
+class StackReader:
+    """Activities that only read the stack (a query)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    @activity.defn(name=names.DESCRIBE_LAYER)
+    async def describe_layer(self, stack: str, layer: str) -> list[InstanceView]:
+        return await layer_instances(self._client, stack, layer)

@@ -518,6 +518,7 @@ class ScaleRequest(BaseModel):
     run: bool
     reason: str
     source: str = Field(description="time | load")
+    layer: str | None = Field(default=None, description="set: add this new instance to it")
 
 
 class TimeScaleInput(BaseModel):
@@ -531,3 +532,7 @@ class SyncSchedulesInput(BaseModel):
 
     stack: str
     schedules: dict[str, WeeklySchedule] = Field(description="hostname -> schedule")
+    changed: list[str] = Field(
+        default_factory=list, description="new or changed: triggered once to match now"
+    )
+    remove: list[str] = Field(default_factory=list, description="no longer time-based")

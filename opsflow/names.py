@@ -34,3 +34,14 @@ def split_recipe(recipe: str) -> tuple[str, str]:
     """`web::setup` -> ("web", "setup")."""
     cookbook, _, name = recipe.partition("::")
     return cookbook, name
+
+
+def scaling_workflow_id(stack: str, layer: str) -> str:
+    return f"scaling:{stack}:{layer}"
+
+
+def schedule_id(stack: str, hostname: str) -> str:
+    return f"timescale:{stack}:{hostname}"
+
+
+SCHEDULE_PREFIX = "timescale:"

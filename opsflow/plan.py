@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field
 
 from opsflow.messages import InstanceView
-from opsflow.spec import LayerSpec, StackSpec
+from opsflow.spec import LayerSpec, Scaling, StackSpec
 from opsflow.status import InstanceStatus
 
 
@@ -17,6 +17,9 @@ class StackPlan(BaseModel):
     delete_instances: list[str] = Field(default_factory=list)
     restart_instances: list[str] = Field(
         default_factory=list, description="declared, existing, stopped or failed: start again"
+    )
+    stay_stopped: list[str] = Field(
+        default_factory=list, description="created but not started: time or load based"
     )
 
     @property
@@ -82,18 +85,35 @@ def plan_stack(
         if old is None:
             plan.changes.append(f"add layer {name}")
             continue
-        for field in ("auto_healing", "recipes", "custom_json"):
+        fields = ("auto_healing", "health_check", "healing", "load_based_scaling")
+        for field in ("recipes", "custom_json", *fields):
             if getattr(old, field) != getattr(wanted, field):
                 plan.changes.append(f"change layer {name} {field}")
     for name in current_layers:
         if name not in desired_layers:
             plan.changes.append(f"remove layer {name}")
     declared = desired.declared_instances()
+    scaled = {
+        i.hostname: i.scaling
+        for layer in desired.layers
+        for i in layer.instances
+        if i.scaling != Scaling.ALWAYS
+    }
     for hostname, layer_name in declared.items():
         view = instances.get(hostname)
         if view is None:
             plan.create_instances[hostname] = layer_name
-            plan.changes.append(f"add instance {hostname} to layer {layer_name} and start it")
+            if hostname in scaled:
+                plan.stay_stopped.append(hostname)
+                by = "its schedule" if scaled[hostname] == Scaling.TIME else "load-based scaling"
+                plan.changes.append(
+                    f"add {scaled[hostname].value}-based instance {hostname} to layer "
+                    f"{layer_name} (started and stopped by {by})"
+                )
+            else:
+                plan.changes.append(f"add instance {hostname} to layer {layer_name} and start it")
+        elif hostname in scaled:
+            continue  # its schedule or its layer's load decides when it runs
         elif view.status in (
             InstanceStatus.STOPPED,
             InstanceStatus.START_FAILED,

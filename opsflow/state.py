@@ -16,7 +16,7 @@ from opsflow.messages import (
     ResolvedCookbooks,
     StackEvent,
 )
-from opsflow.spec import Provider, StackSpec
+from opsflow.spec import LoadBasedScaling, Provider, Scaling, StackSpec, WeeklySchedule
 
 MAX_EVENTS = 200
 MAX_DEPLOYMENTS = 100
@@ -75,6 +75,11 @@ class StackState(BaseModel):
     pending_releases: dict[str, AppRelease] = Field(default_factory=dict)
     # Layers whose healing loop runs, with the settings it was given.
     healing: dict[str, HealingConfig] = Field(default_factory=dict)
+    # Layers whose load-based scaling loop runs, with its settings.
+    load_scaling: dict[str, LoadBasedScaling] = Field(default_factory=dict)
+    # Instances that are time or load based (absent: always), and the schedules synced.
+    scaling: dict[str, Scaling] = Field(default_factory=dict)
+    schedules: dict[str, WeeklySchedule] = Field(default_factory=dict)
 
     def remember_deployment(self, summary: DeploymentSummary) -> None:
         """Add or update one deployment in the bounded history."""

@@ -8,9 +8,9 @@ and the caller gets an answer (a signal could only be fire-and-forget).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -49,21 +49,27 @@ with workflow.unsafe.imports_passed_through():
         RunCommandInput,
         RunCommandResult,
         RunContext,
+        ScaleRequest,
         StackDescription,
         StackEvent,
+        SyncSchedulesInput,
     )
     from opsflow.plan import conflicts, plan_stack
     from opsflow.releases import release_name
     from opsflow.rollout import Strategy, parse_amount, plan_batches
+    from opsflow.scaling import LoadScalingState
     from opsflow.spec import (
         AppSpec,
         ConfigurationManager,
         LifecycleEvent,
+        Scaling,
         StackSpec,
+        WeeklySchedule,
         missing_recipes,
     )
     from opsflow.state import InstanceState, StackState
     from opsflow.status import (
+        RUNNING,
         InstanceStatus,
         entered_or_left_online,
         why_not_delete,
@@ -75,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.deployment import DeploymentWorkflow
     from workflows.healing import LayerHealingWorkflow
     from workflows.instance import InstanceWorkflow
+    from workflows.scaling import LoadScalingWorkflow
 
 # Commands `opsflow run` accepts, with the event their recipes run as (OPSFLOW_EVENT).
 RUN_COMMANDS = {
@@ -99,6 +106,73 @@ def _detach(child: ChildWorkflowHandle[Any, Any]) -> None:
     """Children outlive the stack's interest in them (they report by signal): observe their
     end so a cancelled or failed child is not reported as an unretrieved exception."""
     child.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+class _LayerLoop(NamedTuple):
+    """A kind of per-layer loop the stack keeps running: healing or load-based scaling."""
+
+    name: str  # healing | scaling: event kinds {name}_started / {name}_stopped
+    title: str
+    state_field: str  # StackState field: layer -> the settings the loop was given
+    workflow: Callable[..., Awaitable[None]]
+    initial: Callable[[str, str, Any, int | None], Any]
+    workflow_id: Callable[[str, str], str]
+
+
+HEALING = _LayerLoop(
+    name="healing",
+    title="auto healing",
+    state_field="healing",
+    workflow=LayerHealingWorkflow.run,
+    initial=lambda stack, layer, config, max_events: HealingState(
+        stack=stack, layer=layer, config=config, max_history_events=max_events
+    ),
+    workflow_id=names.healing_workflow_id,
+)
+LOAD_SCALING = _LayerLoop(
+    name="scaling",
+    title="load-based scaling",
+    state_field="load_scaling",
+    workflow=LoadScalingWorkflow.run,
+    initial=lambda stack, layer, config, max_events: LoadScalingState(
+        stack=stack, layer=layer, config=config, max_history_events=max_events
+    ),
+    workflow_id=names.scaling_workflow_id,
+)
+
+
+def _healing_wanted(spec: StackSpec) -> dict[str, Any]:
+    return {
+        layer.name: HealingConfig(check=layer.health_check, policy=layer.healing)
+        for layer in spec.layers
+        if layer.auto_healing
+    }
+
+
+def _load_scaling_wanted(spec: StackSpec) -> dict[str, Any]:
+    return {
+        layer.name: layer.load_based_scaling
+        for layer in spec.layers
+        if layer.load_based_scaling is not None and layer.load_based_scaling.enabled
+    }
+
+
+def _scaling_of(spec: StackSpec) -> dict[str, Scaling]:
+    return {
+        i.hostname: i.scaling
+        for layer in spec.layers
+        for i in layer.instances
+        if i.scaling != Scaling.ALWAYS
+    }
+
+
+def _schedules_of(spec: StackSpec) -> dict[str, WeeklySchedule]:
+    return {
+        i.hostname: i.schedule
+        for layer in spec.layers
+        for i in layer.instances
+        if i.scaling == Scaling.TIME and i.schedule is not None
+    }
 
 
 def _not_found(message: str) -> ApplicationError:
@@ -185,9 +259,16 @@ class StackWorkflow:
             if created or plan.changes:
                 self._event("applied", "; ".join(plan.changes) or "no changes")
             # Started together, not one after another: each await is a round trip.
+            self._state.scaling = _scaling_of(request.spec) | {
+                h: Scaling.LOAD
+                for h, v in self._state.instances.items()
+                if not v.from_file and self._state.scaling.get(h) == Scaling.LOAD
+            }
             await asyncio.gather(
                 *(
-                    self._create_instance(hostname, layer, from_file=True, start=True)
+                    self._create_instance(
+                        hostname, layer, from_file=True, start=hostname not in plan.stay_stopped
+                    )
                     for hostname, layer in plan.create_instances.items()
                 )
             )
@@ -195,7 +276,9 @@ class StackWorkflow:
             await self._send_all(
                 plan.delete_instances, lambda _: self._command(InstanceCommandKind.DELETE)
             )
-            await self._sync_healing(request.spec)
+            await self._sync_layer_loops(HEALING, _healing_wanted(request.spec))
+            await self._sync_layer_loops(LOAD_SCALING, _load_scaling_wanted(request.spec))
+            await self._sync_schedules(_schedules_of(request.spec))
             return ApplyResult(
                 changes=plan.changes,
                 started=[*plan.create_instances, *plan.restart_instances],
@@ -435,7 +518,9 @@ class StackWorkflow:
         async with self._lock:
             self._state.deleting = True
             self._event("deleting", "stack delete requested")
-            await self._stop_healing(list(self._state.healing))
+            await self._stop_layer_loops(HEALING, list(self._state.healing))
+            await self._stop_layer_loops(LOAD_SCALING, list(self._state.load_scaling))
+            await self._sync_schedules({})
             hostnames = sorted(self._state.instances)
             await self._send_all(hostnames, lambda _: self._command(InstanceCommandKind.DELETE))
             return DeleteStackResult(instances=hostnames)
@@ -496,11 +581,38 @@ class StackWorkflow:
 
     @workflow.query
     def layer_instances(self, layer: str) -> list[InstanceView]:
-        return [
-            self._state.instances[h]
-            for h in sorted(self._state.instances)
-            if layer in self._state.instances[h].layers
-        ]
+        return [v for v in self._views() if layer in v.layers]
+
+    @workflow.signal
+    async def scale_instance(self, request: ScaleRequest) -> None:
+        """A schedule or a layer's load asks for an instance to run or not."""
+        if self._state.deleting or self._state.spec is None:
+            return
+        view = self._state.instances.get(request.hostname)
+        if view is None:
+            if request.layer is None or self._spec().layer(request.layer) is None:
+                return
+            async with self._lock:
+                self._state.scaling[request.hostname] = Scaling.LOAD
+                await self._create_instance(
+                    request.hostname, request.layer, from_file=False, start=True
+                )
+            self._scaled(request, "added and started")
+            return
+        if request.run and why_not_start(view.status) is None:
+            await self._send(request.hostname, self._start_command_for(request.hostname))
+            self._scaled(request, "started")
+        elif not request.run and view.status in RUNNING and view.status != InstanceStatus.STOPPING:
+            await self._send(request.hostname, self._command(InstanceCommandKind.STOP))
+            self._scaled(request, "stopped")
+
+    def _scaled(self, request: ScaleRequest, what: str) -> None:
+        self._event(
+            "scaling",
+            f"{request.hostname} {what} ({request.source}-based): {request.reason}",
+            hostname=request.hostname,
+            details={"source": request.source},
+        )
 
     @workflow.query
     def describe(self) -> StackDescription:
@@ -509,7 +621,7 @@ class StackWorkflow:
             name=spec.name,
             spec=spec,
             source_file=self._state.source_file,
-            instances=[self._state.instances[h] for h in sorted(self._state.instances)],
+            instances=self._views(),
             deleting=self._state.deleting,
             configure_rounds=self._state.configure_rounds,
             configure_pending=self._state.configure_pending,
@@ -576,55 +688,74 @@ class StackWorkflow:
         )
         _detach(child)
 
-    async def _sync_healing(self, spec: StackSpec) -> None:
-        """One healing loop per layer with auto_healing on; told its new settings, or
-        stopped when auto_healing is off or the layer is gone."""
-        wanted = {
-            layer.name: HealingConfig(check=layer.health_check, policy=layer.healing)
-            for layer in spec.layers
-            if layer.auto_healing
-        }
-        await self._stop_healing([layer for layer in self._state.healing if layer not in wanted])
+    async def _sync_layer_loops(self, loop: _LayerLoop, wanted: dict[str, Any]) -> None:
+        """One loop per layer that wants it: started, told its new settings, or stopped
+        when the layer no longer wants it (or is gone)."""
+        running: dict[str, Any] = getattr(self._state, loop.state_field)
+        stack = self._spec().name
+        await self._stop_layer_loops(loop, [layer for layer in running if layer not in wanted])
         for layer, config in wanted.items():
-            running = self._state.healing.get(layer)
-            if running == config:
+            current = running.get(layer)
+            if current == config:
                 continue
-            self._state.healing[layer] = config
-            if running is not None:
-                handle = workflow.get_external_workflow_handle(
-                    names.healing_workflow_id(spec.name, layer)
-                )
-                await handle.signal(LayerHealingWorkflow.reconfigure, config)
+            running[layer] = config
+            if current is not None:
+                handle = workflow.get_external_workflow_handle(loop.workflow_id(stack, layer))
+                await handle.signal("reconfigure", config)
                 continue
             child = await workflow.start_child_workflow(
-                LayerHealingWorkflow.run,
-                HealingState(
-                    stack=spec.name,
-                    layer=layer,
-                    config=config,
-                    max_history_events=self._state.max_history_events,
-                ),
-                id=names.healing_workflow_id(spec.name, layer),
+                loop.workflow,
+                loop.initial(stack, layer, config, self._state.max_history_events),
+                id=loop.workflow_id(stack, layer),
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=self._tags(
-                    SearchAttributePair(common.STACK_ATTRIBUTE, spec.name),
+                    SearchAttributePair(common.STACK_ATTRIBUTE, stack),
                     SearchAttributePair(common.LAYER_ATTRIBUTE, layer),
                 ),
             )
             _detach(child)
-            self._event("healing_started", f"auto healing on for layer {layer}")
+            self._event(f"{loop.name}_started", f"{loop.title} on for layer {layer}")
 
-    async def _stop_healing(self, layers: list[str]) -> None:
+    async def _stop_layer_loops(self, loop: _LayerLoop, layers: list[str]) -> None:
+        running: dict[str, Any] = getattr(self._state, loop.state_field)
         for layer in layers:
-            self._state.healing.pop(layer, None)
+            running.pop(layer, None)
             handle = workflow.get_external_workflow_handle(
-                names.healing_workflow_id(self._spec().name, layer)
+                loop.workflow_id(self._spec().name, layer)
             )
             try:
-                await handle.signal(LayerHealingWorkflow.stop)
+                await handle.signal("stop")
             except Exception:  # it ended already
-                workflow.logger.warning("healing loop of layer %s is gone", layer)
-            self._event("healing_stopped", f"auto healing off for layer {layer}")
+                workflow.logger.warning("%s loop of layer %s is gone", loop.name, layer)
+            self._event(f"{loop.name}_stopped", f"{loop.title} off for layer {layer}")
+
+    def _views(self) -> list[InstanceView]:
+        """Every instance, with its scaling kind (the stack's to know, not the instance's)."""
+        return [
+            self._state.instances[h].model_copy(
+                update={"scaling": self._state.scaling.get(h, Scaling.ALWAYS)}
+            )
+            for h in sorted(self._state.instances)
+        ]
+
+    async def _sync_schedules(self, wanted: dict[str, WeeklySchedule]) -> None:
+        """Temporal Schedules for the time-based instances, as the stack file says."""
+        changed = [h for h, hours in wanted.items() if self._state.schedules.get(h) != hours]
+        remove = [h for h in self._state.schedules if h not in wanted]
+        if not changed and not remove:
+            return
+        done: list[str] = await workflow.execute_activity(
+            activity.SYNC_SCHEDULES,
+            SyncSchedulesInput(
+                stack=self._spec().name, schedules=wanted, changed=changed, remove=remove
+            ),
+            result_type=list[str],
+            start_to_close_timeout=common.PROVIDER_TIMEOUT,
+            retry_policy=common.PROVIDER_RETRY,
+        )
+        self._state.schedules = wanted
+        if done:
+            self._event("schedules", "; ".join(done))
 
     async def _send(self, hostname: str, command: InstanceCommand) -> None:
         handle = workflow.get_external_workflow_handle(

@@ -12,7 +12,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from activities.liveness import layer_instances
+from activities.stack_context import layer_instances
 from opsflow.errors import RECIPE_FAILED_TYPE
 from opsflow.healing import due_for_check
 from opsflow.messages import (
@@ -20,16 +20,21 @@ from opsflow.messages import (
     FetchCookbooksInput,
     HealthCheckInput,
     HealthCheckResult,
+    InstanceMetrics,
+    InstanceView,
     LaunchInput,
     LaunchResult,
     LayerProbeReport,
     MachineInput,
+    MetricsReport,
     ProbeLayerInput,
     ProbeOutcome,
+    ReadMetricsInput,
     RecipeRunInput,
     RecipeRunResult,
     ResolvedCookbooks,
     SshEndpoint,
+    SyncSchedulesInput,
 )
 from opsflow.spec import ConfigurationManager
 
@@ -69,6 +74,9 @@ class FakeCloud:
     dead: set[str] = field(default_factory=set)
     stays_dead: set[str] = field(default_factory=set)
     probes: list[str] = field(default_factory=list)
+    # Scaling: each host's metric values (read_metrics), and the schedule syncs asked for.
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    schedule_syncs: list[SyncSchedulesInput] = field(default_factory=list)
 
     def events_for(self, event: str) -> list[str]:
         return [host for host, ev in self.runs if ev == event]
@@ -163,7 +171,37 @@ class FakeCloud:
             detail = "HTTP 200 OK" if healthy else "HTTP 503 Service Unavailable"
             return HealthCheckResult(healthy=healthy, attempts=1, seconds=0.1, detail=detail)
 
-        return [launch, stop, terminate, run_recipes, fetch_cookbooks, check_health, probe_layer]
+        @activity.defn(name=names.DESCRIBE_LAYER)
+        async def describe_layer(stack: str, layer: str) -> list[InstanceView]:
+            assert self.client is not None, "FakeCloud.client is needed for scaling loops"
+            return await layer_instances(self.client, stack, layer)
+
+        @activity.defn(name=names.READ_METRICS)
+        async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
+            found = []
+            for view in request.instances:
+                values = self.metrics.get(view.hostname, {})
+                wanted = {m: v for m, v in values.items() if m in request.metrics}
+                found.append(InstanceMetrics(hostname=view.hostname, values=wanted))
+            return MetricsReport(instances=found)
+
+        @activity.defn(name=names.SYNC_SCHEDULES)
+        async def sync_schedules(request: SyncSchedulesInput) -> list[str]:
+            self.schedule_syncs.append(request)
+            return [f"synced {h}" for h in request.changed]
+
+        return [
+            launch,
+            stop,
+            terminate,
+            run_recipes,
+            fetch_cookbooks,
+            check_health,
+            probe_layer,
+            describe_layer,
+            read_metrics,
+            sync_schedules,
+        ]
 
     def _app_run(self, request: RecipeRunInput) -> RecipeRunResult:
         app, host = request.app, request.hostname
