@@ -281,7 +281,10 @@ class StackWorkflow:
             await self._sync_schedules(_schedules_of(request.spec))
             return ApplyResult(
                 changes=plan.changes,
-                started=[*plan.create_instances, *plan.restart_instances],
+                started=[
+                    *(h for h in plan.create_instances if h not in plan.stay_stopped),
+                    *plan.restart_instances,
+                ],
                 stopping=plan.delete_instances,
             )
 
