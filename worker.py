@@ -19,14 +19,17 @@ from activities import local_provider
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
 from activities.liveness import LivenessActivities
+from activities.metrics import read_metrics
 from activities.recipe_runner import RecipeActivities
-from activities.stack_context import stack_context_source
+from activities.schedules import ScheduleActivities
+from activities.stack_context import StackReader, stack_context_source
 from client.connect import connect
 from client.telemetry import tracing_interceptors
 from opsflow import settings
 from workflows.deployment import DeploymentWorkflow
 from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow
+from workflows.scaling import LoadScalingWorkflow, TimeScalingWorkflow
 from workflows.stack import StackWorkflow
 
 WORKFLOWS: Sequence[type] = (
@@ -34,6 +37,8 @@ WORKFLOWS: Sequence[type] = (
     InstanceWorkflow,
     DeploymentWorkflow,
     LayerHealingWorkflow,
+    LoadScalingWorkflow,
+    TimeScalingWorkflow,
 )
 
 
@@ -46,6 +51,9 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
         fetch_cookbooks,
         check_health,
         LivenessActivities(client).probe_layer,
+        StackReader(client).describe_layer,
+        read_metrics,
+        ScheduleActivities(client).sync_schedules,
     ]
     return Worker(
         client,
