@@ -6,9 +6,11 @@ starts or stops the instance as the hours say at that moment. They show on the T
 UI's Schedules page and obey `opsflow schedule pause|unpause|trigger`.
 
 `sync_schedules` makes Temporal hold what the stack file says: creates missing schedules,
-updates changed ones (keeping a pause and its note), deletes removed ones, and triggers
-each created or changed schedule once so the instance matches its hours right away. It is
-idempotent: a retried attempt does the same again.
+updates the others (keeping a pause and its note), deletes removed ones, and triggers each
+created or changed schedule once so the instance matches its hours right away: so an apply
+also recreates a schedule deleted outside opsflow. It is idempotent: a retried attempt does
+the same again. A schedule whose hours never turn (up all week, or never) fires once a
+week, Monday 00:00, to set the instance right.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ def build_schedule(stack: str, hostname: str, hours: WeeklySchedule, task_queue:
         )
         for weekday, hour in transitions(hours)
     ]
+    if not calendars:  # up all week, or never: nothing turns; still check once a week
+        calendars = [
+            ScheduleCalendarSpec(
+                day_of_week=[ScheduleRange(1)],
+                hour=[ScheduleRange(0)],
+                minute=[ScheduleRange(0)],
+                second=[ScheduleRange(0)],
+                comment=f"{hostname} weekly check",
+            )
+        ]
     return Schedule(
         action=ScheduleActionStartWorkflow(
             TIME_SCALING_WORKFLOW,
@@ -95,15 +107,17 @@ class ScheduleActivities:
         for hostname, hours in sorted(request.schedules.items()):
             schedule_id = opsflow_names.schedule_id(request.stack, hostname)
             wanted = build_schedule(request.stack, hostname, hours, task_queue)
+            created = False
             try:
                 handle = await self._client.create_schedule(schedule_id, wanted)
                 done.append(f"created schedule of {hostname}")
+                created = True
             except ScheduleAlreadyRunningError:
                 handle = self._client.get_schedule_handle(schedule_id)
                 await handle.update(functools.partial(_keeping_state, wanted))
                 if hostname not in request.changed:
                     continue
                 done.append(f"updated schedule of {hostname}")
-            if hostname in request.changed:
+            if created or hostname in request.changed:
                 await handle.trigger(overlap=ScheduleOverlapPolicy.BUFFER_ONE)
         return done

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field
 
 from opsflow.messages import InstanceView
-from opsflow.spec import LayerSpec, Scaling, StackSpec
+from opsflow.spec import InstanceSpec, LayerSpec, Scaling, StackSpec
 from opsflow.status import InstanceStatus
 
 
@@ -112,9 +112,7 @@ def plan_stack(
                 )
             else:
                 plan.changes.append(f"add instance {hostname} to layer {layer_name} and start it")
-        elif hostname in scaled:
-            continue  # its schedule or its layer's load decides when it runs
-        elif view.status in (
+        elif hostname not in scaled and view.status in (
             InstanceStatus.STOPPED,
             InstanceStatus.START_FAILED,
             InstanceStatus.SETUP_FAILED,
@@ -122,8 +120,24 @@ def plan_stack(
         ):
             plan.restart_instances.append(hostname)
             plan.changes.append(f"start instance {hostname} (now {view.status.value})")
+    before = _instance_specs(current) if current is not None else {}
+    for hostname, wanted_spec in _instance_specs(desired).items():
+        old_spec = before.get(hostname)
+        if old_spec is None or hostname in plan.create_instances:
+            continue
+        if old_spec.scaling != wanted_spec.scaling:
+            plan.changes.append(
+                f"change instance {hostname} scaling {old_spec.scaling.value} -> "
+                f"{wanted_spec.scaling.value}"
+            )
+        elif old_spec.schedule != wanted_spec.schedule:
+            plan.changes.append(f"change instance {hostname} schedule")
     for hostname, view in sorted(instances.items()):
         if view.from_file and hostname not in declared:
             plan.delete_instances.append(hostname)
             plan.changes.append(f"stop and delete instance {hostname}")
     return plan
+
+
+def _instance_specs(spec: StackSpec) -> dict[str, InstanceSpec]:
+    return {i.hostname: i for layer in spec.layers for i in layer.instances}

@@ -80,6 +80,8 @@ class StackState(BaseModel):
     # Instances that are time or load based (absent: always), and the schedules synced.
     scaling: dict[str, Scaling] = Field(default_factory=dict)
     schedules: dict[str, WeeklySchedule] = Field(default_factory=dict)
+    # The last start (True) or stop (False) scaling sent to each instance.
+    scaled: dict[str, bool] = Field(default_factory=dict)
 
     def remember_deployment(self, summary: DeploymentSummary) -> None:
         """Add or update one deployment in the bounded history."""

@@ -602,11 +602,19 @@ class StackWorkflow:
                 )
             self._scaled(request, "added and started")
             return
-        if request.run and why_not_start(view.status) is None:
+        # The last scaling command sent may not show in the status yet (a start still
+        # queued while the view says stopped): the opposite request is sent all the same,
+        # and the instance, which runs its commands in order, skips what is already so.
+        last = self._state.scaled.get(request.hostname)
+        if request.run and (why_not_start(view.status) is None or last is False):
             await self._send(request.hostname, self._start_command_for(request.hostname))
+            self._state.scaled[request.hostname] = True
             self._scaled(request, "started")
-        elif not request.run and view.status in RUNNING and view.status != InstanceStatus.STOPPING:
+        elif not request.run and (
+            (view.status in RUNNING and view.status != InstanceStatus.STOPPING) or last is True
+        ):
             await self._send(request.hostname, self._command(InstanceCommandKind.STOP))
+            self._state.scaled[request.hostname] = False
             self._scaled(request, "stopped")
 
     def _scaled(self, request: ScaleRequest, what: str) -> None:
@@ -745,8 +753,8 @@ class StackWorkflow:
         """Temporal Schedules for the time-based instances, as the stack file says."""
         changed = [h for h, hours in wanted.items() if self._state.schedules.get(h) != hours]
         remove = [h for h in self._state.schedules if h not in wanted]
-        if not changed and not remove:
-            return
+        if not wanted and not remove:
+            return  # (with schedules, every apply syncs: one deleted by hand comes back)
         done: list[str] = await workflow.execute_activity(
             activity.SYNC_SCHEDULES,
             SyncSchedulesInput(

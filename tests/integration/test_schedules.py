@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.client import ScheduleDescription
@@ -163,15 +164,18 @@ async def test_a_time_based_instance_follows_its_schedule_from_apply_to_removal(
     assert timed["status"] == "online" and timed["timezone"] == "Asia/Tokyo"
     assert timed["hours"] == {day: list(range(24)) for day in WEEKDAYS}
     assert timed["paused"] is False
-    # Up all week: no moment turns it on or off, so the schedule has nothing to fire at;
-    # only the apply's trigger ran.
-    assert timed["next_runs"] == []
+    # Up all week: no moment turns it on or off, so the schedule fires once a week
+    # (Monday 00:00 in its zone) to set the instance right; so far only the apply's
+    # trigger ran.
+    next_runs = [datetime.fromisoformat(at) for at in timed["next_runs"]]
+    tokyo = [at.astimezone(ZoneInfo("Asia/Tokyo")) for at in next_runs]
+    assert len(tokyo) == 2 and all((t.weekday(), t.hour, t.minute) == (0, 0, 0) for t in tokyo)
     assert len(timed["recent_runs"]) == 1
     assert timed["recent_runs"][0]["workflow_id"].startswith(f"timescale-run:{stack}:timed1")
 
     described = await describe_schedule(opsflow, stack)
     assert described.schedule.spec.time_zone_name == "Asia/Tokyo"
-    assert described.schedule.spec.calendars == []
+    assert [c.comment for c in described.schedule.spec.calendars] == ["timed1 weekly check"]
     assert described.schedule.state.paused is False
 
     table = await cli.ok("schedule", "list", stack)

@@ -72,3 +72,39 @@ def test_removing_a_layer_that_holds_cli_added_instances_is_a_conflict() -> None
         "layer 'db' is removed but still has instance 'extra'"
         in conflicts(current, instances, spec(["web1"]))[0]
     )
+
+
+def scaled(instances: list[dict[str, object]]) -> StackSpec:
+    return StackSpec.model_validate(
+        {"name": "shop", "layers": [{"name": "web", "instances": instances}]}
+    )
+
+
+def test_time_and_load_instances_are_created_stopped_and_never_restarted_by_apply() -> None:
+    hours = {"monday": "9-17"}
+    desired = scaled(
+        [
+            {"hostname": "web1"},
+            {"hostname": "t1", "scaling": "time", "schedule": hours},
+            {"hostname": "l1", "scaling": "load"},
+        ]
+    )
+    plan = plan_stack(None, {}, desired)
+    assert plan.create_instances == {"web1": "web", "t1": "web", "l1": "web"}
+    assert plan.stay_stopped == ["t1", "l1"]
+    assert "add time-based instance t1 to layer web (started and stopped by its schedule)" in (
+        plan.changes
+    )
+    stopped = {h: view(h, "web", InstanceStatus.STOPPED) for h in ("web1", "t1", "l1")}
+    assert plan_stack(desired, stopped, desired).restart_instances == ["web1"]
+
+
+def test_a_changed_schedule_or_scaling_kind_is_a_change() -> None:
+    before = scaled([{"hostname": "t1", "scaling": "time", "schedule": {"monday": "9-17"}}])
+    online = {"t1": view("t1", "web", InstanceStatus.ONLINE)}
+    after = scaled([{"hostname": "t1", "scaling": "time", "schedule": {"monday": "9-18"}}])
+    assert plan_stack(before, online, after).changes == ["change instance t1 schedule"]
+    always = scaled([{"hostname": "t1"}])
+    assert plan_stack(before, online, always).changes == [
+        "change instance t1 scaling time -> always"
+    ]
