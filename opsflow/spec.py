@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from opsflow import names
+from opsflow import aws, names
 from opsflow.secrets import SecureValue
 
 
@@ -273,8 +273,53 @@ class WeeklySchedule(StrictModel):
         return hours
 
 
+class Ec2Options(StrictModel):
+    """EC2 launch settings; the stack's are defaults, a layer's and an instance's override
+    them key by key (tags are merged)."""
+
+    ami: str | None = None
+    instance_type: str | None = None
+    subnet: str | None = None
+    security_groups: list[str] | None = None
+    key_pair: str | None = None
+    instance_profile: str | None = Field(default=None, description="IAM instance profile name")
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shapes(self) -> Ec2Options:
+        checks = [
+            ("ami", self.ami, aws.AMI_ID, "an AMI id like ami-0abc1234def567890"),
+            ("instance_type", self.instance_type, aws.INSTANCE_TYPE, "like t3.micro"),
+            ("subnet", self.subnet, aws.SUBNET_ID, "a subnet id like subnet-0abc1234"),
+        ]
+        checks += [
+            ("security_groups", group, aws.SECURITY_GROUP_ID, "a group id like sg-0abc1234")
+            for group in self.security_groups or []
+        ]
+        for field, value, pattern, shape in checks:
+            if value is not None and not pattern.match(value):
+                raise ValueError(f"{field}: {value!r} is not {shape}")
+        reserved = [key for key in self.tags if key.startswith(("opsflow:", "aws:"))]
+        if reserved:
+            raise ValueError(f"tags: {reserved} use a reserved prefix (opsflow:, aws:)")
+        return self
+
+    def over(self, base: Ec2Options) -> Ec2Options:
+        """These options on top of `base`."""
+        merged = base.model_dump() | self.model_dump(exclude_none=True, exclude={"tags"})
+        merged["tags"] = base.tags | self.tags
+        return Ec2Options.model_validate(merged)
+
+
+class VolumeSpec(StrictModel):
+    size: int = Field(ge=1, le=16384, description="GiB")
+    type: str = Field(default="gp3", pattern=r"^(gp2|gp3|io1|io2|st1|sc1|standard)$")
+    mount_point: str = Field(pattern=r"^/[A-Za-z0-9._/-]*$")
+
+
 class InstanceSpec(StrictModel):
     hostname: Hostname
+    ec2: Ec2Options | None = None
     scaling: Scaling = Scaling.ALWAYS
     schedule: WeeklySchedule | None = None
 
@@ -350,6 +395,28 @@ class LayerSpec(StrictModel):
     health_check: LayerHealthCheckSpec = Field(default_factory=LayerHealthCheckSpec)
     healing: HealingPolicySpec = Field(default_factory=HealingPolicySpec)
     load_based_scaling: LoadBasedScaling | None = None
+    ec2: Ec2Options | None = None
+    auto_assign_elastic_ip: bool = False
+    volumes: list[VolumeSpec] = Field(default_factory=list)
+    load_balancer: str | None = Field(default=None, description="an ELBv2 target group ARN")
+
+    @model_validator(mode="after")
+    def _target_group_arn(self) -> LayerSpec:
+        if self.load_balancer is not None and not aws.TARGET_GROUP_ARN.match(self.load_balancer):
+            raise ValueError(
+                f"load_balancer: {self.load_balancer!r} is not an ELBv2 target group ARN "
+                "(arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID)"
+            )
+        return self
+
+    def uses_ec2(self) -> list[str]:
+        """The ec2-only settings this layer (or its instances) sets."""
+        used = [f for f in ("ec2", "load_balancer") if getattr(self, f) is not None]
+        used += ["auto_assign_elastic_ip"] if self.auto_assign_elastic_ip else []
+        used += ["volumes"] if self.volumes else []
+        used += [f"instances.{i.hostname}.ec2" for i in self.instances if i.ec2 is not None]
+        return used
+
     recipes: LayerRecipes = Field(default_factory=LayerRecipes)
     custom_json: dict[str, Any] = Field(default_factory=dict)
     instances: list[InstanceSpec] = Field(default_factory=list)
@@ -388,6 +455,8 @@ class AppSpec(StrictModel):
 class StackSpec(StrictModel):
     name: StackName
     provider: Provider = Provider.LOCAL
+    region: str | None = Field(default=None, description="ec2: the AWS region")
+    ec2: Ec2Options | None = None
     configuration_manager: ConfigurationManager = ConfigurationManager.SHELL
     cookbooks: CookbookSource | None = None
     custom_json: dict[str, Any] = Field(default_factory=dict)
@@ -401,6 +470,7 @@ class StackSpec(StrictModel):
                 f"provider {self.provider.value!r} is not available in this version "
                 f"(available: {', '.join(sorted(SUPPORTED_PROVIDERS))})"
             )
+        self._check_provider_settings()
         if self.configuration_manager not in SUPPORTED_MANAGERS:
             raise ValueError(
                 f"configuration_manager {self.configuration_manager.value!r} is not available "
@@ -428,6 +498,22 @@ class StackSpec(StrictModel):
             if unknown:
                 raise ValueError(f"apps: app {app.name!r} names unknown layer(s) {unknown}")
         return self
+
+    def _check_provider_settings(self) -> None:
+        if self.provider != Provider.EC2:
+            used = ["region"] if self.region is not None else []
+            used += ["ec2"] if self.ec2 is not None else []
+            used += [f"layers.{layer.name}.{f}" for layer in self.layers for f in layer.uses_ec2()]
+            if used:
+                raise ValueError(
+                    f"{', '.join(used)}: only for provider ec2 (this stack is "
+                    f"{self.provider.value})"
+                )
+            return
+        if self.region is None:
+            raise ValueError("region: provider ec2 needs a region (like us-east-1)")
+        if not aws.REGION.match(self.region):
+            raise ValueError(f"region: {self.region!r} is not an AWS region name (like us-east-1)")
 
     def app(self, name: str) -> AppSpec | None:
         return next((app for app in self.apps if app.name == name), None)

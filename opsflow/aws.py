@@ -1,0 +1,15 @@
+"""Shapes of AWS identifiers, checked before any AWS call (pure: no boto3 here)."""
+
+from __future__ import annotations
+
+import re
+
+# us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-4, il-central-1 ...
+REGION = re.compile(r"^(us-gov|us-iso[a-z]?|cn|[a-z]{2})-[a-z]+-\d{1,2}$")
+AMI_ID = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
+SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+SECURITY_GROUP_ID = re.compile(r"^sg-([0-9a-f]{8}|[0-9a-f]{17})$")
+INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+TARGET_GROUP_ARN = re.compile(
+    r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$"
+)
