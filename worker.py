@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import local_provider
+from activities import providers
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
 from activities.liveness import LivenessActivities
@@ -46,7 +46,7 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
     """A worker with every workflow and the real activities, on `client`."""
     recipes = RecipeActivities(context_source=stack_context_source(client))
     activities: list[Any] = [
-        *local_provider.ACTIVITIES,
+        *providers.ACTIVITIES,
         recipes.run_recipes,
         fetch_cookbooks,
         check_health,

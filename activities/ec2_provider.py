@@ -30,10 +30,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
-from pydantic import BaseModel, Field
 from temporalio.exceptions import ApplicationError
 
-from opsflow.spec import Ec2Options, VolumeSpec
+from opsflow.messages import Ec2Machine, Ec2Resources
+from opsflow.spec import VolumeSpec
 
 EC2_REFUSED_TYPE = "Ec2Refused"
 EC2_THROTTLED_TYPE = "Ec2Throttled"
@@ -43,31 +43,6 @@ THROTTLING_CODES = frozenset(
 DEVICE_LETTERS = "fghijklmnop"
 REUSABLE_STATES = ("pending", "running", "stopping", "stopped")
 WAIT_SECONDS = 600
-
-
-class Ec2Machine(BaseModel):
-    """What launching one instance needs: its resolved options and the layer's extras."""
-
-    stack: str
-    layer: str
-    hostname: str
-    region: str
-    options: Ec2Options
-    elastic_ip: bool = False
-    volumes: list[VolumeSpec] = Field(default_factory=list)
-    token: str = Field(description="the same for every retry of one start: one instance only")
-
-
-class Ec2Resources(BaseModel):
-    """What opsflow created for one instance (kept in its state; all released on delete)."""
-
-    instance_id: str
-    availability_zone: str | None = None
-    private_ip: str | None = None
-    public_ip: str | None = None
-    allocation_id: str | None = None
-    association_id: str | None = None
-    volume_ids: list[str] = Field(default_factory=list)
 
 
 def client(region: str) -> Any:
@@ -266,7 +241,7 @@ def _wait(ec2: Any, name: str, heartbeat: Callable[[], None], **request: Any) ->
     while True:
         heartbeat()
         try:
-            waiter.wait(WaiterConfig={"Delay": 1, "MaxAttempts": 5}, **request)
+            waiter.wait(WaiterConfig={"Delay": 1, "MaxAttempts": 3}, **request)
             return
         except WaiterError as err:
             if "Max attempts exceeded" not in str(err) or time.monotonic() > deadline:

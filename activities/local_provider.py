@@ -20,7 +20,6 @@ by Temporal), a provider other than `local` (non-retryable InvalidInput).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import getpass
@@ -34,15 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
-
-from activities import names
-from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.names import HOSTNAME, STACK_NAME
 from opsflow.settings import instances_dir
-from opsflow.spec import Provider
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
@@ -158,39 +151,6 @@ def kill(stack: str, hostname: str) -> bool:
         return False
     _signal_all([pid, *_children(pid)], signal.SIGKILL)
     return True
-
-
-# ---- Temporal activities -----------------------------------------------------------------
-
-
-def _check_provider(provider: Provider) -> None:
-    if provider != Provider.LOCAL:
-        raise ApplicationError(
-            f"provider {provider!s} is not handled by the local provider",
-            type=INVALID_INPUT_TYPE,
-            non_retryable=True,
-        )
-
-
-@activity.defn(name=names.LAUNCH_INSTANCE)
-async def launch_instance(request: LaunchInput) -> LaunchResult:
-    _check_provider(request.provider)
-    return await asyncio.to_thread(launch, request)
-
-
-@activity.defn(name=names.STOP_INSTANCE)
-async def stop_instance(request: MachineInput) -> None:
-    _check_provider(request.provider)
-    await asyncio.to_thread(stop, request)
-
-
-@activity.defn(name=names.TERMINATE_INSTANCE)
-async def terminate_instance(request: MachineInput) -> None:
-    _check_provider(request.provider)
-    await asyncio.to_thread(terminate, request)
-
-
-ACTIVITIES = (launch_instance, stop_instance, terminate_instance)
 
 
 # ---- files ------------------------------------------------------------------------------

@@ -36,8 +36,25 @@ def load_stack_file(path: str | Path) -> StackSpec:
         spec = StackSpec.model_validate(raw)
     except ValidationError as err:
         raise SpecError(name, [_describe(e) for e in err.errors()]) from None
+    _check_region(spec, name)
     spec = _resolve_cookbooks(spec, file, name)
     return _resolve_app_sources(spec, file, name)
+
+
+def _check_region(spec: StackSpec, name: str) -> None:
+    """An ec2 stack's region must be one AWS has (botocore's own list: no AWS call)."""
+    if spec.region is None:
+        return
+    import boto3  # only ec2 stacks pay for importing it
+
+    session = boto3.session.Session()
+    known = {
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ec2", partition_name=partition)
+    }
+    if spec.region not in known:
+        raise SpecError(name, [f"region: {spec.region!r} is not an AWS region"])
 
 
 def _read_yaml(file: Path, name: str) -> dict[str, Any]:

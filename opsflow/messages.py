@@ -16,12 +16,14 @@ from opsflow.secrets import SecureValue
 from opsflow.spec import (
     ConfigurationManager,
     CookbookSource,
+    Ec2Options,
     HealingPolicySpec,
     HealthCheckSpec,
     LayerHealthCheckSpec,
     Provider,
     Scaling,
     StackSpec,
+    VolumeSpec,
     WeeklySchedule,
 )
 from opsflow.status import InstanceStatus
@@ -128,6 +130,7 @@ class InstanceCommand(BaseModel):
     deploy_after_setup: list[AppRelease] = Field(
         default_factory=list, description="start: apps whose current release goes on after setup"
     )
+    machine: Ec2Machine | None = Field(default=None, description="start/heal of an ec2 instance")
     reason: str | None = Field(default=None, description="heal: why the instance is lost")
 
 
@@ -208,22 +211,51 @@ class DeploymentResult(BaseModel):
 # ---- activities -----------------------------------------------------------------------
 
 
+class Ec2Machine(BaseModel):
+    """What launching one instance needs: its resolved options and the layer's extras."""
+
+    stack: str
+    layer: str
+    hostname: str
+    region: str
+    options: Ec2Options
+    elastic_ip: bool = False
+    volumes: list[VolumeSpec] = Field(default_factory=list)
+    token: str = Field(description="the same for every retry of one start: one instance only")
+
+
+class Ec2Resources(BaseModel):
+    """What opsflow created for one instance (kept in its state; all released on delete)."""
+
+    instance_id: str
+    availability_zone: str | None = None
+    private_ip: str | None = None
+    public_ip: str | None = None
+    allocation_id: str | None = None
+    association_id: str | None = None
+    volume_ids: list[str] = Field(default_factory=list)
+
+
 class LaunchInput(BaseModel):
     stack: str
     hostname: str
     provider: Provider
+    ec2: Ec2Machine | None = None
 
 
 class LaunchResult(BaseModel):
     ssh: SshEndpoint
     root: str
     private_ip: str
+    ec2: Ec2Resources | None = None
 
 
 class MachineInput(BaseModel):
     stack: str
     hostname: str
     provider: Provider
+    region: str | None = None
+    ec2: Ec2Resources | None = None
 
 
 class RecipeRunInput(BaseModel):

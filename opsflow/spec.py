@@ -60,7 +60,7 @@ class LifecycleEvent(StrEnum):
 
 # What this version can run; the others are accepted by the schema so the error can say
 # "not available yet" instead of "unknown value".
-SUPPORTED_PROVIDERS = frozenset({Provider.LOCAL})
+SUPPORTED_PROVIDERS = frozenset({Provider.LOCAL, Provider.EC2})
 SUPPORTED_MANAGERS = frozenset(ConfigurationManager)
 
 
@@ -284,6 +284,8 @@ class Ec2Options(StrictModel):
     key_pair: str | None = None
     instance_profile: str | None = Field(default=None, description="IAM instance profile name")
     tags: dict[str, str] = Field(default_factory=dict)
+    ssh_user: str | None = Field(default=None, description="the AMI's login user (ec2-user)")
+    ssh_key_file: str | None = Field(default=None, description="the key pair's private key")
 
     @model_validator(mode="after")
     def _shapes(self) -> Ec2Options:

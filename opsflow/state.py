@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from opsflow.messages import (
     AppRelease,
     DeploymentSummary,
+    Ec2Resources,
     HealingConfig,
     InstanceCommand,
     InstanceCommandResult,
@@ -46,6 +47,9 @@ class InstanceState(BaseModel):
     runs: list[RunRecord] = Field(default_factory=list)
     run_counter: int = 0
     last_result: InstanceCommandResult | None = None
+    # ec2: what opsflow created for the instance, and where (released on terminate).
+    ec2: Ec2Resources | None = None
+    region: str | None = None
 
     @property
     def provider(self) -> Provider:

@@ -172,7 +172,10 @@ class InstanceWorkflow:
             launched: LaunchResult = await workflow.execute_activity(
                 activity.LAUNCH_INSTANCE,
                 LaunchInput(
-                    stack=self._state.stack, hostname=view.hostname, provider=view.provider
+                    stack=self._state.stack,
+                    hostname=view.hostname,
+                    provider=view.provider,
+                    ec2=command.machine,
                 ),
                 result_type=LaunchResult,
                 start_to_close_timeout=common.PROVIDER_TIMEOUT,
@@ -183,6 +186,8 @@ class InstanceWorkflow:
             await self._set_status(InstanceStatus.START_FAILED, message=message)
             return self._result(command, ok=False, error=message)
         view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
+        if launched.ec2 is not None and command.machine is not None:
+            self._state.ec2, self._state.region = launched.ec2, command.machine.region
         await self._set_status(InstanceStatus.RUNNING_SETUP, message=None)
         try:
             run = await self._run_recipes(command, "setup", None)
@@ -212,7 +217,7 @@ class InstanceWorkflow:
             message = f"could not remove the lost machine: {message}"
             await self._set_status(InstanceStatus.START_FAILED, message=message)
             return self._result(command, ok=False, error=message)
-        view.ssh, view.private_ip = None, None
+        view.ssh, view.private_ip, self._state.ec2 = None, None, None
         return await self._start(command)
 
     async def _stop(self, command: InstanceCommand) -> InstanceCommandResult:
@@ -359,7 +364,13 @@ class InstanceWorkflow:
         view = self._state.view
         await workflow.execute_activity(
             name,
-            MachineInput(stack=self._state.stack, hostname=view.hostname, provider=view.provider),
+            MachineInput(
+                stack=self._state.stack,
+                hostname=view.hostname,
+                provider=view.provider,
+                region=self._state.region,
+                ec2=self._state.ec2,
+            ),
             start_to_close_timeout=common.PROVIDER_TIMEOUT,
             retry_policy=common.PROVIDER_RETRY,
         )

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.attributes import stack_configuration
     from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput
     from opsflow.healing import HealingState
+    from opsflow.machines import ec2_machine
     from opsflow.messages import (
         AddInstanceInput,
         AppAction,
@@ -579,6 +580,8 @@ class StackWorkflow:
             return
         command = self._start_command_for(request.hostname)
         command.kind, command.id = InstanceCommandKind.HEAL, request.command_id
+        if command.machine is not None:  # one instance per heal, whatever the retries
+            command.machine.token = request.command_id
         command.reply_to, command.reason = request.reply_to, request.reason
         await self._send(request.hostname, command)
 
@@ -681,7 +684,7 @@ class StackWorkflow:
         )
         self._state.instances[hostname] = view
         self._event("instance_added", f"{hostname} added to layer {layer}", hostname=hostname)
-        queue = [self._start_command(layer)] if start else []
+        queue = [self._start_command(layer, hostname)] if start else []
         child = await workflow.start_child_workflow(
             InstanceWorkflow.run,
             InstanceState(
@@ -782,17 +785,18 @@ class StackWorkflow:
     def _command(self, kind: InstanceCommandKind) -> InstanceCommand:
         return InstanceCommand(id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind)
 
-    def _start_command(self, layer: str) -> InstanceCommand:
+    def _start_command(self, layer: str, hostname: str) -> InstanceCommand:
         """Start = launch, setup, then the current release of each app on the layer."""
         command = self._command(InstanceCommandKind.START)
         command.deploy_after_setup = self._apps_for(layer)
+        command.machine = ec2_machine(self._spec(), layer, hostname, token=command.id)
         return command
 
     def _start_command_for(self, hostname: str) -> InstanceCommand:
         layers = self._state.instances[hostname].layers
-        return (
-            self._start_command(layers[0]) if layers else self._command(InstanceCommandKind.START)
-        )
+        if not layers:
+            return self._command(InstanceCommandKind.START)
+        return self._start_command(layers[0], hostname)
 
     def _targets(self, request: RunCommandInput) -> list[str]:
         spec = self._spec()

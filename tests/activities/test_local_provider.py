@@ -11,7 +11,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import local_provider
+from activities import local_provider, providers
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput
 from opsflow.spec import Provider
@@ -129,21 +129,21 @@ async def test_activities_launch_stop_and_terminate(opsflow_home: Path) -> None:
     env = ActivityEnvironment()
     try:
         launched = await env.run(
-            local_provider.launch_instance,
+            providers.launch_instance,
             LaunchInput(stack=STACK, hostname="web1", provider=Provider.LOCAL),
         )
-        await env.run(local_provider.stop_instance, MACHINE)
+        await env.run(providers.stop_instance, MACHINE)
         assert refuses_connections(launched.ssh.port)
     finally:
-        await env.run(local_provider.terminate_instance, MACHINE)
+        await env.run(providers.terminate_instance, MACHINE)
     assert not Path(launched.root).exists()
 
 
-@pytest.mark.parametrize("provider", [Provider.EC2, Provider.REGISTERED])
+@pytest.mark.parametrize("provider", [Provider.REGISTERED])
 async def test_activities_refuse_other_providers(opsflow_home: Path, provider: Provider) -> None:
     with pytest.raises(ApplicationError) as raised:
         await ActivityEnvironment().run(
-            local_provider.launch_instance,
+            providers.launch_instance,
             LaunchInput(stack=STACK, hostname="web1", provider=provider),
         )
     assert raised.value.type == INVALID_INPUT_TYPE and raised.value.non_retryable

@@ -235,8 +235,10 @@ async def test_the_loop_continues_as_new_keeping_its_counts(dev_env: WorkflowEnv
                 break
             await asyncio.sleep(0.1)
         history = await loop.fetch_history()
+        now = await loop.query(LayerHealingWorkflow.status)
         assert (await loop.describe()).run_id != first_run, (
             len(history.events),
+            now.max_history_events,
             history.events[-3:],
         )
         await asyncio.sleep(3)

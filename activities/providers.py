@@ -1,0 +1,163 @@
+"""The machine activities (launch, stop, terminate), one per provider behind one name each.
+
+`local` machines are sshd processes on this host (activities.local_provider); `ec2`
+machines are EC2 instances (activities.ec2_provider). Registered hosts are not launched
+by opsflow: asking to launch one is an InvalidInput.
+
+An ec2 instance is reached over SSH at its public address (or its private one) as
+`ssh_user` with `ssh_key_file`, pinning the host key it printed to its console at first
+boot. Where no EC2 machine can be reached (tests against a moto server, which has no
+machines) OPSFLOW_EC2_SSH_STANDIN=local gives each ec2 instance a local sshd instance as
+its stand-in machine: the AWS calls are all real, only the SSH side is local.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import ec2_provider, local_provider, names
+from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
+from opsflow.spec import Provider
+
+STANDIN_VARIABLE = "OPSFLOW_EC2_SSH_STANDIN"
+HOST_KEY_WAIT_SECONDS = 300
+HEARTBEAT_SECONDS = 5.0
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+_HOST_KEYS = re.compile(
+    r"-----BEGIN SSH HOST KEY KEYS-----(.*?)-----END SSH HOST KEY KEYS-----", re.S
+)
+
+
+@activity.defn(name=names.LAUNCH_INSTANCE)
+async def launch_instance(request: LaunchInput) -> LaunchResult:
+    match request.provider:
+        case Provider.LOCAL:
+            return await asyncio.to_thread(local_provider.launch, request)
+        case Provider.EC2:
+            return await _heartbeating(_launch_ec2, request)
+    raise _not_launched(request.provider)
+
+
+@activity.defn(name=names.STOP_INSTANCE)
+async def stop_instance(request: MachineInput) -> None:
+    match request.provider:
+        case Provider.LOCAL:
+            await asyncio.to_thread(local_provider.stop, request)
+        case Provider.EC2:
+            await _heartbeating(_stop_ec2, request)
+        case _:
+            raise _not_launched(request.provider)
+
+
+@activity.defn(name=names.TERMINATE_INSTANCE)
+async def terminate_instance(request: MachineInput) -> None:
+    match request.provider:
+        case Provider.LOCAL:
+            await asyncio.to_thread(local_provider.terminate, request)
+        case Provider.EC2:
+            await _heartbeating(_terminate_ec2, request)
+        case _:
+            raise _not_launched(request.provider)
+
+
+ACTIVITIES = (launch_instance, stop_instance, terminate_instance)
+
+
+# ---- ec2 ---------------------------------------------------------------------------------
+
+
+def _launch_ec2(request: LaunchInput) -> LaunchResult:
+    machine = request.ec2
+    if machine is None:
+        raise ApplicationError(
+            f"{request.stack}/{request.hostname}: an ec2 launch needs its ec2 settings",
+            type=INVALID_INPUT_TYPE,
+            non_retryable=True,
+        )
+    resources = ec2_provider.launch(machine)
+    if os.environ.get(STANDIN_VARIABLE) == "local":
+        standin = local_provider.launch(request)
+        return standin.model_copy(update={"ec2": resources})
+    address = resources.public_ip or resources.private_ip
+    key_file = machine.options.ssh_key_file
+    if address is None or key_file is None:
+        raise ApplicationError(
+            f"{request.stack}/{request.hostname}: instance {resources.instance_id} has no "
+            "address or the stack has no ssh_key_file to reach it",
+            type=INVALID_INPUT_TYPE,
+            non_retryable=True,
+        )
+    endpoint = SshEndpoint(
+        host=address,
+        port=22,
+        user=machine.options.ssh_user or "ec2-user",
+        key_file=key_file,
+        host_key=_console_host_key(machine.region, resources.instance_id),
+    )
+    return LaunchResult(
+        ssh=endpoint, root="/", private_ip=resources.private_ip or address, ec2=resources
+    )
+
+
+def _console_host_key(region: str, instance_id: str) -> str:
+    """The ed25519 host key the instance printed to its console at first boot (cloud-init
+    does on the mainstream AMIs): what SSH pins, so the first connection is trusted."""
+    ec2 = ec2_provider.client(region)
+    deadline = time.monotonic() + HOST_KEY_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        output = ec2.get_console_output(InstanceId=instance_id, Latest=True).get("Output") or ""
+        found = _HOST_KEYS.search(output)
+        if found:
+            for line in found.group(1).splitlines():
+                if line.startswith("ssh-ed25519 "):
+                    return " ".join(line.split()[:2])
+        time.sleep(5)
+    raise ApplicationError(
+        f"instance {instance_id} printed no SSH host key to its console within "
+        f"{HOST_KEY_WAIT_SECONDS}s: opsflow pins host keys and will not trust it blindly",
+        type=ec2_provider.EC2_REFUSED_TYPE,
+    )
+
+
+def _stop_ec2(request: MachineInput) -> None:
+    if request.ec2 is not None and request.region is not None:
+        ec2_provider.stop(request.region, request.ec2.instance_id)
+    if os.environ.get(STANDIN_VARIABLE) == "local":
+        local_provider.stop(request)
+
+
+def _terminate_ec2(request: MachineInput) -> None:
+    if request.ec2 is not None and request.region is not None:
+        ec2_provider.terminate(request.region, request.ec2)
+    if os.environ.get(STANDIN_VARIABLE) == "local":
+        local_provider.terminate(request)
+
+
+async def _heartbeating(fn: Callable[[_In], _Out], request: _In) -> _Out:
+    """Run the blocking `fn` in a thread, heartbeating from the event loop meanwhile (an
+    async activity can only heartbeat from its loop): waits on AWS can be long."""
+    task = asyncio.ensure_future(asyncio.to_thread(fn, request))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+        if done:
+            return task.result()
+        if activity.in_activity():
+            activity.heartbeat()
+
+
+def _not_launched(provider: Provider) -> ApplicationError:
+    return ApplicationError(
+        f"provider {provider.value}: opsflow does not launch or stop these machines",
+        type=INVALID_INPUT_TYPE,
+        non_retryable=True,
+    )

@@ -1,0 +1,142 @@
+"""The ec2 provider against a real moto server, faults injected over HTTP by the proxy:
+launch with an Elastic IP and volumes, compensation in reverse order, retries of
+throttling, refusals that are not retried, and a delete that leaves nothing behind."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities import ec2_provider
+from opsflow.messages import Ec2Machine
+from opsflow.spec import Ec2Options, VolumeSpec
+from tests.aws.conftest import AwsEnv
+
+pytestmark = pytest.mark.integration
+
+AMI = "ami-0abc1234def567890"
+
+
+def machine(token: str = "t1", **extra: Any) -> Ec2Machine:
+    fields: dict[str, Any] = {
+        "stack": "shop",
+        "layer": "web",
+        "hostname": "web1",
+        "region": "us-east-1",
+        "options": Ec2Options(ami=AMI, instance_type="t3.micro", tags={"team": "ops"}),
+        "token": token,
+    }
+    return Ec2Machine.model_validate(fields | extra)
+
+
+def behind(aws: AwsEnv) -> Any:
+    """An EC2 client straight to moto, past the proxy: what really exists."""
+    return boto3.client("ec2", region_name="us-east-1", endpoint_url=aws.moto_url)
+
+
+def instances(aws: AwsEnv) -> dict[str, str]:
+    found = behind(aws).describe_instances()["Reservations"]
+    return {i["InstanceId"]: i["State"]["Name"] for r in found for i in r["Instances"]}
+
+
+def live(aws: AwsEnv) -> list[str]:
+    return [i for i, state in instances(aws).items() if state != "terminated"]
+
+
+def addresses(aws: AwsEnv) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = behind(aws).describe_addresses()["Addresses"]
+    return found
+
+
+def volumes(aws: AwsEnv) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = behind(aws).describe_volumes(
+        Filters=[{"Name": "tag:opsflow:stack", "Values": ["shop"]}]
+    )["Volumes"]
+    return found
+
+
+def test_launch_tags_addresses_and_attaches_then_terminate_leaves_nothing(aws_env: AwsEnv) -> None:
+    disks = [VolumeSpec(size=10, mount_point="/data"), VolumeSpec(size=5, mount_point="/logs")]
+    made = ec2_provider.launch(machine(elastic_ip=True, volumes=disks))
+    assert instances(aws_env)[made.instance_id] == "running"
+    described = behind(aws_env).describe_instances(InstanceIds=[made.instance_id])
+    tags = {t["Key"]: t["Value"] for t in described["Reservations"][0]["Instances"][0]["Tags"]}
+    assert tags["opsflow:stack"] == "shop" and tags["opsflow:layer"] == "web"
+    assert tags["opsflow:hostname"] == "web1" and tags["team"] == "ops"
+    [address] = addresses(aws_env)
+    assert address["InstanceId"] == made.instance_id and made.public_ip == address["PublicIp"]
+    attached = {v["VolumeId"]: v["Attachments"][0]["Device"] for v in volumes(aws_env)}
+    assert attached == dict(zip(made.volume_ids, ["/dev/sdf", "/dev/sdg"], strict=True))
+
+    ec2_provider.terminate("us-east-1", made)
+    assert instances(aws_env)[made.instance_id] == "terminated"
+    assert addresses(aws_env) == [] and volumes(aws_env) == []
+    ec2_provider.terminate("us-east-1", made)  # again: nothing left, no error
+
+
+def test_an_address_that_cannot_be_allocated_undoes_the_instance(aws_env: AwsEnv) -> None:
+    aws_env.proxy.fail(
+        "AllocateAddress",
+        "AddressLimitExceeded",
+        "The maximum number of addresses has been reached.",
+    )
+    with pytest.raises(ApplicationError) as raised:
+        ec2_provider.launch(machine(elastic_ip=True))
+    error = raised.value
+    assert error.type == ec2_provider.EC2_REFUSED_TYPE and error.non_retryable
+    assert (
+        "shop/web1: AWS refused AllocateAddress: AddressLimitExceeded: The maximum" in error.message
+    )
+    assert live(aws_env) == [] and addresses(aws_env) == []
+    assert aws_env.proxy.calls[-1] == "TerminateInstances"
+
+
+def test_a_failed_attach_undoes_everything_in_reverse_order(aws_env: AwsEnv) -> None:
+    aws_env.proxy.fail("AttachVolume", "InvalidParameterValue", "no such device")
+    disks = [VolumeSpec(size=10, mount_point="/data")]
+    with pytest.raises(
+        ApplicationError, match="AttachVolume: InvalidParameterValue: no such device"
+    ):
+        ec2_provider.launch(machine(elastic_ip=True, volumes=disks))
+    calls = aws_env.proxy.calls
+    undoing = ["DeleteVolume", "DisassociateAddress", "ReleaseAddress", "TerminateInstances"]
+    assert [c for c in calls[calls.index("AttachVolume") :] if c in undoing] == undoing
+    assert live(aws_env) == [] and addresses(aws_env) == [] and volumes(aws_env) == []
+
+
+def test_throttling_is_retried_and_a_bad_ami_is_not(aws_env: AwsEnv) -> None:
+    aws_env.proxy.throttle("RunInstances", 2, "RequestLimitExceeded")
+    made = ec2_provider.launch(machine())
+    assert aws_env.proxy.count("RunInstances") == 3 and live(aws_env) == [made.instance_id]
+
+    aws_env.proxy.reset()
+    aws_env.proxy.fail(
+        "RunInstances", "InvalidAMIID.NotFound", f"The image id '[{AMI}]' does not exist"
+    )
+    with pytest.raises(ApplicationError) as raised:
+        ec2_provider.launch(machine(hostname="web2", token="t2"))
+    assert raised.value.non_retryable and "InvalidAMIID.NotFound" in raised.value.message
+    assert aws_env.proxy.count("RunInstances") == 1  # not retried
+
+
+def test_throttling_past_the_sdk_retries_is_a_retryable_error(aws_env: AwsEnv) -> None:
+    aws_env.proxy.throttle("RunInstances", 10, "RequestLimitExceeded")
+    with pytest.raises(ApplicationError) as raised:
+        ec2_provider.launch(machine())
+    assert raised.value.type == ec2_provider.EC2_THROTTLED_TYPE and not raised.value.non_retryable
+
+
+def test_a_retried_launch_finds_its_instance_and_waits_while_it_is_pending(
+    aws_env: AwsEnv, instances_pending_for: Any
+) -> None:
+    instances_pending_for(2)
+    beats: list[float] = []
+    started = time.monotonic()
+    first = ec2_provider.launch(machine(), heartbeat=lambda: beats.append(time.monotonic()))
+    assert time.monotonic() - started >= 2 and beats  # it waited, heartbeating
+    again = ec2_provider.launch(machine())  # a retry of the same start
+    assert again.instance_id == first.instance_id and live(aws_env) == [first.instance_id]

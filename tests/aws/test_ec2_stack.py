@@ -1,0 +1,139 @@
+"""An ec2 stack end to end: the real dev server, the real worker activities, every AWS call
+to a real moto server (through the fault proxy), and a local sshd standing in for each EC2
+machine (OPSFLOW_EC2_SSH_STANDIN=local: moto has no machines to SSH into).
+
+Apply starts the instances (tagged, with an Elastic IP and a volume), setup runs, they go
+online; delete leaves no instance, address or volume opsflow made (described after). A
+start whose address cannot be allocated ends start_failed with AWS's message, and what it
+had made is gone."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from client.api import OpsflowClient, settled
+from client.stackfile import load_stack_file
+from opsflow.errors import SpecError
+from opsflow.status import InstanceStatus
+from tests.aws.conftest import AwsEnv
+from tests.helpers import quiet
+from worker import build_worker
+
+pytestmark = pytest.mark.integration
+
+STACK = """name: {name}
+provider: ec2
+region: us-east-1
+ec2: {{ami: ami-0abc1234def567890, instance_type: t3.micro, tags: {{team: ops}}}}
+cookbooks: {{source: ./cookbooks}}
+layers:
+  - name: web
+    auto_healing: false
+    auto_assign_elastic_ip: true
+    volumes: [{{size: 8, mount_point: /data}}]
+    recipes: {{setup: [web::setup]}}
+    instances: [{{hostname: web1}}, {{hostname: web2, ec2: {{instance_type: t3.small}}}}]
+"""
+
+
+@pytest.fixture
+def stack_file(tmp_path: Path) -> Path:
+    (tmp_path / "cookbooks" / "web").mkdir(parents=True)
+    (tmp_path / "cookbooks" / "web" / "setup.sh").write_text('echo up > "$OPSFLOW_ROOT/up"\n')
+    name = f"e{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "stack.yml"
+    path.write_text(STACK.format(name=name))
+    return path
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def opsflow(
+    dev_env: WorkflowEnvironment, aws_env: AwsEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[OpsflowClient]:
+    monkeypatch.setenv("OPSFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPSFLOW_EC2_SSH_STANDIN", "local")
+    queue = f"ec2-{uuid.uuid4().hex[:8]}"
+    async with build_worker(dev_env.client, task_queue=queue):
+        yield OpsflowClient(dev_env.client, task_queue=queue)
+    for pidfile in (tmp_path / "home").glob("instances/*/*/ssh/sshd.pid"):
+        with contextlib.suppress(ValueError, ProcessLookupError):
+            os.kill(int(pidfile.read_text()), 15)
+
+
+def moto(aws: AwsEnv) -> Any:
+    return boto3.client("ec2", region_name="us-east-1", endpoint_url=aws.moto_url)
+
+
+def made_by(aws: AwsEnv, stack: str) -> dict[str, list[Any]]:
+    """What exists in moto with the stack's opsflow tag."""
+    ec2, tag = moto(aws), [{"Name": "tag:opsflow:stack", "Values": [stack]}]
+    reservations = ec2.describe_instances(Filters=tag)["Reservations"]
+    return {
+        "instances": [
+            i for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"
+        ],
+        "addresses": ec2.describe_addresses(Filters=tag)["Addresses"],
+        "volumes": ec2.describe_volumes(Filters=tag)["Volumes"],
+    }
+
+
+async def test_an_ec2_stack_comes_online_and_delete_leaves_nothing(
+    opsflow: OpsflowClient, aws_env: AwsEnv, stack_file: Path
+) -> None:
+    spec = load_stack_file(stack_file)
+    await opsflow.apply(spec)
+    found = await quiet(opsflow, spec.name, timeout=180)
+    assert {v.hostname: v.status for v in found.instances} == {
+        "web1": InstanceStatus.ONLINE,
+        "web2": InstanceStatus.ONLINE,
+    }
+    assert all((Path(v.root or "") / "up").read_text() == "up\n" for v in found.instances)
+    made = made_by(aws_env, spec.name)
+    types = {
+        next(t["Value"] for t in i["Tags"] if t["Key"] == "opsflow:hostname"): i["InstanceType"]
+        for i in made["instances"]
+    }
+    assert types == {"web1": "t3.micro", "web2": "t3.small"}
+    assert len(made["addresses"]) == 2 and len(made["volumes"]) == 2
+    assert all(v["Attachments"] for v in made["volumes"])
+
+    await opsflow.delete_stack(spec.name)
+    await opsflow.wait_stack_deleted(spec.name, timeout=180)
+    assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}
+
+
+async def test_a_start_that_fails_after_launching_is_undone_and_start_failed(
+    opsflow: OpsflowClient, aws_env: AwsEnv, stack_file: Path
+) -> None:
+    aws_env.proxy.fail(
+        "AllocateAddress",
+        "AddressLimitExceeded",
+        "The maximum number of addresses has been reached.",
+    )
+    spec = load_stack_file(stack_file)
+    await opsflow.apply(spec)
+    found = await opsflow.wait_instances(spec.name, settled, timeout=180)
+    for view in found.instances:
+        assert view.status == InstanceStatus.START_FAILED
+        assert "AddressLimitExceeded: The maximum number of addresses" in (view.message or "")
+    assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}
+    assert aws_env.proxy.count("AllocateAddress") == 2  # refused: not retried
+
+
+def test_a_region_aws_does_not_have_is_refused_before_any_aws_call(
+    stack_file: Path, aws_env: AwsEnv
+) -> None:
+    stack_file.write_text(stack_file.read_text().replace("us-east-1", "us-moon-1"))
+    with pytest.raises(SpecError, match="region: 'us-moon-1' is not an AWS region"):
+        load_stack_file(stack_file)
+    assert aws_env.proxy.calls == []
