@@ -15,11 +15,12 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import providers
+from activities import cloudwatch, elb, providers
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
 from activities.liveness import LivenessActivities
 from activities.metrics import read_metrics
+from activities.rds import describe_rds
 from activities.recipe_runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.stack_context import StackReader, stack_context_source
@@ -47,6 +48,8 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
     recipes = RecipeActivities(context_source=stack_context_source(client))
     activities: list[Any] = [
         *providers.ACTIVITIES,
+        *elb.ACTIVITIES,
+        *cloudwatch.ACTIVITIES,
         recipes.run_recipes,
         fetch_cookbooks,
         check_health,
@@ -54,6 +57,7 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
         StackReader(client).describe_layer,
         read_metrics,
         ScheduleActivities(client).sync_schedules,
+        describe_rds,
     ]
     return Worker(
         client,

@@ -65,7 +65,7 @@ def launch(machine: Ec2Machine, heartbeat: Callable[[], None] = lambda: None) ->
         return resources
     except BaseException as err:
         problems = _compensate(undo)
-        raise _as_application_error(err, machine, problems) from err
+        raise as_application_error(err, machine, problems) from err
 
 
 def stop(region: str, instance_id: str, heartbeat: Callable[[], None] = lambda: None) -> None:
@@ -75,7 +75,7 @@ def stop(region: str, instance_id: str, heartbeat: Callable[[], None] = lambda: 
         _wait(ec2, "instance_stopped", heartbeat, InstanceIds=[instance_id])
     except ClientError as err:
         if _code(err) != "InvalidInstanceID.NotFound":
-            raise _as_application_error(err, None, []) from err
+            raise as_application_error(err, None, []) from err
 
 
 def terminate(
@@ -96,7 +96,7 @@ def terminate(
         for volume_id in resources.volume_ids:
             _ignore_missing(lambda v=volume_id: _delete_volume(ec2, v, heartbeat))  # type: ignore[misc]
     except ClientError as err:
-        raise _as_application_error(err, None, []) from err
+        raise as_application_error(err, None, []) from err
 
 
 # ---- steps -------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ def _code(err: ClientError) -> str:
     return code
 
 
-def _as_application_error(
+def as_application_error(
     err: BaseException, machine: Ec2Machine | None, problems: list[str]
 ) -> BaseException:
     where = f"{machine.stack}/{machine.hostname}: " if machine else ""

@@ -23,6 +23,14 @@ request needs, that prints `key=value` lines after a start line (`opsflow_metric
 Every value reaching the script (the root, names, the command) goes through ssh.quote.
 Parsing is the pure `parse_metrics`.
 
+ec2 instances: with the request's `region` set, the cpu of every instance with an
+`ec2_instance_id` comes from CloudWatch instead (activities.cloudwatch.cloudwatch_cpu: the
+latest average CPUUtilization, ONE GetMetricData call for all of them, made while the SSH
+reads run); the other metrics are still read over SSH, and an instance whose only requested
+metric is cpu needs no SSH at all. An instance without a datapoint yet, or a CloudWatch that
+cannot be read (throttled past its retries, refused, no answer in time), is an error for its
+cpu, the rest of its values kept.
+
 Each instance gets `timeout` seconds for its command and `timeout + 1` for the whole read,
 connecting included; a read past that is abandoned (its thread ends on ssh's own limits).
 
@@ -43,10 +51,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import paramiko
+from botocore.exceptions import BotoCoreError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import names, ssh
+from activities import cloudwatch, names, ssh
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import InstanceMetrics, InstanceView, MetricsReport, ReadMetricsInput
 
@@ -58,6 +67,7 @@ CUSTOM_MARGIN_SECONDS = 1.0
 CONNECT_GRACE_SECONDS = 1.0
 HEARTBEAT_SECONDS = 5.0
 DETAIL_LIMIT = 200
+NO_DATAPOINT = "no CloudWatch datapoint for CPUUtilization yet"
 
 _START = "opsflow_metrics=1"
 _CUSTOM_BEGIN = "custom_begin"
@@ -79,21 +89,74 @@ async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
     """Read the requested metrics of every instance at once; see the module docstring."""
     metrics = _checked(request)
     loop = asyncio.get_running_loop()
+    limit = request.timeout + CONNECT_GRACE_SECONDS
+    from_cloudwatch = {
+        view.hostname: view.ec2_instance_id
+        for view in request.instances
+        if view.ec2_instance_id and request.region and "cpu" in metrics
+    }
 
     async def one(view: InstanceView) -> InstanceMetrics:
+        wanted = metrics
+        if view.hostname in from_cloudwatch:
+            wanted = [m for m in metrics if m != "cpu"]
+        if not wanted:
+            return InstanceMetrics(hostname=view.hostname)
         if view.ssh is None:
             return InstanceMetrics(hostname=view.hostname, error="no SSH endpoint")
-        reading = loop.run_in_executor(_READ_THREADS, read_instance, view, request, metrics)
+        reading = loop.run_in_executor(_READ_THREADS, read_instance, view, request, wanted)
         try:
-            return await asyncio.wait_for(reading, request.timeout + CONNECT_GRACE_SECONDS)
+            return await asyncio.wait_for(reading, limit)
         except TimeoutError:
             return InstanceMetrics(
-                hostname=view.hostname,
-                error=f"SSH did not answer in {request.timeout + CONNECT_GRACE_SECONDS:g}s",
+                hostname=view.hostname, error=f"SSH did not answer in {limit:g}s"
             )
 
-    results = await _heartbeating(asyncio.gather(*(one(v) for v in request.instances)))
-    return MetricsReport(instances=list(results))
+    async def cpus() -> dict[str, float | None] | str:
+        """Instance id -> its cpu, or why CloudWatch could not be read."""
+        if not from_cloudwatch or request.region is None:
+            return {}
+        ids = list(from_cloudwatch.values())
+        reading = loop.run_in_executor(
+            _READ_THREADS, cloudwatch.cloudwatch_cpu, request.region, ids
+        )
+        try:
+            return await asyncio.wait_for(reading, limit)
+        except TimeoutError:
+            return f"CloudWatch did not answer in {limit:g}s"
+        except ApplicationError as error:
+            return _clip(error.message)
+        except BotoCoreError as error:  # no credentials, endpoint unreachable, ...
+            return _clip(str(error) or type(error).__name__)
+
+    async def everything() -> tuple[dict[str, float | None] | str, list[InstanceMetrics]]:
+        reads = asyncio.gather(*(one(v) for v in request.instances))
+        found, results = await asyncio.gather(cpus(), reads)
+        return found, list(results)
+
+    found, results = await _heartbeating(everything())
+    return MetricsReport(
+        instances=[_with_cpu(r, from_cloudwatch.get(r.hostname), found) for r in results]
+    )
+
+
+def _with_cpu(
+    result: InstanceMetrics, instance_id: str | None, found: dict[str, float | None] | str
+) -> InstanceMetrics:
+    """`result` (the SSH part) with the cpu CloudWatch gave for `instance_id`, if any."""
+    if instance_id is None:
+        return result
+    values = dict(result.values)
+    cpu = None if isinstance(found, str) else found.get(instance_id)
+    problem: str | None = None
+    if isinstance(found, str):
+        problem = f"cpu: {found}"
+    elif cpu is None:
+        problem = f"cpu: {NO_DATAPOINT}"
+    else:
+        values["cpu"] = cpu
+    error = "; ".join(p for p in (problem, result.error) if p) or None
+    return InstanceMetrics(hostname=result.hostname, values=values, error=error)
 
 
 def read_instance(

@@ -98,19 +98,21 @@ Recipes see OPSFLOW_APP, OPSFLOW_DEPLOY_TO, OPSFLOW_RELEASE, OPSFLOW_RELEASE_PAT
 OPSFLOW_PREVIOUS_RELEASE (empty when none) and the app's environment (exported, quoted;
 opsflow's own names win a clash), and the attributes carry `deploy.{app}`: application,
 action, revision, release, release_path, deploy_to, current_path, previous_release,
-environment. Release, previous release and release path are only known on the instance:
-the worker writes unguessable placeholders that run.sh fills in. The decision (release,
+environment, and for an app with a data_source `database` (type, engine, host, port,
+database, username, password: OpsWorks' `node[:deploy][app][:database]`). Release,
+previous release and release path are only known on the instance: the worker writes
+unguessable placeholders that run.sh fills in. The decision (release,
 previous) is kept in the run directory (`app`), so a run started afresh after a lost
 attempt reuses it: a rollback never goes back twice. The result says which release is now
 current (`release`) and which was (`previous_release`); an app step that fails is a
 RecipeFailed whose message is the step's own.
 
-Secrets: the app's environment values are plaintext on the instance, where recipes need
-them: in run.sh, attributes.json and node.json, all mode 0600 (owner only) in the run
-directory (kept with the newest KEEP_REMOTE_RUNS runs). Everything the runner returns or
-keeps (the saved log, the log tail, failure messages) passes through
-opsflow.secrets.redact: each value shows as `******`. A value printed across several
-lines is stamped line by line and may escape redaction.
+Secrets: the app's secure environment values and its database password are plaintext
+on the instance, where recipes need them: in run.sh, attributes.json and node.json, all
+mode 0600 (owner only) in the run directory (kept with the newest KEEP_REMOTE_RUNS runs).
+Everything the runner returns or keeps (the saved log, the log tail, failure messages)
+passes through opsflow.secrets.redact: each value shows as `******`. A value printed
+across several lines is stamped line by line and may escape redaction.
 
 What can go wrong: a recipe fails or does not exist, or its tool (puppet, chef) is not
 on the instance (RecipeFailed, non-retryable, message naming stack/instance/recipe with
@@ -333,6 +335,7 @@ class _App:
     deploy_to: str
     environment: dict[str, str]
     secrets: list[str]  # the decrypted secure values: redacted from everything reported
+    database: dict[str, Any] | None = None  # deploy.{app}.database, password in plaintext
 
     @property
     def releases(self) -> str:
@@ -382,6 +385,12 @@ def _check_app(request: RecipeRunInput) -> _App | None:
     environment, secrets = _reveal(app)
     if any("\0" in value for value in environment.values()):
         raise _invalid(f"app {app.app}: an environment value holds a NUL byte")
+    database = None
+    if app.database is not None:
+        # Decrypted here too, on the worker; it only goes into the attributes (0600).
+        password = decrypt(settings.secret_key(), app.database.password)
+        database = {**app.database.model_dump(mode="json"), "password": password}
+        secrets = [*secrets, password]
     return _App(
         name=app.app,
         action=app.action,
@@ -392,6 +401,7 @@ def _check_app(request: RecipeRunInput) -> _App | None:
         deploy_to=deploy_to,
         environment=environment,
         secrets=secrets,
+        database=database,
     )
 
 
@@ -1275,6 +1285,8 @@ def _deploy_attributes(app: _App, nonce: str) -> dict[str, Any]:
         "previous_release": previous,
         "environment": app.environment,
     }
+    if app.database is not None:
+        entry["database"] = app.database
     return {"deploy": {app.name: entry}}
 
 

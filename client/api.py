@@ -143,8 +143,12 @@ class OpsflowClient:
         tag_runs: bool = True,
         update_timeout: timedelta = UPDATE_TIMEOUT,
         query_timeout: timedelta = QUERY_TIMEOUT,
+        max_history_events: int | None = None,
     ) -> None:
+        """`max_history_events`: stacks this client creates continue as new past it (and
+        give it to their instances and loops); None, when the server suggests."""
         self.temporal = client
+        self.max_history_events = max_history_events
         self.update_timeout = update_timeout
         self.query_timeout = query_timeout
         self.task_queue = task_queue or settings.task_queue()
@@ -164,7 +168,7 @@ class OpsflowClient:
         workflow_id = names.stack_workflow_id(spec.name)
         start = WithStartWorkflowOperation(
             StackWorkflow.run,
-            StackState(tag_runs=self.tag_runs),
+            StackState(tag_runs=self.tag_runs, max_history_events=self.max_history_events),
             id=workflow_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -5,9 +5,10 @@ machine: YAML parsing, encrypting secure app environment values, schema validati
 resolving the cookbooks and app source directories and checking that every named recipe
 exists in the cookbooks.
 
-Secure values (`NAME: {value: s3cret, secure: true}` under `apps[*].environment`) are
-encrypted with `opsflow.settings.secret_key()` before the spec is validated, so the
-StackSpec only ever holds ciphertext and no validation error can quote a plaintext.
+Secure values (`NAME: {value: s3cret, secure: true}` under `apps[*].environment`, and
+`rds[*].password`, which must be one) are encrypted with `opsflow.settings.secret_key()`
+before the spec is validated, so the StackSpec only ever holds ciphertext and no
+validation error can quote a plaintext.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from opsflow.secrets import encrypt
 from opsflow.spec import ConfigurationManager, StackSpec, missing_recipes, recipe_references
 
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
+RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
 
 
 def load_stack_file(path: str | Path) -> StackSpec:
@@ -32,6 +34,7 @@ def load_stack_file(path: str | Path) -> StackSpec:
     name = str(path)
     raw = _read_yaml(file, name)
     raw = _encrypt_app_environments(raw, name)
+    raw = _encrypt_rds_passwords(raw, name)
     try:
         spec = StackSpec.model_validate(raw)
     except ValidationError as err:
@@ -132,6 +135,42 @@ def _encrypt_app_environments(raw: dict[str, Any], name: str) -> dict[str, Any]:
     if problems:
         raise SpecError(name, problems)
     return {**raw, "apps": new_apps}
+
+
+def _encrypt_rds_passwords(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """`raw` with each `rds[i].password` (`{value: ..., secure: true}`) as the dumped
+    SecureValue the spec holds. A plain string, or a value not marked secure, is refused
+    naming the field and never quoting it: a password never sits in the spec in clear."""
+    entries = raw.get("rds")
+    if not isinstance(entries, list):
+        return raw
+    problems: list[str] = []
+    new_entries: list[Any] = []
+    key: bytes | None = None
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "password" not in entry:
+            new_entries.append(entry)
+            continue
+        value = entry["password"]
+        where = f"rds[{index}].password"
+        rest = {k: v for k, v in entry.items() if k != "password"}
+        if not isinstance(value, dict):
+            problems.append(f"{where}: {RDS_PASSWORD_FORM}, not a plain value")
+        elif sorted(str(k) for k in value) != ["secure", "value"]:
+            problems.append(f"{where}: {RDS_PASSWORD_FORM} (no other key)")
+        elif value["secure"] is not True:
+            problems.append(f"{where}: must be secure: {RDS_PASSWORD_FORM}")
+        elif not isinstance(value["value"], str) or not value["value"]:
+            problems.append(f"{where}.value: must be a non-empty string (quote numbers)")
+        else:
+            if key is None:
+                key = settings.secret_key()
+            new_entries.append({**rest, "password": encrypt(key, value["value"]).model_dump()})
+            continue
+        new_entries.append(rest)
+    if problems:
+        raise SpecError(name, problems)
+    return {**raw, "rds": new_entries}
 
 
 def _describe(error: Any) -> str:

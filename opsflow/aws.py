@@ -13,3 +13,5 @@ INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 TARGET_GROUP_ARN = re.compile(
     r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:targetgroup/[A-Za-z0-9-]{1,32}/[0-9a-f]{16}$"
 )
+# An RDS DB instance identifier (AWS allows 1-63 letters, digits and hyphens, from a letter).
+RDS_IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")

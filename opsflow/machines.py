@@ -27,5 +27,6 @@ def ec2_machine(spec: StackSpec, layer_name: str, hostname: str, token: str) -> 
         options=options,
         elastic_ip=layer.auto_assign_elastic_ip if layer else False,
         volumes=list(layer.volumes) if layer else [],
+        target_group=layer.load_balancer if layer else None,
         token=token,
     )

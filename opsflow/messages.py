@@ -53,6 +53,9 @@ class InstanceView(BaseModel):
     scaling: Scaling = Scaling.ALWAYS
     message: str | None = Field(default=None, description="why the last command failed")
     updated_at: datetime | None = None
+    ec2_instance_id: str | None = Field(
+        default=None, description="ec2: the EC2 instance id (cpu then comes from CloudWatch)"
+    )
 
 
 # ---- stack updates ---------------------------------------------------------------------
@@ -221,6 +224,7 @@ class Ec2Machine(BaseModel):
     options: Ec2Options
     elastic_ip: bool = False
     volumes: list[VolumeSpec] = Field(default_factory=list)
+    target_group: str | None = Field(default=None, description="the layer's load balancer")
     token: str = Field(description="the same for every retry of one start: one instance only")
 
 
@@ -234,6 +238,12 @@ class Ec2Resources(BaseModel):
     allocation_id: str | None = None
     association_id: str | None = None
     volume_ids: list[str] = Field(default_factory=list)
+
+
+class TargetInput(BaseModel):
+    region: str
+    target_group: str
+    instance_id: str
 
 
 class LaunchInput(BaseModel):
@@ -384,11 +394,52 @@ class AppRelease(BaseModel):
         "writes them on the instance (activity inputs are kept in workflow history), and are "
         "redacted from every log the runner returns or keeps",
     )
+    database: AppDatabase | None = Field(
+        default=None, description="the app's data_source: deploy.{app}.database on the instance"
+    )
+
+
+class AppDatabase(BaseModel):
+    """An app's database (OpsWorks' `node[:deploy][app][:database]`): a registered RDS
+    instance. The password stays a SecureValue until the runner writes the attributes."""
+
+    type: str = "rds"
+    engine: str
+    host: str
+    port: int
+    database: str | None = None
+    username: str
+    password: SecureValue
 
 
 RecipeRunInput.model_rebuild()
 InstanceCommand.model_rebuild()
 DeploymentInput.model_rebuild()
+
+
+# ---- rds ----------------------------------------------------------------------------------
+
+
+class DescribeRdsInput(BaseModel):
+    stack: str
+    region: str
+    identifiers: list[str]
+
+
+class RdsInfo(BaseModel):
+    """What AWS says of one RDS DB instance (DescribeDBInstances)."""
+
+    identifier: str
+    address: str
+    port: int
+    engine: str
+    database_name: str | None = None
+
+
+class RdsInstances(BaseModel):
+    """describe_rds's result: identifier -> what AWS says of it."""
+
+    instances: dict[str, RdsInfo] = Field(default_factory=dict)
 
 
 class HealthCheckInput(BaseModel):
@@ -531,6 +582,10 @@ class ReadMetricsInput(BaseModel):
     metrics: list[str]
     custom_metric: str | None = Field(default=None, description="command printing a number")
     timeout: float = 10.0
+    region: str | None = Field(
+        default=None,
+        description="ec2: the stack's region; with it, ec2 instances' cpu is read from CloudWatch",
+    )
 
 
 class InstanceMetrics(BaseModel):
@@ -541,6 +596,17 @@ class InstanceMetrics(BaseModel):
 
 class MetricsReport(BaseModel):
     instances: list[InstanceMetrics]
+
+
+class LayerGaugesInput(BaseModel):
+    """A layer's gauges, published to CloudWatch (namespace opsflow, dimensions Stack, Layer)."""
+
+    stack: str
+    layer: str
+    region: str
+    online: int = Field(ge=0, description="instances online")
+    total: int = Field(ge=0, description="instances in the layer")
+    healing_events: int = Field(ge=0, description="healing events (since the last gauges)")
 
 
 class ScaleRequest(BaseModel):

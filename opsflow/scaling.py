@@ -85,6 +85,7 @@ class LoadScalingState(BaseModel):
     stack: str
     layer: str
     config: LoadBasedScaling
+    region: str | None = Field(default=None, description="ec2: cpu comes from CloudWatch")
     load: LoadState = Field(default_factory=LoadState)
     max_history_events: int | None = None
     stopping: bool = False

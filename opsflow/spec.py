@@ -428,6 +428,57 @@ AppName = Annotated[str, AfterValidator(_matches(names.STACK_NAME, "app name"))]
 EnvName = Annotated[str, AfterValidator(_matches(names.ENV_NAME, "environment variable name"))]
 
 
+# Stands in for a password given in any other form than a SecureValue, so that no
+# validation error can quote it (pydantic puts each failing field's input in its errors).
+_NOT_SECURE = "(not shown)"
+
+
+def _secure_only(value: Any) -> Any:
+    """A password must reach the spec encrypted: a plain string would travel in clear."""
+    if not isinstance(value, SecureValue | dict):  # (a plain value is _NOT_SECURE here)
+        raise ValueError(
+            "must be a secure value, written {value: ..., secure: true} in the stack file "
+            "(a plain string is refused: the password would sit in the spec in plain text)"
+        )
+    return value
+
+
+class RdsSpec(StrictModel):
+    """An existing RDS DB instance registered with the stack (OpsWorks' RDS layer): apps
+    that name it in `data_source` get its endpoint, port, engine and database name in
+    their deploy attributes (`deploy.{app}.database`), with `username` and `password`.
+    The endpoint, port, engine and database name are read from AWS at `stack apply`."""
+
+    name: Annotated[str, AfterValidator(_matches(names.STACK_NAME, "rds name"))] = Field(
+        description="what apps' `data_source` names"
+    )
+    identifier: str = Field(description="the RDS DB instance identifier")
+    username: str = Field(min_length=1, max_length=128)
+    password: Annotated[SecureValue, BeforeValidator(_secure_only)]
+    database_name: str | None = Field(
+        default=None, min_length=1, max_length=128, description="default: the instance's DBName"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_a_plain_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            password = data["password"]
+            dumped = isinstance(password, dict) and password.keys() == {"secure", "ciphertext"}
+            if not (isinstance(password, SecureValue) or dumped):
+                return {**data, "password": _NOT_SECURE}
+        return data
+
+    @model_validator(mode="after")
+    def _identifier_shape(self) -> RdsSpec:
+        if not aws.RDS_IDENTIFIER.match(self.identifier):
+            raise ValueError(
+                f"identifier: {self.identifier!r} is not an RDS DB instance identifier "
+                f"(must match {aws.RDS_IDENTIFIER.pattern})"
+            )
+        return self
+
+
 class AppSpec(StrictModel):
     """An app deployed to the instances of its layers, release by release.
 
@@ -444,6 +495,9 @@ class AppSpec(StrictModel):
     environment: dict[EnvName, str | SecureValue] = Field(default_factory=dict)
     deploy_to: str | None = Field(default=None, description="default: {root}/srv/www/{name}")
     health_check: HealthCheckSpec | None = None
+    data_source: str | None = Field(
+        default=None, description="the `rds` entry whose database the app uses"
+    )
 
     @model_validator(mode="after")
     def _absolute_deploy_to(self) -> AppSpec:
@@ -464,6 +518,7 @@ class StackSpec(StrictModel):
     custom_json: dict[str, Any] = Field(default_factory=dict)
     layers: list[LayerSpec] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
+    rds: list[RdsSpec] = Field(default_factory=list, description="ec2: registered RDS instances")
 
     @model_validator(mode="after")
     def _check_whole_stack(self) -> StackSpec:
@@ -491,20 +546,31 @@ class StackSpec(StrictModel):
                         f"{seen_hosts[instance.hostname]!r} and in layer {layer.name!r}"
                     )
                 seen_hosts[instance.hostname] = layer.name
+        seen_rds: set[str] = set()
+        for entry in self.rds:
+            if entry.name in seen_rds:
+                raise ValueError(f"rds: name {entry.name!r} is used twice")
+            seen_rds.add(entry.name)
         seen_apps: set[str] = set()
-        for app in self.apps:
+        for index, app in enumerate(self.apps):
             if app.name in seen_apps:
                 raise ValueError(f"apps: app name {app.name!r} is used twice")
             seen_apps.add(app.name)
             unknown = [layer for layer in app.layers if layer not in seen_layers]
             if unknown:
                 raise ValueError(f"apps: app {app.name!r} names unknown layer(s) {unknown}")
+            if app.data_source is not None and app.data_source not in seen_rds:
+                raise ValueError(
+                    f"apps[{index}].data_source: {app.data_source!r} is not an `rds` entry of "
+                    f"this stack (rds: {', '.join(sorted(seen_rds)) or 'none'})"
+                )
         return self
 
     def _check_provider_settings(self) -> None:
         if self.provider != Provider.EC2:
             used = ["region"] if self.region is not None else []
             used += ["ec2"] if self.ec2 is not None else []
+            used += ["rds"] if self.rds else []
             used += [f"layers.{layer.name}.{f}" for layer in self.layers for f in layer.uses_ec2()]
             if used:
                 raise ValueError(
@@ -519,6 +585,9 @@ class StackSpec(StrictModel):
 
     def app(self, name: str) -> AppSpec | None:
         return next((app for app in self.apps if app.name == name), None)
+
+    def rds_entry(self, name: str) -> RdsSpec | None:
+        return next((entry for entry in self.rds if entry.name == name), None)
 
     def layer(self, name: str) -> LayerSpec | None:
         return next((layer for layer in self.layers if layer.name == name), None)

@@ -14,6 +14,7 @@ from opsflow.messages import (
     InstanceCommand,
     InstanceCommandResult,
     InstanceView,
+    RdsInfo,
     ResolvedCookbooks,
     StackEvent,
 )
@@ -50,6 +51,7 @@ class InstanceState(BaseModel):
     # ec2: what opsflow created for the instance, and where (released on terminate).
     ec2: Ec2Resources | None = None
     region: str | None = None
+    target_group: str | None = None
 
     @property
     def provider(self) -> Provider:
@@ -65,6 +67,8 @@ class StackState(BaseModel):
     )
     spec: StackSpec | None = None
     cookbooks: ResolvedCookbooks | None = None
+    # rds entry name -> what AWS said of its instance at the last apply.
+    rds: dict[str, RdsInfo] = Field(default_factory=dict)
     source_file: str | None = None
     instances: dict[str, InstanceView] = Field(default_factory=dict)
     configure_pending: bool = False

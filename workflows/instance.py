@@ -7,6 +7,7 @@ decides when configure runs everywhere.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         MachineInput,
         RecipeRunInput,
         RecipeRunResult,
+        TargetInput,
     )
     from opsflow.spec import HealthCheckSpec
     from opsflow.state import MAX_RUNS_KEPT, InstanceState, RunRecord
@@ -188,6 +190,8 @@ class InstanceWorkflow:
         view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
         if launched.ec2 is not None and command.machine is not None:
             self._state.ec2, self._state.region = launched.ec2, command.machine.region
+            self._state.target_group = command.machine.target_group
+            view.ec2_instance_id = launched.ec2.instance_id
         await self._set_status(InstanceStatus.RUNNING_SETUP, message=None)
         try:
             run = await self._run_recipes(command, "setup", None)
@@ -199,8 +203,34 @@ class InstanceWorkflow:
             return self._result(
                 command, ok=False, error=str(failed), log_tail=failed.log_tail, run_id=failed.run_id
             )
+        try:
+            await self._target(activity.REGISTER_TARGET)
+        except ActivityError as err:
+            # Compensation: what this start made goes (the machine and all it holds).
+            message = f"load balancer: {failure_message(err)[0]}"
+            await self._machine(activity.TERMINATE_INSTANCE)
+            view.ssh, view.private_ip, self._state.ec2 = None, None, None
+            await self._set_status(InstanceStatus.START_FAILED, message=message)
+            return self._result(command, ok=False, error=message)
         await self._set_status(InstanceStatus.ONLINE, message=None)
         return self._result(command, ok=True, run_id=run.run_id)
+
+    async def _target(self, name: str) -> None:
+        """Register with (or deregister from, draining) the layer's load balancer, if any."""
+        state = self._state
+        if state.target_group is None or state.ec2 is None or state.region is None:
+            return
+        await workflow.execute_activity(
+            name,
+            TargetInput(
+                region=state.region,
+                target_group=state.target_group,
+                instance_id=state.ec2.instance_id,
+            ),
+            start_to_close_timeout=common.PROVIDER_TIMEOUT,
+            heartbeat_timeout=common.HEALTH_HEARTBEAT_TIMEOUT,
+            retry_policy=common.PROVIDER_RETRY,
+        )
 
     async def _heal(self, command: InstanceCommand) -> InstanceCommandResult:
         """Replace a lost machine: the old one goes, a new one with the same hostname and
@@ -211,6 +241,8 @@ class InstanceWorkflow:
         if view.status not in HEALABLE:
             return self._skipped(command, f"instance is {view.status.value}: nothing to heal")
         try:
+            with contextlib.suppress(ActivityError):  # a lost machine cannot serve anyway
+                await self._target(activity.DEREGISTER_TARGET)
             await self._machine(activity.TERMINATE_INSTANCE)
         except ActivityError as err:
             message, _ = failure_message(err)
@@ -218,6 +250,7 @@ class InstanceWorkflow:
             await self._set_status(InstanceStatus.START_FAILED, message=message)
             return self._result(command, ok=False, error=message)
         view.ssh, view.private_ip, self._state.ec2 = None, None, None
+        view.ec2_instance_id = None
         return await self._start(command)
 
     async def _stop(self, command: InstanceCommand) -> InstanceCommandResult:
@@ -227,6 +260,10 @@ class InstanceWorkflow:
         had_setup = view.status in (InstanceStatus.ONLINE, InstanceStatus.SETUP_FAILED)
         await self._set_status(InstanceStatus.STOPPING, message=None)
         message = None
+        try:  # OpsWorks order: out of the load balancer (drained), then shutdown recipes
+            await self._target(activity.DEREGISTER_TARGET)
+        except ActivityError as err:
+            message = f"load balancer deregistration failed: {failure_message(err)[0]}"
         if had_setup and view.ssh is not None:
             # OpsWorks runs Shutdown and stops the instance even when a shutdown recipe fails;
             # the failure is kept as the instance's message.

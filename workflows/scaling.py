@@ -109,6 +109,7 @@ class LoadScalingWorkflow:
                         instances=online,
                         metrics=sorted(config.up.metrics().keys() | config.down.metrics().keys()),
                         custom_metric=config.custom_metric,
+                        region=self._state.region,
                     ),
                     result_type=MetricsReport,
                     start_to_close_timeout=timedelta(seconds=60),

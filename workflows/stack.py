@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         AddInstanceInput,
         AppAction,
         AppCommandInput,
+        AppDatabase,
         ApplyInput,
         ApplyResult,
         AppRelease,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         DeployInput,
         DeploymentInput,
         DeploymentSummary,
+        DescribeRdsInput,
         FetchCookbooksInput,
         HealingConfig,
         HealRequest,
@@ -46,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
         InstanceCommandKind,
         InstanceCommandResult,
         InstanceView,
+        RdsInfo,
+        RdsInstances,
         ResolvedCookbooks,
         RunCommandInput,
         RunCommandResult,
@@ -116,7 +120,7 @@ class _LayerLoop(NamedTuple):
     title: str
     state_field: str  # StackState field: layer -> the settings the loop was given
     workflow: Callable[..., Awaitable[None]]
-    initial: Callable[[str, str, Any, int | None], Any]
+    initial: Callable[[StackSpec, str, Any, int | None], Any]
     workflow_id: Callable[[str, str], str]
 
 
@@ -125,8 +129,8 @@ HEALING = _LayerLoop(
     title="auto healing",
     state_field="healing",
     workflow=LayerHealingWorkflow.run,
-    initial=lambda stack, layer, config, max_events: HealingState(
-        stack=stack, layer=layer, config=config, max_history_events=max_events
+    initial=lambda spec, layer, config, max_events: HealingState(
+        stack=spec.name, layer=layer, config=config, max_history_events=max_events
     ),
     workflow_id=names.healing_workflow_id,
 )
@@ -135,8 +139,12 @@ LOAD_SCALING = _LayerLoop(
     title="load-based scaling",
     state_field="load_scaling",
     workflow=LoadScalingWorkflow.run,
-    initial=lambda stack, layer, config, max_events: LoadScalingState(
-        stack=stack, layer=layer, config=config, max_history_events=max_events
+    initial=lambda spec, layer, config, max_events: LoadScalingState(
+        stack=spec.name,
+        layer=layer,
+        config=config,
+        region=spec.region,
+        max_history_events=max_events,
     ),
     workflow_id=names.scaling_workflow_id,
 )
@@ -252,7 +260,11 @@ class StackWorkflow:
             missing = missing_recipes(request.spec, _inventory(cookbooks))
             if missing:
                 raise _invalid("; ".join(missing))
+            # The registered RDS instances, read from AWS: one that does not exist fails
+            # the apply here, with nothing changed.
+            rds = await self._describe_rds(request.spec)
             self._state.cookbooks = cookbooks
+            self._state.rds = rds
             plan = plan_stack(self._state.spec, self._state.instances, request.spec)
             created = self._state.spec is None
             self._state.spec = request.spec
@@ -417,6 +429,7 @@ class StackWorkflow:
             source_digest=code.digest if code else None,
             deploy_to=app.deploy_to,
             environment=app.environment,
+            database=self._database_for(app),
         )
         return await self._start_deployment(
             number,
@@ -481,6 +494,7 @@ class StackWorkflow:
                     release=request.release,
                     deploy_to=app.deploy_to,
                     environment=app.environment,
+                    database=self._database_for(app),
                 ),
                 tag_runs=self._state.tag_runs,
             ),
@@ -719,7 +733,7 @@ class StackWorkflow:
                 continue
             child = await workflow.start_child_workflow(
                 loop.workflow,
-                loop.initial(stack, layer, config, self._state.max_history_events),
+                loop.initial(self._spec(), layer, config, self._state.max_history_events),
                 id=loop.workflow_id(stack, layer),
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=self._tags(
@@ -889,10 +903,50 @@ class StackWorkflow:
         """The current release of every app on `layer`: a new instance gets them after setup."""
         spec = self._spec()
         return [
-            release
+            # With the database as the stack registers it now (it may have changed since).
+            release.model_copy(update={"database": self._database_for(app)})
             for name, release in sorted(self._state.apps.items())
             if (app := spec.app(name)) is not None and layer in app.layers
         ]
+
+    def _database_for(self, app: AppSpec) -> AppDatabase | None:
+        """The app's `deploy.{app}.database`: its data_source's RDS instance as AWS
+        described it at the last apply, with the user and the (still encrypted) password."""
+        if app.data_source is None:
+            return None
+        entry = self._spec().rds_entry(app.data_source)
+        info = self._state.rds.get(app.data_source)
+        if entry is None or info is None:
+            return None
+        return AppDatabase(
+            engine=info.engine,
+            host=info.address,
+            port=info.port,
+            database=entry.database_name or info.database_name,
+            username=entry.username,
+            password=entry.password,
+        )
+
+    async def _describe_rds(self, spec: StackSpec) -> dict[str, RdsInfo]:
+        """rds entry name -> its instance as AWS describes it (none: no AWS call)."""
+        if not spec.rds or spec.region is None:
+            return {}
+        found: RdsInstances = await workflow.execute_activity(
+            activity.DESCRIBE_RDS,
+            DescribeRdsInput(
+                stack=spec.name,
+                region=spec.region,
+                identifiers=sorted({entry.identifier for entry in spec.rds}),
+            ),
+            result_type=RdsInstances,
+            start_to_close_timeout=common.PROVIDER_TIMEOUT,
+            retry_policy=common.PROVIDER_RETRY,
+        )
+        return {
+            entry.name: found.instances[entry.identifier]
+            for entry in spec.rds
+            if entry.identifier in found.instances
+        }
 
     async def _fetch(self, request: FetchCookbooksInput) -> ResolvedCookbooks:
         resolved: ResolvedCookbooks = await workflow.execute_activity(

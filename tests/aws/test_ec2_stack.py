@@ -24,6 +24,7 @@ from temporalio.testing import WorkflowEnvironment
 from client.api import OpsflowClient, settled
 from client.stackfile import load_stack_file
 from opsflow.errors import SpecError
+from opsflow.messages import InstanceActionKind
 from opsflow.status import InstanceStatus
 from tests.aws.conftest import AwsEnv
 from tests.helpers import quiet
@@ -137,3 +138,67 @@ def test_a_region_aws_does_not_have_is_refused_before_any_aws_call(
     with pytest.raises(SpecError, match="region: 'us-moon-1' is not an AWS region"):
         load_stack_file(stack_file)
     assert aws_env.proxy.calls == []
+
+
+def target_group(aws: AwsEnv) -> str:
+    """A real target group in moto, in the default VPC."""
+    vpc = moto(aws).describe_vpcs()["Vpcs"][0]["VpcId"]
+    elbv2 = boto3.client("elbv2", region_name="us-east-1", endpoint_url=aws.moto_url)
+    created = elbv2.create_target_group(
+        Name="web", Protocol="HTTP", Port=80, VpcId=vpc, TargetType="instance"
+    )
+    arn: str = created["TargetGroups"][0]["TargetGroupArn"]
+    return arn
+
+
+def targets(aws: AwsEnv, arn: str) -> set[str]:
+    elbv2 = boto3.client("elbv2", region_name="us-east-1", endpoint_url=aws.moto_url)
+    health = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return {t["Target"]["Id"] for t in health}
+
+
+async def test_instances_join_the_load_balancer_when_online_and_leave_it_before_stopping(
+    opsflow: OpsflowClient, aws_env: AwsEnv, stack_file: Path
+) -> None:
+    arn = target_group(aws_env)
+    text = stack_file.read_text().replace(
+        "    auto_assign_elastic_ip: true\n", f"    load_balancer: {arn}\n"
+    )
+    stack_file.write_text(text)
+    spec = load_stack_file(stack_file)
+    await opsflow.apply(spec)
+    await quiet(opsflow, spec.name, timeout=180)
+    ids = {i["InstanceId"] for i in made_by(aws_env, spec.name)["instances"]}
+    assert targets(aws_env, arn) == ids and len(ids) == 2
+    await opsflow.instance_action(spec.name, "web1", InstanceActionKind.STOP)
+    found = await opsflow.wait_instances(
+        spec.name, lambda v: v is not None and v.status == "stopped", ["web1"], timeout=180
+    )
+    assert next(v for v in found.instances if v.hostname == "web1").status == "stopped"
+    calls = aws_env.proxy.calls
+    assert calls.index("DeregisterTargets") < calls.index("StopInstances")
+    assert len(targets(aws_env, arn)) == 1
+    await opsflow.delete_stack(spec.name)
+    await opsflow.wait_stack_deleted(spec.name, timeout=180)
+    assert targets(aws_env, arn) == set()
+
+
+async def test_a_target_group_that_does_not_exist_fails_the_start_and_undoes_it(
+    opsflow: OpsflowClient, aws_env: AwsEnv, stack_file: Path
+) -> None:
+    missing = (
+        "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/gone/0123456789abcdef"
+    )
+    stack_file.write_text(
+        stack_file.read_text().replace(
+            "    volumes:", f"    load_balancer: {missing}\n    volumes:"
+        )
+    )
+    spec = load_stack_file(stack_file)
+    await opsflow.apply(spec)
+    found = await opsflow.wait_instances(spec.name, settled, timeout=180)
+    for view in found.instances:
+        assert view.status == InstanceStatus.START_FAILED
+        assert (view.message or "").startswith("load balancer: ")
+        assert "TargetGroupNotFound" in (view.message or "")
+    assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}

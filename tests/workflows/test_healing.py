@@ -18,7 +18,6 @@ from client.api import OpsflowClient
 from opsflow import names
 from opsflow.messages import DeployInput, InstanceActionKind, StackDescription
 from opsflow.spec import StackSpec
-from opsflow.state import StackState
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
@@ -214,12 +213,7 @@ async def test_the_loop_continues_as_new_keeping_its_counts(dev_env: WorkflowEnv
     cloud = FakeCloud()
     async with running(dev_env, cloud) as client:
         name = f"h{uuid.uuid4().hex[:8]}"
-        await dev_env.client.start_workflow(
-            StackWorkflow.run,
-            StackState(tag_runs=False, max_history_events=40),
-            id=names.stack_workflow_id(name),
-            task_queue=client.task_queue,
-        )
+        client.max_history_events = 40  # the stack, and its healing loop, continue as new
         await client.apply(spec(name, web=1, healing={"max_heals": 1}, interval="500ms"))
         await quiet(client, name)
         loop = dev_env.client.get_workflow_handle(names.healing_workflow_id(name, "web"))

@@ -21,7 +21,6 @@ from opsflow.messages import (
     RunCommandInput,
 )
 from opsflow.spec import StackSpec
-from opsflow.state import StackState
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
@@ -233,24 +232,20 @@ async def test_long_histories_continue_as_new_keeping_all_state(
     async with running(time_skipping_env, cloud) as client:
         name = stack_name()
         stack_id = names.stack_workflow_id(name)
-        first = await time_skipping_env.client.start_workflow(
-            StackWorkflow.run,
-            StackState(tag_runs=False, max_history_events=40),
-            id=stack_id,
-            task_queue=client.task_queue,
-        )
+        client.max_history_events = 40
         await client.apply(make_spec(name, web=2, db=0))
+        stack = time_skipping_env.client.get_workflow_handle(stack_id)
+        first_run = (await stack.describe()).run_id
         await quiet(client, name)
         for _ in range(3):
             started = await client.run_command(name, RunCommandInput(command="configure"))
             await client.wait_deployment(started.deployment_id)
         found = await quiet(client, name)
-        stack = time_skipping_env.client.get_workflow_handle(stack_id)
         for _ in range(100):
-            if (await stack.describe()).run_id != first.result_run_id:
+            if (await stack.describe()).run_id != first_run:
                 break
             await asyncio.sleep(0.1)
-        assert (await stack.describe()).run_id != first.result_run_id  # continued as new
+        assert (await stack.describe()).run_id != first_run  # continued as new
         web1 = time_skipping_env.client.get_workflow_handle(
             names.instance_workflow_id(name, "web1")
         )

@@ -1,0 +1,77 @@
+"""ELBv2 target groups: an instance is registered when it goes online and deregistered,
+with connection draining waited for, before its shutdown recipes run (OpsWorks' order).
+
+Errors as in activities.ec2_provider: throttling retryable, refusals (a target group that
+does not exist: TargetGroupNotFound) non-retryable with AWS's code and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, WaiterError
+from temporalio import activity
+
+from activities import names
+from activities.ec2_provider import as_application_error
+from opsflow.messages import TargetInput
+
+HEARTBEAT_SECONDS = 5.0
+
+
+def client(region: str) -> Any:
+    config = Config(region_name=region, retries={"mode": "standard", "max_attempts": 5})
+    return boto3.client("elbv2", config=config)
+
+
+def register(request: TargetInput) -> None:
+    try:
+        client(request.region).register_targets(
+            TargetGroupArn=request.target_group, Targets=[{"Id": request.instance_id}]
+        )
+    except ClientError as err:
+        raise as_application_error(err, None, []) from err
+
+
+def deregister(request: TargetInput) -> None:
+    """Deregister and wait until the target group has drained it (its deregistration
+    delay); a target group or target already gone is fine."""
+    elbv2 = client(request.region)
+    targets = [{"Id": request.instance_id}]
+    try:
+        elbv2.deregister_targets(TargetGroupArn=request.target_group, Targets=targets)
+        elbv2.get_waiter("target_deregistered").wait(
+            TargetGroupArn=request.target_group,
+            Targets=targets,
+            WaiterConfig={"Delay": 2, "MaxAttempts": 450},
+        )
+    except ClientError as err:
+        if "NotFound" not in err.response.get("Error", {}).get("Code", ""):
+            raise as_application_error(err, None, []) from err
+    except WaiterError as err:
+        raise as_application_error(err, None, []) from err
+
+
+@activity.defn(name=names.REGISTER_TARGET)
+async def register_target(request: TargetInput) -> None:
+    await _heartbeating(register, request)
+
+
+@activity.defn(name=names.DEREGISTER_TARGET)
+async def deregister_target(request: TargetInput) -> None:
+    await _heartbeating(deregister, request)
+
+
+async def _heartbeating(fn: Any, request: TargetInput) -> None:
+    task = asyncio.ensure_future(asyncio.to_thread(fn, request))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+        if done:
+            return task.result()  # type: ignore[no-any-return]
+        activity.heartbeat()
+
+
+ACTIVITIES = (register_target, deregister_target)

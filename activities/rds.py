@@ -1,0 +1,81 @@
+"""The `describe_rds` activity: what AWS says of the RDS DB instances a stack registers.
+
+`stack apply` runs it (before anything changes) for the stack file's `rds:` entries, and
+keeps each instance's endpoint address, port, engine and database name in the stack's
+state; apps that name an entry in `data_source` get them in `deploy.{app}.database`.
+
+boto3 is configured the standard way (AWS_PROFILE, the stack's region, AWS_ENDPOINT_URL,
+instance roles); nothing here reads credentials itself.
+
+Errors: throttling is retried by botocore's standard retry mode and, past it, is a
+retryable RdsThrottled; an instance that does not exist (DBInstanceNotFound) or any other
+refusal is a non-retryable RdsRefused carrying AWS's code and message; an instance with
+no endpoint yet (being created) is a retryable RdsNotReady.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import names
+from opsflow.messages import DescribeRdsInput, RdsInfo, RdsInstances
+
+RDS_REFUSED_TYPE = "RdsRefused"
+RDS_THROTTLED_TYPE = "RdsThrottled"
+RDS_NOT_READY_TYPE = "RdsNotReady"
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+)
+
+
+def client(region: str) -> Any:
+    """An RDS client for `region`, standard retries (throttling backs off)."""
+    config = Config(region_name=region, retries={"mode": "standard", "max_attempts": 5})
+    return boto3.client("rds", config=config)
+
+
+def describe(request: DescribeRdsInput) -> RdsInstances:
+    rds = client(request.region)
+    found: dict[str, RdsInfo] = {}
+    for identifier in request.identifiers:
+        try:
+            answer = rds.describe_db_instances(DBInstanceIdentifier=identifier)
+        except ClientError as err:
+            raise _as_application_error(err, request.stack, identifier) from None
+        instance = answer["DBInstances"][0]
+        endpoint = instance.get("Endpoint") or {}
+        if not endpoint.get("Address"):
+            raise ApplicationError(
+                f"{request.stack}: RDS instance {identifier} has no endpoint yet (status "
+                f"{instance.get('DBInstanceStatus', 'unknown')})",
+                type=RDS_NOT_READY_TYPE,
+            )
+        found[identifier] = RdsInfo(
+            identifier=identifier,
+            address=endpoint["Address"],
+            port=int(endpoint.get("Port") or instance.get("DbInstancePort") or 0),
+            engine=instance["Engine"],
+            database_name=instance.get("DBName") or None,
+        )
+    return RdsInstances(instances=found)
+
+
+@activity.defn(name=names.DESCRIBE_RDS)
+async def describe_rds(request: DescribeRdsInput) -> RdsInstances:
+    return await asyncio.to_thread(describe, request)
+
+
+def _as_application_error(err: ClientError, stack: str, identifier: str) -> ApplicationError:
+    code: str = err.response.get("Error", {}).get("Code", "")
+    message = err.response.get("Error", {}).get("Message", str(err))
+    text = f"{stack}: RDS {identifier}: AWS refused {err.operation_name}: {code}: {message}"
+    if code in THROTTLING_CODES:
+        return ApplicationError(text, type=RDS_THROTTLED_TYPE)
+    return ApplicationError(text, type=RDS_REFUSED_TYPE, non_retryable=True)
