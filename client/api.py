@@ -99,6 +99,7 @@ class StackSummary(BaseModel):
     layers: int
     instances: int
     online: int
+    problem: str | None = None  # the stack did not answer (no worker on its task queue?)
 
 
 class ScheduleRun(BaseModel):
@@ -227,23 +228,28 @@ class OpsflowClient:
 
     async def list_stacks(self) -> list[StackSummary]:
         query = "WorkflowType = 'StackWorkflow' AND ExecutionStatus = 'Running'"
-        summaries: list[StackSummary] = []
-        async for execution in self.temporal.list_workflows(query):
-            stack = execution.id.removeprefix("stack:")
-            try:
-                found = await self.describe(stack)
-            except NotFound:
-                continue  # applied never, or finished between list and query
-            summaries.append(
-                StackSummary(
-                    name=found.name,
-                    provider=found.spec.provider.value,
-                    layers=len(found.spec.layers),
-                    instances=len(found.instances),
-                    online=sum(v.status == InstanceStatus.ONLINE for v in found.instances),
-                )
+        names = [e.id.removeprefix("stack:") async for e in self.temporal.list_workflows(query)]
+        # Asked all at once; one stack that does not answer does not hide the others.
+        found = await asyncio.gather(*(self._summary(name) for name in names))
+        return sorted((s for s in found if s is not None), key=lambda s: s.name)
+
+    async def _summary(self, stack: str) -> StackSummary | None:
+        try:
+            found = await self.describe(stack)
+        except NotFound:
+            return None  # applied never, or finished between list and query
+        except OpsflowError as err:
+            problem = str(err).splitlines()[0]
+            return StackSummary(
+                name=stack, provider="?", layers=0, instances=0, online=0, problem=problem
             )
-        return sorted(summaries, key=lambda s: s.name)
+        return StackSummary(
+            name=found.name,
+            provider=found.spec.provider.value,
+            layers=len(found.spec.layers),
+            instances=len(found.instances),
+            online=sum(v.status == InstanceStatus.ONLINE for v in found.instances),
+        )
 
     async def delete_stack(self, stack: str) -> DeleteStackResult:
         handle = self._stack(stack)

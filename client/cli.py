@@ -208,8 +208,8 @@ async def stack_list(client: OpsflowClient, fmt: str) -> None:
         output.emit_json(stacks)
         return
     output.emit_table(
-        ["STACK", "PROVIDER", "LAYERS", "INSTANCES", "ONLINE"],
-        [[s.name, s.provider, s.layers, s.instances, s.online] for s in stacks],
+        ["STACK", "PROVIDER", "LAYERS", "INSTANCES", "ONLINE", "PROBLEM"],
+        [[s.name, s.provider, s.layers, s.instances, s.online, s.problem or ""] for s in stacks],
     )
 
 

@@ -129,6 +129,8 @@ async def test_a_start_that_fails_after_launching_is_undone_and_start_failed(
         assert "AddressLimitExceeded: The maximum number of addresses" in (view.message or "")
     assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}
     assert aws_env.proxy.count("AllocateAddress") == 2  # refused: not retried
+    await opsflow.delete_stack(spec.name)
+    await opsflow.wait_stack_deleted(spec.name, timeout=180)
 
 
 def test_a_region_aws_does_not_have_is_refused_before_any_aws_call(
@@ -202,3 +204,5 @@ async def test_a_target_group_that_does_not_exist_fails_the_start_and_undoes_it(
         assert (view.message or "").startswith("load balancer: ")
         assert "TargetGroupNotFound" in (view.message or "")
     assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}
+    await opsflow.delete_stack(spec.name)
+    await opsflow.wait_stack_deleted(spec.name, timeout=180)

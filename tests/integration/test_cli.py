@@ -69,9 +69,9 @@ async def test_apply_list_run_and_delete_through_the_cli(
     assert [i["hostname"] for i in result["instances"]] == ["web1"]
 
     stacks = await opsflow_cli(["stack", "list", "-o", "json"], address, task_queue)
-    assert {"name": "clishop", "provider": "local", "layers": 2, "instances": 2, "online": 2} in (
-        json.loads(stacks.stdout)
-    )
+    assert stacks.returncode == 0, stacks.stderr
+    clishop = {"name": "clishop", "provider": "local", "layers": 2, "instances": 2, "online": 2}
+    assert clishop | {"problem": None} in json.loads(stacks.stdout)
 
     stopped = await opsflow_cli(
         ["instance", "stop", "clishop", "db1", "--wait"], address, task_queue
@@ -211,5 +211,9 @@ async def test_no_worker_gives_a_clear_error_instead_of_hanging(
             await lonely.apply(load_stack_file(stack_file))
         with pytest.raises(OperationFailed, match="no answer from stack:orphan within 2s"):
             await lonely.describe("orphan")
+        # A listing still lists the stacks that answer, and says which one did not.
+        listed = {s.name: s for s in await lonely.list_stacks()}
+        assert listed["orphan"].problem is not None
+        assert "no answer from stack:orphan" in listed["orphan"].problem
     finally:
         await dev_env.client.get_workflow_handle("stack:orphan").terminate()
