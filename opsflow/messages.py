@@ -134,6 +134,7 @@ class InstanceCommand(BaseModel):
         default_factory=list, description="start: apps whose current release goes on after setup"
     )
     machine: Ec2Machine | None = Field(default=None, description="start/heal of an ec2 instance")
+    terminate_on_setup_failure: bool = False
     reason: str | None = Field(default=None, description="heal: why the instance is lost")
 
 

@@ -85,7 +85,10 @@ def plan_stack(
         if old is None:
             plan.changes.append(f"add layer {name}")
             continue
-        fields = ("auto_healing", "health_check", "healing", "load_based_scaling")
+        fields = [
+            *("auto_healing", "health_check", "healing", "load_based_scaling", "ec2"),
+            *("auto_assign_elastic_ip", "volumes", "load_balancer", "on_setup_failure"),
+        ]
         for field in ("recipes", "custom_json", *fields):
             if getattr(old, field) != getattr(wanted, field):
                 plan.changes.append(f"change layer {name} {field}")

@@ -401,6 +401,11 @@ class LayerSpec(StrictModel):
     auto_assign_elastic_ip: bool = False
     volumes: list[VolumeSpec] = Field(default_factory=list)
     load_balancer: str | None = Field(default=None, description="an ELBv2 target group ARN")
+    on_setup_failure: str = Field(
+        default="keep",
+        pattern=r"^(keep|terminate)$",
+        description="keep a setup_failed machine to look at (OpsWorks), or terminate it",
+    )
 
     @model_validator(mode="after")
     def _target_group_arn(self) -> LayerSpec:

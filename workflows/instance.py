@@ -199,9 +199,15 @@ class InstanceWorkflow:
             for app in command.deploy_after_setup:
                 await self._run_recipes(command, "deploy", None, app)
         except _RecipesFailed as failed:
-            await self._set_status(InstanceStatus.SETUP_FAILED, message=str(failed))
+            message = str(failed)
+            if command.terminate_on_setup_failure:  # compensation: the machine goes
+                await self._machine(activity.TERMINATE_INSTANCE)
+                view.ssh, view.private_ip, self._state.ec2 = None, None, None
+                view.ec2_instance_id = None
+                message += " (machine terminated: on_setup_failure is terminate)"
+            await self._set_status(InstanceStatus.SETUP_FAILED, message=message)
             return self._result(
-                command, ok=False, error=str(failed), log_tail=failed.log_tail, run_id=failed.run_id
+                command, ok=False, error=message, log_tail=failed.log_tail, run_id=failed.run_id
             )
         try:
             await self._target(activity.REGISTER_TARGET)

@@ -804,6 +804,10 @@ class StackWorkflow:
         command = self._command(InstanceCommandKind.START)
         command.deploy_after_setup = self._apps_for(layer)
         command.machine = ec2_machine(self._spec(), layer, hostname, token=command.id)
+        settings = self._spec().layer(layer)
+        command.terminate_on_setup_failure = (
+            settings is not None and settings.on_setup_failure == "terminate"
+        )
         return command
 
     def _start_command_for(self, hostname: str) -> InstanceCommand:

@@ -206,3 +206,23 @@ async def test_a_target_group_that_does_not_exist_fails_the_start_and_undoes_it(
     assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}
     await opsflow.delete_stack(spec.name)
     await opsflow.wait_stack_deleted(spec.name, timeout=180)
+
+
+async def test_a_failed_setup_with_on_setup_failure_terminate_leaves_nothing(
+    opsflow: OpsflowClient, aws_env: AwsEnv, stack_file: Path
+) -> None:
+    (stack_file.parent / "cookbooks" / "web" / "setup.sh").write_text("echo broken >&2; exit 3\n")
+    text = stack_file.read_text().replace(
+        "    auto_healing: false\n", "    auto_healing: false\n    on_setup_failure: terminate\n"
+    )
+    stack_file.write_text(text)
+    spec = load_stack_file(stack_file)
+    await opsflow.apply(spec)
+    found = await opsflow.wait_instances(spec.name, settled, timeout=180)
+    for view in found.instances:
+        assert view.status == InstanceStatus.SETUP_FAILED
+        assert "exit code 3" in (view.message or "")
+        assert "machine terminated: on_setup_failure is terminate" in (view.message or "")
+    assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}
+    await opsflow.delete_stack(spec.name)
+    await opsflow.wait_stack_deleted(spec.name, timeout=180)
