@@ -51,13 +51,23 @@ def client(region: str) -> Any:
     return boto3.client("ec2", config=config)
 
 
-def launch(machine: Ec2Machine, heartbeat: Callable[[], None] = lambda: None) -> Ec2Resources:
+def launch(
+    machine: Ec2Machine,
+    heartbeat: Callable[[], None] = lambda: None,
+    kept: Ec2Resources | None = None,
+) -> Ec2Resources:
+    """Launch the instance; with `kept` (what a lost instance had, see terminate(keep=True))
+    its Elastic IP is associated and its volumes attached to the new one, as they were."""
     ec2 = client(machine.region)
     undo: list[tuple[str, Callable[[], None]]] = []
     try:
-        resources = _run_or_reuse(ec2, machine, undo)
+        zone = kept.availability_zone if kept is not None and kept.volume_ids else None
+        resources = _run_or_reuse(ec2, machine, undo, zone)
         _wait(ec2, "instance_running", heartbeat, InstanceIds=[resources.instance_id])
         _describe_addresses(ec2, resources)
+        if kept is not None:  # a replacement: the lost machine's address and disks
+            _move_kept(ec2, kept, resources, heartbeat)
+            return resources
         if machine.elastic_ip:
             _elastic_ip(ec2, machine, resources, undo)
         for index, volume in enumerate(machine.volumes):
@@ -79,18 +89,27 @@ def stop(region: str, instance_id: str, heartbeat: Callable[[], None] = lambda: 
 
 
 def terminate(
-    region: str, resources: Ec2Resources, heartbeat: Callable[[], None] = lambda: None
+    region: str,
+    resources: Ec2Resources,
+    heartbeat: Callable[[], None] = lambda: None,
+    keep: bool = False,
 ) -> None:
     """Terminate the instance and release what opsflow created for it; an absent one is
-    a no-op, so a retried delete succeeds."""
+    a no-op, so a retried delete succeeds. With `keep` (a heal), its volumes are detached
+    and its Elastic IP kept, for the replacement to take over."""
     ec2 = client(region)
     try:
+        if keep:
+            for volume_id in resources.volume_ids:
+                _ignore_missing(lambda v=volume_id: _detach(ec2, v, heartbeat))  # type: ignore[misc]
         _ignore_missing(lambda: ec2.terminate_instances(InstanceIds=[resources.instance_id]))
         _ignore_missing(
             lambda: _wait(
                 ec2, "instance_terminated", heartbeat, InstanceIds=[resources.instance_id]
             )
         )
+        if keep:
+            return
         if resources.allocation_id is not None:
             _ignore_missing(lambda: ec2.release_address(AllocationId=resources.allocation_id))
         for volume_id in resources.volume_ids:
@@ -113,7 +132,10 @@ def _tags(machine: Ec2Machine) -> list[dict[str, str]]:
 
 
 def _run_or_reuse(
-    ec2: Any, machine: Ec2Machine, undo: list[tuple[str, Callable[[], None]]]
+    ec2: Any,
+    machine: Ec2Machine,
+    undo: list[tuple[str, Callable[[], None]]],
+    zone: str | None = None,
 ) -> Ec2Resources:
     found = ec2.describe_instances(
         Filters=[
@@ -153,6 +175,8 @@ def _run_or_reuse(
     }
     if options.subnet:
         request["SubnetId"] = options.subnet
+    elif zone is not None:  # volumes kept from a lost instance only attach in their zone
+        request["Placement"] = {"AvailabilityZone": zone}
     if options.security_groups:
         request["SecurityGroupIds"] = options.security_groups
     if options.key_pair:
@@ -223,12 +247,44 @@ def _volume(
     undo.append(("detach volume", lambda: ec2.detach_volume(VolumeId=volume_id, Force=True)))
 
 
-def _delete_volume(ec2: Any, volume_id: str, heartbeat: Callable[[], None]) -> None:
+def _detach(ec2: Any, volume_id: str, heartbeat: Callable[[], None]) -> None:
     found = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"]
-    if found and found[0].get("Attachments"):
-        ec2.detach_volume(VolumeId=volume_id, Force=True)
+    attachments = found[0].get("Attachments", []) if found else []
+    for attachment in attachments:
+        ec2.detach_volume(
+            VolumeId=volume_id,
+            InstanceId=attachment["InstanceId"],
+            Device=attachment["Device"],
+            Force=True,
+        )
+    if attachments:
         _wait(ec2, "volume_available", heartbeat, VolumeIds=[volume_id])
+
+
+def _delete_volume(ec2: Any, volume_id: str, heartbeat: Callable[[], None]) -> None:
+    _detach(ec2, volume_id, heartbeat)
     ec2.delete_volume(VolumeId=volume_id)
+
+
+def _move_kept(
+    ec2: Any, kept: Ec2Resources, resources: Ec2Resources, heartbeat: Callable[[], None]
+) -> None:
+    """The lost instance's Elastic IP and volumes onto its replacement (same devices)."""
+    if kept.allocation_id is not None:
+        associated = ec2.associate_address(
+            AllocationId=kept.allocation_id,
+            InstanceId=resources.instance_id,
+            AllowReassociation=True,  # from the terminated instance, if still shown on it
+        )
+        resources.allocation_id = kept.allocation_id
+        resources.association_id = associated["AssociationId"]
+        found = ec2.describe_addresses(AllocationIds=[kept.allocation_id])["Addresses"]
+        resources.public_ip = found[0].get("PublicIp") if found else resources.public_ip
+    for index, volume_id in enumerate(kept.volume_ids):
+        _detach(ec2, volume_id, heartbeat)
+        device = f"/dev/sd{DEVICE_LETTERS[index]}"
+        ec2.attach_volume(VolumeId=volume_id, InstanceId=resources.instance_id, Device=device)
+        resources.volume_ids.append(volume_id)
 
 
 # ---- plumbing ----------------------------------------------------------------------------

@@ -84,7 +84,7 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
             type=INVALID_INPUT_TYPE,
             non_retryable=True,
         )
-    resources = ec2_provider.launch(machine)
+    resources = ec2_provider.launch(machine, kept=request.kept)
     if os.environ.get(STANDIN_VARIABLE) == "local":
         standin = local_provider.launch(request)
         return standin.model_copy(update={"ec2": resources})
@@ -138,7 +138,7 @@ def _stop_ec2(request: MachineInput) -> None:
 
 def _terminate_ec2(request: MachineInput) -> None:
     if request.ec2 is not None and request.region is not None:
-        ec2_provider.terminate(request.region, request.ec2)
+        ec2_provider.terminate(request.region, request.ec2, keep=request.keep)
     if os.environ.get(STANDIN_VARIABLE) == "local":
         local_provider.terminate(request)
 

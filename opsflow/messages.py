@@ -252,6 +252,9 @@ class LaunchInput(BaseModel):
     hostname: str
     provider: Provider
     ec2: Ec2Machine | None = None
+    kept: Ec2Resources | None = Field(
+        default=None, description="heal: the lost instance's address and volumes to take over"
+    )
 
 
 class LaunchResult(BaseModel):
@@ -267,6 +270,7 @@ class MachineInput(BaseModel):
     provider: Provider
     region: str | None = None
     ec2: Ec2Resources | None = None
+    keep: bool = Field(default=False, description="heal: keep the address and volumes")
 
 
 class RecipeRunInput(BaseModel):

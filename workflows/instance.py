@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         AppRelease,
         CancelCommand,
         ConnectionLost,
+        Ec2Resources,
         HealthCheckInput,
         HealthCheckResult,
         InstanceChanged,
@@ -165,7 +166,9 @@ class InstanceWorkflow:
             case InstanceCommandKind.HEAL:
                 return await self._heal(command)
 
-    async def _start(self, command: InstanceCommand) -> InstanceCommandResult:
+    async def _start(
+        self, command: InstanceCommand, kept: Ec2Resources | None = None
+    ) -> InstanceCommandResult:
         view = self._state.view
         if view.status in (InstanceStatus.ONLINE, InstanceStatus.TERMINATED):
             return self._skipped(command, f"instance is already {view.status.value}")
@@ -178,6 +181,7 @@ class InstanceWorkflow:
                     hostname=view.hostname,
                     provider=view.provider,
                     ec2=command.machine,
+                    kept=kept,
                 ),
                 result_type=LaunchResult,
                 start_to_close_timeout=common.PROVIDER_TIMEOUT,
@@ -185,6 +189,7 @@ class InstanceWorkflow:
             )
         except ActivityError as err:
             message, _ = failure_message(err)
+            self._state.ec2 = kept  # a later delete still releases what the lost one had
             await self._set_status(InstanceStatus.START_FAILED, message=message)
             return self._result(command, ok=False, error=message)
         view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
@@ -246,10 +251,11 @@ class InstanceWorkflow:
             await self._set_status(InstanceStatus.CONNECTION_LOST, message=command.reason)
         if view.status not in HEALABLE:
             return self._skipped(command, f"instance is {view.status.value}: nothing to heal")
+        kept = self._state.ec2  # on ec2 the replacement takes over its address and volumes
         try:
             with contextlib.suppress(ActivityError):  # a lost machine cannot serve anyway
                 await self._target(activity.DEREGISTER_TARGET)
-            await self._machine(activity.TERMINATE_INSTANCE)
+            await self._machine(activity.TERMINATE_INSTANCE, keep=True)
         except ActivityError as err:
             message, _ = failure_message(err)
             message = f"could not remove the lost machine: {message}"
@@ -257,7 +263,7 @@ class InstanceWorkflow:
             return self._result(command, ok=False, error=message)
         view.ssh, view.private_ip, self._state.ec2 = None, None, None
         view.ec2_instance_id = None
-        return await self._start(command)
+        return await self._start(command, kept=kept)
 
     async def _stop(self, command: InstanceCommand) -> InstanceCommandResult:
         view = self._state.view
@@ -403,7 +409,7 @@ class InstanceWorkflow:
         self._remember(run_id, command, event, started, ok=True, error=None, tail=result.log_tail)
         return result
 
-    async def _machine(self, name: str) -> None:
+    async def _machine(self, name: str, keep: bool = False) -> None:
         view = self._state.view
         await workflow.execute_activity(
             name,
@@ -413,6 +419,7 @@ class InstanceWorkflow:
                 provider=view.provider,
                 region=self._state.region,
                 ec2=self._state.ec2,
+                keep=keep,
             ),
             start_to_close_timeout=common.PROVIDER_TIMEOUT,
             retry_policy=common.PROVIDER_RETRY,

@@ -140,3 +140,22 @@ def test_a_retried_launch_finds_its_instance_and_waits_while_it_is_pending(
     assert time.monotonic() - started >= 2 and beats  # it waited, heartbeating
     again = ec2_provider.launch(machine())  # a retry of the same start
     assert again.instance_id == first.instance_id and live(aws_env) == [first.instance_id]
+
+
+def test_a_replacement_takes_over_the_lost_instances_address_and_volumes(aws_env: AwsEnv) -> None:
+    disks = [VolumeSpec(size=10, mount_point="/data")]
+    lost = ec2_provider.launch(machine(elastic_ip=True, volumes=disks))
+    ec2_provider.terminate("us-east-1", lost, keep=True)  # a heal: the machine goes, not its data
+    assert instances(aws_env)[lost.instance_id] == "terminated"
+    [address] = addresses(aws_env)
+    assert address["AllocationId"] == lost.allocation_id
+    new = ec2_provider.launch(machine(token="heal-1", elastic_ip=True, volumes=disks), kept=lost)
+    assert new.instance_id != lost.instance_id
+    assert (new.allocation_id, new.volume_ids) == (lost.allocation_id, lost.volume_ids)
+    [address] = addresses(aws_env)
+    assert address["InstanceId"] == new.instance_id
+    [volume] = volumes(aws_env)
+    attachment = volume["Attachments"][0]
+    assert (attachment["InstanceId"], attachment["Device"]) == (new.instance_id, "/dev/sdf")
+    ec2_provider.terminate("us-east-1", new)
+    assert live(aws_env) == [] and addresses(aws_env) == [] and volumes(aws_env) == []
