@@ -25,13 +25,11 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import names
+from activities import aws, names
 from opsflow.messages import LayerGaugesInput
 
 CLOUDWATCH_REFUSED_TYPE = "CloudWatchRefused"
@@ -53,9 +51,7 @@ MAX_QUERIES = 500  # GetMetricData's limit of queries per call
 
 
 def client(region: str) -> Any:
-    """A CloudWatch client for `region`, standard retries (throttling backs off)."""
-    config = Config(region_name=region, retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client("cloudwatch", config=config)
+    return aws.client("cloudwatch", region)
 
 
 def cloudwatch_cpu(

@@ -27,11 +27,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 from temporalio.exceptions import ApplicationError
 
+from activities import aws
 from opsflow.messages import Ec2Machine, Ec2Resources
 from opsflow.spec import VolumeSpec
 
@@ -46,9 +45,7 @@ WAIT_SECONDS = 600
 
 
 def client(region: str) -> Any:
-    """An EC2 client for `region`, standard retries (throttling backs off)."""
-    config = Config(region_name=region, retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client("ec2", config=config)
+    return aws.client("ec2", region)
 
 
 def launch(

@@ -10,21 +10,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 from temporalio import activity
 
-from activities import names
+from activities import aws, names
 from activities.ec2_provider import as_application_error
+from activities.heartbeat import heartbeating
 from opsflow.messages import TargetInput
-
-HEARTBEAT_SECONDS = 5.0
 
 
 def client(region: str) -> Any:
-    config = Config(region_name=region, retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client("elbv2", config=config)
+    return aws.client("elbv2", region)
 
 
 def register(request: TargetInput) -> None:
@@ -57,21 +53,12 @@ def deregister(request: TargetInput) -> None:
 
 @activity.defn(name=names.REGISTER_TARGET)
 async def register_target(request: TargetInput) -> None:
-    await _heartbeating(register, request)
+    await heartbeating(asyncio.to_thread(register, request))
 
 
 @activity.defn(name=names.DEREGISTER_TARGET)
 async def deregister_target(request: TargetInput) -> None:
-    await _heartbeating(deregister, request)
-
-
-async def _heartbeating(fn: Any, request: TargetInput) -> None:
-    task = asyncio.ensure_future(asyncio.to_thread(fn, request))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-        if done:
-            return task.result()  # type: ignore[no-any-return]
-        activity.heartbeat()
+    await heartbeating(asyncio.to_thread(deregister, request))
 
 
 ACTIVITIES = (register_target, deregister_target)

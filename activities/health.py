@@ -36,7 +36,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable
 from typing import Any, NamedTuple, TypeVar
 
 import paramiko
@@ -44,13 +43,13 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names, ssh
+from activities.heartbeat import heartbeat, heartbeating
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import HealthCheckInput, HealthCheckResult, SshEndpoint
 from opsflow.spec import HealthCheckSpec
 
 BODY_LIMIT = 64 * 1024
 DETAIL_LIMIT = 500
-HEARTBEAT_SECONDS = 5.0
 DEFAULT_PRIVATE_IP = "127.0.0.1"
 
 _T = TypeVar("_T")
@@ -72,17 +71,15 @@ async def check_health(request: HealthCheckInput) -> HealthCheckResult:
     while True:
         attempts += 1
         if url is not None:
-            answer = await _heartbeating(
-                asyncio.to_thread(probe_http, url, check.timeout), *details
-            )
+            answer = await heartbeating(asyncio.to_thread(probe_http, url, check.timeout), *details)
         else:
             assert check.command is not None  # probe_url checked: exactly one of the two
-            answer = await _heartbeating(
+            answer = await heartbeating(
                 asyncio.to_thread(probe_command, request.ssh, check.command, check.timeout),
                 *details,
             )
         details = (attempts, answer.detail)
-        _heartbeat(*details)
+        heartbeat(*details)
         elapsed = time.monotonic() - started
         if answer.healthy or elapsed + check.interval >= check.deadline:
             return HealthCheckResult(
@@ -91,7 +88,7 @@ async def check_health(request: HealthCheckInput) -> HealthCheckResult:
                 seconds=round(elapsed, 3),
                 detail=answer.detail,
             )
-        await _heartbeating(asyncio.sleep(check.interval), *details)
+        await heartbeating(asyncio.sleep(check.interval), *details)
 
 
 def probe_url(check: HealthCheckSpec, hostname: str, private_ip: str | None) -> str | None:
@@ -183,27 +180,6 @@ def _clip(text: str) -> str:
 
 
 # ---- activity plumbing --------------------------------------------------------------------
-
-
-async def _heartbeating(work: Awaitable[_T], *details: Any) -> _T:
-    """Await `work`, heartbeating with `details` meanwhile (a probe or an interval may
-    outlast a heartbeat timeout). Cancellation is not waited out: a probe's thread ends on
-    its own timeout."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-            if done:
-                return task.result()
-            _heartbeat(*details)
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
-
-
-def _heartbeat(*details: Any) -> None:
-    if activity.in_activity():
-        activity.heartbeat(*details)
 
 
 def _invalid(message: str) -> ApplicationError:

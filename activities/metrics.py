@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -56,6 +55,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import cloudwatch, names, ssh
+from activities.heartbeat import heartbeating
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import InstanceMetrics, InstanceView, MetricsReport, ReadMetricsInput
 
@@ -65,7 +65,6 @@ CPU_SAMPLE_SECONDS = 1
 CUSTOM_MARGIN_SECONDS = 1.0
 # Connecting (when the pooled connection is gone) on top of the command's timeout.
 CONNECT_GRACE_SECONDS = 1.0
-HEARTBEAT_SECONDS = 5.0
 DETAIL_LIMIT = 200
 NO_DATAPOINT = "no CloudWatch datapoint for CPUUtilization yet"
 
@@ -134,7 +133,7 @@ async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
         found, results = await asyncio.gather(cpus(), reads)
         return found, list(results)
 
-    found, results = await _heartbeating(everything())
+    found, results = await heartbeating(everything())
     return MetricsReport(
         instances=[_with_cpu(r, from_cloudwatch.get(r.hostname), found) for r in results]
     )
@@ -375,22 +374,6 @@ def _checked(request: ReadMetricsInput) -> list[str]:
     if not request.timeout > 0:
         raise _invalid(f"the timeout must be positive, not {request.timeout}")
     return list(dict.fromkeys(request.metrics))
-
-
-async def _heartbeating(work: Awaitable[_T]) -> _T:
-    """Await `work`, heartbeating meanwhile. Cancellation is not waited out: each read's
-    thread ends on its own timeout."""
-    task = asyncio.ensure_future(work)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-            if done:
-                return task.result()
-            if activity.in_activity():
-                activity.heartbeat()
-    except asyncio.CancelledError:
-        task.cancel()
-        raise
 
 
 def _last_line(text: str) -> str:

@@ -17,22 +17,18 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Callable
-from typing import TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import ec2_provider, local_provider, names
+from activities.heartbeat import heartbeating
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.spec import Provider
 
 STANDIN_VARIABLE = "OPSFLOW_EC2_SSH_STANDIN"
 HOST_KEY_WAIT_SECONDS = 300
-HEARTBEAT_SECONDS = 5.0
-_In = TypeVar("_In")
-_Out = TypeVar("_Out")
 _HOST_KEYS = re.compile(
     r"-----BEGIN SSH HOST KEY KEYS-----(.*?)-----END SSH HOST KEY KEYS-----", re.S
 )
@@ -44,7 +40,7 @@ async def launch_instance(request: LaunchInput) -> LaunchResult:
         case Provider.LOCAL:
             return await asyncio.to_thread(local_provider.launch, request)
         case Provider.EC2:
-            return await _heartbeating(_launch_ec2, request)
+            return await heartbeating(asyncio.to_thread(_launch_ec2, request))
     raise _not_launched(request.provider)
 
 
@@ -54,7 +50,7 @@ async def stop_instance(request: MachineInput) -> None:
         case Provider.LOCAL:
             await asyncio.to_thread(local_provider.stop, request)
         case Provider.EC2:
-            await _heartbeating(_stop_ec2, request)
+            await heartbeating(asyncio.to_thread(_stop_ec2, request))
         case _:
             raise _not_launched(request.provider)
 
@@ -65,7 +61,7 @@ async def terminate_instance(request: MachineInput) -> None:
         case Provider.LOCAL:
             await asyncio.to_thread(local_provider.terminate, request)
         case Provider.EC2:
-            await _heartbeating(_terminate_ec2, request)
+            await heartbeating(asyncio.to_thread(_terminate_ec2, request))
         case _:
             raise _not_launched(request.provider)
 
@@ -141,18 +137,6 @@ def _terminate_ec2(request: MachineInput) -> None:
         ec2_provider.terminate(request.region, request.ec2, keep=request.keep)
     if os.environ.get(STANDIN_VARIABLE) == "local":
         local_provider.terminate(request)
-
-
-async def _heartbeating(fn: Callable[[_In], _Out], request: _In) -> _Out:
-    """Run the blocking `fn` in a thread, heartbeating from the event loop meanwhile (an
-    async activity can only heartbeat from its loop): waits on AWS can be long."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn, request))
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-        if done:
-            return task.result()
-        if activity.in_activity():
-            activity.heartbeat()
 
 
 def _not_launched(provider: Provider) -> ApplicationError:

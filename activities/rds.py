@@ -18,13 +18,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import names
+from activities import aws, names
 from opsflow.messages import DescribeRdsInput, RdsInfo, RdsInstances
 
 RDS_REFUSED_TYPE = "RdsRefused"
@@ -36,9 +34,7 @@ THROTTLING_CODES = frozenset(
 
 
 def client(region: str) -> Any:
-    """An RDS client for `region`, standard retries (throttling backs off)."""
-    config = Config(region_name=region, retries={"mode": "standard", "max_attempts": 5})
-    return boto3.client("rds", config=config)
+    return aws.client("rds", region)
 
 
 def describe(request: DescribeRdsInput) -> RdsInstances:
