@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import cloudwatch, elb, providers
+from activities import cloudwatch, elb, providers, registered
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
 from activities.liveness import LivenessActivities
@@ -48,6 +48,7 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
     recipes = RecipeActivities(context_source=stack_context_source(client))
     activities: list[Any] = [
         *providers.ACTIVITIES,
+        *registered.ACTIVITIES,
         *elb.ACTIVITIES,
         *cloudwatch.ACTIVITIES,
         recipes.run_recipes,

@@ -1,8 +1,9 @@
 """The machine activities (launch, stop, terminate), one per provider behind one name each.
 
 `local` machines are sshd processes on this host (activities.local_provider); `ec2`
-machines are EC2 instances (activities.ec2_provider). Registered hosts are not launched
-by opsflow: asking to launch one is an InvalidInput.
+machines are EC2 instances (activities.ec2_provider). Registered hosts are existing
+machines (activities.registered): launching one attaches to it (its pinned key must
+answer), stopping and terminating leave the machine as it is.
 
 An ec2 instance is reached over SSH at its public address (or its private one) as
 `ssh_user` with `ssh_key_file`, pinning the host key it printed to its console at first
@@ -21,7 +22,7 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import ec2_provider, local_provider, names
+from activities import ec2_provider, local_provider, names, registered
 from activities.heartbeat import heartbeating
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
@@ -41,6 +42,8 @@ async def launch_instance(request: LaunchInput) -> LaunchResult:
             return await asyncio.to_thread(local_provider.launch, request)
         case Provider.EC2:
             return await heartbeating(asyncio.to_thread(_launch_ec2, request))
+        case Provider.REGISTERED:
+            return await asyncio.to_thread(registered.attach, request)
     raise _not_launched(request.provider)
 
 
@@ -51,6 +54,8 @@ async def stop_instance(request: MachineInput) -> None:
             await asyncio.to_thread(local_provider.stop, request)
         case Provider.EC2:
             await heartbeating(asyncio.to_thread(_stop_ec2, request))
+        case Provider.REGISTERED:
+            pass  # not opsflow's machine: it keeps running
         case _:
             raise _not_launched(request.provider)
 
@@ -62,6 +67,8 @@ async def terminate_instance(request: MachineInput) -> None:
             await asyncio.to_thread(local_provider.terminate, request)
         case Provider.EC2:
             await heartbeating(asyncio.to_thread(_terminate_ec2, request))
+        case Provider.REGISTERED:
+            pass  # deregistered: the machine returns to its owner untouched
         case _:
             raise _not_launched(request.provider)
 

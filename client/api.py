@@ -68,6 +68,8 @@ from opsflow.messages import (
     InstanceActionInput,
     InstanceActionKind,
     InstanceView,
+    RegisterInstanceInput,
+    RegisterInstanceResult,
     RunCommandInput,
     RunCommandResult,
     StackDescription,
@@ -279,6 +281,17 @@ class OpsflowClient:
             handle.id,
             lambda: handle.execute_update(
                 StackWorkflow.add_instance, request, rpc_timeout=self.update_timeout
+            ),
+        )
+
+    async def register_instance(
+        self, stack: str, request: RegisterInstanceInput
+    ) -> RegisterInstanceResult:
+        handle = self._stack(stack)
+        return await self._call(
+            handle.id,
+            lambda: handle.execute_update(
+                StackWorkflow.register_instance, request, rpc_timeout=self.update_timeout
             ),
         )
 

@@ -6,9 +6,11 @@ Exit codes: 0 done, 1 the operation failed (the message says where to look), 2 b
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import gc
+import hashlib
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -34,6 +36,7 @@ from opsflow.messages import (
     InstanceActionKind,
     InstanceDeployment,
     InstanceView,
+    RegisterInstanceInput,
     RunCommandInput,
     RunCommandResult,
     StackDescription,
@@ -41,7 +44,7 @@ from opsflow.messages import (
 )
 from opsflow.rollout import Strategy, parse_amount
 from opsflow.secrets import MASK, SecureValue
-from opsflow.spec import WEEKDAYS, HealthCheckSpec, WeeklySchedule
+from opsflow.spec import WEEKDAYS, HealthCheckSpec, RegisteredHostSpec, WeeklySchedule
 from opsflow.status import FAILED
 
 T = TypeVar("T")
@@ -372,6 +375,85 @@ async def instance_add(
     click.echo(f"instance {view.hostname} added to layer {layer} ({view.status.value})")
     if start and wait:
         await _wait_for(client, stack_name, hostname, settled)
+
+
+@instance.command("register")
+@click.argument("stack_name", metavar="STACK")
+@click.option("--layer", required=True)
+@click.option("--host", required=True, help="DNS name or IP address of the existing host.")
+@click.option("--port", type=int, default=22, show_default=True)
+@click.option("--user", default="root", show_default=True, help="Login user (writes under --root).")
+@click.option("--key-file", required=True, help="Private key that logs in as --user.")
+@click.option("--hostname", help="Its name in the stack (default: the first label of --host).")
+@click.option("--root", default="/", show_default=True, help="Where opsflow keeps its files.")
+@click.option("--host-key", help="'<type> <base64>' to pin (default: the key it shows now).")
+@wait_option
+@with_client
+async def instance_register(
+    client: OpsflowClient,
+    stack_name: str,
+    layer: str,
+    host: str,
+    port: int,
+    user: str,
+    key_file: str,
+    hostname: str | None,
+    root: str,
+    host_key: str | None,
+    wait: bool,
+) -> None:
+    """Bring an existing SSH host into a layer of STACK (OpsWorks' register).
+
+    The worker logs in with the key first; a host that does not answer is not registered.
+    Then setup runs and it goes online like any instance. opsflow never stops or
+    terminates it: `instance stop` runs the shutdown recipes only, `instance delete`
+    deregisters it (shutdown recipes, then the stack forgets it).
+    """
+    hostname = hostname or _hostname_of(host)
+    if not names.HOSTNAME.match(hostname):
+        raise InvalidInput(f"--hostname: {hostname!r} must match {names.HOSTNAME.pattern}")
+    key_path = os.path.abspath(os.path.expanduser(key_file))
+    if not os.path.isfile(key_path) or not os.access(key_path, os.R_OK):
+        raise InvalidInput(f"--key-file: {key_file!r} is not a readable file")
+    try:
+        target = RegisteredHostSpec(
+            host=host, port=port, user=user, key_file=key_path, host_key=host_key, root=root
+        )
+    except ValidationError as err:
+        raise InvalidInput("; ".join(_option_problem(e) for e in err.errors())) from None
+    registered = await client.register_instance(
+        stack_name, RegisterInstanceInput(layer=layer, hostname=hostname, host=target)
+    )
+    click.echo(
+        f"instance {hostname} registered in layer {layer} ({target.where()}, host key "
+        f"{_fingerprint(registered.host_key)} pinned)"
+    )
+    if wait:
+        await _wait_for(client, stack_name, hostname, settled, after=registered.view)
+
+
+def _hostname_of(host: str) -> str:
+    label = host.split(".", 1)[0].lower()
+    if host.replace(".", "").isdigit() or ":" in host or not names.HOSTNAME.match(label):
+        raise InvalidInput(f"--hostname: needed ({host!r} gives no usable name)")
+    return label
+
+
+def _option_problem(error: Mapping[str, Any]) -> str:
+    """A RegisteredHostSpec error, as the option that caused it."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    field, sep, rest = message.partition(": ")
+    location = [str(part) for part in error.get("loc", ())]
+    if not sep and location:
+        field, rest = location[0], message
+    return f"--{field.replace('_', '-')}: {rest}"
+
+
+def _fingerprint(host_key: str) -> str:
+    """`ssh-ed25519 SHA256:...`, as ssh-keygen -l and ssh print it."""
+    kind, blob = host_key.split()[:2]
+    digest = hashlib.sha256(base64.b64decode(blob)).digest()
+    return f"{kind} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
 
 
 def _instance_action(action: InstanceActionKind, help_text: str) -> None:

@@ -2,8 +2,8 @@
 
 Everything that needs the user's disk happens here, before any request leaves the
 machine: YAML parsing, encrypting secure app environment values, schema validation,
-resolving the cookbooks and app source directories and checking that every named recipe
-exists in the cookbooks.
+resolving the cookbooks and app source directories and registered hosts' key files, and
+checking that every named recipe exists in the cookbooks.
 
 Secure values (`NAME: {value: s3cret, secure: true}` under `apps[*].environment`, and
 `rds[*].password`, which must be one) are encrypted with `opsflow.settings.secret_key()`
@@ -41,6 +41,7 @@ def load_stack_file(path: str | Path) -> StackSpec:
         raise SpecError(name, [_describe(e) for e in err.errors()]) from None
     _check_region(spec, name)
     spec = _resolve_cookbooks(spec, file, name)
+    spec = _resolve_key_files(spec, file, name)
     return _resolve_app_sources(spec, file, name)
 
 
@@ -232,6 +233,31 @@ def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
     if problems:
         raise SpecError(name, problems)
     return spec.model_copy(update={"apps": apps}) if spec.apps else spec
+
+
+def _resolve_key_files(spec: StackSpec, file: Path, name: str) -> StackSpec:
+    """Each registered host's key file made absolute (relative to the stack file); one
+    that is not there is refused now, not when the worker first logs in."""
+    problems: list[str] = []
+    layers = []
+    for li, layer in enumerate(spec.layers):
+        instances = []
+        for ii, instance in enumerate(layer.instances):
+            if instance.ssh is None:
+                instances.append(instance)
+                continue
+            key_file = (file.parent / Path(instance.ssh.key_file).expanduser()).resolve()
+            if not key_file.is_file():
+                problems.append(
+                    f"layers[{li}].instances[{ii}].ssh.key_file: {instance.ssh.key_file!r} is "
+                    f"not a file ({key_file})"
+                )
+            host = instance.ssh.model_copy(update={"key_file": str(key_file)})
+            instances.append(instance.model_copy(update={"ssh": host}))
+        layers.append(layer.model_copy(update={"instances": instances}))
+    if problems:
+        raise SpecError(name, problems)
+    return spec.model_copy(update={"layers": layers}) if spec.layers else spec
 
 
 def recipe_inventory(directory: Path) -> dict[ConfigurationManager, set[str]]:

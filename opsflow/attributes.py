@@ -29,6 +29,7 @@ def _instance_entry(view: InstanceView) -> dict[str, Any]:
     return {
         "hostname": view.hostname,
         "status": view.status.value,
+        "provider": view.provider.value,  # registered hosts are marked in a local stack
         "private_ip": view.private_ip,
         "layers": list(view.layers),
     }

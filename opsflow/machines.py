@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from opsflow.messages import Ec2Machine
-from opsflow.spec import Ec2Options, Provider, StackSpec
+from opsflow.spec import Ec2Options, Provider, RegisteredHostSpec, StackSpec
 
 
 def ec2_machine(spec: StackSpec, layer_name: str, hostname: str, token: str) -> Ec2Machine | None:
@@ -30,3 +32,29 @@ def ec2_machine(spec: StackSpec, layer_name: str, hostname: str, token: str) -> 
         target_group=layer.load_balancer if layer else None,
         token=token,
     )
+
+
+def registered_hosts(spec: StackSpec) -> dict[str, RegisteredHostSpec]:
+    """hostname -> the host a `provider: registered` stack file declares for it."""
+    return {
+        instance.hostname: instance.ssh
+        for layer in spec.layers
+        for instance in layer.instances
+        if instance.ssh is not None
+    }
+
+
+def hosts_to_attach(
+    wanted: Mapping[str, RegisteredHostSpec], pinned: Mapping[str, RegisteredHostSpec]
+) -> dict[str, RegisteredHostSpec]:
+    """The declared hosts that must be checked (and their keys pinned) before an apply:
+    new ones, and ones whose settings changed. A host declared without host_key keeps the
+    key learned at its registration."""
+    changed: dict[str, RegisteredHostSpec] = {}
+    for hostname, host in wanted.items():
+        known = pinned.get(hostname)
+        if known is None or known != host.model_copy(
+            update={"host_key": host.host_key or known.host_key}
+        ):
+            changed[hostname] = host
+    return changed

@@ -21,6 +21,7 @@ from opsflow.spec import (
     HealthCheckSpec,
     LayerHealthCheckSpec,
     Provider,
+    RegisteredHostSpec,
     Scaling,
     StackSpec,
     VolumeSpec,
@@ -76,6 +77,19 @@ class AddInstanceInput(BaseModel):
     layer: str
     hostname: str
     start: bool = False
+
+
+class RegisterInstanceInput(BaseModel):
+    """`opsflow instance register`: an existing SSH host joins a layer."""
+
+    layer: str
+    hostname: str
+    host: RegisteredHostSpec
+
+
+class RegisterInstanceResult(BaseModel):
+    view: InstanceView
+    host_key: str = Field(description="the host key now pinned for it")
 
 
 class InstanceActionKind(StrEnum):
@@ -134,6 +148,9 @@ class InstanceCommand(BaseModel):
         default_factory=list, description="start: apps whose current release goes on after setup"
     )
     machine: Ec2Machine | None = Field(default=None, description="start/heal of an ec2 instance")
+    registered: RegisteredHostSpec | None = Field(
+        default=None, description="start of a registered host: how to reach it (key pinned)"
+    )
     terminate_on_setup_failure: bool = False
     reason: str | None = Field(default=None, description="heal: why the instance is lost")
 
@@ -255,6 +272,17 @@ class LaunchInput(BaseModel):
     kept: Ec2Resources | None = Field(
         default=None, description="heal: the lost instance's address and volumes to take over"
     )
+    registered: RegisteredHostSpec | None = Field(
+        default=None, description="registered: the host to attach to (its key pinned)"
+    )
+
+
+class AttachHostInput(BaseModel):
+    """Check that a host to register answers, and pin its host key."""
+
+    stack: str
+    hostname: str
+    host: RegisteredHostSpec
 
 
 class LaunchResult(BaseModel):

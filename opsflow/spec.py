@@ -60,7 +60,7 @@ class LifecycleEvent(StrEnum):
 
 # What this version can run; the others are accepted by the schema so the error can say
 # "not available yet" instead of "unknown value".
-SUPPORTED_PROVIDERS = frozenset({Provider.LOCAL, Provider.EC2})
+SUPPORTED_PROVIDERS = frozenset({Provider.LOCAL, Provider.EC2, Provider.REGISTERED})
 SUPPORTED_MANAGERS = frozenset(ConfigurationManager)
 
 
@@ -319,9 +319,52 @@ class VolumeSpec(StrictModel):
     mount_point: str = Field(pattern=r"^/[A-Za-z0-9._/-]*$")
 
 
+# An OpenSSH public key as in a known_hosts line: '<type> <base64>'.
+HOST_KEY = re.compile(r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|ssh-rsa) [A-Za-z0-9+/]+={0,2}$")
+# A DNS name or an IPv4/IPv6 address: no spaces, no shell or URL syntax.
+SSH_HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252}[A-Za-z0-9])?$")
+SSH_USER = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
+
+
+class RegisteredHostSpec(StrictModel):
+    """How to reach a host opsflow did not launch (OpsWorks' registered instances)."""
+
+    host: str = Field(description="DNS name or IP address")
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(default="root", description="must be able to write under `root`")
+    key_file: str = Field(description="private key, relative to the stack file")
+    host_key: str | None = Field(
+        default=None,
+        description="'<type> <base64>' to pin; absent: learned at registration and pinned",
+    )
+    root: str = Field(default="/", description="where opsflow keeps its files on the host")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> RegisteredHostSpec:
+        checks = [
+            ("host", self.host, SSH_HOST, "a DNS name or an IP address"),
+            ("user", self.user, SSH_USER, "a login name like deploy"),
+            ("host_key", self.host_key, HOST_KEY, "'<type> <base64>' as in known_hosts"),
+        ]
+        for field, value, pattern, shape in checks:
+            if value is not None and not pattern.match(value):
+                raise ValueError(f"{field}: {value!r} is not {shape}")
+        if not self.root.startswith("/") or ".." in self.root.split("/"):
+            raise ValueError(f"root: {self.root!r} must be an absolute path")
+        if not self.key_file:
+            raise ValueError("key_file: the private key that logs in as `user` is needed")
+        return self
+
+    def where(self) -> str:
+        return f"{self.user}@{self.host}:{self.port}"
+
+
 class InstanceSpec(StrictModel):
     hostname: Hostname
     ec2: Ec2Options | None = None
+    ssh: RegisteredHostSpec | None = Field(
+        default=None, description="provider registered: the existing host this instance is"
+    )
     scaling: Scaling = Scaling.ALWAYS
     schedule: WeeklySchedule | None = None
 
@@ -572,6 +615,7 @@ class StackSpec(StrictModel):
         return self
 
     def _check_provider_settings(self) -> None:
+        self._check_registered_hosts()
         if self.provider != Provider.EC2:
             used = ["region"] if self.region is not None else []
             used += ["ec2"] if self.ec2 is not None else []
@@ -587,6 +631,34 @@ class StackSpec(StrictModel):
             raise ValueError("region: provider ec2 needs a region (like us-east-1)")
         if not aws.REGION.match(self.region):
             raise ValueError(f"region: {self.region!r} is not an AWS region name (like us-east-1)")
+
+    def _check_registered_hosts(self) -> None:
+        """A registered stack's instances are existing hosts: each says how to reach it,
+        and none can be started, stopped or added by scaling; elsewhere `ssh` is refused."""
+        registered = self.provider == Provider.REGISTERED
+        for li, layer in enumerate(self.layers):
+            if registered and layer.load_based_scaling is not None:
+                raise ValueError(
+                    f"layers[{li}].load_based_scaling: provider registered cannot start, stop "
+                    "or add hosts"
+                )
+            for ii, instance in enumerate(layer.instances):
+                where = f"layers[{li}].instances[{ii}]"
+                if registered and instance.ssh is None:
+                    raise ValueError(
+                        f"{where}.ssh: provider registered needs each instance's host "
+                        "(ssh: {host, key_file, ...})"
+                    )
+                if registered and instance.scaling != Scaling.ALWAYS:
+                    raise ValueError(
+                        f"{where}.scaling: provider registered cannot start or stop hosts "
+                        f"(scaling {instance.scaling.value})"
+                    )
+                if not registered and instance.ssh is not None:
+                    raise ValueError(
+                        f"{where}.ssh: only for provider registered (this stack is "
+                        f"{self.provider.value}; `opsflow instance register` brings a host in)"
+                    )
 
     def app(self, name: str) -> AppSpec | None:
         return next((app for app in self.apps if app.name == name), None)

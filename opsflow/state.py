@@ -18,7 +18,14 @@ from opsflow.messages import (
     ResolvedCookbooks,
     StackEvent,
 )
-from opsflow.spec import LoadBasedScaling, Provider, Scaling, StackSpec, WeeklySchedule
+from opsflow.spec import (
+    LoadBasedScaling,
+    Provider,
+    RegisteredHostSpec,
+    Scaling,
+    StackSpec,
+    WeeklySchedule,
+)
 
 MAX_EVENTS = 200
 MAX_DEPLOYMENTS = 100
@@ -90,6 +97,8 @@ class StackState(BaseModel):
     schedules: dict[str, WeeklySchedule] = Field(default_factory=dict)
     # The last start (True) or stop (False) scaling sent to each instance.
     scaled: dict[str, bool] = Field(default_factory=dict)
+    # Registered hosts (from the file or `instance register`), their host keys pinned.
+    registered: dict[str, RegisteredHostSpec] = Field(default_factory=dict)
 
     def remember_deployment(self, summary: DeploymentSummary) -> None:
         """Add or update one deployment in the bounded history."""

@@ -49,6 +49,8 @@ RECIPE_TIMEOUT = timedelta(hours=2)
 # How soon a worker that died mid-recipe is noticed and the run handed to another attempt.
 RECIPE_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 PROVIDER_TIMEOUT = timedelta(minutes=5)
+# Checking a host to register: one SSH login and one command.
+ATTACH_TIMEOUT = timedelta(minutes=1)
 HEALTH_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 FETCH_TIMEOUT = timedelta(minutes=15)
 FETCH_HEARTBEAT_TIMEOUT = timedelta(seconds=60)

@@ -182,6 +182,7 @@ class InstanceWorkflow:
                     provider=view.provider,
                     ec2=command.machine,
                     kept=kept,
+                    registered=command.registered,
                 ),
                 result_type=LaunchResult,
                 start_to_close_timeout=common.PROVIDER_TIMEOUT,

@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.attributes import stack_configuration
     from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput
     from opsflow.healing import HealingState
-    from opsflow.machines import ec2_machine
+    from opsflow.machines import ec2_machine, hosts_to_attach, registered_hosts
     from opsflow.messages import (
         AddInstanceInput,
         AppAction,
@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ApplyInput,
         ApplyResult,
         AppRelease,
+        AttachHostInput,
         ConfigurationQuery,
         DeleteStackResult,
         DeployInput,
@@ -50,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         InstanceView,
         RdsInfo,
         RdsInstances,
+        RegisterInstanceInput,
+        RegisterInstanceResult,
         ResolvedCookbooks,
         RunCommandInput,
         RunCommandResult,
@@ -67,6 +70,8 @@ with workflow.unsafe.imports_passed_through():
         AppSpec,
         ConfigurationManager,
         LifecycleEvent,
+        Provider,
+        RegisteredHostSpec,
         Scaling,
         StackSpec,
         WeeklySchedule,
@@ -85,7 +90,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import common
     from workflows.deployment import DeploymentWorkflow
     from workflows.healing import LayerHealingWorkflow
-    from workflows.instance import InstanceWorkflow
+    from workflows.instance import InstanceWorkflow, failure_message
     from workflows.scaling import LoadScalingWorkflow
 
 # Commands `opsflow run` accepts, with the event their recipes run as (OPSFLOW_EVENT).
@@ -184,6 +189,10 @@ def _schedules_of(spec: StackSpec) -> dict[str, WeeklySchedule]:
     }
 
 
+# A host to register did not answer as given: an operation that failed (exit 1).
+REGISTER_FAILED_TYPE = "RegisterFailed"
+
+
 def _not_found(message: str) -> ApplicationError:
     return ApplicationError(message, type=NOT_FOUND_TYPE, non_retryable=True)
 
@@ -263,8 +272,13 @@ class StackWorkflow:
             # The registered RDS instances, read from AWS: one that does not exist fails
             # the apply here, with nothing changed.
             rds = await self._describe_rds(request.spec)
+            # Registered hosts new to the stack (or changed) must answer, likewise.
+            pinned = await self._attach_hosts(
+                hosts_to_attach(registered_hosts(request.spec), self._state.registered)
+            )
             self._state.cookbooks = cookbooks
             self._state.rds = rds
+            self._state.registered |= pinned
             plan = plan_stack(self._state.spec, self._state.instances, request.spec)
             created = self._state.spec is None
             self._state.spec = request.spec
@@ -318,15 +332,51 @@ class StackWorkflow:
 
     @add_instance.validator
     def _validate_add_instance(self, request: AddInstanceInput) -> None:
+        spec = self._spec()
+        if spec.provider == Provider.REGISTERED:
+            raise _invalid(
+                f"stack {spec.name} is provider registered: opsflow launches no machines for "
+                "it; bring a host in with `opsflow instance register`"
+            )
+        self._check_new_instance(request.layer, request.hostname)
+
+    def _check_new_instance(self, layer: str, hostname: str) -> None:
         self._refuse_if_deleting()
         spec = self._spec()
-        if spec.layer(request.layer) is None:
-            layers = ", ".join(layer.name for layer in spec.layers) or "none"
-            raise _not_found(f"stack {spec.name} has no layer {request.layer!r} (layers: {layers})")
-        if not names.HOSTNAME.match(request.hostname):
-            raise _invalid(f"hostname {request.hostname!r} must match {names.HOSTNAME.pattern}")
-        if request.hostname in self._state.instances:
-            raise _invalid(f"stack {spec.name} already has an instance {request.hostname!r}")
+        if spec.layer(layer) is None:
+            known = ", ".join(item.name for item in spec.layers) or "none"
+            raise _not_found(f"stack {spec.name} has no layer {layer!r} (layers: {known})")
+        if not names.HOSTNAME.match(hostname):
+            raise _invalid(f"hostname {hostname!r} must match {names.HOSTNAME.pattern}")
+        if hostname in self._state.instances:
+            raise _invalid(f"stack {spec.name} already has an instance {hostname!r}")
+
+    @workflow.update
+    async def register_instance(self, request: RegisterInstanceInput) -> RegisterInstanceResult:
+        """An existing SSH host joins a layer (OpsWorks' register): checked and its host
+        key pinned first, so a host that does not answer leaves nothing behind; then set
+        up and brought online like any instance."""
+        async with self._lock:
+            pinned = await self._attach_hosts({request.hostname: request.host})
+            if request.hostname in self._state.instances:  # registered meanwhile
+                raise _invalid(f"stack {self._spec().name} already has {request.hostname!r}")
+            self._state.registered |= pinned
+            await self._create_instance(
+                request.hostname,
+                request.layer,
+                from_file=False,
+                start=True,
+                provider=Provider.REGISTERED,
+            )
+            host_key = pinned[request.hostname].host_key
+            assert host_key is not None  # attach_host pins one
+            return RegisterInstanceResult(
+                view=self._state.instances[request.hostname], host_key=host_key
+            )
+
+    @register_instance.validator
+    def _validate_register_instance(self, request: RegisterInstanceInput) -> None:
+        self._check_new_instance(request.layer, request.hostname)
 
     @workflow.update
     async def instance_action(self, request: InstanceActionInput) -> InstanceView:
@@ -566,6 +616,7 @@ class StackWorkflow:
             )
         if view.status == InstanceStatus.TERMINATED:
             self._state.instances.pop(view.hostname, None)
+            self._state.registered.pop(view.hostname, None)  # deregistered
         else:
             self._state.instances[view.hostname] = view
 
@@ -685,13 +736,19 @@ class StackWorkflow:
     # ---- helpers -------------------------------------------------------------------
 
     async def _create_instance(
-        self, hostname: str, layer: str, *, from_file: bool, start: bool
+        self,
+        hostname: str,
+        layer: str,
+        *,
+        from_file: bool,
+        start: bool,
+        provider: Provider | None = None,
     ) -> None:
         spec = self._spec()
         view = InstanceView(
             hostname=hostname,
             layers=[layer],
-            provider=spec.provider,
+            provider=provider or spec.provider,
             from_file=from_file,
             status=InstanceStatus.REQUESTED if start else InstanceStatus.STOPPED,
             updated_at=workflow.now(),
@@ -803,7 +860,9 @@ class StackWorkflow:
         """Start = launch, setup, then the current release of each app on the layer."""
         command = self._command(InstanceCommandKind.START)
         command.deploy_after_setup = self._apps_for(layer)
-        command.machine = ec2_machine(self._spec(), layer, hostname, token=command.id)
+        command.registered = self._state.registered.get(hostname)
+        if command.registered is None:  # a registered host in an ec2 stack is no EC2 machine
+            command.machine = ec2_machine(self._spec(), layer, hostname, token=command.id)
         settings = self._spec().layer(layer)
         command.terminate_on_setup_failure = (
             settings is not None and settings.on_setup_failure == "terminate"
@@ -930,6 +989,46 @@ class StackWorkflow:
             username=entry.username,
             password=entry.password,
         )
+
+    async def _attach_hosts(
+        self, hosts: dict[str, RegisteredHostSpec]
+    ) -> dict[str, RegisteredHostSpec]:
+        """Each host checked at once, with its host key pinned; the first that fails
+        fails the caller (with nothing changed yet)."""
+        if not hosts:
+            return {}
+        stack = self._spec().name if self._state.spec else ""
+        names_ = list(hosts)
+        results = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    activity.ATTACH_HOST,
+                    AttachHostInput(stack=stack, hostname=hostname, host=hosts[hostname]),
+                    result_type=RegisteredHostSpec,
+                    start_to_close_timeout=common.ATTACH_TIMEOUT,
+                    retry_policy=common.PROBE_RETRY,
+                )
+                for hostname in names_
+            ),
+            return_exceptions=True,
+        )
+        problems = [
+            f"{hostname}: {failure_message(result)[0]}"
+            for hostname, result in zip(names_, results, strict=True)
+            if isinstance(result, BaseException)
+        ]
+        if problems:
+            raise ApplicationError(
+                "registered host(s) not reachable as given, nothing changed: "
+                + "; ".join(problems),
+                type=REGISTER_FAILED_TYPE,
+                non_retryable=True,
+            )
+        return {
+            hostname: result
+            for hostname, result in zip(names_, results, strict=True)
+            if isinstance(result, RegisteredHostSpec)
+        }
 
     async def _describe_rds(self, spec: StackSpec) -> dict[str, RdsInfo]:
         """rds entry name -> its instance as AWS describes it (none: no AWS call)."""

@@ -46,7 +46,7 @@ def test_defaults_match_opsworks() -> None:
         ({"name": "a" * 40}, "not a valid stack name"),
         ({"colour": "blue"}, "Extra inputs are not permitted"),
         ({"provider": "gcp"}, "Input should be 'local', 'ec2' or 'registered'"),
-        ({"provider": "registered"}, "provider 'registered' is not available in this version"),
+        ({"provider": "registered"}, r"instances\[0\].ssh: provider registered needs"),
         ({"provider": "ec2"}, "provider ec2 needs a region"),
         ({"configuration_manager": "ansible"}, "Input should be 'shell', 'puppet' or 'chef'"),
         ({"cookbooks": {"source": "./c", "git": "https://x/y.git"}}, "exactly one of"),

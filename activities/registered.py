@@ -1,0 +1,120 @@
+"""Registered hosts: existing machines that opsflow reaches over SSH but did not launch
+(OpsWorks' registered instances). opsflow never starts, stops or terminates them.
+
+- `attach_host` activity, when a host joins a stack (`opsflow instance register`, or a
+  `provider: registered` stack file applied): the host answers, its host key is the one
+  given or, when none was given, the one it presents now (trust on first use: returned so
+  the stack pins it for the instance's life), the key file logs in as the user, and the
+  user can write under `root`. Nothing is installed.
+- `attach` (the launch of a registered instance, activities.providers): the same check
+  with the pinned key, then the endpoint to run recipes on.
+
+What can go wrong, as Temporal sees it: unreachable (SshUnreachable, retryable), key
+refused (SshAuthFailed), another host key than the pinned one (HostKeyMismatch), a key
+file the worker cannot read or a root it cannot write (RegisteredHostRefused); all but
+the first are non-retryable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import paramiko
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import names, ssh
+from opsflow.messages import AttachHostInput, LaunchInput, LaunchResult, SshEndpoint
+from opsflow.spec import RegisteredHostSpec
+
+REFUSED_TYPE = "RegisteredHostRefused"
+CHECK_TIMEOUT = 30.0
+# The host key opsflow pins when the host offers several: the strongest common one first.
+PREFERRED_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256")
+
+
+@activity.defn(name=names.ATTACH_HOST)
+async def attach_host(request: AttachHostInput) -> RegisteredHostSpec:
+    """The host, checked, with its host key to pin."""
+    return await asyncio.to_thread(check, request.host)
+
+
+def attach(request: LaunchInput) -> LaunchResult:
+    """A registered instance's "launch": its host answers with the pinned key."""
+    host = request.registered
+    if host is None or host.host_key is None:
+        raise ApplicationError(
+            f"{request.stack}/{request.hostname}: a registered instance needs its host and "
+            "pinned host key (register it again)",
+            type=REFUSED_TYPE,
+            non_retryable=True,
+        )
+    check(host)
+    return LaunchResult(ssh=endpoint(host), root=host.root, private_ip=host.host)
+
+
+def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
+    """Log in with the host's key (pinning the key it shows now when none is pinned) and
+    make sure `root` exists and is writable. Blocking."""
+    if not os.access(host.key_file, os.R_OK):
+        raise ApplicationError(
+            f"{host.where()}: key file {host.key_file} cannot be read on the worker",
+            type=REFUSED_TYPE,
+            non_retryable=True,
+        )
+    pinned = host if host.host_key else host.model_copy(update={"host_key": learn_host_key(host)})
+    root = ssh.quote(pinned.root)
+    code, _, err = ssh.run(
+        endpoint(pinned), f"mkdir -p -- {root} && test -w {root}", timeout=CHECK_TIMEOUT
+    )
+    if code != 0:
+        raise ApplicationError(
+            f"{host.where()}: {pinned.root} cannot be written by {host.user}: "
+            f"{err.strip() or f'exit {code}'}",
+            type=REFUSED_TYPE,
+            non_retryable=True,
+        )
+    return pinned
+
+
+def learn_host_key(host: RegisteredHostSpec) -> str:
+    """The host key the host presents now, as '<type> <base64>'."""
+    try:
+        sock = socket.create_connection((host.host, host.port), timeout=ssh.CONNECT_TIMEOUT)
+    except OSError as err:
+        raise _unreachable(host, err) from err
+    transport = paramiko.Transport(sock)
+    try:
+        options = transport.get_security_options()
+        offered = list(options.key_types)
+        options.key_types = [k for k in PREFERRED_KEY_TYPES if k in offered] + [
+            k for k in offered if k not in PREFERRED_KEY_TYPES
+        ]
+        transport.start_client(timeout=ssh.CONNECT_TIMEOUT)
+        key = transport.get_remote_server_key()
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        raise _unreachable(host, err) from err
+    finally:
+        transport.close()
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def endpoint(host: RegisteredHostSpec) -> SshEndpoint:
+    assert host.host_key is not None
+    return SshEndpoint(
+        host=host.host,
+        port=host.port,
+        user=host.user,
+        key_file=host.key_file,
+        host_key=host.host_key,
+    )
+
+
+def _unreachable(host: RegisteredHostSpec, err: BaseException) -> ApplicationError:
+    reason = str(err) or type(err).__name__
+    return ApplicationError(f"{host.where()}: SSH failed: {reason}", type=ssh.UNREACHABLE_TYPE)
+
+
+ACTIVITIES = [attach_host]

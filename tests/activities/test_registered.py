@@ -1,0 +1,110 @@
+"""Registered hosts against a real sshd (a local instance plays the existing host): the host
+key learned and pinned, logins checked, and what goes wrong said as Temporal must see it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities import providers, registered, ssh
+from opsflow.messages import AttachHostInput, LaunchInput, LaunchResult, MachineInput
+from opsflow.spec import Provider, RegisteredHostSpec
+from tests.activities.conftest import Launcher
+
+
+def existing_host(machine: LaunchResult, root: Path, **overrides: object) -> RegisteredHostSpec:
+    """How a user would describe the machine: address, port, user and key, no host key."""
+    fields: dict[str, object] = {
+        "host": machine.ssh.host,
+        "port": machine.ssh.port,
+        "user": machine.ssh.user,
+        "key_file": machine.ssh.key_file,
+        "root": str(root),
+    }
+    fields.update(overrides)
+    return RegisteredHostSpec.model_validate(fields)
+
+
+@pytest.fixture
+def machine(launch: Launcher) -> LaunchResult:
+    return launch("legacy1")
+
+
+def test_the_host_key_is_learned_on_first_contact_and_root_is_made(
+    machine: LaunchResult, tmp_path: Path
+) -> None:
+    root = tmp_path / "srv" / "opsflow"
+    pinned = asyncio.run(
+        ActivityEnvironment().run(
+            registered.attach_host,
+            AttachHostInput(stack="s", hostname="legacy1", host=existing_host(machine, root)),
+        )
+    )
+    assert pinned.host_key == machine.ssh.host_key  # the sshd's own ed25519 key
+    assert root.is_dir()
+
+
+def test_launching_a_registered_instance_attaches_to_the_pinned_host(
+    machine: LaunchResult, tmp_path: Path
+) -> None:
+    host = existing_host(machine, tmp_path, host_key=machine.ssh.host_key)
+    request = LaunchInput(
+        stack="s", hostname="legacy1", provider=Provider.REGISTERED, registered=host
+    )
+    launched = asyncio.run(ActivityEnvironment().run(providers.launch_instance, request))
+    assert launched.ssh == registered.endpoint(host)
+    assert (launched.root, launched.private_ip) == (str(tmp_path), machine.ssh.host)
+    code, out, _ = ssh.run(launched.ssh, "echo attached")
+    assert (code, out) == (0, "attached\n")
+
+
+def test_stopping_or_deregistering_a_registered_host_leaves_the_machine_running(
+    machine: LaunchResult, tmp_path: Path
+) -> None:
+    request = MachineInput(stack="s", hostname="legacy1", provider=Provider.REGISTERED)
+    env = ActivityEnvironment()
+    asyncio.run(env.run(providers.stop_instance, request))
+    asyncio.run(env.run(providers.terminate_instance, request))
+    ssh.close_all()  # a new connection: the sshd itself must still answer
+    assert ssh.run(machine.ssh, "true")[0] == 0
+
+
+def test_another_host_key_than_the_pinned_one_is_refused_for_good(
+    machine: LaunchResult, launch: Launcher, tmp_path: Path
+) -> None:
+    other = launch("other1")
+    host = existing_host(machine, tmp_path, host_key=other.ssh.host_key)
+    with pytest.raises(ApplicationError) as refused:
+        registered.check(host)
+    assert refused.value.type == ssh.HOST_KEY_MISMATCH_TYPE
+    assert refused.value.non_retryable
+
+
+def test_a_host_that_does_not_answer_is_unreachable_and_retryable(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("not used: nothing listens\n")
+    host = RegisteredHostSpec(host="127.0.0.1", port=1, key_file=str(key), root=str(tmp_path))
+    with pytest.raises(ApplicationError) as failed:
+        registered.check(host)
+    assert failed.value.type == ssh.UNREACHABLE_TYPE
+    assert not failed.value.non_retryable
+    assert "@127.0.0.1:1: SSH failed" in failed.value.message
+
+
+def test_a_key_the_worker_cannot_read_or_a_root_it_cannot_write_is_refused(
+    machine: LaunchResult, tmp_path: Path
+) -> None:
+    missing = existing_host(machine, tmp_path, key_file=str(tmp_path / "absent"))
+    with pytest.raises(ApplicationError, match="cannot be read on the worker") as no_key:
+        registered.check(missing)
+    assert no_key.value.type == registered.REFUSED_TYPE
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    unwritable = existing_host(machine, blocker / "root")
+    with pytest.raises(ApplicationError, match="cannot be written by") as no_root:
+        registered.check(unwritable)
+    assert no_root.value.non_retryable
