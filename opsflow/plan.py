@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field
 
 from opsflow.messages import InstanceView
-from opsflow.spec import InstanceSpec, LayerSpec, Scaling, StackSpec
+from opsflow.spec import InstanceSpec, LayerSpec, Provider, Scaling, StackSpec
 from opsflow.status import InstanceStatus
 
 
@@ -102,6 +102,9 @@ def plan_stack(
         for i in layer.instances
         if i.scaling != Scaling.ALWAYS
     }
+    hosts = {
+        i.hostname: i.ssh.where() for layer in desired.layers for i in layer.instances if i.ssh
+    }
     for hostname, layer_name in declared.items():
         view = instances.get(hostname)
         if view is None:
@@ -112,6 +115,11 @@ def plan_stack(
                 plan.changes.append(
                     f"add {scaled[hostname].value}-based instance {hostname} to layer "
                     f"{layer_name} (started and stopped by {by})"
+                )
+            elif hostname in hosts:
+                plan.changes.append(
+                    f"register host {hostname} ({hosts[hostname]}) in layer {layer_name} and "
+                    "set it up"
                 )
             else:
                 plan.changes.append(f"add instance {hostname} to layer {layer_name} and start it")
@@ -135,10 +143,22 @@ def plan_stack(
             )
         elif old_spec.schedule != wanted_spec.schedule:
             plan.changes.append(f"change instance {hostname} schedule")
+        if old_spec.ec2 != wanted_spec.ec2:
+            plan.changes.append(f"change instance {hostname} ec2 (used from its next start)")
+        if old_spec.ssh != wanted_spec.ssh:
+            plan.changes.append(
+                f"change instance {hostname} ssh (the host is checked now, used from its next "
+                "start)"
+            )
     for hostname, view in sorted(instances.items()):
         if view.from_file and hostname not in declared:
             plan.delete_instances.append(hostname)
-            plan.changes.append(f"stop and delete instance {hostname}")
+            if view.provider == Provider.REGISTERED:
+                plan.changes.append(
+                    f"deregister host {hostname} (shutdown recipes; the machine keeps running)"
+                )
+            else:
+                plan.changes.append(f"stop and delete instance {hostname}")
     return plan
 
 

@@ -108,3 +108,41 @@ def test_a_changed_schedule_or_scaling_kind_is_a_change() -> None:
     assert plan_stack(before, online, always).changes == [
         "change instance t1 scaling time -> always"
     ]
+
+
+def registered(**hosts: dict[str, object]) -> StackSpec:
+    return StackSpec.model_validate(
+        {
+            "name": "legacy",
+            "provider": "registered",
+            "layers": [
+                {
+                    "name": "web",
+                    "instances": [
+                        {"hostname": h, "ssh": {"key_file": "/k", **ssh}}
+                        for h, ssh in hosts.items()
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def test_registered_hosts_are_registered_rechecked_and_deregistered_in_plain_words() -> None:
+    first = registered(web1={"host": "10.0.0.5"}, web2={"host": "10.0.0.6"})
+    created = plan_stack(None, {}, first)
+    assert created.changes[-2:] == [
+        "register host web1 (root@10.0.0.5:22) in layer web and set it up",
+        "register host web2 (root@10.0.0.6:22) in layer web and set it up",
+    ]
+    online = {
+        h: view(h, "web", InstanceStatus.ONLINE).model_copy(update={"provider": "registered"})
+        for h in ("web1", "web2")
+    }
+    moved = registered(web1={"host": "10.0.0.5", "port": 2222})
+    changed = plan_stack(first, online, moved)
+    assert changed.changes == [
+        "change instance web1 ssh (the host is checked now, used from its next start)",
+        "deregister host web2 (shutdown recipes; the machine keeps running)",
+    ]
+    assert changed.delete_instances == ["web2"]
