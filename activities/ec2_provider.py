@@ -33,13 +33,13 @@ from temporalio.exceptions import ApplicationError
 from activities import aws
 from opsflow.messages import Ec2Machine, Ec2Resources
 from opsflow.spec import VolumeSpec
+from opsflow.volumes import device_name
 
 EC2_REFUSED_TYPE = "Ec2Refused"
 EC2_THROTTLED_TYPE = "Ec2Throttled"
 THROTTLING_CODES = frozenset(
     {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 )
-DEVICE_LETTERS = "fghijklmnop"
 REUSABLE_STATES = ("pending", "running", "stopping", "stopped")
 WAIT_SECONDS = 600
 
@@ -68,7 +68,7 @@ def launch(
         if machine.elastic_ip:
             _elastic_ip(ec2, machine, resources, undo)
         for index, volume in enumerate(machine.volumes):
-            _volume(ec2, machine, resources, volume, DEVICE_LETTERS[index], undo, heartbeat)
+            _volume(ec2, machine, resources, volume, device_name(index), undo, heartbeat)
         return resources
     except BaseException as err:
         problems = _compensate(undo)
@@ -223,7 +223,7 @@ def _volume(
     machine: Ec2Machine,
     resources: Ec2Resources,
     volume: VolumeSpec,
-    letter: str,
+    device: str,
     undo: list[tuple[str, Callable[[], None]]],
     heartbeat: Callable[[], None],
 ) -> None:
@@ -238,9 +238,7 @@ def _volume(
     undo.append(("delete volume", lambda: _delete_volume(ec2, volume_id, heartbeat)))
     resources.volume_ids.append(volume_id)
     _wait(ec2, "volume_available", heartbeat, VolumeIds=[volume_id])
-    ec2.attach_volume(
-        VolumeId=volume_id, InstanceId=resources.instance_id, Device=f"/dev/sd{letter}"
-    )
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=resources.instance_id, Device=device)
     undo.append(("detach volume", lambda: ec2.detach_volume(VolumeId=volume_id, Force=True)))
 
 
@@ -279,7 +277,7 @@ def _move_kept(
         resources.public_ip = found[0].get("PublicIp") if found else resources.public_ip
     for index, volume_id in enumerate(kept.volume_ids):
         _detach(ec2, volume_id, heartbeat)
-        device = f"/dev/sd{DEVICE_LETTERS[index]}"
+        device = device_name(index)
         ec2.attach_volume(VolumeId=volume_id, InstanceId=resources.instance_id, Device=device)
         resources.volume_ids.append(volume_id)
 

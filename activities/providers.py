@@ -7,9 +7,11 @@ answer), stopping and terminating leave the machine as it is.
 
 An ec2 instance is reached over SSH at its public address (or its private one) as
 `ssh_user` with `ssh_key_file`, pinning the host key it printed to its console at first
-boot. Where no EC2 machine can be reached (tests against a moto server, which has no
-machines) OPSFLOW_EC2_SSH_STANDIN=local gives each ec2 instance a local sshd instance as
-its stand-in machine: the AWS calls are all real, only the SSH side is local.
+boot; its EBS volumes are then made ready at their mount points (activities.volumes). A
+failure there terminates what the launch made. Where no EC2 machine can be reached (tests
+against a moto server, which has no machines) OPSFLOW_EC2_SSH_STANDIN=local gives each ec2
+instance a local sshd instance as its stand-in machine: the AWS calls are all real, only
+the SSH side is local (and no volume is mounted: a stand-in has no block devices).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ import time
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import ec2_provider, local_provider, names, registered
+from activities import ec2_provider, local_provider, names, registered, volumes
 from activities.heartbeat import heartbeating
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.spec import Provider
+from opsflow.volumes import mounts_for
 
 STANDIN_VARIABLE = "OPSFLOW_EC2_SSH_STANDIN"
 HOST_KEY_WAIT_SECONDS = 300
@@ -100,13 +103,20 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
             type=INVALID_INPUT_TYPE,
             non_retryable=True,
         )
-    endpoint = SshEndpoint(
-        host=address,
-        port=22,
-        user=machine.options.ssh_user or "ec2-user",
-        key_file=key_file,
-        host_key=_console_host_key(machine.region, resources.instance_id),
-    )
+    try:
+        endpoint = SshEndpoint(
+            host=address,
+            port=22,
+            user=machine.options.ssh_user or "ec2-user",
+            key_file=key_file,
+            host_key=_console_host_key(machine.region, resources.instance_id),
+        )
+        # Before setup, as OpsWorks did: recipes find the volumes at their mount points.
+        volumes.mount(endpoint, "/", mounts_for(machine, resources))
+    except ApplicationError:
+        # Compensation: what this launch made goes (a heal's kept address and volumes stay).
+        ec2_provider.terminate(machine.region, resources, keep=request.kept is not None)
+        raise
     return LaunchResult(
         ssh=endpoint, root="/", private_ip=resources.private_ip or address, ec2=resources
     )

@@ -4,6 +4,7 @@ throttling, refusals that are not retried, and a delete that leaves nothing behi
 
 from __future__ import annotations
 
+import subprocess
 import time
 from typing import Any
 
@@ -11,9 +12,10 @@ import boto3
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import ec2_provider
-from opsflow.messages import Ec2Machine
-from opsflow.spec import Ec2Options, VolumeSpec
+from activities import ec2_provider, providers, ssh
+from activities import volumes as volume_activities
+from opsflow.messages import Ec2Machine, LaunchInput
+from opsflow.spec import Ec2Options, Provider, VolumeSpec
 from tests.aws.conftest import AwsEnv
 
 pytestmark = pytest.mark.integration
@@ -158,4 +160,29 @@ def test_a_replacement_takes_over_the_lost_instances_address_and_volumes(aws_env
     attachment = volume["Attachments"][0]
     assert (attachment["InstanceId"], attachment["Device"]) == (new.instance_id, "/dev/sdf")
     ec2_provider.terminate("us-east-1", new)
+    assert live(aws_env) == [] and addresses(aws_env) == [] and volumes(aws_env) == []
+
+
+def test_an_instance_that_never_answers_ssh_is_released_with_all_it_holds(
+    aws_env: AwsEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """The real launch path past AWS: moto has no machine, so its addresses never answer
+    SSH; only the console's host key (printed by a real machine at boot) is supplied."""
+    host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG0a7QxJ2k3Yp0CwqzYgYF2mhF9x8cdgQ6q5W7G7b7bX"
+    monkeypatch.setattr(providers, "_console_host_key", lambda region, instance_id: host_key)
+    monkeypatch.delenv(providers.STANDIN_VARIABLE, raising=False)
+    monkeypatch.setattr(volume_activities, "READY_SECONDS", 1.0)
+    monkeypatch.setattr(ssh, "CONNECT_TIMEOUT", 1)
+    key = tmp_path / "ops.pem"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    options = Ec2Options(ami=AMI, instance_type="t3.micro", ssh_key_file=str(key))
+    disks = [VolumeSpec(size=10, mount_point="/data")]
+    request = LaunchInput(
+        stack="shop",
+        hostname="web1",
+        provider=Provider.EC2,
+        ec2=machine(options=options, elastic_ip=True, volumes=disks),
+    )
+    with pytest.raises(ApplicationError, match="SSH failed"):
+        providers._launch_ec2(request)
     assert live(aws_env) == [] and addresses(aws_env) == [] and volumes(aws_env) == []

@@ -1,0 +1,62 @@
+"""Making an ec2 instance's EBS volumes ready at their mount points, over SSH, right after
+launch and before setup (OpsWorks did the same before running Setup).
+
+Blocking; called from the launch activity (activities.providers). The instance may still
+be booting: SSH is tried until READY_SECONDS have passed. A volume that cannot be made
+ready (no device, mkfs or mount refused) is a non-retryable VolumesNotReady with the
+script's output.
+"""
+
+from __future__ import annotations
+
+import time
+
+from temporalio.exceptions import ApplicationError
+
+from activities import ssh
+from opsflow.messages import SshEndpoint
+from opsflow.volumes import VolumeMount, mount_script
+
+NOT_READY_TYPE = "VolumesNotReady"
+READY_SECONDS = 300.0
+SCRIPT_TIMEOUT = 600.0
+DEVICE_WAIT_SECONDS = 120
+
+
+def mount(
+    endpoint: SshEndpoint,
+    root: str,
+    mounts: list[VolumeMount],
+    device_wait_seconds: int = DEVICE_WAIT_SECONDS,
+) -> str:
+    """Run the mount script on the instance; its output (one line per volume). A device
+    may show up a little after its attachment: each is waited for that long."""
+    if not mounts:
+        return ""
+    _wait_for_ssh(endpoint)
+    code, out, err = ssh.run(
+        endpoint,
+        "sh -s",
+        timeout=SCRIPT_TIMEOUT,
+        stdin=mount_script(mounts, root, device_wait_seconds).encode(),
+    )
+    if code != 0:
+        raise ApplicationError(
+            f"{endpoint.user}@{endpoint.host}: volumes not ready (exit {code}): "
+            f"{(err or out).strip()}",
+            type=NOT_READY_TYPE,
+            non_retryable=True,
+        )
+    return out
+
+
+def _wait_for_ssh(endpoint: SshEndpoint) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        try:
+            ssh.ping(endpoint, timeout=ssh.CONNECT_TIMEOUT)
+            return
+        except ApplicationError as err:
+            if err.type != ssh.UNREACHABLE_TYPE or time.monotonic() > deadline:
+                raise
+        time.sleep(2)
