@@ -1,15 +1,16 @@
-"""CloudWatch: the cpu of ec2 instances for load-based scaling, and opsflow's own gauges.
+"""CloudWatch: ec2 instances' metrics for load-based scaling, and opsflow's own gauges.
 
-- `cloudwatch_cpu(region, instance_ids, period)`: the latest `Average` of AWS/EC2
-  CPUUtilization (dimension InstanceId) of each instance over the last WINDOW_SECONDS, with
-  ONE GetMetricData call for all of them (a MetricDataQuery each; more than
-  MAX_QUERIES instances take one call per MAX_QUERIES). None for an instance without a
-  datapoint in the window (just launched, or detailed monitoring off and its 5-minute
-  datapoint not there yet). `read_metrics` (activities.metrics) takes ec2 instances' cpu
-  from here instead of sampling /proc/stat over SSH.
+- `latest_values(region, instance_ids, metrics, period)`: for each instance and each of
+  `metrics` (a CloudWatchMetric: namespace, name, stat; dimension InstanceId), the latest
+  value over the last WINDOW_SECONDS, with ONE GetMetricData call for all of them (a
+  MetricDataQuery per pair; more than MAX_QUERIES pairs take one call per MAX_QUERIES).
+  None for a pair without a datapoint in the window (just launched, detailed monitoring
+  off and its 5-minute datapoint not there yet, an agent not publishing). `read_metrics`
+  (activities.metrics) takes ec2 instances' cpu (AWS/EC2 CPUUtilization, Average:
+  `cloudwatch_cpu`) and a layer's `custom_cloudwatch_metric` from here instead of SSH.
 - `publish_layer_gauges` activity: PutMetricData to namespace `opsflow`, metrics
   InstancesOnline, InstancesTotal and HealingEvents (unit Count), dimensions Stack and
-  Layer.
+  Layer. The healing loop of an ec2 stack's layer calls it once a minute.
 
 boto3 is configured the standard way (AWS_PROFILE, AWS_ENDPOINT_URL, instance roles, ...);
 the region is the stack's. Errors, as in the ec2 provider: throttling is retried by
@@ -21,7 +22,7 @@ code and message.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,6 +32,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import aws, names
 from opsflow.messages import LayerGaugesInput
+from opsflow.spec import CloudWatchMetric
 
 CLOUDWATCH_REFUSED_TYPE = "CloudWatchRefused"
 CLOUDWATCH_THROTTLED_TYPE = "CloudWatchThrottled"
@@ -46,12 +48,37 @@ THROTTLING_CODES = frozenset(
 NAMESPACE = "opsflow"
 EC2_NAMESPACE = "AWS/EC2"
 CPU_METRIC = "CPUUtilization"
+CPU = CloudWatchMetric(namespace=EC2_NAMESPACE, name=CPU_METRIC, stat="Average")
 WINDOW_SECONDS = 600  # how far back a datapoint still counts
 MAX_QUERIES = 500  # GetMetricData's limit of queries per call
 
 
 def client(region: str) -> Any:
     return aws.client("cloudwatch", region)
+
+
+def latest_values(
+    region: str,
+    instance_ids: Iterable[str],
+    metrics: Mapping[str, CloudWatchMetric],
+    period: int = 60,
+    *,
+    now: datetime | None = None,
+) -> dict[str, dict[str, float | None]]:
+    """Instance id -> {key -> the latest value of metrics[key] (dimension InstanceId) in
+    the last WINDOW_SECONDS, None when there is no datapoint there}. One GetMetricData call
+    per MAX_QUERIES (instance, metric) pairs. Blocking."""
+    ids = list(dict.fromkeys(instance_ids))
+    pairs = [(instance_id, key) for instance_id in ids for key in metrics]
+    end = now or datetime.now(UTC)
+    start = end - timedelta(seconds=WINDOW_SECONDS)
+    found: dict[tuple[str, str], float | None] = {}
+    if pairs:
+        cloudwatch = client(region)
+        for first in range(0, len(pairs), MAX_QUERIES):
+            chunk = pairs[first : first + MAX_QUERIES]
+            found |= _latest(cloudwatch, chunk, metrics, start, end, period)
+    return {i: {key: found[(i, key)] for key in metrics} for i in ids}
 
 
 def cloudwatch_cpu(
@@ -63,38 +90,23 @@ def cloudwatch_cpu(
 ) -> dict[str, float | None]:
     """Instance id -> its latest average CPUUtilization (percent) in the last
     WINDOW_SECONDS, None when it has no datapoint there. Blocking."""
-    ids = list(dict.fromkeys(instance_ids))
-    if not ids:
-        return {}
-    end = now or datetime.now(UTC)
-    start = end - timedelta(seconds=WINDOW_SECONDS)
-    cloudwatch = client(region)
-    latest: dict[str, float | None] = {}
-    for first in range(0, len(ids), MAX_QUERIES):
-        chunk = ids[first : first + MAX_QUERIES]
-        latest |= _latest_cpu(cloudwatch, chunk, start, end, period)
-    return latest
+    found = latest_values(region, instance_ids, {"cpu": CPU}, period, now=now)
+    return {instance_id: values["cpu"] for instance_id, values in found.items()}
 
 
-def _latest_cpu(
-    cloudwatch: Any, ids: Sequence[str], start: datetime, end: datetime, period: int
-) -> dict[str, float | None]:
-    query_ids = {f"cpu{index}": instance_id for index, instance_id in enumerate(ids)}
+def _latest(
+    cloudwatch: Any,
+    pairs: Sequence[tuple[str, str]],
+    metrics: Mapping[str, CloudWatchMetric],
+    start: datetime,
+    end: datetime,
+    period: int,
+) -> dict[tuple[str, str], float | None]:
+    """One GetMetricData (pages followed) for these (instance id, metric key) pairs."""
+    query_ids = {f"q{index}": pair for index, pair in enumerate(pairs)}
     queries = [
-        {
-            "Id": query_id,
-            "MetricStat": {
-                "Metric": {
-                    "Namespace": EC2_NAMESPACE,
-                    "MetricName": CPU_METRIC,
-                    "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
-                },
-                "Period": period,
-                "Stat": "Average",
-            },
-            "ReturnData": True,
-        }
-        for query_id, instance_id in query_ids.items()
+        _query(query_id, instance_id, metrics[key], period)
+        for query_id, (instance_id, key) in query_ids.items()
     ]
     request: dict[str, Any] = {
         "MetricDataQueries": queries,
@@ -123,8 +135,26 @@ def _latest_cpu(
     except ClientError as err:
         raise as_application_error(err) from err
     return {
-        instance_id: (round(newest[query_id][1], 2) if query_id in newest else None)
-        for query_id, instance_id in query_ids.items()
+        pair: (round(newest[query_id][1], 2) if query_id in newest else None)
+        for query_id, pair in query_ids.items()
+    }
+
+
+def _query(
+    query_id: str, instance_id: str, metric: CloudWatchMetric, period: int
+) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": metric.namespace,
+                "MetricName": metric.name,
+                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+            },
+            "Period": period,
+            "Stat": metric.stat,
+        },
+        "ReturnData": True,
     }
 
 

@@ -23,13 +23,16 @@ request needs, that prints `key=value` lines after a start line (`opsflow_metric
 Every value reaching the script (the root, names, the command) goes through ssh.quote.
 Parsing is the pure `parse_metrics`.
 
-ec2 instances: with the request's `region` set, the cpu of every instance with an
-`ec2_instance_id` comes from CloudWatch instead (activities.cloudwatch.cloudwatch_cpu: the
-latest average CPUUtilization, ONE GetMetricData call for all of them, made while the SSH
-reads run); the other metrics are still read over SSH, and an instance whose only requested
-metric is cpu needs no SSH at all. An instance without a datapoint yet, or a CloudWatch that
-cannot be read (throttled past its retries, refused, no answer in time), is an error for its
-cpu, the rest of its values kept.
+ec2 instances: with the request's `region` set, for every instance with an
+`ec2_instance_id` the cpu (AWS/EC2 CPUUtilization, Average) and, with
+`custom_cloudwatch_metric`, the custom value come from CloudWatch instead
+(activities.cloudwatch.latest_values: the latest datapoint of each, ONE GetMetricData call
+for all of them, made while the SSH reads run); memory and load are still read over SSH, and
+an instance whose requested metrics all come from CloudWatch needs no SSH at all. An
+instance without a datapoint yet, or a CloudWatch that cannot be read (throttled past its
+retries, refused, no answer in time), is an error for those metrics, the rest of its values
+kept. An instance that is not an EC2 instance (a registered host in an ec2 stack) reads its
+cpu over SSH, and cannot have a `custom_cloudwatch_metric` value (an error for it).
 
 Each instance gets `timeout` seconds for its command and `timeout + 1` for the whole read,
 connecting included; a read past that is abandoned (its thread ends on ssh's own limits).
@@ -38,14 +41,16 @@ What can go wrong is an answer, not an error: an instance that cannot be read (n
 endpoint, SSH unreachable or timed out, a host key that does not match, /proc not there,
 a custom command that fails or does not print a number) has InstanceMetrics.error set,
 saying what failed, with whatever values could be read. Only a request that cannot be
-read at all raises: an unknown metric, `custom` without `custom_metric`, a timeout that is
-not positive (ApplicationError InvalidInput, non-retryable).
+read at all raises: an unknown metric, `custom` without `custom_metric` or
+`custom_cloudwatch_metric` (or with both), `custom_cloudwatch_metric` without a region, a
+timeout that is not positive (ApplicationError InvalidInput, non-retryable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -58,6 +63,7 @@ from activities import cloudwatch, names, ssh
 from activities.heartbeat import heartbeating
 from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import InstanceMetrics, InstanceView, MetricsReport, ReadMetricsInput
+from opsflow.spec import CloudWatchMetric
 
 METRICS = ("cpu", "memory", "load", "custom")
 CPU_SAMPLE_SECONDS = 1
@@ -66,7 +72,6 @@ CUSTOM_MARGIN_SECONDS = 1.0
 # Connecting (when the pooled connection is gone) on top of the command's timeout.
 CONNECT_GRACE_SECONDS = 1.0
 DETAIL_LIMIT = 200
-NO_DATAPOINT = "no CloudWatch datapoint for CPUUtilization yet"
 
 _START = "opsflow_metrics=1"
 _CUSTOM_BEGIN = "custom_begin"
@@ -83,22 +88,41 @@ class _Unreadable(Exception):
     """One metric could not be read; the message says why."""
 
 
+# Instance id -> metric key -> value (None: no datapoint), or why CloudWatch was not read.
+_CloudWatchFound = dict[str, dict[str, float | None]] | str
+
+
+def no_datapoint(metric: CloudWatchMetric) -> str:
+    return f"no CloudWatch datapoint for {metric.describe()} yet"
+
+
+NO_DATAPOINT = no_datapoint(cloudwatch.CPU)
+
+
 @activity.defn(name=names.READ_METRICS)
 async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
     """Read the requested metrics of every instance at once; see the module docstring."""
     metrics = _checked(request)
     loop = asyncio.get_running_loop()
     limit = request.timeout + CONNECT_GRACE_SECONDS
-    from_cloudwatch = {
+    from_cloudwatch = cloudwatch_metrics(request, metrics)
+    ec2_ids = {
         view.hostname: view.ec2_instance_id
         for view in request.instances
-        if view.ec2_instance_id and request.region and "cpu" in metrics
+        if view.ec2_instance_id and from_cloudwatch
     }
 
     async def one(view: InstanceView) -> InstanceMetrics:
-        wanted = metrics
-        if view.hostname in from_cloudwatch:
-            wanted = [m for m in metrics if m != "cpu"]
+        if view.hostname in ec2_ids:
+            return await over_ssh(view, [m for m in metrics if m not in from_cloudwatch])
+        if "custom" not in from_cloudwatch:
+            return await over_ssh(view, metrics)
+        # Its cpu is read over SSH; a per-instance CloudWatch metric needs an EC2 id.
+        result = await over_ssh(view, [m for m in metrics if m != "custom"])
+        problem = f"custom: {view.hostname} is not an EC2 instance (no CloudWatch metrics)"
+        return _with_problems(result, result.values, [problem])
+
+    async def over_ssh(view: InstanceView, wanted: list[str]) -> InstanceMetrics:
         if not wanted:
             return InstanceMetrics(hostname=view.hostname)
         if view.ssh is None:
@@ -111,13 +135,15 @@ async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
                 hostname=view.hostname, error=f"SSH did not answer in {limit:g}s"
             )
 
-    async def cpus() -> dict[str, float | None] | str:
-        """Instance id -> its cpu, or why CloudWatch could not be read."""
-        if not from_cloudwatch or request.region is None:
+    async def from_aws() -> _CloudWatchFound:
+        if not ec2_ids or request.region is None:
             return {}
-        ids = list(from_cloudwatch.values())
         reading = loop.run_in_executor(
-            _READ_THREADS, cloudwatch.cloudwatch_cpu, request.region, ids
+            _READ_THREADS,
+            cloudwatch.latest_values,
+            request.region,
+            list(ec2_ids.values()),
+            from_cloudwatch,
         )
         try:
             return await asyncio.wait_for(reading, limit)
@@ -128,33 +154,59 @@ async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
         except BotoCoreError as error:  # no credentials, endpoint unreachable, ...
             return _clip(str(error) or type(error).__name__)
 
-    async def everything() -> tuple[dict[str, float | None] | str, list[InstanceMetrics]]:
+    async def everything() -> tuple[_CloudWatchFound, list[InstanceMetrics]]:
         reads = asyncio.gather(*(one(v) for v in request.instances))
-        found, results = await asyncio.gather(cpus(), reads)
+        found, results = await asyncio.gather(from_aws(), reads)
         return found, list(results)
 
     found, results = await heartbeating(everything())
     return MetricsReport(
-        instances=[_with_cpu(r, from_cloudwatch.get(r.hostname), found) for r in results]
+        instances=[
+            _with_cloudwatch(r, ec2_ids.get(r.hostname), from_cloudwatch, found) for r in results
+        ]
     )
 
 
-def _with_cpu(
-    result: InstanceMetrics, instance_id: str | None, found: dict[str, float | None] | str
+def cloudwatch_metrics(
+    request: ReadMetricsInput, metrics: list[str]
+) -> dict[str, CloudWatchMetric]:
+    """Metric key -> the CloudWatch metric it is read from on ec2 instances."""
+    if request.region is None:
+        return {}
+    found: dict[str, CloudWatchMetric] = {}
+    if "cpu" in metrics:
+        found["cpu"] = cloudwatch.CPU
+    if "custom" in metrics and request.custom_cloudwatch_metric is not None:
+        found["custom"] = request.custom_cloudwatch_metric
+    return found
+
+
+def _with_cloudwatch(
+    result: InstanceMetrics,
+    instance_id: str | None,
+    metrics: Mapping[str, CloudWatchMetric],
+    found: _CloudWatchFound,
 ) -> InstanceMetrics:
-    """`result` (the SSH part) with the cpu CloudWatch gave for `instance_id`, if any."""
+    """`result` (the SSH part) with what CloudWatch gave for `instance_id`, if any."""
     if instance_id is None:
         return result
     values = dict(result.values)
-    cpu = None if isinstance(found, str) else found.get(instance_id)
-    problem: str | None = None
-    if isinstance(found, str):
-        problem = f"cpu: {found}"
-    elif cpu is None:
-        problem = f"cpu: {NO_DATAPOINT}"
-    else:
-        values["cpu"] = cpu
-    error = "; ".join(p for p in (problem, result.error) if p) or None
+    problems: list[str] = []
+    for key, metric in metrics.items():
+        if isinstance(found, str):
+            problems.append(f"{key}: {found}")
+        elif (value := found.get(instance_id, {}).get(key)) is None:
+            problems.append(f"{key}: {no_datapoint(metric)}")
+        else:
+            values[key] = value
+    return _with_problems(result, values, problems)
+
+
+def _with_problems(
+    result: InstanceMetrics, values: dict[str, float], problems: list[str]
+) -> InstanceMetrics:
+    """`result` with these values, and these problems before its own error."""
+    error = "; ".join(p for p in (*problems, result.error) if p) or None
     return InstanceMetrics(hostname=result.hostname, values=values, error=error)
 
 
@@ -369,8 +421,19 @@ def _checked(request: ReadMetricsInput) -> list[str]:
     unknown = [m for m in request.metrics if m not in METRICS]
     if unknown:
         raise _invalid(f"unknown metrics {unknown}: known are {list(METRICS)}")
-    if "custom" in request.metrics and not request.custom_metric:
-        raise _invalid("the custom metric needs `custom_metric`, a command printing a number")
+    if request.custom_metric and request.custom_cloudwatch_metric is not None:
+        raise _invalid("give `custom_metric` or `custom_cloudwatch_metric`, not both")
+    if request.custom_cloudwatch_metric is not None and request.region is None:
+        raise _invalid("`custom_cloudwatch_metric` needs the stack's region (ec2 stacks only)")
+    if (
+        "custom" in request.metrics
+        and not request.custom_metric
+        and request.custom_cloudwatch_metric is None
+    ):
+        raise _invalid(
+            "the custom metric needs `custom_metric`, a command printing a number, or "
+            "`custom_cloudwatch_metric`"
+        )
     if not request.timeout > 0:
         raise _invalid(f"the timeout must be positive, not {request.timeout}")
     return list(dict.fromkeys(request.metrics))

@@ -15,3 +15,11 @@ TARGET_GROUP_ARN = re.compile(
 )
 # An RDS DB instance identifier (AWS allows 1-63 letters, digits and hyphens, from a letter).
 RDS_IDENTIFIER = re.compile(r"^[a-zA-Z][a-zA-Z0-9-]{0,62}$")
+# CloudWatch: a namespace (letters, digits and . - _ / # : space, not only spaces, not
+# starting with a colon), a metric name (any printable text), a statistic GetMetricData
+# takes (the five plain ones, or a percentile p0-p100).
+CLOUDWATCH_NAMESPACE = re.compile(r"^(?=.*[^ ])[A-Za-z0-9._/#\- ][A-Za-z0-9._/#:\- ]{0,254}$")
+CLOUDWATCH_METRIC_NAME = re.compile(r"^(?=.*[^ ])[\x20-\x7e]{1,255}$")
+CLOUDWATCH_STAT = re.compile(
+    r"^(Average|Sum|Minimum|Maximum|SampleCount|p(100|\d{1,2}(\.\d{1,2})?))$"
+)

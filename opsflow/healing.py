@@ -13,6 +13,12 @@ Rules (OpsWorks' auto healing, minus its slowness and its false alarms):
   next waits `backoff`, doubled for each failure in a row. Past the limit: given up, said
   once.
 - An instance stopped on purpose is forgotten: it is never healed.
+
+Gauges (ec2 stacks, those with a region): once per GAUGES_PERIOD of workflow time the loop
+publishes the layer's InstancesOnline / InstancesTotal (from the round's probe report) and
+HealingEvents: the loop's events (HEALING_EVENTS: every decision and every heal's end) not
+yet in a published gauge. A publish that fails keeps its events for the next one, and the
+next try still waits a period, so a refusing CloudWatch is asked once a minute.
 """
 
 from __future__ import annotations
@@ -23,7 +29,13 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from opsflow.messages import HealingConfig, InstanceView, LayerProbeReport, ProbeOutcome
+from opsflow.messages import (
+    HealingConfig,
+    InstanceView,
+    LayerGaugesInput,
+    LayerProbeReport,
+    ProbeOutcome,
+)
 from opsflow.spec import LayerHealthCheckSpec, Provider
 from opsflow.status import InstanceStatus
 
@@ -50,6 +62,13 @@ class Action(StrEnum):
     NOT_REPLACEABLE = "heal_not_possible"  # lost, and its provider cannot replace it
     GIVE_UP = "heal_gave_up"  # lost, and no heal left in the window
     RECOVERED = "health_recovered"  # a lost instance that was not replaced answers again
+
+
+# Healing events (stack event kinds) that the HealingEvents gauge counts: the decisions,
+# and how each heal ended.
+HEAL_ENDS = ("healed", "heal_failed", "heal_skipped")
+HEALING_EVENTS = frozenset({*(action.value for action in Action), *HEAL_ENDS})
+GAUGES_PERIOD = timedelta(minutes=1)
 
 
 class Decision(BaseModel):
@@ -86,6 +105,13 @@ class HealingState(BaseModel):
     health: dict[str, InstanceHealth] = Field(default_factory=dict)
     heal_seq: int = 0
     stopping: bool = False
+    gauges_at: datetime | None = Field(
+        default=None, description="ec2: when the layer's gauges were last published (or tried)"
+    )
+    healing_events: int = Field(
+        default=0, description="ec2: healing events not yet in a published HealingEvents gauge"
+    )
+    gauges_error: str | None = Field(default=None, description="why the last publish failed")
 
 
 def due_for_check(view: InstanceView, now: datetime, check: LayerHealthCheckSpec) -> bool:
@@ -253,3 +279,45 @@ def _span(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+# ---- gauges (ec2) ----------------------------------------------------------------------
+
+
+def count_event(state: HealingState, kind: str) -> None:
+    """Count a healing event the loop records, for the next HealingEvents gauge."""
+    if state.config.region is not None and kind in HEALING_EVENTS:
+        state.healing_events += 1
+
+
+def gauges_due(state: HealingState, now: datetime) -> bool:
+    """An ec2 stack's layer, and a period since the last publish (or none yet)."""
+    if state.config.region is None:
+        return False
+    return state.gauges_at is None or now - state.gauges_at >= GAUGES_PERIOD
+
+
+def take_gauges(state: HealingState, views: list[InstanceView], now: datetime) -> LayerGaugesInput:
+    """The gauges to publish now (the layer as the round saw it); the period restarts."""
+    assert state.config.region is not None, "gauges are for ec2 stacks"
+    state.gauges_at = now
+    return LayerGaugesInput(
+        stack=state.stack,
+        layer=state.layer,
+        region=state.config.region,
+        online=sum(1 for v in views if v.status == InstanceStatus.ONLINE),
+        total=len(views),
+        healing_events=state.healing_events,
+    )
+
+
+def gauges_sent(state: HealingState, gauges: LayerGaugesInput, error: str | None) -> bool:
+    """Record a publish's outcome; True when it is a new failure (worth one event).
+    Published events leave the count; events counted meanwhile stay."""
+    if error is None:
+        state.healing_events = max(0, state.healing_events - gauges.healing_events)
+        state.gauges_error = None
+        return False
+    new = state.gauges_error is None
+    state.gauges_error = error
+    return new

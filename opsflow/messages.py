@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from opsflow.secrets import SecureValue
 from opsflow.spec import (
+    CloudWatchMetric,
     ConfigurationManager,
     CookbookSource,
     Ec2Options,
@@ -601,6 +602,11 @@ class HealRequest(BaseModel):
 class HealingConfig(BaseModel):
     check: LayerHealthCheckSpec
     policy: HealingPolicySpec
+    region: str | None = Field(
+        default=None,
+        description="ec2: the stack's region; with it the loop publishes the layer's gauges "
+        "to CloudWatch",
+    )
 
 
 # ---- scaling -----------------------------------------------------------------------------
@@ -614,6 +620,9 @@ class ReadMetricsInput(BaseModel):
     instances: list[InstanceView]
     metrics: list[str]
     custom_metric: str | None = Field(default=None, description="command printing a number")
+    custom_cloudwatch_metric: CloudWatchMetric | None = Field(
+        default=None, description="ec2: `custom` from this CloudWatch metric (needs region)"
+    )
     timeout: float = 10.0
     region: str | None = Field(
         default=None,

@@ -384,7 +384,7 @@ class MetricThresholds(StrictModel):
     cpu: float | None = Field(default=None, ge=0, le=100, description="percent")
     memory: float | None = Field(default=None, ge=0, le=100, description="percent used")
     load: float | None = Field(default=None, ge=0, description="1-minute load average")
-    custom: float | None = Field(default=None, description="the custom metric command's value")
+    custom: float | None = Field(default=None, description="the custom metric's value")
     instance_count: int = Field(default=1, ge=1, le=100, description="instances per step")
     thresholds_wait_time: Duration = Field(
         default=300.0, ge=0, le=86400, description="how long the threshold must hold"
@@ -399,6 +399,31 @@ class MetricThresholds(StrictModel):
         return {name: value for name, value in found.items() if value is not None}
 
 
+class CloudWatchMetric(StrictModel):
+    """A CloudWatch metric read per ec2 instance (dimension InstanceId only), such as the
+    CloudWatch agent's `{namespace: CWAgent, name: mem_used_percent}`."""
+
+    namespace: str
+    name: str
+    stat: str = Field(default="Average", description="Average, Maximum, p99, ...")
+
+    @model_validator(mode="after")
+    def _shapes(self) -> CloudWatchMetric:
+        checks = [
+            ("namespace", self.namespace, aws.CLOUDWATCH_NAMESPACE, "a CloudWatch namespace"),
+            ("name", self.name, aws.CLOUDWATCH_METRIC_NAME, "a CloudWatch metric name"),
+            ("stat", self.stat, aws.CLOUDWATCH_STAT, "Average, Sum, Minimum, Maximum, "
+             "SampleCount or a percentile like p99"),
+        ]  # fmt: skip
+        for field, value, pattern, shape in checks:
+            if not pattern.match(value):
+                raise ValueError(f"{field}: {value!r} is not {shape}")
+        return self
+
+    def describe(self) -> str:
+        return f"{self.namespace} {self.name} ({self.stat})"
+
+
 class LoadBasedScaling(StrictModel):
     """OpsWorks' load-based scaling for a layer's `scaling: load` instances, plus `max`:
     when no stopped load-based instance is left, new ones are added up to it."""
@@ -407,6 +432,10 @@ class LoadBasedScaling(StrictModel):
     interval: Duration = Field(default=60.0, ge=1, le=3600, description="between readings")
     custom_metric: str | None = Field(
         default=None, description="a command run on each instance that prints a number"
+    )
+    custom_cloudwatch_metric: CloudWatchMetric | None = Field(
+        default=None,
+        description="ec2 only, instead of custom_metric: the custom value from CloudWatch",
     )
     up: MetricThresholds = Field(default_factory=lambda: MetricThresholds(cpu=80))
     down: MetricThresholds = Field(default_factory=lambda: MetricThresholds(cpu=30))
@@ -424,8 +453,17 @@ class LoadBasedScaling(StrictModel):
                     f"load_based_scaling: up.{name} ({up[name]:g}) must be above "
                     f"down.{name} ({down[name]:g})"
                 )
-        if ("custom" in up or "custom" in down) and self.custom_metric is None:
-            raise ValueError("load_based_scaling: a `custom` threshold needs `custom_metric`")
+        if self.custom_metric is not None and self.custom_cloudwatch_metric is not None:
+            raise ValueError(
+                "load_based_scaling: give `custom_metric` (a command) or "
+                "`custom_cloudwatch_metric`, not both"
+            )
+        custom = self.custom_metric is not None or self.custom_cloudwatch_metric is not None
+        if ("custom" in up or "custom" in down) and not custom:
+            raise ValueError(
+                "load_based_scaling: a `custom` threshold needs `custom_metric` or "
+                "`custom_cloudwatch_metric`"
+            )
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"load_based_scaling: min ({self.min}) is above max ({self.max})")
         return self
@@ -465,6 +503,9 @@ class LayerSpec(StrictModel):
         used += ["auto_assign_elastic_ip"] if self.auto_assign_elastic_ip else []
         used += ["volumes"] if self.volumes else []
         used += [f"instances.{i.hostname}.ec2" for i in self.instances if i.ec2 is not None]
+        scaling = self.load_based_scaling
+        if scaling is not None and scaling.custom_cloudwatch_metric is not None:
+            used.append("load_based_scaling.custom_cloudwatch_metric")
         return used
 
     recipes: LayerRecipes = Field(default_factory=LayerRecipes)

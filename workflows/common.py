@@ -78,3 +78,15 @@ PROBE_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=NOT_RETRYABLE,
 )
+
+# The healing loop's CloudWatch gauges: a few quick tries, then the next minute's publish.
+# botocore already retries throttling inside one attempt; the whole publish stays well
+# under the gauges' period, so one is never still going when the next is due.
+GAUGES_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=3,
+    non_retryable_error_types=NOT_RETRYABLE,
+)
+GAUGES_START_TO_CLOSE = timedelta(seconds=15)
+GAUGES_SCHEDULE_TO_CLOSE = timedelta(seconds=45)

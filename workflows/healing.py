@@ -7,12 +7,18 @@ replacement is asked of the stack (which builds the heal command like a start: s
 the apps' current releases), and every decision is an event on the stack with the check
 output behind it. Heal results come back by signal. It runs until the stack stops it
 (auto_healing off, layer or stack removed), continuing-as-new to bound its history.
+
+On an ec2 stack it also publishes the layer's gauges to CloudWatch once a minute
+(opsflow.healing.gauges_due), in the background: a slow or refusing CloudWatch never holds
+up or stops a check round; a failure is logged, kept in the state (`gauges_error`) and
+said once on the stack (event gauges_failed) until a publish succeeds again.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -30,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         HealRequest,
         InstanceCommandResult,
         InstanceView,
+        LayerGaugesInput,
         LayerProbeReport,
         ProbeLayerInput,
         StackEvent,
@@ -44,6 +51,7 @@ class LayerHealingWorkflow:
         self._state = state
         self._results: list[InstanceCommandResult] = []
         self._last_views: list[InstanceView] = []  # the layer as the last round saw it
+        self._gauges: asyncio.Task[None] | None = None  # the publish in flight, if any
 
     @workflow.run
     async def run(self, state: HealingState) -> None:
@@ -63,13 +71,18 @@ class LayerHealingWorkflow:
                 continue
             if common.history_is_long(self._state.max_history_events):
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._gauges is not None:
+                    await self._gauges  # its outcome belongs in the state handed on
                 workflow.continue_as_new(self._state)
-            report = await self._probe()
-            if report is None:
+            probed = await self._probe()
+            if probed is None:
                 return  # the stack is gone
+            report, fresh = probed
             now = workflow.now()
             for decision in healing.assess(self._state, report, now):
                 await self._carry_out(decision)
+            if fresh and healing.gauges_due(self._state, now):
+                self._publish_gauges(report.instances, now)
             next_check = now + timedelta(seconds=self._state.config.check.interval)
 
     # ---- signals and queries ---------------------------------------------------------
@@ -92,7 +105,9 @@ class LayerHealingWorkflow:
 
     # ---- one round -------------------------------------------------------------------
 
-    async def _probe(self) -> LayerProbeReport | None:
+    async def _probe(self) -> tuple[LayerProbeReport, bool] | None:
+        """The round's report and whether it is fresh (False: the check failed, the last
+        views stand in); None when the stack is gone."""
         check = self._state.config.check
         request = ProbeLayerInput(
             stack=self._state.stack,
@@ -114,9 +129,9 @@ class LayerHealingWorkflow:
             if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND_TYPE:
                 return None
             workflow.logger.warning("healing %s: check round failed: %s", self._where(), err)
-            return LayerProbeReport(instances=self._last_views, outcomes=[])
+            return LayerProbeReport(instances=self._last_views, outcomes=[]), False
         self._last_views = report.instances
-        return report
+        return report, True
 
     async def _carry_out(self, decision: Decision) -> None:
         await self._event(
@@ -167,6 +182,34 @@ class LayerHealingWorkflow:
             message += f"; next try not before {next_try:%H:%M:%S} UTC"
         await self._event("heal_failed", message, result.hostname)
 
+    # ---- gauges (ec2) ----------------------------------------------------------------
+
+    def _publish_gauges(self, views: list[InstanceView], now: datetime) -> None:
+        if self._gauges is not None and not self._gauges.done():
+            return  # cannot happen within the activity's limits; never two at once
+        gauges = healing.take_gauges(self._state, views, now)
+        self._gauges = asyncio.create_task(self._publish(gauges))
+
+    async def _publish(self, gauges: LayerGaugesInput) -> None:
+        error: str | None = None
+        try:
+            await workflow.execute_activity(
+                activity.PUBLISH_LAYER_GAUGES,
+                gauges,
+                start_to_close_timeout=common.GAUGES_START_TO_CLOSE,
+                schedule_to_close_timeout=common.GAUGES_SCHEDULE_TO_CLOSE,
+                retry_policy=common.GAUGES_RETRY,
+            )
+        except ActivityError as err:
+            error = str(err.cause or err)
+            workflow.logger.warning("healing %s: gauges not published: %s", self._where(), error)
+        if healing.gauges_sent(self._state, gauges, error):
+            message = (
+                f"layer {self._state.layer}: its gauges could not be published to CloudWatch "
+                f"({error}); healing goes on, the gauges are tried again every minute"
+            )
+            await self._event("gauges_failed", message, None)
+
     # ---- plumbing --------------------------------------------------------------------
 
     def _stack(self) -> ExternalWorkflowHandle[Any]:
@@ -175,6 +218,7 @@ class LayerHealingWorkflow:
     async def _event(
         self, kind: str, message: str, hostname: str | None, detail: str | None = None
     ) -> None:
+        healing.count_event(self._state, kind)
         details: dict[str, object] = {"layer": self._state.layer}
         if detail is not None:
             details["check"] = detail

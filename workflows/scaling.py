@@ -109,6 +109,7 @@ class LoadScalingWorkflow:
                         instances=online,
                         metrics=sorted(config.up.metrics().keys() | config.down.metrics().keys()),
                         custom_metric=config.custom_metric,
+                        custom_cloudwatch_metric=config.custom_cloudwatch_metric,
                         region=self._state.region,
                     ),
                     result_type=MetricsReport,

@@ -156,8 +156,11 @@ LOAD_SCALING = _LayerLoop(
 
 
 def _healing_wanted(spec: StackSpec) -> dict[str, Any]:
+    # The region (ec2 stacks only) turns on the loop's CloudWatch gauges.
     return {
-        layer.name: HealingConfig(check=layer.health_check, policy=layer.healing)
+        layer.name: HealingConfig(
+            check=layer.health_check, policy=layer.healing, region=spec.region
+        )
         for layer in spec.layers
         if layer.auto_healing
     }

@@ -1,6 +1,7 @@
-"""CloudWatch against a real moto server through the fault proxy: ec2 instances' cpu with one
-GetMetricData call (throttling retried), opsflow's layer gauges, and read_metrics taking
-an ec2 instance's cpu from CloudWatch without SSH."""
+"""CloudWatch against a real moto server through the fault proxy: ec2 instances' cpu and a
+custom CloudWatch metric with one GetMetricData call (throttling retried), opsflow's layer
+gauges, and read_metrics taking an ec2 instance's cpu and custom value from CloudWatch
+without SSH (and a load-based scaling decision made on them)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import cloudwatch, metrics
+from opsflow import scaling
+from opsflow.errors import INVALID_INPUT_TYPE
 from opsflow.messages import (
     InstanceView,
     LayerGaugesInput,
     MetricsReport,
     ReadMetricsInput,
 )
-from opsflow.spec import Provider
+from opsflow.scaling import LoadState
+from opsflow.spec import CloudWatchMetric, LoadBasedScaling, Provider, Scaling
 from opsflow.status import InstanceStatus
 from tests.aws.conftest import AwsEnv
 
@@ -35,13 +39,28 @@ def behind(aws: AwsEnv) -> Any:
 
 def put_cpu(aws: AwsEnv, instance_id: str, points: list[tuple[int, float]]) -> None:
     """CPUUtilization datapoints of `instance_id`, (seconds ago, percent) each."""
+    put_metric(aws, "AWS/EC2", "CPUUtilization", instance_id, points)
+
+
+def put_metric(
+    aws: AwsEnv,
+    namespace: str,
+    name: str,
+    instance_id: str,
+    points: list[tuple[int, float]],
+    **dimensions: str,
+) -> None:
+    """Datapoints of a metric with dimension InstanceId (and `dimensions`), (seconds ago,
+    value) each, as the CloudWatch agent would put them."""
     now = datetime.now(UTC)
+    dims = [{"Name": "InstanceId", "Value": instance_id}]
+    dims += [{"Name": key, "Value": value} for key, value in dimensions.items()]
     behind(aws).put_metric_data(
-        Namespace="AWS/EC2",
+        Namespace=namespace,
         MetricData=[
             {
-                "MetricName": "CPUUtilization",
-                "Dimensions": [{"Name": "InstanceId", "Value": instance_id}],
+                "MetricName": name,
+                "Dimensions": dims,
                 "Timestamp": now - timedelta(seconds=ago),
                 "Value": value,
                 "Unit": "Percent",
@@ -49,6 +68,9 @@ def put_cpu(aws: AwsEnv, instance_id: str, points: list[tuple[int, float]]) -> N
             for ago, value in points
         ],
     )
+
+
+MEMORY = CloudWatchMetric(namespace="CWAgent", name="mem_used_percent")
 
 
 def test_cpu_is_the_latest_average_of_each_instance_in_one_call(aws_env: AwsEnv) -> None:
@@ -144,9 +166,19 @@ def ec2_view(hostname: str, instance_id: str | None) -> InstanceView:
     )
 
 
-async def read(views: list[InstanceView], wanted: list[str], region: str | None) -> MetricsReport:
+async def read(
+    views: list[InstanceView],
+    wanted: list[str],
+    region: str | None,
+    custom: CloudWatchMetric | None = None,
+) -> MetricsReport:
     request = ReadMetricsInput(
-        stack="shop", layer="web", instances=views, metrics=wanted, region=region
+        stack="shop",
+        layer="web",
+        instances=views,
+        metrics=wanted,
+        region=region,
+        custom_cloudwatch_metric=custom,
     )
     report: MetricsReport = await ActivityEnvironment().run(metrics.read_metrics, request)
     return report
@@ -196,3 +228,145 @@ async def test_read_metrics_says_when_cloudwatch_refuses(aws_env: AwsEnv) -> Non
     assert web1.values == {}
     assert web1.error is not None
     assert web1.error.startswith("cpu: AWS refused GetMetricData: AccessDenied")
+
+
+# ---- several metrics per instance: cpu and a custom CloudWatch metric --------------------
+
+
+def test_several_metrics_of_each_instance_are_read_in_one_call(aws_env: AwsEnv) -> None:
+    put_cpu(aws_env, "i-0aaa", [(60, 33.0)])
+    put_metric(aws_env, "CWAgent", "mem_used_percent", "i-0aaa", [(200, 50.0), (20, 71.25)])
+    put_metric(aws_env, "CWAgent", "mem_used_percent", "i-0bbb", [(30, 12.0)])
+    # The same metric under more dimensions is another metric: not this instance's.
+    put_metric(aws_env, "CWAgent", "mem_used_percent", "i-0ccc", [(30, 99.0)], ImageId="ami-1")
+
+    found = cloudwatch.latest_values(
+        REGION, ["i-0aaa", "i-0bbb", "i-0ccc"], {"cpu": cloudwatch.CPU, "custom": MEMORY}
+    )
+
+    assert found == {
+        "i-0aaa": {"cpu": 33.0, "custom": 71.25},
+        "i-0bbb": {"cpu": None, "custom": 12.0},
+        "i-0ccc": {"cpu": None, "custom": None},
+    }
+    assert aws_env.proxy.count("GetMetricData") == 1
+
+
+def test_the_stat_asked_for_is_the_one_read(aws_env: AwsEnv) -> None:
+    now = datetime.now(UTC).replace(second=30, microsecond=0) - timedelta(minutes=2)
+    behind(aws_env).put_metric_data(
+        Namespace="CWAgent",
+        MetricData=[
+            {
+                "MetricName": "mem_used_percent",
+                "Dimensions": [{"Name": "InstanceId", "Value": "i-0aaa"}],
+                "Timestamp": now + timedelta(seconds=offset),
+                "Value": value,
+            }
+            for offset, value in ((0, 10.0), (5, 30.0), (10, 80.0))  # one minute's period
+        ],
+    )
+    metrics_by_stat = {
+        stat: MEMORY.model_copy(update={"stat": stat}) for stat in ("Average", "Maximum")
+    }
+
+    found = cloudwatch.latest_values(REGION, ["i-0aaa"], metrics_by_stat)
+
+    assert found == {"i-0aaa": {"Average": 40.0, "Maximum": 80.0}}
+
+
+def test_queries_go_500_to_a_call(aws_env: AwsEnv) -> None:
+    wanted = {"cpu": cloudwatch.CPU, "custom": MEMORY}
+    ids = [f"i-{n:017x}" for n in range(251)]  # 502 queries
+    put_metric(aws_env, "CWAgent", "mem_used_percent", ids[-1], [(30, 64.0)])
+
+    found = cloudwatch.latest_values(REGION, ids[:250], wanted)  # exactly 500
+    assert aws_env.proxy.count("GetMetricData") == 1
+    assert len(found) == 250
+
+    found = cloudwatch.latest_values(REGION, ids, wanted)
+    assert aws_env.proxy.count("GetMetricData") == 3
+    assert found[ids[-1]] == {"cpu": None, "custom": 64.0}  # read by the second call
+
+
+async def test_read_metrics_takes_the_custom_value_from_cloudwatch_without_ssh(
+    aws_env: AwsEnv,
+) -> None:
+    put_cpu(aws_env, "i-0aaa", [(40, 20.0)])
+    put_cpu(aws_env, "i-0bbb", [(40, 30.0)])
+    put_metric(aws_env, "CWAgent", "mem_used_percent", "i-0aaa", [(40, 85.5)])
+
+    report = await read(
+        [ec2_view("web1", "i-0aaa"), ec2_view("web2", "i-0bbb"), ec2_view("web3", None)],
+        ["cpu", "custom"],
+        REGION,
+        MEMORY,
+    )
+
+    web1, web2, web3 = report.instances
+    assert (web1.values, web1.error) == ({"cpu": 20.0, "custom": 85.5}, None)
+    assert web2.values == {"cpu": 30.0}
+    assert web2.error == "custom: " + metrics.no_datapoint(MEMORY)
+    assert "CWAgent mem_used_percent (Average)" in web2.error
+    # Not an EC2 instance: its cpu goes over SSH (none here), no CloudWatch custom value.
+    assert web3.values == {}
+    assert web3.error == (
+        "custom: web3 is not an EC2 instance (no CloudWatch metrics); no SSH endpoint"
+    )
+    assert aws_env.proxy.count("GetMetricData") == 1
+
+
+async def test_a_custom_cloudwatch_metric_drives_a_load_based_scale_up(aws_env: AwsEnv) -> None:
+    put_metric(aws_env, "CWAgent", "mem_used_percent", "i-0aaa", [(300, 20.0), (30, 85.0)])
+    put_metric(aws_env, "CWAgent", "mem_used_percent", "i-0bbb", [(30, 91.0)])
+    config = LoadBasedScaling.model_validate(
+        {
+            "custom_cloudwatch_metric": MEMORY.model_dump(),
+            "up": {"custom": 80, "thresholds_wait_time": 0},
+            "down": {"custom": 30, "thresholds_wait_time": 0},
+        }
+    )
+    online = [ec2_view("web1", "i-0aaa"), ec2_view("web2", "i-0bbb")]
+    spare = InstanceView(
+        hostname="web3", layers=["web"], status=InstanceStatus.STOPPED, scaling=Scaling.LOAD
+    )
+
+    report = await read(online, ["custom"], REGION, config.custom_cloudwatch_metric)
+    means = scaling.averages(report)
+    decision = scaling.decide_load(
+        LoadState(), config, "web", [*online, spare], means, datetime.now(UTC)
+    )
+
+    assert means == {"custom": 88.0}
+    assert decision is not None
+    assert (decision.direction, decision.start) == ("up", ["web3"])
+    assert "custom 88.0 > 80" in decision.message
+    assert aws_env.proxy.count("GetMetricData") == 1
+
+
+@pytest.mark.parametrize(
+    ("custom_metric", "region", "message"),
+    [
+        (None, None, "`custom_cloudwatch_metric` needs the stack's region"),
+        ("cat m", REGION, "give `custom_metric` or `custom_cloudwatch_metric`, not both"),
+    ],
+)
+async def test_a_custom_cloudwatch_metric_that_cannot_be_read_is_invalid_input(
+    aws_env: AwsEnv, custom_metric: str | None, region: str | None, message: str
+) -> None:
+    request = ReadMetricsInput(
+        stack="shop",
+        layer="web",
+        instances=[ec2_view("web1", "i-0aaa")],
+        metrics=["custom"],
+        custom_metric=custom_metric,
+        custom_cloudwatch_metric=MEMORY,
+        region=region,
+    )
+
+    with pytest.raises(ApplicationError) as raised:
+        await ActivityEnvironment().run(metrics.read_metrics, request)
+
+    assert raised.value.type == INVALID_INPUT_TYPE
+    assert raised.value.message.startswith(message)
+    assert aws_env.proxy.count("GetMetricData") == 0

@@ -5,14 +5,17 @@ machine (OPSFLOW_EC2_SSH_STANDIN=local: moto has no machines to SSH into).
 Apply starts the instances (tagged, with an Elastic IP and a volume), setup runs, they go
 online; delete leaves no instance, address or volume opsflow made (described after). A
 start whose address cannot be allocated ends start_failed with AWS's message, and what it
-had made is gone."""
+had made is gone. The layer's healing loop publishes its gauges to CloudWatch, and heals
+an instance whose machine died even when CloudWatch refuses them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +24,11 @@ import pytest
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
+from activities import local_provider
 from client.api import OpsflowClient, settled
 from client.stackfile import load_stack_file
 from opsflow.errors import SpecError
-from opsflow.messages import InstanceActionKind
+from opsflow.messages import InstanceActionKind, StackDescription
 from opsflow.status import InstanceStatus
 from tests.aws.conftest import AwsEnv
 from tests.helpers import quiet
@@ -224,5 +228,104 @@ async def test_a_failed_setup_with_on_setup_failure_terminate_leaves_nothing(
         assert "exit code 3" in (view.message or "")
         assert "machine terminated: on_setup_failure is terminate" in (view.message or "")
     assert made_by(aws_env, spec.name) == {"instances": [], "addresses": [], "volumes": []}
+    await opsflow.delete_stack(spec.name)
+    await opsflow.wait_stack_deleted(spec.name, timeout=180)
+
+
+# ---- the healing loop's CloudWatch gauges ------------------------------------------------
+
+HEALING_OFF = "    auto_healing: false\n"
+HEALING_ON = "    health_check: {interval: 1s, grace_period: 0s}\n"
+GAUGES = ("HealingEvents", "InstancesOnline", "InstancesTotal")
+
+
+def cloudwatch(aws: AwsEnv) -> Any:
+    return boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=aws.moto_url)
+
+
+def latest_gauges(aws: AwsEnv, stack: str) -> dict[str, float]:
+    """The newest value of each of the stack's web layer gauges in moto (by metric name)."""
+    dims = [{"Name": "Stack", "Value": stack}, {"Name": "Layer", "Value": "web"}]
+    now = datetime.now(UTC)
+    answer = cloudwatch(aws).get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": name.lower(),
+                "MetricStat": {
+                    "Metric": {"Namespace": "opsflow", "MetricName": name, "Dimensions": dims},
+                    "Period": 60,
+                    "Stat": "Maximum",
+                },
+            }
+            for name in GAUGES
+        ],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=1),
+        ScanBy="TimestampDescending",
+    )
+    names = {name.lower(): name for name in GAUGES}
+    return {names[r["Id"]]: r["Values"][0] for r in answer["MetricDataResults"] if r["Values"]}
+
+
+async def test_the_healing_loop_publishes_the_layer_s_gauges_to_cloudwatch(
+    opsflow: OpsflowClient, aws_env: AwsEnv, stack_file: Path
+) -> None:
+    spec = load_stack_file(stack_file)
+    await opsflow.apply(spec)
+    await quiet(opsflow, spec.name, timeout=180)
+    assert cloudwatch(aws_env).list_metrics(Namespace="opsflow")["Metrics"] == []
+
+    stack_file.write_text(stack_file.read_text().replace(HEALING_OFF, HEALING_ON))
+    await opsflow.apply(load_stack_file(stack_file))  # the loop starts: gauges at once
+    for _ in range(100):
+        if len(latest_gauges(aws_env, spec.name)) == len(GAUGES):
+            break
+        await asyncio.sleep(0.2)
+    listed = cloudwatch(aws_env).list_metrics(Namespace="opsflow")["Metrics"]
+    assert sorted(m["MetricName"] for m in listed) == sorted(GAUGES)
+    assert all(
+        {d["Name"]: d["Value"] for d in m["Dimensions"]} == {"Stack": spec.name, "Layer": "web"}
+        for m in listed
+    )
+    assert latest_gauges(aws_env, spec.name) == {
+        "HealingEvents": 0.0,
+        "InstancesOnline": 2.0,
+        "InstancesTotal": 2.0,
+    }
+    await opsflow.delete_stack(spec.name)
+    await opsflow.wait_stack_deleted(spec.name, timeout=180)
+
+
+async def healed(opsflow: OpsflowClient, stack: str, timeout: float) -> StackDescription:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = await opsflow.describe(stack)
+        if any(e.kind == "healed" for e in found.events):
+            return found
+        assert asyncio.get_running_loop().time() < deadline, found.events[-5:]
+        await asyncio.sleep(0.5)
+
+
+async def test_a_refused_publish_does_not_stop_healing_an_ec2_instance(
+    opsflow: OpsflowClient, aws_env: AwsEnv, stack_file: Path
+) -> None:
+    aws_env.proxy.fail("PutMetricData", "AccessDenied", "not allowed to put metrics")
+    stack_file.write_text(stack_file.read_text().replace(HEALING_OFF, HEALING_ON))
+    spec = load_stack_file(stack_file)
+    await opsflow.apply(spec)
+    before = await quiet(opsflow, spec.name, timeout=180)
+    lost = next(v.ec2_instance_id for v in before.instances if v.hostname == "web1")
+
+    assert local_provider.kill(spec.name, "web1")  # its (stand-in) machine dies
+    found = await healed(opsflow, spec.name, timeout=180)
+    web1 = next(v for v in found.instances if v.hostname == "web1")
+    assert web1.status == InstanceStatus.ONLINE and web1.ec2_instance_id != lost
+    refused = [e for e in found.events if e.kind == "gauges_failed"]
+    assert len(refused) == 1
+    assert (
+        "AccessDenied" in refused[0].message and "not allowed to put metrics" in refused[0].message
+    )
+    assert aws_env.proxy.count("PutMetricData") >= 1
+    assert cloudwatch(aws_env).list_metrics(Namespace="opsflow")["Metrics"] == []
     await opsflow.delete_stack(spec.name)
     await opsflow.wait_stack_deleted(spec.name, timeout=180)

@@ -5,12 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from opsflow.healing import (
+    GAUGES_PERIOD,
+    HEALING_EVENTS,
     Action,
     HealingState,
     assess,
+    count_event,
     due_for_check,
+    gauges_due,
+    gauges_sent,
     heal_finished,
     heal_started,
+    take_gauges,
     to_recheck,
 )
 from opsflow.messages import (
@@ -166,3 +172,91 @@ def test_instances_gone_from_the_layer_are_forgotten() -> None:
     assess(s, report([view("w1"), view("w2")], {"w2"}), now)
     assess(s, report([view("w1")], set()), now)
     assert set(s.health) == {"w1"}
+
+
+# ---- gauges ----------------------------------------------------------------------------
+
+
+def ec2_state() -> HealingState:
+    s = state()
+    s.config = s.config.model_copy(update={"region": "us-east-1"})
+    return s
+
+
+def test_gauges_are_due_at_once_then_once_per_period_and_never_without_a_region() -> None:
+    s = ec2_state()
+    assert gauges_due(s, T0)
+    take_gauges(s, [], T0)
+    assert not gauges_due(s, T0 + GAUGES_PERIOD - timedelta(seconds=1))
+    assert gauges_due(s, T0 + GAUGES_PERIOD)
+    local = state()
+    assert not gauges_due(local, T0)
+    assert not gauges_due(local, T0 + timedelta(hours=1))
+
+
+def test_gauges_count_the_layer_as_the_round_saw_it() -> None:
+    s = ec2_state()
+    views = [
+        view("w1"),
+        view("w2", status=InstanceStatus.CONNECTION_LOST),
+        view("w3", status=InstanceStatus.STOPPED),
+    ]
+    gauges = take_gauges(s, views, T0)
+    assert (gauges.stack, gauges.layer, gauges.region) == ("s", "web", "us-east-1")
+    assert (gauges.online, gauges.total, gauges.healing_events) == (1, 3, 0)
+    assert s.gauges_at == T0
+
+
+def test_every_decision_and_heal_end_counts_as_a_healing_event_and_nothing_else() -> None:
+    s = ec2_state()
+    for kind in sorted(HEALING_EVENTS):
+        count_event(s, kind)
+    count_event(s, "gauges_failed")
+    count_event(s, "instance_status")
+    assert s.healing_events == len(HEALING_EVENTS) == 8
+    assert {a.value for a in Action} | {"healed", "heal_failed", "heal_skipped"} == HEALING_EVENTS
+    local = state()
+    count_event(local, "heal_started")
+    assert local.healing_events == 0  # no gauges, nothing to count for
+
+
+def test_a_publish_takes_its_events_off_the_count_and_keeps_those_counted_meanwhile() -> None:
+    s = ec2_state()
+    for _ in range(3):
+        count_event(s, "heal_started")
+    gauges = take_gauges(s, [view("w1")], T0)
+    assert gauges.healing_events == 3
+    count_event(s, "healed")  # while the publish was in flight
+    assert not gauges_sent(s, gauges, None)
+    assert s.healing_events == 1
+    assert take_gauges(s, [], T0 + GAUGES_PERIOD).healing_events == 1
+
+
+def test_a_failed_publish_keeps_the_count_and_is_said_once() -> None:
+    s = ec2_state()
+    count_event(s, "health_detected")
+    first = take_gauges(s, [], T0)
+    assert gauges_sent(s, first, "AWS refused PutMetricData: AccessDenied: no")
+    assert s.healing_events == 1 and s.gauges_error is not None
+    assert not gauges_due(s, T0 + timedelta(seconds=5))  # the next try waits a period too
+    again = take_gauges(s, [], T0 + GAUGES_PERIOD)
+    assert again.healing_events == 1
+    assert not gauges_sent(s, again, "AWS refused PutMetricData: AccessDenied: no")  # said
+    assert not gauges_sent(s, again, None)
+    assert s.healing_events == 0
+    assert s.gauges_error is None
+    assert gauges_sent(s, again, "throttled")  # failing again after a success: said again
+
+
+def test_gauge_fields_default_so_old_states_and_configs_still_decode() -> None:
+    old = {
+        "stack": "s",
+        "layer": "web",
+        "config": {"check": {}, "policy": {}},
+        "health": {},
+        "heal_seq": 2,
+        "stopping": False,
+    }
+    decoded = HealingState.model_validate(old)
+    assert decoded.config.region is None
+    assert (decoded.gauges_at, decoded.healing_events, decoded.gauges_error) == (None, 0, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -24,6 +25,7 @@ from opsflow.messages import (
     InstanceView,
     LaunchInput,
     LaunchResult,
+    LayerGaugesInput,
     LayerProbeReport,
     MachineInput,
     MetricsReport,
@@ -77,6 +79,11 @@ class FakeCloud:
     # Scaling: each host's metric values (read_metrics), and the schedule syncs asked for.
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     schedule_syncs: list[SyncSchedulesInput] = field(default_factory=list)
+    # CloudWatch gauges published (workflow time of the attempt, gauges); with
+    # `refuse_gauges`, every publish is refused as AWS would (not retryable), and counted.
+    gauges: list[tuple[datetime, LayerGaugesInput]] = field(default_factory=list)
+    refuse_gauges: bool = False
+    refused_gauges: int = 0
 
     def events_for(self, event: str) -> list[str]:
         return [host for host, ev in self.runs if ev == event]
@@ -190,6 +197,17 @@ class FakeCloud:
             self.schedule_syncs.append(request)
             return [f"synced {h}" for h in request.changed]
 
+        @activity.defn(name=names.PUBLISH_LAYER_GAUGES)
+        async def publish_layer_gauges(request: LayerGaugesInput) -> None:
+            if self.refuse_gauges:
+                self.refused_gauges += 1
+                raise ApplicationError(
+                    "AWS refused PutMetricData: AccessDenied: not allowed",
+                    type="CloudWatchRefused",
+                    non_retryable=True,
+                )
+            self.gauges.append((activity.info().current_attempt_scheduled_time, request))
+
         return [
             launch,
             stop,
@@ -201,6 +219,7 @@ class FakeCloud:
             describe_layer,
             read_metrics,
             sync_schedules,
+            publish_layer_gauges,
         ]
 
     def _app_run(self, request: RecipeRunInput) -> RecipeRunResult:
