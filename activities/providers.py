@@ -103,11 +103,13 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
             type=INVALID_INPUT_TYPE,
             non_retryable=True,
         )
+    user = machine.options.ssh_user or "ec2-user"
     try:
         endpoint = SshEndpoint(
             host=address,
             port=22,
-            user=machine.options.ssh_user or "ec2-user",
+            user=user,
+            sudo=user != "root",  # the AMIs' login users (ec2-user, ubuntu) sudo without password
             key_file=key_file,
             host_key=_console_host_key(machine.region, resources.instance_id),
         )

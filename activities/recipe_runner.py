@@ -761,7 +761,10 @@ class _Run:
 
     def _exec(self, command: str, stdin: bytes | None = None) -> str:
         code, out, err = ssh.run(
-            self.endpoint, command, timeout=WAIT_CHUNK_SECONDS + COMMAND_TIMEOUT, stdin=stdin
+            self.endpoint,
+            ssh.privileged(self.endpoint, command),
+            timeout=WAIT_CHUNK_SECONDS + COMMAND_TIMEOUT,
+            stdin=stdin,
         )
         if code != 0:
             raise ApplicationError(

@@ -66,12 +66,14 @@ def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
         )
     pinned = host if host.host_key else host.model_copy(update={"host_key": learn_host_key(host)})
     root = ssh.quote(pinned.root)
+    reach = endpoint(pinned)
     code, _, err = ssh.run(
-        endpoint(pinned), f"mkdir -p -- {root} && test -w {root}", timeout=CHECK_TIMEOUT
+        reach, ssh.privileged(reach, f"mkdir -p -- {root} && test -w {root}"), timeout=CHECK_TIMEOUT
     )
     if code != 0:
         raise ApplicationError(
-            f"{host.where()}: {pinned.root} cannot be written by {host.user}: "
+            f"{host.where()}: {pinned.root} cannot be written by "
+            f"{host.user}{' through sudo' if host.sudo else ''}: "
             f"{err.strip() or f'exit {code}'}",
             type=REFUSED_TYPE,
             non_retryable=True,
@@ -109,6 +111,7 @@ def endpoint(host: RegisteredHostSpec) -> SshEndpoint:
         user=host.user,
         key_file=host.key_file,
         host_key=host.host_key,
+        sudo=host.sudo,
     )
 
 

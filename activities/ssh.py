@@ -112,6 +112,12 @@ def run(
     return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
 
 
+def privileged(endpoint: SshEndpoint, command: str) -> str:
+    """`command` as the endpoint runs privileged work: through `sudo -n` (never a password
+    prompt) when its login user is not root, as on EC2 AMIs (ec2-user, ubuntu)."""
+    return f"sudo -n -- sh -c {quote(command)}" if endpoint.sudo else command
+
+
 def ping(endpoint: SshEndpoint, timeout: float) -> None:
     """One round trip to the instance's sshd on the pooled connection (opened if needed):
     a session channel opened and closed at once, so no process starts on the instance.

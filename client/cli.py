@@ -387,6 +387,7 @@ async def instance_add(
 @click.option("--hostname", help="Its name in the stack (default: the first label of --host).")
 @click.option("--root", default="/", show_default=True, help="Where opsflow keeps its files.")
 @click.option("--host-key", help="'<type> <base64>' to pin (default: the key it shows now).")
+@click.option("--sudo", is_flag=True, help="Run recipes through `sudo -n` (--user is not root).")
 @wait_option
 @with_client
 async def instance_register(
@@ -400,6 +401,7 @@ async def instance_register(
     hostname: str | None,
     root: str,
     host_key: str | None,
+    sudo: bool,
     wait: bool,
 ) -> None:
     """Bring an existing SSH host into a layer of STACK (OpsWorks' register).
@@ -417,7 +419,13 @@ async def instance_register(
         raise InvalidInput(f"--key-file: {key_file!r} is not a readable file")
     try:
         target = RegisteredHostSpec(
-            host=host, port=port, user=user, key_file=key_path, host_key=host_key, root=root
+            host=host,
+            port=port,
+            user=user,
+            key_file=key_path,
+            host_key=host_key,
+            root=root,
+            sudo=sudo,
         )
     except ValidationError as err:
         raise InvalidInput("; ".join(_option_problem(e) for e in err.errors())) from None

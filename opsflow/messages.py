@@ -39,6 +39,9 @@ class SshEndpoint(BaseModel):
     user: str
     key_file: str
     host_key: str = Field(description="'<type> <base64>' as in a known_hosts line")
+    sudo: bool = Field(
+        default=False, description="recipe runs go through `sudo -n` (a login user not root)"
+    )
 
 
 class InstanceView(BaseModel):

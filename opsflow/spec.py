@@ -338,6 +338,9 @@ class RegisteredHostSpec(StrictModel):
         description="'<type> <base64>' to pin; absent: learned at registration and pinned",
     )
     root: str = Field(default="/", description="where opsflow keeps its files on the host")
+    sudo: bool = Field(
+        default=False, description="run recipes through `sudo -n` (a user that is not root)"
+    )
 
     @model_validator(mode="after")
     def _shapes(self) -> RegisteredHostSpec:

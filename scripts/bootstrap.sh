@@ -32,6 +32,8 @@ missing_packages() {
   command -v puppet >/dev/null || [ -x /opt/puppetlabs/bin/puppet ] || echo puppet-agent
   # git cookbook sources.
   command -v git >/dev/null || echo git
+  # Runs on hosts whose login user is not root go through `sudo -n`; tests run one so.
+  command -v sudo >/dev/null || echo sudo
   # Debian's own python3 has no ensurepip (so no `python3 -m venv`) without python3-venv.
   if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -m ensurepip --version >/dev/null 2>&1; then
     echo python3-venv

@@ -4,6 +4,7 @@ key learned and pinned, logins checked, and what goes wrong said as Temporal mus
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
@@ -108,3 +109,16 @@ def test_a_key_the_worker_cannot_read_or_a_root_it_cannot_write_is_refused(
     with pytest.raises(ApplicationError, match="cannot be written by") as no_root:
         registered.check(unwritable)
     assert no_root.value.non_retryable
+
+
+@pytest.mark.skipif(shutil.which("sudo") is None, reason="sudo is not installed")
+def test_a_host_registered_with_sudo_is_checked_and_run_through_it(
+    machine: LaunchResult, tmp_path: Path
+) -> None:
+    root = tmp_path / "through sudo"
+    pinned = registered.check(existing_host(machine, root, sudo=True))
+    assert root.is_dir()
+    reach = registered.endpoint(pinned)
+    assert reach.sudo
+    code, out, _ = ssh.run(reach, ssh.privileged(reach, 'echo "$SUDO_USER $(id -u)"'))
+    assert (code, out) == (0, f"{machine.ssh.user} 0\n")
