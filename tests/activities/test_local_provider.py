@@ -11,8 +11,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import local_provider, providers
-from opsflow.errors import INVALID_INPUT_TYPE
+from activities import local_provider, providers, registered
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput
 from opsflow.spec import Provider
 from tests.activities.conftest import STACK, Launcher
@@ -139,14 +138,16 @@ async def test_activities_launch_stop_and_terminate(opsflow_home: Path) -> None:
     assert not Path(launched.root).exists()
 
 
-@pytest.mark.parametrize("provider", [Provider.REGISTERED])
-async def test_activities_refuse_other_providers(opsflow_home: Path, provider: Provider) -> None:
+async def test_a_registered_launch_without_its_host_is_refused_and_makes_nothing(
+    opsflow_home: Path,
+) -> None:
     with pytest.raises(ApplicationError) as raised:
         await ActivityEnvironment().run(
             providers.launch_instance,
-            LaunchInput(stack=STACK, hostname="web1", provider=provider),
+            LaunchInput(stack=STACK, hostname="web1", provider=Provider.REGISTERED),
         )
-    assert raised.value.type == INVALID_INPUT_TYPE and raised.value.non_retryable
+    assert raised.value.type == registered.REFUSED_TYPE and raised.value.non_retryable
+    assert "needs its host and pinned host key" in raised.value.message
     assert not (opsflow_home / "instances" / STACK / "web1").exists()
 
 
