@@ -86,7 +86,7 @@ def learn_host_key(host: RegisteredHostSpec) -> str:
     try:
         sock = socket.create_connection((host.host, host.port), timeout=ssh.CONNECT_TIMEOUT)
     except OSError as err:
-        raise _unreachable(host, err) from err
+        raise ssh.unreachable(host.where(), err) from err
     transport = paramiko.Transport(sock)
     try:
         options = transport.get_security_options()
@@ -97,7 +97,7 @@ def learn_host_key(host: RegisteredHostSpec) -> str:
         transport.start_client(timeout=ssh.CONNECT_TIMEOUT)
         key = transport.get_remote_server_key()
     except (paramiko.SSHException, EOFError, OSError) as err:
-        raise _unreachable(host, err) from err
+        raise ssh.unreachable(host.where(), err) from err
     finally:
         transport.close()
     return f"{key.get_name()} {key.get_base64()}"
@@ -113,11 +113,6 @@ def endpoint(host: RegisteredHostSpec) -> SshEndpoint:
         host_key=host.host_key,
         sudo=host.sudo,
     )
-
-
-def _unreachable(host: RegisteredHostSpec, err: BaseException) -> ApplicationError:
-    reason = str(err) or type(err).__name__
-    return ApplicationError(f"{host.where()}: SSH failed: {reason}", type=ssh.UNREACHABLE_TYPE)
 
 
 ACTIVITIES = [attach_host]

@@ -301,8 +301,13 @@ def _pin(client: paramiko.SSHClient, key: _Key) -> None:
 
 
 def _unreachable(endpoint: SshEndpoint, err: BaseException) -> ApplicationError:
+    return unreachable(_where(endpoint), err)
+
+
+def unreachable(where: str, err: BaseException) -> ApplicationError:
+    """`user@host:port` could not be reached (retryable: it may be booting)."""
     reason = str(err) or type(err).__name__
-    return ApplicationError(f"{_where(endpoint)}: SSH failed: {reason}", type=UNREACHABLE_TYPE)
+    return ApplicationError(f"{where}: SSH failed: {reason}", type=UNREACHABLE_TYPE)
 
 
 def _where(endpoint: SshEndpoint) -> str:

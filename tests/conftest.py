@@ -32,12 +32,17 @@ def binary(name: str) -> str:
     return on_path
 
 
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
+async def start_time_skipping() -> WorkflowEnvironment:
+    """A time-skipping test server with opsflow's data converter."""
+    return await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,
         test_server_existing_path=binary("temporal-test-server"),
     )
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await start_time_skipping()
     try:
         yield env
     finally:

@@ -8,6 +8,20 @@ from client.api import OpsflowClient, settled
 from opsflow.messages import StackDescription
 
 
+async def wait_for_event(
+    client: OpsflowClient, stack: str, kind: str, host: str, timeout: float = 120
+) -> StackDescription:
+    """The stack once it has an event `kind` about `host`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        found = await client.describe(stack)
+        if any(e.kind == kind and e.hostname == host for e in found.events):
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no {kind} event for {host} in {timeout}s: {found.events[-8:]}")
+
+
 async def quiet(client: OpsflowClient, stack: str, timeout: float = 120) -> StackDescription:
     """Every instance settled, no configure round pending, no command queued or running."""
     loop = asyncio.get_running_loop()

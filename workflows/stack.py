@@ -277,7 +277,8 @@ class StackWorkflow:
             rds = await self._describe_rds(request.spec)
             # Registered hosts new to the stack (or changed) must answer, likewise.
             pinned = await self._attach_hosts(
-                hosts_to_attach(registered_hosts(request.spec), self._state.registered)
+                request.spec.name,
+                hosts_to_attach(registered_hosts(request.spec), self._state.registered),
             )
             self._state.cookbooks = cookbooks
             self._state.rds = rds
@@ -360,7 +361,7 @@ class StackWorkflow:
         key pinned first, so a host that does not answer leaves nothing behind; then set
         up and brought online like any instance."""
         async with self._lock:
-            pinned = await self._attach_hosts({request.hostname: request.host})
+            pinned = await self._attach_hosts(self._spec().name, {request.hostname: request.host})
             if request.hostname in self._state.instances:  # registered meanwhile
                 raise _invalid(f"stack {self._spec().name} already has {request.hostname!r}")
             self._state.registered |= pinned
@@ -994,13 +995,12 @@ class StackWorkflow:
         )
 
     async def _attach_hosts(
-        self, hosts: dict[str, RegisteredHostSpec]
+        self, stack: str, hosts: dict[str, RegisteredHostSpec]
     ) -> dict[str, RegisteredHostSpec]:
         """Each host checked at once, with its host key pinned; the first that fails
         fails the caller (with nothing changed yet)."""
         if not hosts:
             return {}
-        stack = self._spec().name if self._state.spec else ""
         names_ = list(hosts)
         results = await asyncio.gather(
             *(

@@ -16,7 +16,7 @@ from client.api import OpsflowClient
 from client.stackfile import load_stack_file
 from opsflow.messages import DeployInput, StackDescription
 from opsflow.status import InstanceStatus
-from tests.helpers import quiet
+from tests.helpers import quiet, wait_for_event
 from tests.integration.conftest import make_stack_dir
 
 pytestmark = pytest.mark.integration
@@ -48,18 +48,6 @@ def root(found: StackDescription, host: str) -> Path:
     return Path(view.root)
 
 
-async def wait_for(
-    opsflow: OpsflowClient, stack: str, kind: str, host: str, timeout: float = 120
-) -> StackDescription:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        found = await opsflow.describe(stack)
-        if any(e.kind == kind and e.hostname == host for e in found.events):
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no {kind} event for {host} in {timeout}s: {found.events[-8:]}")
-
-
 async def test_a_killed_instance_comes_back_online_by_itself_and_the_others_reconfigure(
     opsflow: OpsflowClient, tmp_path: Path
 ) -> None:
@@ -76,7 +64,7 @@ async def test_a_killed_instance_comes_back_online_by_itself_and_the_others_reco
     old_port = next(v.ssh.port for v in found.instances if v.hostname == "web2" and v.ssh)
 
     assert local_provider.kill("healing", "web2")
-    healed = await wait_for(opsflow, "healing", "healed", "web2")
+    healed = await wait_for_event(opsflow, "healing", "healed", "web2")
     kinds = [e.kind for e in healed.events if e.hostname == "web2" and "heal" in e.kind]
     assert kinds == ["health_detected", "heal_started", "healed"]
     detected = next(e for e in healed.events if e.kind == "health_detected")

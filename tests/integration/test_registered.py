@@ -4,7 +4,6 @@ from the registering stack's point of view it is just a machine at 127.0.0.1:POR
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from client.api import OpsflowClient
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, StackDescription
 from opsflow.spec import Provider
 from opsflow.status import InstanceStatus
-from tests.helpers import quiet
+from tests.helpers import quiet, wait_for_event
 from tests.integration.conftest import make_stack_dir, opsflow_cli
 
 pytestmark = pytest.mark.integration
@@ -82,18 +81,6 @@ def lines(path: Path) -> list[str]:
 
 def status(found: StackDescription, hostname: str) -> InstanceStatus:
     return next(v.status for v in found.instances if v.hostname == hostname)
-
-
-async def wait_event(
-    opsflow: OpsflowClient, stack: str, kind: str, host: str, timeout: float = 60
-) -> StackDescription:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        found = await opsflow.describe(stack)
-        if any(e.kind == kind and e.hostname == host for e in found.events):
-            return found
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no {kind} event for {host} in {timeout}s: {found.events[-8:]}")
 
 
 def register_args(stack: str, machine: LaunchResult, root: Path, *extra: str) -> list[str]:
@@ -159,7 +146,7 @@ async def test_a_registered_host_is_set_up_watched_and_handed_back_untouched(
     # Its machine crashes: opsflow cannot replace a host it does not own, says so, and
     # takes it back when it answers again (same address, same host key).
     assert local_provider.kill(OUTSIDE, "legacy1")
-    lost = await wait_event(opsflow, "regd", "heal_not_possible", "legacy1")
+    lost = await wait_for_event(opsflow, "regd", "heal_not_possible", "legacy1", timeout=60)
     assert [e.kind for e in lost.events if e.hostname == "legacy1" and "heal" in e.kind] == [
         "health_detected",
         "heal_not_possible",
@@ -167,7 +154,7 @@ async def test_a_registered_host_is_set_up_watched_and_handed_back_untouched(
     assert status(await opsflow.describe("regd"), "legacy1") == InstanceStatus.CONNECTION_LOST
     again = boot(existing_hosts, "legacy1")
     assert again.ssh.port == machine.ssh.port
-    await wait_event(opsflow, "regd", "health_recovered", "legacy1")
+    await wait_for_event(opsflow, "regd", "health_recovered", "legacy1", timeout=60)
     found = await quiet(opsflow, "regd")
     assert status(found, "legacy1") == InstanceStatus.ONLINE
     assert lines(root / "setup.log") == ["setup legacy1"]  # the same machine: no new setup

@@ -12,7 +12,6 @@ import asyncio
 from pathlib import Path
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -20,7 +19,7 @@ from client.api import OpsflowClient
 from opsflow import names
 from opsflow.messages import DeployInput, InstanceActionKind, RunCommandInput
 from opsflow.spec import AppSpec
-from tests.conftest import binary
+from tests.conftest import start_time_skipping
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
 from tests.workflows.test_healing import kinds
@@ -87,10 +86,7 @@ async def healing_scenario(env: WorkflowEnvironment, cloud: FakeCloud) -> list[s
 
 
 async def main() -> None:
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=binary("temporal-test-server"),
-    )
+    env = await start_time_skipping()
     try:
         cloud = FakeCloud(fail_setup={"db1"}, client=env.client)
         async with Worker(

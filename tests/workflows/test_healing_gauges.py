@@ -15,7 +15,6 @@ from datetime import datetime
 
 import pytest_asyncio
 from temporalio.api.enums.v1 import EventType
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
@@ -25,7 +24,7 @@ from opsflow.healing import GAUGES_PERIOD, HEALING_EVENTS, HealingState
 from opsflow.messages import LayerGaugesInput, StackDescription
 from opsflow.spec import StackSpec
 from opsflow.status import InstanceStatus
-from tests.conftest import binary
+from tests.conftest import start_time_skipping
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
 from tests.workflows.test_healing import advance, kinds, running, spec, status, until
@@ -61,10 +60,7 @@ async def own_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server of this module's own. These tests need minutes of workflow
     time, and the session's server runs in real time once earlier tests have left
     workflows with activities no worker will ever pick up."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter,
-        test_server_existing_path=binary("temporal-test-server"),
-    )
+    env = await start_time_skipping()
     try:
         yield env
     finally:
