@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-import client.cli as cli_module
-from client.cli import cli
+from client.cli import cli, session
 from opsflow.messages import (
     AppAction,
     AppCommandInput,
@@ -99,7 +98,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     async def connect() -> FakeApi:
         return fake
 
-    monkeypatch.setattr(cli_module, "_client", connect)
+    monkeypatch.setattr(session, "open_client", connect)
     return fake
 
 

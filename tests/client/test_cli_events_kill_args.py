@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from click.testing import CliRunner, Result
 
-import client.cli as cli_module
 from client.api import OpsflowClient
-from client.cli import cli
+from client.cli import cli, render, session
 from opsflow.errors import InvalidInput
 from opsflow.messages import InstanceView, StackDescription, StackEvent
 from opsflow.spec import InstanceSpec, LayerSpec, Provider, StackSpec
@@ -27,7 +26,7 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     async def connect() -> OpsflowClient:
         raise AssertionError("the CLI connected before checking its arguments")
 
-    monkeypatch.setattr(cli_module, "_client", connect)
+    monkeypatch.setattr(session, "open_client", connect)
 
 
 @pytest.mark.parametrize("limit", ["0", "-3", "many"])
@@ -66,7 +65,7 @@ def test_instance_kill_refuses_an_instance_that_is_not_local(
     async def connect() -> OpsflowClient:
         return StackOfOneEc2Instance()
 
-    monkeypatch.setattr(cli_module, "_client", connect)
+    monkeypatch.setattr(session, "open_client", connect)
     result = CliRunner().invoke(cli, ["instance", "kill", "shop", "web1"])
     assert isinstance(result.exception, InvalidInput)
     assert result.exception.exit_code == 2
@@ -81,9 +80,7 @@ def test_an_events_check_output_is_shown_indented_under_its_message() -> None:
         hostname="web1",
         details={"layer": "web", "check": "curl: (7) refused\nexit 7"},
     )
-    assert cli_module._utc(event.at) == "2025-01-02T03:04:05Z"
-    assert cli_module._event_message(event) == (
-        "replacing web1\n  check: curl: (7) refused\n    exit 7"
-    )
+    assert render.utc(event.at) == "2025-01-02T03:04:05Z"
+    assert render.event_message(event) == ("replacing web1\n  check: curl: (7) refused\n    exit 7")
     plain = event.model_copy(update={"details": {"layer": "web"}})
-    assert cli_module._event_message(plain) == "replacing web1"
+    assert render.event_message(plain) == "replacing web1"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from client.cli import _fingerprint, _hostname_of
+from client.cli.instance import fingerprint, hostname_of
 from opsflow.errors import InvalidInput
 
 
@@ -16,13 +16,13 @@ from opsflow.errors import InvalidInput
     [("db1.example.com", "db1"), ("Web-2.corp", "web-2"), ("build", "build")],
 )
 def test_the_hostname_defaults_to_the_first_label_of_a_dns_name(host: str, hostname: str) -> None:
-    assert _hostname_of(host) == hostname
+    assert hostname_of(host) == hostname
 
 
 @pytest.mark.parametrize("host", ["10.0.0.5", "::1", "fe80::1", "_x.example.com"])
 def test_an_address_gives_no_hostname_and_asks_for_one(host: str) -> None:
     with pytest.raises(InvalidInput, match="--hostname: needed"):
-        _hostname_of(host)
+        hostname_of(host)
 
 
 def test_the_fingerprint_is_the_one_ssh_keygen_shows(tmp_path: Path) -> None:
@@ -35,4 +35,4 @@ def test_the_fingerprint_is_the_one_ssh_keygen_shows(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout.split()
-    assert _fingerprint(public) == f"ssh-ed25519 {listed[1]}"
+    assert fingerprint(public) == f"ssh-ed25519 {listed[1]}"

@@ -18,9 +18,9 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-import client.cli as cli_module
 from client.api import OpsflowClient, schedule_url
-from client.cli import cli, compact_hours
+from client.cli import cli, session
+from client.cli.schedule import compact_hours
 from opsflow.errors import InvalidInput, NotFound, OperationFailed
 from opsflow.messages import InstanceView, StackDescription
 from opsflow.spec import WEEKDAYS, InstanceSpec, LayerSpec, Scaling, StackSpec, WeeklySchedule
@@ -147,7 +147,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> StackWithATimedInstance:
     async def connect() -> OpsflowClient:
         return client
 
-    monkeypatch.setattr(cli_module, "_client", connect)
+    monkeypatch.setattr(session, "open_client", connect)
     return client
 
 
@@ -257,7 +257,7 @@ def test_a_stack_being_deleted_is_refused(monkeypatch: pytest.MonkeyPatch) -> No
     async def connect() -> OpsflowClient:
         return StackWithATimedInstance(deleting=True)
 
-    monkeypatch.setattr(cli_module, "_client", connect)
+    monkeypatch.setattr(session, "open_client", connect)
     result = invoke("list", "shop")
     assert isinstance(result.exception, InvalidInput)
     assert str(result.exception) == "stack shop is being deleted (its schedules with it)"

@@ -1,0 +1,208 @@
+"""`opsflow instance`: list, add, register, start, stop, delete and kill instances."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from client.cli import render
+from client.cli.session import output_option, wait_for, wait_option, with_client
+from opsflow import names
+from opsflow.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from client.api import OpsflowClient
+
+
+@click.group()
+def instance() -> None:
+    """Add, start, stop, delete and list instances."""
+
+
+@instance.command("list")
+@click.argument("stack_name", metavar="STACK")
+@output_option
+@with_client
+async def instance_list(client: OpsflowClient, stack_name: str, fmt: str) -> None:
+    """The instances of STACK."""
+    found = await client.describe(stack_name)
+    if fmt == "json":
+        render.emit_json(found.instances)
+    else:
+        render.instance_table(found)
+
+
+@instance.command("add")
+@click.argument("stack_name", metavar="STACK")
+@click.option("--layer", required=True)
+@click.option("--hostname", required=True)
+@click.option("--start", is_flag=True, help="Start it right away.")
+@wait_option
+@with_client
+async def instance_add(
+    client: OpsflowClient, stack_name: str, layer: str, hostname: str, start: bool, wait: bool
+) -> None:
+    """Add an instance to a layer of STACK."""
+    from client.api import settled
+    from opsflow.messages import AddInstanceInput
+
+    if not names.HOSTNAME.match(hostname):
+        raise InvalidInput(f"--hostname: {hostname!r} must match {names.HOSTNAME.pattern}")
+    view = await client.add_instance(
+        stack_name, AddInstanceInput(layer=layer, hostname=hostname, start=start)
+    )
+    click.echo(f"instance {view.hostname} added to layer {layer} ({view.status.value})")
+    if start and wait:
+        await wait_for(client, stack_name, hostname, settled)
+
+
+@instance.command("register")
+@click.argument("stack_name", metavar="STACK")
+@click.option("--layer", required=True)
+@click.option("--host", required=True, help="DNS name or IP address of the existing host.")
+@click.option("--port", type=int, default=22, show_default=True)
+@click.option("--user", default="root", show_default=True, help="Login user (writes under --root).")
+@click.option("--key-file", required=True, help="Private key that logs in as --user.")
+@click.option("--hostname", help="Its name in the stack (default: the first label of --host).")
+@click.option("--root", default="/", show_default=True, help="Where opsflow keeps its files.")
+@click.option("--host-key", help="'<type> <base64>' to pin (default: the key it shows now).")
+@click.option("--sudo", is_flag=True, help="Run recipes through `sudo -n` (--user is not root).")
+@wait_option
+@with_client
+async def instance_register(
+    client: OpsflowClient,
+    stack_name: str,
+    layer: str,
+    host: str,
+    port: int,
+    user: str,
+    key_file: str,
+    hostname: str | None,
+    root: str,
+    host_key: str | None,
+    sudo: bool,
+    wait: bool,
+) -> None:
+    """Bring an existing SSH host into a layer of STACK (OpsWorks' register).
+
+    The worker logs in with the key first; a host that does not answer is not registered.
+    Then setup runs and it goes online like any instance. opsflow never stops or
+    terminates it: `instance stop` runs the shutdown recipes only, `instance delete`
+    deregisters it (shutdown recipes, then the stack forgets it).
+    """
+    from pydantic import ValidationError
+
+    from client.api import settled
+    from opsflow.messages import RegisterInstanceInput
+    from opsflow.spec import RegisteredHostSpec
+
+    hostname = hostname or hostname_of(host)
+    if not names.HOSTNAME.match(hostname):
+        raise InvalidInput(f"--hostname: {hostname!r} must match {names.HOSTNAME.pattern}")
+    key_path = os.path.abspath(os.path.expanduser(key_file))
+    if not os.path.isfile(key_path) or not os.access(key_path, os.R_OK):
+        raise InvalidInput(f"--key-file: {key_file!r} is not a readable file")
+    try:
+        target = RegisteredHostSpec(
+            host=host,
+            port=port,
+            user=user,
+            key_file=key_path,
+            host_key=host_key,
+            root=root,
+            sudo=sudo,
+        )
+    except ValidationError as err:
+        raise InvalidInput("; ".join(_option_problem(e) for e in err.errors())) from None
+    registered = await client.register_instance(
+        stack_name, RegisterInstanceInput(layer=layer, hostname=hostname, host=target)
+    )
+    click.echo(
+        f"instance {hostname} registered in layer {layer} ({target.where()}, host key "
+        f"{fingerprint(registered.host_key)} pinned)"
+    )
+    if wait:
+        await wait_for(client, stack_name, hostname, settled, after=registered.view)
+
+
+def hostname_of(host: str) -> str:
+    """A registered host's name in the stack: the first label of its DNS name."""
+    label = host.split(".", 1)[0].lower()
+    if host.replace(".", "").isdigit() or ":" in host or not names.HOSTNAME.match(label):
+        raise InvalidInput(f"--hostname: needed ({host!r} gives no usable name)")
+    return label
+
+
+def _option_problem(error: Mapping[str, Any]) -> str:
+    """A RegisteredHostSpec error, as the option that caused it."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    field, sep, rest = message.partition(": ")
+    location = [str(part) for part in error.get("loc", ())]
+    if not sep and location:
+        field, rest = location[0], message
+    return f"--{field.replace('_', '-')}: {rest}"
+
+
+def fingerprint(host_key: str) -> str:
+    """`ssh-ed25519 SHA256:...`, as ssh-keygen -l and ssh print it."""
+    kind, blob = host_key.split()[:2]
+    digest = hashlib.sha256(base64.b64decode(blob)).digest()
+    return f"{kind} SHA256:{base64.b64encode(digest).decode().rstrip('=')}"
+
+
+def _instance_action(action: str, help_text: str) -> None:
+    """`instance start|stop|delete` (action: an InstanceActionKind value; the enum lives
+    with the messages, which are imported only when the command runs)."""
+
+    @instance.command(action, help=help_text)
+    @click.argument("stack_name", metavar="STACK")
+    @click.argument("hostname")
+    @wait_option
+    @with_client
+    async def command(client: OpsflowClient, stack_name: str, hostname: str, wait: bool) -> None:
+        from client.api import gone, settled
+        from opsflow.messages import InstanceActionKind
+
+        kind = InstanceActionKind(action)
+        view = await client.instance_action(stack_name, hostname, kind)
+        click.echo(f"{kind.value} requested for {hostname} (was {view.status.value})")
+        if wait:
+            until = gone if kind == InstanceActionKind.DELETE else settled
+            await wait_for(client, stack_name, hostname, until, after=view)
+
+
+_instance_action("start", "Launch the instance, run setup, bring it online.")
+_instance_action("stop", "Run shutdown recipes, then stop the instance.")
+_instance_action("delete", "Stop (if running) and delete the instance.")
+
+
+@instance.command("kill")
+@click.argument("stack_name", metavar="STACK")
+@click.argument("hostname")
+@with_client
+async def instance_kill(client: OpsflowClient, stack_name: str, hostname: str) -> None:
+    """Crash a local instance, for drills: SIGKILL its sshd and every connection it serves.
+
+    opsflow is not told: the stack still shows the instance online until the layer's
+    healing loop notices. Run it where the worker runs (local instances live in its
+    OPSFLOW_HOME).
+    """
+    found = await client.kill_instance(stack_name, hostname)
+    layers = next(v.layers for v in found.instances if v.hostname == hostname)
+    click.echo(f"{hostname}: machine killed (sshd and its connections, SIGKILL)")
+    for layer in found.spec.layers:
+        if layer.name not in layers:
+            continue
+        if layer.auto_healing:
+            check = layer.health_check
+            click.echo(
+                f"  layer {layer.name}: its healing loop checks every {check.interval:g}s and "
+                f"takes it as lost after {check.unhealthy_threshold} failed check(s) in a row"
+            )
+        else:
+            click.echo(f"  layer {layer.name}: auto_healing is off, nothing will replace it")

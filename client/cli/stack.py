@@ -1,0 +1,172 @@
+"""`opsflow stack`: plan, apply, list, describe, events and delete stacks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from client.cli import render
+from client.cli.session import fail_if_failed, output_option, wait_option, with_client
+from opsflow import names
+
+if TYPE_CHECKING:
+    from client.api import OpsflowClient
+
+
+@click.group()
+def stack() -> None:
+    """Create, change, inspect and delete stacks."""
+
+
+@stack.command("plan")
+@click.argument("file", type=click.Path(dir_okay=False))
+@output_option
+@with_client
+async def stack_plan(client: OpsflowClient, file: str, fmt: str) -> None:
+    """Validate FILE and show what apply would change; change nothing."""
+    from client.stackfile import load_stack_file
+
+    changes = await client.plan(load_stack_file(file))
+    if fmt == "json":
+        render.emit_json(changes)
+    elif not changes:
+        click.echo("no changes")
+    else:
+        for change in changes:
+            click.echo(f"  + {change}")
+
+
+@stack.command("apply")
+@click.argument("file", type=click.Path(dir_okay=False))
+@wait_option
+@output_option
+@with_client
+async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) -> None:
+    """Create or update a stack from a YAML FILE."""
+    from client.api import run_url, settled
+    from client.stackfile import load_stack_file
+
+    spec = load_stack_file(file)
+    result = await client.apply(spec, source_file=file)
+    if fmt == "json" and not wait:
+        render.emit_json(result)
+        return
+    if fmt != "json":
+        for change in result.changes or ["no changes"]:
+            click.echo(f"  {change}")
+    if not wait:
+        click.echo(f"stack {spec.name}: {run_url(names.stack_workflow_id(spec.name))}")
+        return
+    declared = list(spec.declared_instances())
+    found = await client.wait_instances(spec.name, settled, declared)
+    if fmt == "json":
+        render.emit_json(found.instances)
+    else:
+        render.instance_table(found)
+    await fail_if_failed(client, found, declared)
+
+
+@stack.command("list")
+@output_option
+@with_client
+async def stack_list(client: OpsflowClient, fmt: str) -> None:
+    """Every stack."""
+    stacks = await client.list_stacks()
+    if fmt == "json":
+        render.emit_json(stacks)
+        return
+    render.emit_table(
+        ["STACK", "PROVIDER", "LAYERS", "INSTANCES", "ONLINE", "PROBLEM"],
+        [[s.name, s.provider, s.layers, s.instances, s.online, s.problem or ""] for s in stacks],
+    )
+
+
+@stack.command("describe")
+@click.argument("name")
+@output_option
+@with_client
+async def stack_describe(client: OpsflowClient, name: str, fmt: str) -> None:
+    """A stack's spec, instances and recent events."""
+    from client.api import run_url
+    from opsflow.secrets import MASK, SecureValue
+
+    found = await client.describe(name)
+    if fmt == "json":
+        render.emit_json(found)
+        return
+    spec = found.spec
+    click.echo(
+        f"stack {spec.name}  provider={spec.provider.value}  "
+        f"configuration_manager={spec.configuration_manager.value}"
+    )
+    click.echo(f"source: {found.source_file}   runs: {run_url(names.stack_workflow_id(name))}")
+    for layer in spec.layers:
+        recipes = ", ".join(
+            f"{event}: {' '.join(r)}" for event, r in layer.recipes.model_dump().items() if r
+        )
+        click.echo(f"layer {layer.name}  auto_healing={layer.auto_healing}  {recipes}")
+    for app in spec.apps:
+        environment = " ".join(
+            f"{var}={MASK if isinstance(value, SecureValue) else value}"
+            for var, value in app.environment.items()
+        )
+        source = app.source.describe() if app.source else "-"
+        click.echo(
+            f"app {app.name}  layers={','.join(app.layers)}  source: {source}  {environment}"
+        )
+    render.instance_table(found)
+    click.echo("recent events:")
+    for event in found.events[-10:]:
+        click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.kind:16} {event.message}")
+
+
+@stack.command("events")
+@click.argument("stack_name", metavar="STACK")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    help="Only events of this kind (e.g. heal_started, instance_status); may be repeated.",
+)
+@click.option("--instance", "hostname", help="Only events of this instance.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Keep the newest N events (after filtering).",
+)
+@output_option
+@with_client
+async def stack_events(
+    client: OpsflowClient,
+    stack_name: str,
+    kinds: tuple[str, ...],
+    hostname: str | None,
+    limit: int,
+    fmt: str,
+) -> None:
+    """STACK's recent events, oldest first: what happened and why (the stack keeps the
+    newest 200)."""
+    found = await client.events(stack_name, kinds=kinds, hostname=hostname, limit=limit)
+    if fmt == "json":
+        render.emit_json(found)
+        return
+    render.emit_table(
+        ["TIME (UTC)", "KIND", "INSTANCE", "MESSAGE"],
+        [[render.utc(e.at), e.kind, e.hostname or "", render.event_message(e)] for e in found],
+    )
+
+
+@stack.command("delete")
+@click.argument("name")
+@wait_option
+@with_client
+async def stack_delete(client: OpsflowClient, name: str, wait: bool) -> None:
+    """Stop and delete every instance, then the stack."""
+    result = await client.delete_stack(name)
+    click.echo(f"deleting stack {name} ({len(result.instances)} instance(s))")
+    if wait:
+        await client.wait_stack_deleted(name)
+        click.echo(f"stack {name} deleted")
