@@ -43,6 +43,7 @@ from temporalio.exceptions import (
     ChildWorkflowError,
 )
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
 
 from activities import local_provider
 from opsflow import names, settings
@@ -423,7 +424,7 @@ class OpsflowClient:
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                "deploy", request, result_type=RunCommandResult, rpc_timeout=self.update_timeout
+                StackWorkflow.deploy, request, rpc_timeout=self.update_timeout
             ),
         )
 
@@ -433,27 +434,29 @@ class OpsflowClient:
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                "app_command",
-                request,
-                result_type=RunCommandResult,
-                rpc_timeout=self.update_timeout,
+                StackWorkflow.app_command, request, rpc_timeout=self.update_timeout
             ),
         )
 
     async def approve(self, deployment_id: str) -> None:
         """Let a canary deployment go on past its first batch."""
-        await self._gate(deployment_id, "approve")
+        await self._gate(deployment_id, DeploymentWorkflow.approve, "approve")
 
     async def abort(self, deployment_id: str) -> None:
         """Stop a canary deployment at its gate and roll its first batch back."""
-        await self._gate(deployment_id, "abort")
+        await self._gate(deployment_id, DeploymentWorkflow.abort, "abort")
 
-    async def _gate(self, deployment_id: str, verb: str) -> None:
-        handle = self.temporal.get_workflow_handle(deployment_id)
+    async def _gate(
+        self,
+        deployment_id: str,
+        update: UpdateMethodMultiParam[[DeploymentWorkflow], None],
+        verb: str,
+    ) -> None:
+        handle = self.temporal.get_workflow_handle_for(DeploymentWorkflow.run, deployment_id)
         try:
             await self._call(
                 deployment_id,
-                lambda: handle.execute_update(verb, rpc_timeout=self.update_timeout),
+                lambda: handle.execute_update(update, rpc_timeout=self.update_timeout),
             )
         except NotFound:
             # An update to a finished workflow is "not found": say what happened instead.
@@ -465,26 +468,19 @@ class OpsflowClient:
             raise
 
     async def deployment_detail(self, deployment_id: str) -> DeploymentDetail:
-        handle = self.temporal.get_workflow_handle(deployment_id)
+        handle = self.temporal.get_workflow_handle_for(DeploymentWorkflow.run, deployment_id)
         return await self._call(
             deployment_id,
-            lambda: handle.query(
-                "detail", result_type=DeploymentDetail, rpc_timeout=self.query_timeout
-            ),
+            lambda: handle.query(DeploymentWorkflow.detail, rpc_timeout=self.query_timeout),
         )
 
     async def deployments(self, stack: str) -> list[DeploymentSummary]:
         """The stack's deployments and commands, newest first."""
         handle = self._stack(stack)
-        found: list[DeploymentSummary] = await self._call(
+        return await self._call(
             handle.id,
-            lambda: handle.query(
-                "deployments",
-                result_type=list[DeploymentSummary],
-                rpc_timeout=self.query_timeout,
-            ),
+            lambda: handle.query(StackWorkflow.deployments, rpc_timeout=self.query_timeout),
         )
-        return found
 
     # ---- schedules of time-based instances -------------------------------------------
 
