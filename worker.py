@@ -1,7 +1,7 @@
 """The opsflow worker: every workflow and activity on the `opsflow` task queue.
 
-Run it with `python worker.py` (or `python -m worker`); TEMPORAL_ADDRESS says where
-Temporal is. `opsflow dev up` starts one for the embedded environment.
+Run it with `opsflow worker` (or `python -m worker` in the source tree); TEMPORAL_ADDRESS
+says where Temporal is. `opsflow dev up` starts one for the embedded environment.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from activities.rds import describe_rds
 from activities.recipe_runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.stack_context import StackReader, stack_context_source
-from client.connect import connect
-from client.telemetry import tracing_interceptors
 from opsflow import settings
+from runtime.connection import connect
+from runtime.telemetry import tracing_interceptors
 from workflows.deployment import DeploymentWorkflow
 from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow

@@ -24,6 +24,7 @@ from client.cli.dev import dev
 from client.cli.instance import instance
 from client.cli.schedule import schedule
 from client.cli.stack import stack
+from client.cli.worker import worker
 from opsflow.errors import OpsflowError
 
 __all__ = ["cli", "main"]
@@ -34,7 +35,18 @@ def cli() -> None:
     """opsflow: stacks, layers, instances and lifecycle recipes, durably on Temporal."""
 
 
-for group in (dev, stack, instance, run_command, command, deploy, rollback, deployments, schedule):
+for group in (
+    dev,
+    stack,
+    instance,
+    run_command,
+    command,
+    deploy,
+    rollback,
+    deployments,
+    schedule,
+    worker,
+):
     cli.add_command(group)
 
 
@@ -59,7 +71,7 @@ def _main() -> int:
 def main() -> None:
     code = _main()
     # Spans are buffered only if a command connected (and so loaded telemetry).
-    telemetry = sys.modules.get("client.telemetry")
+    telemetry = sys.modules.get("runtime.telemetry")
     if telemetry is not None:
         telemetry.flush()
     sys.stdout.flush()

@@ -39,8 +39,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 async def open_client() -> OpsflowClient:
     from client.api import OpsflowClient
-    from client.connect import connect
-    from client.telemetry import tracing_interceptors
+    from runtime.connection import connect
+    from runtime.telemetry import tracing_interceptors
 
     return OpsflowClient(await connect(interceptors=tracing_interceptors("opsflow-cli")))
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from client.api import OpsflowClient
 from client.stackfile import load_stack_file
 from opsflow.errors import OperationFailed
-from tests.integration.conftest import make_stack_dir, opsflow_cli
+from tests.integration.conftest import REPO, cli_env, make_stack_dir, opsflow_cli
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +220,31 @@ async def test_no_worker_gives_a_clear_error_instead_of_hanging(
         assert "no answer from stack:orphan" in listed["orphan"].problem
     finally:
         await dev_env.client.get_workflow_handle("stack:orphan").terminate()
+
+
+async def test_opsflow_worker_runs_the_worker_until_sigterm(
+    dev_env: WorkflowEnvironment, address: str, task_queue: str, tmp_path: Path
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "client.cli",
+        "worker",
+        env=cli_env(address, task_queue),
+        cwd=REPO,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        # An apply is an update: only a worker polling the task queue answers it.
+        stack_file = make_stack_dir(tmp_path, "cliworker", "layers: [{name: app}]\n", {})
+        client = OpsflowClient(dev_env.client, task_queue=task_queue)
+        applied = await client.apply(load_stack_file(stack_file))
+        assert "create stack cliworker (provider local)" in applied.changes
+        await client.delete_stack("cliworker")
+        await client.wait_stack_deleted("cliworker", timeout=60)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert f"worker polling task queue {task_queue}" in err.decode()

@@ -18,7 +18,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from client import telemetry
+from runtime import telemetry
 
 
 def _project_root() -> Path:
@@ -48,7 +48,7 @@ def test_console_exporter_prints_spans_and_a_second_call_changes_nothing() -> No
     # A subprocess: the global TracerProvider can be set only once per process.
     script = """
 from opentelemetry import trace
-from client import telemetry
+from runtime import telemetry
 first = telemetry.tracing_interceptors("opsflow-test")
 provider = trace.get_tracer_provider()
 second = telemetry.tracing_interceptors("opsflow-other")

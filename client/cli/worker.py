@@ -1,0 +1,19 @@
+"""`opsflow worker`: the worker process (worker.py), from an installed package too."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("worker")
+def worker() -> None:
+    """Run an opsflow worker: every workflow and activity, polling the task queue.
+
+    TEMPORAL_ADDRESS says where Temporal is, OPSFLOW_TASK_QUEUE which queue (default
+    opsflow); it runs until SIGTERM or Ctrl-C.
+    """
+    import asyncio
+
+    from worker import main
+
+    asyncio.run(main())
