@@ -7,11 +7,19 @@ from typing import TYPE_CHECKING
 import click
 
 from client.cli import render
-from client.cli.session import fail_if_failed, output_option, wait_option, with_client
+from client.cli.session import (
+    call_with_client,
+    fail_if_failed,
+    output_option,
+    wait_option,
+    with_client,
+)
 from opsflow import names
+from opsflow.errors import Unreachable
 
 if TYPE_CHECKING:
     from client.api import OpsflowClient
+    from opsflow.spec import StackSpec
 
 
 @click.group()
@@ -22,12 +30,35 @@ def stack() -> None:
 @stack.command("plan")
 @click.argument("file", type=click.Path(dir_okay=False))
 @output_option
-@with_client
-async def stack_plan(client: OpsflowClient, file: str, fmt: str) -> None:
-    """Validate FILE and show what apply would change; change nothing."""
-    from client.stackfile import load_stack_file
+def stack_plan(file: str, fmt: str) -> None:
+    """Validate FILE and show what apply would change; change nothing.
 
-    changes = await client.plan(load_stack_file(file))
+    FILE is validated first (exit 2 if it is not valid); when no Temporal answers at
+    TEMPORAL_ADDRESS, that is all (offline: nothing compared, exit 0).
+    """
+    from client.stackfile import load_stack_file
+    from opsflow import settings
+    from runtime import connection
+
+    spec = load_stack_file(file)
+    address = settings.temporal_address()
+    # Probed first: a Temporal that is certainly not there costs no temporalio import.
+    if connection.answers(address):
+        try:
+            call_with_client(_plan, spec, fmt)
+            return
+        except Unreachable:
+            pass
+    note = f"validated offline: Temporal at {address} did not answer, nothing compared"
+    if fmt == "json":
+        click.echo(note, err=True)
+        render.emit_json(None)  # not compared: null, not a list of changes
+    else:
+        click.echo(note)
+
+
+async def _plan(client: OpsflowClient, spec: StackSpec, fmt: str) -> None:
+    changes = await client.plan(spec)
     if fmt == "json":
         render.emit_json(changes)
     elif not changes:

@@ -1,9 +1,12 @@
 """The CLI's import hygiene: `opsflow --help` loads neither Temporal nor the other heavy
-libraries (they are imported inside the commands that use them)."""
+libraries (they are imported inside the commands that use them), and an offline
+`stack plan` loads only what validating the file needs."""
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +44,12 @@ def test_help_imports_no_heavy_library() -> None:
 
 def test_a_groups_help_imports_no_heavy_library() -> None:
     assert loaded_after(["deploy", "--help"]) == set()
+
+
+def test_an_offline_plan_imports_no_temporal(tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {**os.environ, "TEMPORAL_ADDRESS": f"127.0.0.1:{closed}", "OPSFLOW_HOME": str(tmp_path)}
+    shop = str(REPO / "examples" / "shop" / "stack.yml")
+    assert loaded_after(["stack", "plan", shop], env) == {"pydantic"}
