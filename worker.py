@@ -19,6 +19,7 @@ from activities import cloudwatch, elb, providers, registered
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
 from activities.liveness import LivenessActivities
+from activities.local_provider import kill_instance
 from activities.metrics import read_metrics
 from activities.rds import describe_rds
 from activities.recipe_runner import RecipeActivities
@@ -28,6 +29,7 @@ from opsflow import settings
 from runtime.connection import connect
 from runtime.telemetry import tracing_interceptors
 from workflows.deployment import DeploymentWorkflow
+from workflows.drills import KillInstanceWorkflow
 from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.scaling import LoadScalingWorkflow, TimeScalingWorkflow
@@ -40,6 +42,7 @@ WORKFLOWS: Sequence[type] = (
     LayerHealingWorkflow,
     LoadScalingWorkflow,
     TimeScalingWorkflow,
+    KillInstanceWorkflow,
 )
 
 
@@ -59,6 +62,7 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
         read_metrics,
         ScheduleActivities(client).sync_schedules,
         describe_rds,
+        kill_instance,
     ]
     return Worker(
         client,

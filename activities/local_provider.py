@@ -20,6 +20,7 @@ by Temporal), a provider other than `local` (non-retryable InvalidInput).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import getpass
@@ -33,6 +34,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio import activity
+
+from activities.names import KILL_INSTANCE
+from opsflow.drills import KillInstanceInput
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.names import HOSTNAME, STACK_NAME
 from opsflow.settings import instances_dir
@@ -151,6 +156,13 @@ def kill(stack: str, hostname: str) -> bool:
         return False
     _signal_all([pid, *_children(pid)], signal.SIGKILL)
     return True
+
+
+@activity.defn(name=KILL_INSTANCE)
+async def kill_instance(request: KillInstanceInput) -> bool:
+    """`kill` as an activity: it runs where the instance's sshd runs, on a worker (today
+    any worker of the task queue; the instance's own one when instances get theirs)."""
+    return await asyncio.to_thread(kill, request.stack, request.hostname)
 
 
 # ---- files ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -42,11 +43,12 @@ from temporalio.exceptions import (
     CancelledError,
     ChildWorkflowError,
 )
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.workflow import UpdateMethodMultiParam
 
-from activities import local_provider
 from opsflow import names, settings
+from opsflow.drills import KillInstanceInput, kill_workflow_id
 from opsflow.errors import (
     INVALID_INPUT_TYPE,
     NOT_FOUND_TYPE,
@@ -82,6 +84,7 @@ from opsflow.state import InstanceState, StackState
 from opsflow.status import SETTLED, InstanceStatus
 from workflows.common import STACK_ATTRIBUTE
 from workflows.deployment import DeploymentWorkflow
+from workflows.drills import KillInstanceWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
 
@@ -176,9 +179,7 @@ class OpsflowClient:
             id=workflow_id,
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(STACK_ATTRIBUTE, spec.name)] if self.tag_runs else []
-            ),
+            search_attributes=self._stack_attributes(spec.name),
         )
         return await self._call(
             workflow_id,
@@ -338,10 +339,10 @@ class OpsflowClient:
         """A machine crash for drills: SIGKILL a local instance's sshd and its connections.
 
         Nothing is told to the stack: its healing loop (if the layer has one) has to notice.
-        Runs on the machine where the instance runs (the worker's `OPSFLOW_HOME`). NotFound
-        for an unknown stack or instance, InvalidInput for a provider other than local,
-        OperationFailed when the instance's sshd is not running here. Returns the stack as
-        it was just before the kill.
+        A worker does it (KillInstanceWorkflow), on the machine where the instance runs (its
+        `OPSFLOW_HOME`). NotFound for an unknown stack or instance, InvalidInput for a
+        provider other than local, OperationFailed when the instance's sshd is not running
+        there or no worker answers. Returns the stack as it was just before the kill.
         """
         found = await self.describe(stack)
         view = next((v for v in found.instances if v.hostname == hostname), None)
@@ -349,7 +350,30 @@ class OpsflowClient:
             raise NotFound(f"stack {stack} has no instance {hostname!r}")
         if view.provider != Provider.LOCAL:
             raise InvalidInput("instance kill supports local instances in this version")
-        if not await asyncio.to_thread(local_provider.kill, stack, hostname):
+        workflow_id = kill_workflow_id(stack, hostname, uuid.uuid4().hex)
+
+        async def kill() -> bool:
+            try:
+                return await self.temporal.execute_workflow(
+                    KillInstanceWorkflow.run,
+                    KillInstanceInput(stack=stack, hostname=hostname),
+                    id=workflow_id,
+                    task_queue=self.task_queue,
+                    # Without a worker it would wait forever; a kill takes a moment.
+                    execution_timeout=self.update_timeout,
+                    search_attributes=self._stack_attributes(stack),
+                )
+            except WorkflowFailureError as err:
+                if not isinstance(err.cause, TemporalTimeout):
+                    raise
+                seconds = self.update_timeout.total_seconds()
+                raise OperationFailed(
+                    NO_ANSWER.format(what=workflow_id, seconds=seconds, queue=self.task_queue),
+                    run_url(workflow_id),
+                ) from None
+
+        killed = await self._call(workflow_id, kill)
+        if not killed:
             raise OperationFailed(
                 f"{hostname} is not running here (no live sshd; the stack shows it "
                 f"{view.status.value}): nothing to kill"
@@ -601,6 +625,11 @@ class OpsflowClient:
             ) from None
 
     # ---- plumbing ------------------------------------------------------------------
+
+    def _stack_attributes(self, stack: str) -> TypedSearchAttributes:
+        """A run of `stack`, findable by it in the Temporal UI (when this client tags runs)."""
+        pairs = [SearchAttributePair(STACK_ATTRIBUTE, stack)] if self.tag_runs else []
+        return TypedSearchAttributes(pairs)
 
     def _stack(self, stack: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(names.stack_workflow_id(stack))

@@ -189,8 +189,8 @@ async def instance_kill(client: OpsflowClient, stack_name: str, hostname: str) -
     """Crash a local instance, for drills: SIGKILL its sshd and every connection it serves.
 
     opsflow is not told: the stack still shows the instance online until the layer's
-    healing loop notices. Run it where the worker runs (local instances live in its
-    OPSFLOW_HOME).
+    healing loop notices. A worker does the kill, on its own machine (local instances
+    live in its OPSFLOW_HOME), so the CLI may run anywhere.
     """
     found = await client.kill_instance(stack_name, hostname)
     layers = next(v.layers for v in found.instances if v.hostname == hostname)

@@ -1,0 +1,100 @@
+"""KillInstanceWorkflow on the time-skipping server, the kill activity replaced: the
+client's `kill_instance` hands the kill to a worker and reads its answer."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import activity
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities import names
+from client.api import OpsflowClient
+from opsflow.drills import KillInstanceInput
+from opsflow.errors import OperationFailed
+from opsflow.messages import InstanceView, StackDescription
+from opsflow.spec import InstanceSpec, LayerSpec, StackSpec
+from opsflow.status import InstanceStatus
+from workflows.drills import KillInstanceWorkflow
+
+
+class StackOfOneLocalInstance(OpsflowClient):
+    """A real OpsflowClient whose stack (the describe query) holds local instance web1."""
+
+    async def describe(self, stack: str) -> StackDescription:
+        spec = StackSpec(
+            name=stack,
+            layers=[LayerSpec(name="web", instances=[InstanceSpec(hostname="web1")])],
+        )
+        view = InstanceView(hostname="web1", layers=["web"], status=InstanceStatus.ONLINE)
+        return StackDescription(
+            name=stack,
+            spec=spec,
+            source_file=None,
+            instances=[view],
+            deleting=False,
+            configure_rounds=0,
+            events=[],
+        )
+
+
+class FakeKill:
+    """The kill activity, replaced: records what it was asked; `running` is its answer."""
+
+    def __init__(self, running: bool) -> None:
+        self.running = running
+        self.asked: list[tuple[KillInstanceInput, str]] = []
+
+    @activity.defn(name=names.KILL_INSTANCE)
+    async def kill_instance(self, request: KillInstanceInput) -> bool:
+        self.asked.append((request, activity.info().workflow_id or ""))
+        return self.running
+
+
+async def kill_with(env: WorkflowEnvironment, fake: FakeKill) -> StackDescription:
+    queue = f"kill-{uuid.uuid4().hex[:8]}"
+    client = StackOfOneLocalInstance(env.client, task_queue=queue, tag_runs=False)
+    async with Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[KillInstanceWorkflow],
+        activities=[fake.kill_instance],
+    ):
+        return await client.kill_instance("shop", "web1")
+
+
+async def test_a_worker_kills_the_instance_in_a_run_of_its_own(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = FakeKill(running=True)
+    found = await kill_with(time_skipping_env, fake)
+    assert [v.hostname for v in found.instances] == ["web1"]
+    [(request, workflow_id)] = fake.asked
+    assert request == KillInstanceInput(stack="shop", hostname="web1")
+    assert workflow_id.startswith("kill:shop:web1:")
+    assert len(workflow_id.removeprefix("kill:shop:web1:")) == 32  # a fresh uuid per kill
+
+
+async def test_an_instance_whose_sshd_is_not_running_fails_and_is_tried_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    fake = FakeKill(running=False)
+    with pytest.raises(OperationFailed, match=r"web1 is not running here .* nothing to kill"):
+        await kill_with(time_skipping_env, fake)
+    assert len(fake.asked) == 1
+
+
+async def test_no_worker_is_a_clear_error_instead_of_a_hang(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    client = StackOfOneLocalInstance(
+        time_skipping_env.client,
+        task_queue="nobody-kills-here",
+        tag_runs=False,
+        update_timeout=timedelta(seconds=5),
+    )
+    with pytest.raises(OperationFailed, match=r"no answer from kill:shop:web1:.* nobody-kills"):
+        await client.kill_instance("shop", "web1")
