@@ -155,7 +155,7 @@ from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import names, run_logs, ssh
+from activities import names, ssh
 from activities.ssh import quote
 from opsflow import settings
 from opsflow.attributes import deep_merge
@@ -167,6 +167,7 @@ from opsflow.releases import KEEP_RELEASES
 from opsflow.secrets import SecureValue, decrypt
 from opsflow.secrets import redact as _redact
 from opsflow.spec import ConfigurationManager
+from runtime import run_logs
 
 RUN_LOST_TYPE = "RunLost"
 RUN_SETUP_FAILED_TYPE = "RunSetupFailed"

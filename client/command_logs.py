@@ -6,11 +6,12 @@ its own disk (its Temporal UI failure messages still carry each failed run's tai
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import ValidationError
 
-from activities import run_logs
 from opsflow import names, settings
 from opsflow.errors import InvalidInput, NotFound
+from opsflow.run_logs import RunLog, RunLogMeta
+from runtime import run_logs
 
 
 def _hostnames(stack: str, only: str | None) -> list[str]:
@@ -24,26 +25,36 @@ def _hostnames(stack: str, only: str | None) -> list[str]:
     return sorted(d.name for d in top.iterdir() if d.is_dir() and names.HOSTNAME.match(d.name))
 
 
-def recent_runs(stack: str, hostname: str | None = None) -> list[dict[str, Any]]:
+def _saved(stack: str, hostname: str) -> list[RunLogMeta]:
+    """The instance's saved runs, newest first (a file that is no run's metadata is skipped,
+    as one that is no JSON is)."""
+    found: list[RunLogMeta] = []
+    for fields in run_logs.list_run_logs(stack, hostname):
+        try:
+            found.append(RunLogMeta.model_validate(fields))
+        except ValidationError:
+            continue
+    return found
+
+
+def recent_runs(stack: str, hostname: str | None = None) -> list[RunLogMeta]:
     """Metadata of the saved runs, newest first."""
-    runs = [meta for h in _hostnames(stack, hostname) for meta in run_logs.list_run_logs(stack, h)]
-    return sorted(runs, key=lambda m: str(m.get("finished") or ""), reverse=True)
+    runs = [meta for h in _hostnames(stack, hostname) for meta in _saved(stack, h)]
+    return sorted(runs, key=lambda m: m.finished, reverse=True)
 
 
-def logs_of(
-    stack: str, run_or_command: str, hostname: str | None = None
-) -> list[tuple[dict[str, Any], str]]:
+def logs_of(stack: str, run_or_command: str, hostname: str | None = None) -> list[RunLog]:
     """(metadata, log) of one run id, or of every run a command made; NotFound if none."""
-    found: list[tuple[dict[str, Any], str]] = []
+    found: list[RunLog] = []
     for host in _hostnames(stack, hostname):
-        for meta in run_logs.list_run_logs(stack, host):
-            command = str(meta.get("command_id") or "")
-            if meta.get("run_id") == run_or_command or command == f"{run_or_command}:{host}":
-                found.append(run_logs.read_run_log(stack, host, str(meta["run_id"])))
+        for meta in _saved(stack, host):
+            if meta.run_id == run_or_command or meta.command_id == f"{run_or_command}:{host}":
+                fields, text = run_logs.read_run_log(stack, host, meta.run_id)
+                found.append((RunLogMeta.model_validate(fields), text))
     if not found:
         where = f"{stack}/{hostname}" if hostname else stack
         raise NotFound(
             f"no saved log for {run_or_command!r} on {where} (`opsflow command list {stack}` "
             f"shows the saved runs; logs live in {settings.run_logs_dir()} on the worker)"
         )
-    return sorted(found, key=lambda pair: str(pair[0].get("hostname")))
+    return sorted(found, key=lambda pair: pair[0].hostname)

@@ -167,13 +167,13 @@ def command_list(stack_name: str, hostname: str | None, fmt: str) -> None:
         ["RUN", "INSTANCE", "EVENT", "RECIPES", "EXIT", "FINISHED", "COMMAND"],
         [
             [
-                r.get("run_id"),
-                r.get("hostname"),
-                r.get("event"),
-                " ".join(r.get("recipes") or []),
-                r.get("exit_code"),
-                r.get("finished"),
-                r.get("command_id"),
+                r.run_id,
+                r.hostname,
+                r.event,
+                " ".join(r.recipes),
+                r.exit_code,
+                r.finished,
+                r.command_id,
             ]
             for r in runs
         ],

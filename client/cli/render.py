@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         StackDescription,
         StackEvent,
     )
+    from opsflow.run_logs import RunLog
 
 FORMATS = ("table", "json")
 
@@ -94,12 +95,12 @@ def event_message(event: StackEvent) -> str:
     return "\n".join([event.message, f"  check: {lines[0]}", *(f"    {x}" for x in lines[1:])])
 
 
-def print_logs(found: Sequence[tuple[dict[str, Any], str]]) -> None:
+def print_logs(found: Sequence[RunLog]) -> None:
     for meta, text in found:
-        status = "cancelled" if meta.get("cancelled") else f"exit {meta.get('exit_code')}"
+        status = "cancelled" if meta.cancelled else f"exit {meta.exit_code}"
         click.echo(
-            f"==> {meta.get('hostname')}  run {meta.get('run_id')}  {meta.get('event')}  "
-            f"{' '.join(meta.get('recipes') or [])}  ({status})"
+            f"==> {meta.hostname}  run {meta.run_id}  {meta.event}  "
+            f"{' '.join(meta.recipes)}  ({status})"
         )
         click.echo(text.rstrip("\n"))
 

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import recipe_runner, run_logs
+from activities import recipe_runner
 from opsflow import settings
 from opsflow.messages import AppAction, AppDatabase, AppRelease, LaunchResult, RunContext
 from opsflow.releases import release_name
 from opsflow.secrets import encrypt
 from opsflow.spec import ConfigurationManager
+from runtime import run_logs
 from tests.activities.conftest import STACK, Runner, run, runner_for, write_tree
 
 pytestmark = pytest.mark.integration

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import recipe_runner, run_logs
+from activities import recipe_runner
 from opsflow import settings
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
 from opsflow.messages import AppAction, AppRelease, LaunchResult, RecipeRunResult, RunContext
 from opsflow.releases import release_name
 from opsflow.secrets import encrypt
 from opsflow.spec import ConfigurationManager
+from runtime import run_logs
 from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
 from tests.activities.test_recipe_runner import SshSpy
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import run_logs
 from activities.recipe_runner import RecipeActivities
 from opsflow.errors import RECIPE_FAILED_TYPE
 from opsflow.messages import LaunchResult, RunContext
 from opsflow.spec import ConfigurationManager
+from runtime import run_logs
 from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
 
 pytestmark = [

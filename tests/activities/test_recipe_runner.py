@@ -19,7 +19,7 @@ from temporalio.activity import ActivityCancellationDetails
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import recipe_runner, run_logs, ssh
+from activities import recipe_runner, ssh
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
 from opsflow.messages import (
     LaunchResult,
@@ -29,6 +29,7 @@ from opsflow.messages import (
     SshEndpoint,
 )
 from opsflow.spec import ConfigurationManager
+from runtime import run_logs
 from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
 
 pytestmark = pytest.mark.integration

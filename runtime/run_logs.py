@@ -4,17 +4,21 @@ Each run that ends (success, failure, cancellation, also when a retry re-attache
 leaves two files there, written by the recipe runner:
 
     {run_id}.log    the run's whole log, one UTC-timestamped line per output line
-    {run_id}.json   what the run was: stack, hostname, run_id, command_id, event, recipes,
-                    configuration_manager, exit_code, failed_recipe, started, finished
-                    (UTC ISO 8601), attached, cancelled, stage_only
+    {run_id}.json   what the run was (opsflow.run_logs.RunLogMeta): stack, hostname,
+                    run_id, command_id, event, recipes, configuration_manager, exit_code,
+                    failed_recipe, started, finished (UTC ISO 8601), attached, cancelled,
+                    stage_only
 
 Only the newest KEEP_RUNS runs of an instance are kept (by save time); older pairs are
 removed whenever a run is saved. Files are written aside and renamed into place, so a
 reader never sees half a file.
 
 Reading (for `opsflow command log STACK RUN_ID [--instance H]`): `read_run_log`,
-`list_run_logs`, `find_run_logs`. Names are checked against opsflow's name rules before
-they reach a path: a bad one is InvalidInput, a run without a saved log NotFound.
+`list_run_logs`, `find_run_logs` give each file's fields as saved; `RunLogMeta` reads them
+(client/command_logs.py), and saving refuses fields it could not read. Names are checked
+against opsflow's name rules before they reach a path: a bad one is InvalidInput, a run
+without a saved log NotFound. Here because the recipe runner (activities/) writes the files and the
+CLI (client/) reads them: neither imports the other.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from opsflow import settings
 from opsflow.errors import InvalidInput, NotFound
 from opsflow.names import HOSTNAME, STACK_NAME
+from opsflow.run_logs import RunLogMeta
 
 KEEP_RUNS = 30
 # Run ids name files here and directories on instances: no slash, no leading dot,
@@ -52,17 +57,23 @@ def instance_dir(stack: str, hostname: str) -> Path:
     return settings.run_logs_dir() / stack / hostname
 
 
-def save_run_log(meta: Mapping[str, Any], text: str, *, keep: int = KEEP_RUNS) -> Path:
-    """Write one run's log and metadata (meta must hold stack, hostname and run_id), then
-    prune the instance's older runs down to `keep`. Returns the .log path."""
-    stack, hostname, run_id = str(meta["stack"]), str(meta["hostname"]), str(meta["run_id"])
+def save_run_log(meta: RunLogMeta | Mapping[str, Any], text: str, *, keep: int = KEEP_RUNS) -> Path:
+    """Write one run's log and metadata (a RunLogMeta, or its fields: stack, hostname and
+    run_id at least; ValueError if they do not make one), then prune the instance's older
+    runs down to `keep`. Returns the .log path."""
+    if isinstance(meta, RunLogMeta):
+        fields = meta.model_dump(mode="json")
+    else:
+        RunLogMeta.model_validate(meta)  # what is saved, a reader can read
+        fields = dict(meta)
+    stack, hostname, run_id = str(fields["stack"]), str(fields["hostname"]), str(fields["run_id"])
     _check(stack, hostname, run_id)
     directory = instance_dir(stack, hostname)
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / f"{run_id}.log"
     _write(log, text.encode())
     info = directory / f"{run_id}.json"
-    _write(info, (json.dumps(dict(meta), indent=2, sort_keys=True) + "\n").encode())
+    _write(info, (json.dumps(fields, indent=2, sort_keys=True) + "\n").encode())
     # The save time orders the runs: set it exactly (file times are only as fine as a
     # kernel tick, so runs saved in quick succession could otherwise tie).
     now = time.time_ns()

@@ -1,4 +1,5 @@
-"""Run logs kept on the worker: saving, pruning to the newest runs, reading them back."""
+"""Run logs kept on the worker: saving, pruning to the newest runs, reading them back;
+only metadata a reader can read (RunLogMeta) is saved."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from activities import run_logs
 from opsflow.errors import InvalidInput, NotFound
+from opsflow.run_logs import RunLogMeta
+from runtime import run_logs
 
 
 def meta(run_id: str, hostname: str = "web1", **fields: Any) -> dict[str, Any]:
@@ -60,3 +62,19 @@ def test_missing_runs_and_bad_names_are_clear(opsflow_home: Path) -> None:
             run_logs.read_run_log(stack, hostname, run_id)
     with pytest.raises(InvalidInput):
         run_logs.save_run_log(meta("a/b"), "")
+
+
+def test_fields_no_reader_could_read_are_not_saved(opsflow_home: Path) -> None:
+    with pytest.raises(ValueError, match="exit_code"):
+        run_logs.save_run_log(meta("r1", exit_code="crashed"), "")
+    with pytest.raises(ValueError, match="run_id"):
+        run_logs.save_run_log({"stack": "shop", "hostname": "web1"}, "")
+    assert run_logs.list_run_logs("shop", "web1") == []
+
+
+def test_a_run_log_meta_is_saved_with_every_field(opsflow_home: Path) -> None:
+    typed = RunLogMeta(stack="shop", hostname="web1", run_id="r1", exit_code=3, recipes=["a::b"])
+    run_logs.save_run_log(typed, "boom\n")
+    fields, text = run_logs.read_run_log("shop", "web1", "r1")
+    assert RunLogMeta.model_validate(fields) == typed and text == "boom\n"
+    assert set(fields) == set(RunLogMeta.model_fields)
