@@ -1,7 +1,10 @@
 """OpenTelemetry tracing for the CLI and the worker: one trace from CLI to workflow to activity.
 
-The Temporal interceptor always goes on the client, so trace context crosses processes.
-Spans are exported only when the standard environment asks for it:
+The Temporal interceptor goes on the client whenever a tracer provider is installed (by
+this module or by someone else), so trace context crosses processes. Without one every
+span would be a no-op with nothing to carry, so there is no interceptor, and its import
+(temporalio's worker with it) is not paid by a short CLI command. Spans are exported only
+when the standard environment asks for it:
 
 - OTEL_TRACES_EXPORTER: `otlp` (HTTP/protobuf), `console` (JSON on stdout, for
   debugging) or `none`; comma-separated for several. Defaults to `otlp` when
@@ -18,11 +21,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from temporalio.client import Interceptor
-from temporalio.contrib.opentelemetry import TracingInterceptor
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from temporalio.client import Interceptor
 
 __all__ = ["flush", "provider_from_env", "tracer", "tracing_interceptors"]
 
@@ -35,8 +37,13 @@ _installed: TracerProvider | None = None
 
 
 def tracing_interceptors(service_name: str) -> list[Interceptor]:
-    """Interceptors for `Client.connect`; installs the exporting provider on first call."""
+    """Interceptors for `Client.connect`; installs the exporting provider on first call.
+    None when no provider is installed: no span would be recorded or carried."""
     _install_once(service_name)
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        return []
+    from temporalio.contrib.opentelemetry import TracingInterceptor
+
     return [TracingInterceptor()]
 
 

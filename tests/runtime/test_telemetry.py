@@ -68,6 +68,22 @@ with telemetry.tracer().start_as_current_span("ssh-command"):
     assert span["resource"]["attributes"]["service.name"] == "opsflow-test"
 
 
+def test_without_a_provider_there_is_no_interceptor_and_no_import_of_it() -> None:
+    # A subprocess: nothing installed yet, and a fresh sys.modules.
+    script = """
+import sys
+from runtime import telemetry
+assert telemetry.tracing_interceptors("opsflow-test") == []
+assert "temporalio.contrib.opentelemetry" not in sys.modules
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env["PYTHONPATH"] = str(_project_root())
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
 @activity.defn
 async def greet(name: str) -> str:
     return f"hello {name}"
