@@ -13,6 +13,7 @@ COPY opsflow opsflow
 COPY workflows workflows
 COPY activities activities
 COPY client client
+COPY runtime runtime
 COPY worker.py ./
 RUN pip install --no-cache-dir . && rm -rf /src
 

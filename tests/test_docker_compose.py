@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -84,3 +85,12 @@ def test_dockerfile_builds_the_worker() -> None:
     assert "openssh-client" in text
     assert "pip install" in text
     assert 'CMD ["python", "-m", "worker"]' in text
+
+
+def test_dockerfile_copies_every_package_the_distribution_installs() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+) ", text, re.MULTILINE))
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    tops = {name.split(".")[0] for name in setuptools["packages"]}
+    modules = {f"{name}.py" for name in setuptools.get("py-modules", [])}
+    assert tops | modules <= copied
