@@ -8,7 +8,8 @@ and the caller gets an answer (a signal could only be fire-and-forget).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, NamedTuple
 
@@ -20,18 +21,22 @@ from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
+    from opsflow.app_releases import (
+        app_of,
+        command_release,
+        current_releases,
+        deploy_release,
+    )
     from opsflow.attributes import stack_configuration
-    from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput
+    from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput, NotFound
     from opsflow.healing import HealingState
-    from opsflow.machines import ec2_machine, hosts_to_attach, registered_hosts
+    from opsflow.machines import hosts_to_attach, registered_hosts
     from opsflow.messages import (
         AddInstanceInput,
         AppAction,
         AppCommandInput,
-        AppDatabase,
         ApplyInput,
         ApplyResult,
-        AppRelease,
         AttachHostInput,
         ConfigurationQuery,
         DeleteStackResult,
@@ -40,7 +45,6 @@ with workflow.unsafe.imports_passed_through():
         DeploymentSummary,
         DescribeRdsInput,
         FetchCookbooksInput,
-        HealingConfig,
         HealRequest,
         InstanceActionInput,
         InstanceActionKind,
@@ -63,13 +67,10 @@ with workflow.unsafe.imports_passed_through():
         SyncSchedulesInput,
     )
     from opsflow.plan import conflicts, plan_stack
-    from opsflow.releases import release_name
     from opsflow.rollout import Strategy, parse_amount, plan_batches
     from opsflow.scaling import LoadScalingState
     from opsflow.spec import (
         AppSpec,
-        ConfigurationManager,
-        LifecycleEvent,
         Provider,
         RegisteredHostSpec,
         Scaling,
@@ -77,15 +78,29 @@ with workflow.unsafe.imports_passed_through():
         WeeklySchedule,
         missing_recipes,
     )
+    from opsflow.starts import recipes_for, start_command
     from opsflow.state import InstanceState, StackState
     from opsflow.status import (
         RUNNING,
         InstanceStatus,
         entered_or_left_online,
         why_not_delete,
-        why_not_run_recipes,
         why_not_start,
         why_not_stop,
+    )
+    from opsflow.targets import (
+        app_targets,
+        check_recipes_to_execute,
+        command_targets,
+        instance_of,
+        inventory,
+        manager_of,
+    )
+    from opsflow.wanted import (
+        healing_wanted,
+        load_scaling_wanted,
+        scaling_after_apply,
+        schedules_of,
     )
     from workflows import common
     from workflows.deployment import DeploymentWorkflow
@@ -106,10 +121,15 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)
 
 
-def _inventory(cookbooks: ResolvedCookbooks | None) -> dict[ConfigurationManager, set[str]]:
-    if cookbooks is None:
-        return {}
-    return {manager: set(found) for manager, found in cookbooks.recipes.items()}
+@contextmanager
+def refusals() -> Iterator[None]:
+    """opsflow's pure checks raise its own errors; an update refuses with their type."""
+    try:
+        yield
+    except NotFound as err:
+        raise _not_found(str(err)) from None
+    except InvalidInput as err:
+        raise _invalid(str(err)) from None
 
 
 def _detach(child: ChildWorkflowHandle[Any, Any]) -> None:
@@ -153,43 +173,6 @@ LOAD_SCALING = _LayerLoop(
     ),
     workflow_id=names.scaling_workflow_id,
 )
-
-
-def _healing_wanted(spec: StackSpec) -> dict[str, Any]:
-    # The region (ec2 stacks only) turns on the loop's CloudWatch gauges.
-    return {
-        layer.name: HealingConfig(
-            check=layer.health_check, policy=layer.healing, region=spec.region
-        )
-        for layer in spec.layers
-        if layer.auto_healing
-    }
-
-
-def _load_scaling_wanted(spec: StackSpec) -> dict[str, Any]:
-    return {
-        layer.name: layer.load_based_scaling
-        for layer in spec.layers
-        if layer.load_based_scaling is not None and layer.load_based_scaling.enabled
-    }
-
-
-def _scaling_of(spec: StackSpec) -> dict[str, Scaling]:
-    return {
-        i.hostname: i.scaling
-        for layer in spec.layers
-        for i in layer.instances
-        if i.scaling != Scaling.ALWAYS
-    }
-
-
-def _schedules_of(spec: StackSpec) -> dict[str, WeeklySchedule]:
-    return {
-        i.hostname: i.schedule
-        for layer in spec.layers
-        for i in layer.instances
-        if i.scaling == Scaling.TIME and i.schedule is not None
-    }
 
 
 # A host to register did not answer as given: an operation that failed (exit 1).
@@ -269,7 +252,7 @@ class StackWorkflow:
             # Fetched and checked before anything changes: a missing recipe or a source
             # that cannot be fetched leaves the stack as it was.
             cookbooks = await self._fetch_cookbooks(request.spec)
-            missing = missing_recipes(request.spec, _inventory(cookbooks))
+            missing = missing_recipes(request.spec, inventory(cookbooks))
             if missing:
                 raise _invalid("; ".join(missing))
             # The registered RDS instances, read from AWS: one that does not exist fails
@@ -290,11 +273,9 @@ class StackWorkflow:
             if created or plan.changes:
                 self._event("applied", "; ".join(plan.changes) or "no changes")
             # Started together, not one after another: each await is a round trip.
-            self._state.scaling = _scaling_of(request.spec) | {
-                h: Scaling.LOAD
-                for h, v in self._state.instances.items()
-                if not v.from_file and self._state.scaling.get(h) == Scaling.LOAD
-            }
+            self._state.scaling = scaling_after_apply(
+                request.spec, self._state.instances, self._state.scaling
+            )
             await asyncio.gather(
                 *(
                     self._create_instance(
@@ -307,9 +288,9 @@ class StackWorkflow:
             await self._send_all(
                 plan.delete_instances, lambda _: self._command(InstanceCommandKind.DELETE)
             )
-            await self._sync_layer_loops(HEALING, _healing_wanted(request.spec))
-            await self._sync_layer_loops(LOAD_SCALING, _load_scaling_wanted(request.spec))
-            await self._sync_schedules(_schedules_of(request.spec))
+            await self._sync_layer_loops(HEALING, healing_wanted(request.spec))
+            await self._sync_layer_loops(LOAD_SCALING, load_scaling_wanted(request.spec))
+            await self._sync_schedules(schedules_of(request.spec))
             return ApplyResult(
                 changes=plan.changes,
                 started=[
@@ -456,7 +437,14 @@ class StackWorkflow:
             )
         targets = self._targets(request)
         if request.command == "execute_recipes":
-            self._check_recipes_to_execute(request.recipes, targets)
+            with refusals():
+                check_recipes_to_execute(
+                    self._spec(),
+                    self._state.instances,
+                    self._state.cookbooks,
+                    request.recipes,
+                    targets,
+                )
         elif request.recipes:
             raise _invalid(f"--recipes goes with execute_recipes, not {request.command}")
 
@@ -474,17 +462,7 @@ class StackWorkflow:
         self._state.deployment_seq += 1
         number = self._state.deployment_seq
         revision = request.revision or (source.revision if source else None)
-        release = AppRelease(
-            app=app.name,
-            action=AppAction.DEPLOY,
-            release=release_name(number, revision or (code.digest[:12] if code else None)),
-            revision=revision,
-            source_dir=code.directory if code else None,
-            source_digest=code.digest if code else None,
-            deploy_to=app.deploy_to,
-            environment=app.environment,
-            database=self._database_for(app),
-        )
+        release = deploy_release(self._spec(), self._state.rds, app, number, revision, code)
         return await self._start_deployment(
             number,
             DeploymentInput(
@@ -542,13 +520,8 @@ class StackWorkflow:
                 command=request.action.value,
                 event=request.action.value,
                 targets=self._app_targets(app.name),
-                app=AppRelease(
-                    app=app.name,
-                    action=request.action,
-                    release=request.release,
-                    deploy_to=app.deploy_to,
-                    environment=app.environment,
-                    database=self._database_for(app),
+                app=command_release(
+                    self._spec(), self._state.rds, app, request.action, request.release
                 ),
                 tag_runs=self._state.tag_runs,
             ),
@@ -715,24 +688,14 @@ class StackWorkflow:
     def run_context(self, request: ConfigurationQuery) -> RunContext:
         spec = self._spec()
         this = request.instance or self._instance(request.hostname)
-        recipes: list[str] = []
-        # rollback, start, stop and restart run the deploy recipes (OPSFLOW_EVENT tells
-        # which), on the release they leave current.
-        app_events = {"rollback", "start", "stop", "restart"}
-        recipes_of = "deploy" if request.event in app_events else request.event
-        if recipes_of in {e.value for e in LifecycleEvent}:
-            event = LifecycleEvent(recipes_of)
-            for layer_name in this.layers:
-                layer = spec.layer(layer_name)
-                if layer is not None:
-                    recipes.extend(layer.recipes.for_event(event))
+        recipes = recipes_for(spec, this.layers, request.event)
         cookbooks = self._state.cookbooks
         return RunContext(
             configuration=stack_configuration(
                 spec, self._state.instances.values(), this, request.event
             ),
             recipes=recipes,
-            configuration_manager=self._manager(this),
+            configuration_manager=manager_of(spec, this),
             cookbooks_dir=cookbooks.directory if cookbooks else None,
             cookbooks_digest=cookbooks.digest if cookbooks else None,
         )
@@ -862,45 +825,21 @@ class StackWorkflow:
 
     def _start_command(self, layer: str, hostname: str) -> InstanceCommand:
         """Start = launch, setup, then the current release of each app on the layer."""
-        command = self._command(InstanceCommandKind.START)
-        command.deploy_after_setup = self._apps_for(layer)
-        command.registered = self._state.registered.get(hostname)
-        if command.registered is None:  # a registered host in an ec2 stack is no EC2 machine
-            command.machine = ec2_machine(self._spec(), layer, hostname, token=command.id)
-        settings = self._spec().layer(layer)
-        command.terminate_on_setup_failure = (
-            settings is not None and settings.on_setup_failure == "terminate"
+        spec = self._spec()
+        return start_command(
+            self._command(InstanceCommandKind.START).id,
+            spec,
+            layer,
+            hostname,
+            current_releases(spec, self._state.apps, self._state.rds, layer),
+            self._state.registered.get(hostname),
         )
-        return command
 
     def _start_command_for(self, hostname: str) -> InstanceCommand:
         layers = self._state.instances[hostname].layers
         if not layers:
             return self._command(InstanceCommandKind.START)
         return self._start_command(layers[0], hostname)
-
-    def _targets(self, request: RunCommandInput) -> list[str]:
-        spec = self._spec()
-        if request.layer is not None and spec.layer(request.layer) is None:
-            raise _not_found(f"stack {spec.name} has no layer {request.layer!r}")
-        if request.instance is not None:
-            view = self._instance(request.instance)
-            if request.layer is not None and request.layer not in view.layers:
-                raise _invalid(f"instance {request.instance} is not in layer {request.layer}")
-            why = why_not_run_recipes(view.status)
-            if why:
-                raise _invalid(f"cannot run {request.command} on {request.instance}: {why}")
-            return [request.instance]
-        targets = sorted(
-            h
-            for h, v in self._state.instances.items()
-            if v.status == InstanceStatus.ONLINE
-            and (request.layer is None or request.layer in v.layers)
-        )
-        if not targets:
-            where = f"layer {request.layer}" if request.layer else f"stack {spec.name}"
-            raise _invalid(f"no online instance in {where} to run {request.command} on")
-        return targets
 
     async def _start_deployment(self, number: int, request: DeploymentInput) -> RunCommandResult:
         child = await workflow.start_child_workflow(
@@ -945,53 +884,6 @@ class StackWorkflow:
                 release=release.release if release else None,
                 started_at=workflow.now(),
             )
-        )
-
-    def _app(self, name: str) -> AppSpec:
-        spec = self._spec()
-        app = spec.app(name)
-        if app is None:
-            known = ", ".join(a.name for a in spec.apps) or "none"
-            raise _not_found(f"stack {spec.name} has no app {name!r} (apps: {known})")
-        return app
-
-    def _app_targets(self, name: str) -> list[str]:
-        app = self._app(name)
-        targets = sorted(
-            h
-            for h, v in self._state.instances.items()
-            if v.status == InstanceStatus.ONLINE and set(v.layers) & set(app.layers)
-        )
-        if not targets:
-            raise _invalid(f"no online instance in layer(s) {', '.join(app.layers)} of app {name}")
-        return targets
-
-    def _apps_for(self, layer: str) -> list[AppRelease]:
-        """The current release of every app on `layer`: a new instance gets them after setup."""
-        spec = self._spec()
-        return [
-            # With the database as the stack registers it now (it may have changed since).
-            release.model_copy(update={"database": self._database_for(app)})
-            for name, release in sorted(self._state.apps.items())
-            if (app := spec.app(name)) is not None and layer in app.layers
-        ]
-
-    def _database_for(self, app: AppSpec) -> AppDatabase | None:
-        """The app's `deploy.{app}.database`: its data_source's RDS instance as AWS
-        described it at the last apply, with the user and the (still encrypted) password."""
-        if app.data_source is None:
-            return None
-        entry = self._spec().rds_entry(app.data_source)
-        info = self._state.rds.get(app.data_source)
-        if entry is None or info is None:
-            return None
-        return AppDatabase(
-            engine=info.engine,
-            host=info.address,
-            port=info.port,
-            database=entry.database_name or info.database_name,
-            username=entry.username,
-            password=entry.password,
         )
 
     async def _attach_hosts(
@@ -1078,34 +970,24 @@ class StackWorkflow:
         )
         return resolved
 
-    def _manager(self, view: InstanceView) -> ConfigurationManager:
-        spec = self._spec()
-        return spec.manager_for(view.layers[0]) if view.layers else spec.configuration_manager
+    def _targets(self, request: RunCommandInput) -> list[str]:
+        with refusals():
+            return command_targets(self._spec(), self._state.instances, request)
 
-    def _check_recipes_to_execute(self, recipes: list[str], targets: list[str]) -> None:
-        if not recipes:
-            raise _invalid("execute_recipes needs --recipes cookbook::recipe[,...]")
-        bad = [r for r in recipes if not names.RECIPE.match(r)]
-        if bad:
-            raise _invalid(f"--recipes: {bad} are not cookbook::recipe names")
-        inventory = _inventory(self._state.cookbooks)
-        for hostname in targets:
-            manager = self._manager(self._state.instances[hostname])
-            missing = [r for r in recipes if r not in inventory.get(manager, set())]
-            if missing:
-                raise _invalid(
-                    f"--recipes: {', '.join(missing)} not in the stack's cookbooks "
-                    f"(as {manager.value} recipes for {hostname})"
-                )
+    def _app(self, name: str) -> AppSpec:
+        with refusals():
+            return app_of(self._spec(), name)
+
+    def _app_targets(self, name: str) -> list[str]:
+        with refusals():
+            return app_targets(self._spec(), self._state.instances, name)
 
     def _tags(self, *pairs: SearchAttributePair[str]) -> TypedSearchAttributes | None:
         return TypedSearchAttributes(list(pairs)) if self._state.tag_runs else None
 
     def _instance(self, hostname: str) -> InstanceView:
-        view = self._state.instances.get(hostname)
-        if view is None:
-            raise _not_found(f"stack {self._spec().name} has no instance {hostname!r}")
-        return view
+        with refusals():
+            return instance_of(self._spec(), self._state.instances, hostname)
 
     def _spec(self) -> StackSpec:
         if self._state.spec is None:
