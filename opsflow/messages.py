@@ -449,6 +449,9 @@ class AppDatabase(BaseModel):
     password: SecureValue
 
 
+# AppRelease names AppDatabase before it is defined: completed here, not lazily on first
+# use (a first use inside the workflow sandbox cannot resolve the name).
+AppRelease.model_rebuild()
 RecipeRunInput.model_rebuild()
 InstanceCommand.model_rebuild()
 DeploymentInput.model_rebuild()
