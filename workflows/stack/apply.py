@@ -51,20 +51,20 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             # Registered hosts new to the stack (or changed) must answer, likewise.
             pinned = await self._attach_hosts(
                 request.spec.name,
-                hosts_to_attach(registered_hosts(request.spec), self._state.registered),
+                hosts_to_attach(registered_hosts(request.spec), self._state.applied.registered),
             )
-            self._state.cookbooks = cookbooks
-            self._state.rds = rds
-            self._state.registered |= pinned
-            plan = plan_stack(self._state.spec, self._state.instances, request.spec)
-            created = self._state.spec is None
-            self._state.spec = request.spec
-            self._state.source_file = request.source_file
+            self._state.applied.cookbooks = cookbooks
+            self._state.applied.rds = rds
+            self._state.applied.registered |= pinned
+            plan = plan_stack(self._state.applied.spec, self._state.members.instances, request.spec)
+            created = self._state.applied.spec is None
+            self._state.applied.spec = request.spec
+            self._state.applied.source_file = request.source_file
             if created or plan.changes:
                 self._event("applied", "; ".join(plan.changes) or "no changes")
             # Started together, not one after another: each await is a round trip.
-            self._state.scaling = scaling_after_apply(
-                request.spec, self._state.instances, self._state.scaling
+            self._state.loops.scaling = scaling_after_apply(
+                request.spec, self._state.members.instances, self._state.loops.scaling
             )
             await asyncio.gather(
                 *(
@@ -93,7 +93,7 @@ class ApplyMixin(MembersMixin, LoopsMixin):
     @apply.validator
     def _validate_apply(self, request: ApplyInput) -> None:
         self._refuse_if_deleting()
-        problems = conflicts(self._state.spec, self._state.instances, request.spec)
+        problems = conflicts(self._state.applied.spec, self._state.members.instances, request.spec)
         if problems:
             raise invalid("; ".join(problems))
 
@@ -102,10 +102,10 @@ class ApplyMixin(MembersMixin, LoopsMixin):
         async with self._lock:
             self._state.deleting = True
             self._event("deleting", "stack delete requested")
-            await self._stop_layer_loops(HEALING, list(self._state.healing))
-            await self._stop_layer_loops(LOAD_SCALING, list(self._state.load_scaling))
+            await self._stop_layer_loops(HEALING, list(self._state.loops.healing))
+            await self._stop_layer_loops(LOAD_SCALING, list(self._state.loops.load_scaling))
             await self._sync_schedules({})
-            hostnames = sorted(self._state.instances)
+            hostnames = sorted(self._state.members.instances)
             await self._send_all(hostnames, lambda _: self._command(InstanceCommandKind.DELETE))
             return DeleteStackResult(instances=hostnames)
 

@@ -87,7 +87,7 @@ class StackBase:
             status=InstanceStatus.REQUESTED if start else InstanceStatus.STOPPED,
             updated_at=workflow.now(),
         )
-        self._state.instances[hostname] = view
+        self._state.members.instances[hostname] = view
         self._event("instance_added", f"{hostname} added to layer {layer}", hostname=hostname)
         queue = [self._start_command(layer, hostname)] if start else []
         child = await workflow.start_child_workflow(
@@ -129,12 +129,12 @@ class StackBase:
             spec,
             layer,
             hostname,
-            current_releases(spec, self._state.apps, self._state.rds, layer),
-            self._state.registered.get(hostname),
+            current_releases(spec, self._state.commands.apps, self._state.applied.rds, layer),
+            self._state.applied.registered.get(hostname),
         )
 
     def _start_command_for(self, hostname: str) -> InstanceCommand:
-        layers = self._state.instances[hostname].layers
+        layers = self._state.members.instances[hostname].layers
         if not layers:
             return self._command(InstanceCommandKind.START)
         return self._start_command(layers[0], hostname)
@@ -157,19 +157,19 @@ class StackBase:
 
     def _instance(self, hostname: str) -> InstanceView:
         with refusals():
-            return instance_of(self._spec(), self._state.instances, hostname)
+            return instance_of(self._spec(), self._state.members.instances, hostname)
 
     def _spec(self) -> StackSpec:
-        if self._state.spec is None:
+        if self._state.applied.spec is None:
             raise not_found("the stack has not been applied yet")
-        return self._state.spec
+        return self._state.applied.spec
 
     def _refuse_if_deleting(self) -> None:
         if self._state.deleting:
             raise invalid("the stack is being deleted")
 
     def _deleted(self) -> bool:
-        return self._state.deleting and not self._state.instances
+        return self._state.deleting and not self._state.members.instances
 
     def _event(
         self,

@@ -46,13 +46,15 @@ class CommandsMixin(StackBase):
         targets = self._targets(request)
         if request.command == "update_custom_cookbooks":
             async with self._lock:
-                self._state.cookbooks = await self._fetch_cookbooks(self._spec())
-            fetched = self._state.cookbooks
+                self._state.applied.cookbooks = await self._fetch_cookbooks(self._spec())
+            fetched = self._state.applied.cookbooks
             self._event(
                 "cookbooks", f"cookbooks fetched: {fetched.digest[:12] if fetched else '-'}"
             )
-        self._state.deployment_seq += 1
-        deployment_id = names.deployment_workflow_id(self._spec().name, self._state.deployment_seq)
+        self._state.commands.deployment_seq += 1
+        deployment_id = names.deployment_workflow_id(
+            self._spec().name, self._state.commands.deployment_seq
+        )
         self._event(
             "command",
             f"{request.command} on {', '.join(targets)}",
@@ -93,8 +95,8 @@ class CommandsMixin(StackBase):
             with refusals():
                 check_recipes_to_execute(
                     self._spec(),
-                    self._state.instances,
-                    self._state.cookbooks,
+                    self._state.members.instances,
+                    self._state.applied.cookbooks,
                     request.recipes,
                     targets,
                 )
@@ -112,10 +114,10 @@ class CommandsMixin(StackBase):
         if source is not None:
             # The code is fetched (and a bad revision refused) before any instance is touched.
             code = await self._fetch(FetchCookbooksInput(stack=self._spec().name, source=source))
-        self._state.deployment_seq += 1
-        number = self._state.deployment_seq
+        self._state.commands.deployment_seq += 1
+        number = self._state.commands.deployment_seq
         revision = request.revision or (source.revision if source else None)
-        release = deploy_release(self._spec(), self._state.rds, app, number, revision, code)
+        release = deploy_release(self._spec(), self._state.applied.rds, app, number, revision, code)
         return await self._start_deployment(
             number,
             DeploymentInput(
@@ -163,8 +165,8 @@ class CommandsMixin(StackBase):
     @workflow.update
     async def app_command(self, request: AppCommandInput) -> RunCommandResult:
         app = self._app(request.app)
-        self._state.deployment_seq += 1
-        number = self._state.deployment_seq
+        self._state.commands.deployment_seq += 1
+        number = self._state.commands.deployment_seq
         return await self._start_deployment(
             number,
             DeploymentInput(
@@ -174,7 +176,7 @@ class CommandsMixin(StackBase):
                 event=request.action.value,
                 targets=self._app_targets(app.name),
                 app=command_release(
-                    self._spec(), self._state.rds, app, request.action, request.release
+                    self._spec(), self._state.applied.rds, app, request.action, request.release
                 ),
                 tag_runs=self._state.tag_runs,
             ),
@@ -192,7 +194,7 @@ class CommandsMixin(StackBase):
 
     @workflow.signal
     def deployment_finished(self, summary: DeploymentSummary) -> None:
-        self._state.remember_deployment(summary)
+        self._state.commands.remember(summary)
         self._event(
             "deployment",
             f"{summary.id} {summary.command}"
@@ -201,11 +203,11 @@ class CommandsMixin(StackBase):
             details={"deployment": summary.id},
         )
         if summary.app and summary.command == "deploy" and summary.status == "successful":
-            current = self._state.pending_releases.pop(summary.id, None)
+            current = self._state.commands.pending_releases.pop(summary.id, None)
             if current is not None:
-                self._state.apps[summary.app] = current
+                self._state.commands.apps[summary.app] = current
         elif summary.app and summary.command == "undeploy" and summary.status == "successful":
-            self._state.apps.pop(summary.app, None)
+            self._state.commands.apps.pop(summary.app, None)
 
     async def _start_deployment(self, number: int, request: DeploymentInput) -> RunCommandResult:
         child = await workflow.start_child_workflow(
@@ -222,7 +224,7 @@ class CommandsMixin(StackBase):
         )
         detach(child)
         if request.app is not None and request.app.action == AppAction.DEPLOY:
-            self._state.pending_releases[request.id] = request.app
+            self._state.commands.pending_releases[request.id] = request.app
         self._remember_started(
             request.id, request.command, request.app.app if request.app else None, request.strategy
         )
@@ -237,8 +239,8 @@ class CommandsMixin(StackBase):
     def _remember_started(
         self, deployment_id: str, command: str, app: str | None, strategy: str
     ) -> None:
-        release = self._state.pending_releases.get(deployment_id)
-        self._state.remember_deployment(
+        release = self._state.commands.pending_releases.get(deployment_id)
+        self._state.commands.remember(
             DeploymentSummary(
                 id=deployment_id,
                 stack=self._spec().name,
@@ -265,7 +267,7 @@ class CommandsMixin(StackBase):
 
     def _targets(self, request: RunCommandInput) -> list[str]:
         with refusals():
-            return command_targets(self._spec(), self._state.instances, request)
+            return command_targets(self._spec(), self._state.members.instances, request)
 
     def _app(self, name: str) -> AppSpec:
         with refusals():
@@ -273,4 +275,4 @@ class CommandsMixin(StackBase):
 
     def _app_targets(self, name: str) -> list[str]:
         with refusals():
-            return app_targets(self._spec(), self._state.instances, name)
+            return app_targets(self._spec(), self._state.members.instances, name)

@@ -35,7 +35,7 @@ class _LayerLoop(NamedTuple):
 
     name: str  # healing | scaling: event kinds {name}_started / {name}_stopped
     title: str
-    state_field: str  # StackState field: layer -> the settings the loop was given
+    state_field: str  # LoopsState field: layer -> the settings the loop was given
     workflow: Callable[..., Awaitable[None]]
     initial: Callable[[StackSpec, str, Any, int | None], Any]
     workflow_id: Callable[[str, str], str]
@@ -73,7 +73,7 @@ class LoopsMixin(StackBase):
     async def _sync_layer_loops(self, loop: _LayerLoop, wanted: dict[str, Any]) -> None:
         """One loop per layer that wants it: started, told its new settings, or stopped
         when the layer no longer wants it (or is gone)."""
-        running: dict[str, Any] = getattr(self._state, loop.state_field)
+        running: dict[str, Any] = getattr(self._state.loops, loop.state_field)
         stack = self._spec().name
         await self._stop_layer_loops(loop, [layer for layer in running if layer not in wanted])
         for layer, config in wanted.items():
@@ -99,7 +99,7 @@ class LoopsMixin(StackBase):
             self._event(f"{loop.name}_started", f"{loop.title} on for layer {layer}")
 
     async def _stop_layer_loops(self, loop: _LayerLoop, layers: list[str]) -> None:
-        running: dict[str, Any] = getattr(self._state, loop.state_field)
+        running: dict[str, Any] = getattr(self._state.loops, loop.state_field)
         for layer in layers:
             running.pop(layer, None)
             handle = workflow.get_external_workflow_handle(
@@ -113,8 +113,8 @@ class LoopsMixin(StackBase):
 
     async def _sync_schedules(self, wanted: dict[str, WeeklySchedule]) -> None:
         """Temporal Schedules for the time-based instances, as the stack file says."""
-        changed = [h for h, hours in wanted.items() if self._state.schedules.get(h) != hours]
-        remove = [h for h in self._state.schedules if h not in wanted]
+        changed = [h for h, hours in wanted.items() if self._state.loops.schedules.get(h) != hours]
+        remove = [h for h in self._state.loops.schedules if h not in wanted]
         if not wanted and not remove:
             return  # (with schedules, every apply syncs: one deleted by hand comes back)
         done: list[str] = await workflow.execute_activity(
@@ -126,7 +126,7 @@ class LoopsMixin(StackBase):
             start_to_close_timeout=common.PROVIDER_TIMEOUT,
             retry_policy=common.PROVIDER_RETRY,
         )
-        self._state.schedules = wanted
+        self._state.loops.schedules = wanted
         if done:
             self._event("schedules", "; ".join(done))
 
@@ -134,7 +134,7 @@ class LoopsMixin(StackBase):
     async def heal_instance(self, request: HealRequest) -> None:
         """A healing loop asks for a lost instance to be replaced: built like a start
         (setup, then each app's current release), run first on the instance."""
-        view = self._state.instances.get(request.hostname)
+        view = self._state.members.instances.get(request.hostname)
         if view is None or self._state.deleting:
             why = "the stack is being deleted" if view else "no such instance any more"
             loop = workflow.get_external_workflow_handle(request.reply_to)
@@ -158,14 +158,14 @@ class LoopsMixin(StackBase):
     @workflow.signal
     async def scale_instance(self, request: ScaleRequest) -> None:
         """A schedule or a layer's load asks for an instance to run or not."""
-        if self._state.deleting or self._state.spec is None:
+        if self._state.deleting or self._state.applied.spec is None:
             return
-        view = self._state.instances.get(request.hostname)
+        view = self._state.members.instances.get(request.hostname)
         if view is None:
             if request.layer is None or self._spec().layer(request.layer) is None:
                 return
             async with self._lock:
-                self._state.scaling[request.hostname] = Scaling.LOAD
+                self._state.loops.scaling[request.hostname] = Scaling.LOAD
                 await self._create_instance(
                     request.hostname, request.layer, from_file=False, start=True
                 )
@@ -174,16 +174,16 @@ class LoopsMixin(StackBase):
         # The last scaling command sent may not show in the status yet (a start still
         # queued while the view says stopped): the opposite request is sent all the same,
         # and the instance, which runs its commands in order, skips what is already so.
-        last = self._state.scaled.get(request.hostname)
+        last = self._state.loops.scaled.get(request.hostname)
         if request.run and (why_not_start(view.status) is None or last is False):
             await self._send(request.hostname, self._start_command_for(request.hostname))
-            self._state.scaled[request.hostname] = True
+            self._state.loops.scaled[request.hostname] = True
             self._scaled(request, "started")
         elif not request.run and (
             (view.status in RUNNING and view.status != InstanceStatus.STOPPING) or last is True
         ):
             await self._send(request.hostname, self._command(InstanceCommandKind.STOP))
-            self._state.scaled[request.hostname] = False
+            self._state.loops.scaled[request.hostname] = False
             self._scaled(request, "stopped")
 
     def _scaled(self, request: ScaleRequest, what: str) -> None:

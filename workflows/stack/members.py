@@ -46,11 +46,11 @@ class MembersMixin(StackBase):
     async def _configure_round(self) -> None:
         # Changes that arrive during the quiet period join this round.
         await workflow.sleep(timedelta(seconds=configure.QUIET_PERIOD_SECONDS))
-        self._state.configure_pending = False
-        self._state.configure_rounds += 1
-        generation = self._state.configure_rounds
+        self._state.members.configure_pending = False
+        self._state.members.configure_rounds += 1
+        generation = self._state.members.configure_rounds
         online = sorted(
-            h for h, v in self._state.instances.items() if v.status == InstanceStatus.ONLINE
+            h for h, v in self._state.members.instances.items() if v.status == InstanceStatus.ONLINE
         )
         self._event(
             "configure",
@@ -71,7 +71,7 @@ class MembersMixin(StackBase):
             await self._create_instance(
                 request.hostname, request.layer, from_file=False, start=request.start
             )
-            return self._state.instances[request.hostname]
+            return self._state.members.instances[request.hostname]
 
     @add_instance.validator
     def _validate_add_instance(self, request: AddInstanceInput) -> None:
@@ -91,7 +91,7 @@ class MembersMixin(StackBase):
             raise not_found(f"stack {spec.name} has no layer {layer!r} (layers: {known})")
         if not names.HOSTNAME.match(hostname):
             raise invalid(f"hostname {hostname!r} must match {names.HOSTNAME.pattern}")
-        if hostname in self._state.instances:
+        if hostname in self._state.members.instances:
             raise invalid(f"stack {spec.name} already has an instance {hostname!r}")
 
     @workflow.update
@@ -101,9 +101,9 @@ class MembersMixin(StackBase):
         up and brought online like any instance."""
         async with self._lock:
             pinned = await self._attach_hosts(self._spec().name, {request.hostname: request.host})
-            if request.hostname in self._state.instances:  # registered meanwhile
+            if request.hostname in self._state.members.instances:  # registered meanwhile
                 raise invalid(f"stack {self._spec().name} already has {request.hostname!r}")
-            self._state.registered |= pinned
+            self._state.applied.registered |= pinned
             await self._create_instance(
                 request.hostname,
                 request.layer,
@@ -114,7 +114,7 @@ class MembersMixin(StackBase):
             host_key = pinned[request.hostname].host_key
             assert host_key is not None  # attach_host pins one
             return RegisterInstanceResult(
-                view=self._state.instances[request.hostname], host_key=host_key
+                view=self._state.members.instances[request.hostname], host_key=host_key
             )
 
     @register_instance.validator
@@ -130,7 +130,7 @@ class MembersMixin(StackBase):
             else self._command(kind)
         )
         await self._send(request.hostname, command)
-        return self._state.instances[request.hostname]
+        return self._state.members.instances[request.hostname]
 
     @instance_action.validator
     def _validate_instance_action(self, request: InstanceActionInput) -> None:
@@ -149,11 +149,11 @@ class MembersMixin(StackBase):
     @workflow.signal
     def instance_changed(self, change: InstanceChanged) -> None:
         view = change.view
-        before = self._state.instances.get(view.hostname)
+        before = self._state.members.instances.get(view.hostname)
         if before is None and view.status == InstanceStatus.TERMINATED:
             return
         if entered_or_left_online(before.status if before else None, view.status):
-            self._state.configure_pending = True
+            self._state.members.configure_pending = True
         if before is None or before.status != view.status:
             self._event(
                 "instance_status",
@@ -162,10 +162,10 @@ class MembersMixin(StackBase):
                 hostname=view.hostname,
             )
         if view.status == InstanceStatus.TERMINATED:
-            self._state.instances.pop(view.hostname, None)
-            self._state.registered.pop(view.hostname, None)  # deregistered
+            self._state.members.instances.pop(view.hostname, None)
+            self._state.applied.registered.pop(view.hostname, None)  # deregistered
         else:
-            self._state.instances[view.hostname] = view
+            self._state.members.instances[view.hostname] = view
 
     @workflow.signal
     def record_event(self, event: StackEvent) -> None:

@@ -27,11 +27,11 @@ class QueriesMixin(StackBase):
         return StackDescription(
             name=spec.name,
             spec=spec,
-            source_file=self._state.source_file,
+            source_file=self._state.applied.source_file,
             instances=self._views(),
             deleting=self._state.deleting,
-            configure_rounds=self._state.configure_rounds,
-            configure_pending=self._state.configure_pending,
+            configure_rounds=self._state.members.configure_rounds,
+            configure_pending=self._state.members.configure_pending,
             events=self._state.events,
         )
 
@@ -40,10 +40,10 @@ class QueriesMixin(StackBase):
         spec = self._spec()
         this = request.instance or self._instance(request.hostname)
         recipes = recipes_for(spec, this.layers, request.event)
-        cookbooks = self._state.cookbooks
+        cookbooks = self._state.applied.cookbooks
         return RunContext(
             configuration=stack_configuration(
-                spec, self._state.instances.values(), this, request.event
+                spec, self._state.members.instances.values(), this, request.event
             ),
             recipes=recipes,
             configuration_manager=manager_of(spec, this),
@@ -57,13 +57,13 @@ class QueriesMixin(StackBase):
 
     @workflow.query
     def deployments(self) -> list[DeploymentSummary]:
-        return list(reversed(self._state.deployments))
+        return list(reversed(self._state.commands.deployments))
 
     def _views(self) -> list[InstanceView]:
         """Every instance, with its scaling kind (the stack's to know, not the instance's)."""
         return [
-            self._state.instances[h].model_copy(
-                update={"scaling": self._state.scaling.get(h, Scaling.ALWAYS)}
+            self._state.members.instances[h].model_copy(
+                update={"scaling": self._state.loops.scaling.get(h, Scaling.ALWAYS)}
             )
-            for h in sorted(self._state.instances)
+            for h in sorted(self._state.members.instances)
         ]

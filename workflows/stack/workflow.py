@@ -34,18 +34,18 @@ class StackWorkflow(ApplyMixin, CommandsMixin, QueriesMixin):
 
     @workflow.run
     async def run(self, state: StackState) -> None:
-        if self._state.spec is None:
+        if self._state.applied.spec is None:
             # Started by `stack apply` (update-with-start): if that first apply is refused
             # or fails, there is no stack, and nothing may be left running.
             await workflow.wait_condition(
-                lambda: self._state.spec is not None or workflow.all_handlers_finished()
+                lambda: self._state.applied.spec is not None or workflow.all_handlers_finished()
             )
-            if self._state.spec is None:
+            if self._state.applied.spec is None:
                 return
         while True:
             await workflow.wait_condition(
                 lambda: (
-                    self._state.configure_pending
+                    self._state.members.configure_pending
                     or self._deleted()
                     or common.history_is_long(self._state.max_history_events)
                 )
@@ -54,7 +54,7 @@ class StackWorkflow(ApplyMixin, CommandsMixin, QueriesMixin):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 self._event("stack_deleted", "stack deleted; every instance terminated")
                 return
-            if self._state.configure_pending:
+            if self._state.members.configure_pending:
                 await self._configure_round()
                 continue
             await workflow.wait_condition(workflow.all_handlers_finished)
