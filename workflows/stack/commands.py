@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.rollout import Strategy, parse_amount, plan_batches
     from opsflow.spec import AppSpec
     from opsflow.targets import app_targets, check_recipes_to_execute, command_targets
-    from workflows import common
+    from workflows import common, handlers
     from workflows.deployment import DeploymentWorkflow
     from workflows.stack.base import StackBase, detach, invalid, refusals
 
@@ -192,7 +192,7 @@ class CommandsMixin(StackBase):
             raise invalid("--to goes with rollback")
         self._app_targets(request.app)
 
-    @workflow.signal
+    @workflow.signal(name=handlers.DEPLOYMENT_FINISHED)
     def deployment_finished(self, summary: DeploymentSummary) -> None:
         self._state.commands.remember(summary)
         self._event(

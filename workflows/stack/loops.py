@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.scaling import LoadScalingState
     from opsflow.spec import Scaling, StackSpec, WeeklySchedule
     from opsflow.status import RUNNING, InstanceStatus, why_not_start
-    from workflows import common
+    from workflows import common, handlers
     from workflows.healing import LayerHealingWorkflow
     from workflows.scaling import LoadScalingWorkflow
     from workflows.stack.base import StackBase, detach
@@ -39,6 +39,9 @@ class _LayerLoop(NamedTuple):
     workflow: Callable[..., Awaitable[None]]
     initial: Callable[[StackSpec, str, Any, int | None], Any]
     workflow_id: Callable[[str, str], str]
+    # Its signals: new settings, and the end of the loop.
+    reconfigure: Callable[..., Any]
+    stop: Callable[..., Any]
 
 
 HEALING = _LayerLoop(
@@ -50,6 +53,8 @@ HEALING = _LayerLoop(
         stack=spec.name, layer=layer, config=config, max_history_events=max_events
     ),
     workflow_id=names.healing_workflow_id,
+    reconfigure=LayerHealingWorkflow.reconfigure,
+    stop=LayerHealingWorkflow.stop,
 )
 
 
@@ -66,6 +71,8 @@ LOAD_SCALING = _LayerLoop(
         max_history_events=max_events,
     ),
     workflow_id=names.scaling_workflow_id,
+    reconfigure=LoadScalingWorkflow.reconfigure,
+    stop=LoadScalingWorkflow.stop,
 )
 
 
@@ -83,7 +90,7 @@ class LoopsMixin(StackBase):
             running[layer] = config
             if current is not None:
                 handle = workflow.get_external_workflow_handle(loop.workflow_id(stack, layer))
-                await handle.signal("reconfigure", config)
+                await handle.signal(loop.reconfigure, config)
                 continue
             child = await workflow.start_child_workflow(
                 loop.workflow,
@@ -106,7 +113,7 @@ class LoopsMixin(StackBase):
                 loop.workflow_id(self._spec().name, layer)
             )
             try:
-                await handle.signal("stop")
+                await handle.signal(loop.stop)
             except Exception:  # it ended already
                 workflow.logger.warning("%s loop of layer %s is gone", loop.name, layer)
             self._event(f"{loop.name}_stopped", f"{loop.title} off for layer {layer}")
@@ -130,14 +137,16 @@ class LoopsMixin(StackBase):
         if done:
             self._event("schedules", "; ".join(done))
 
-    @workflow.signal
+    @workflow.signal(name=handlers.HEAL_INSTANCE)
     async def heal_instance(self, request: HealRequest) -> None:
         """A healing loop asks for a lost instance to be replaced: built like a start
         (setup, then each app's current release), run first on the instance."""
         view = self._state.members.instances.get(request.hostname)
         if view is None or self._state.deleting:
             why = "the stack is being deleted" if view else "no such instance any more"
-            loop = workflow.get_external_workflow_handle(request.reply_to)
+            loop = workflow.get_external_workflow_handle_for(
+                LayerHealingWorkflow.run, request.reply_to
+            )
             skipped = InstanceCommandResult(
                 command_id=request.command_id,
                 hostname=request.hostname,
@@ -146,7 +155,7 @@ class LoopsMixin(StackBase):
                 status=view.status if view else InstanceStatus.TERMINATED,
                 error=why,
             )
-            await loop.signal("instance_result", skipped)
+            await loop.signal(LayerHealingWorkflow.instance_result, skipped)
             return
         command = self._start_command_for(request.hostname)
         command.kind, command.id = InstanceCommandKind.HEAL, request.command_id
@@ -155,7 +164,7 @@ class LoopsMixin(StackBase):
         command.reply_to, command.reason = request.reply_to, request.reason
         await self._send(request.hostname, command)
 
-    @workflow.signal
+    @workflow.signal(name=handlers.SCALE_INSTANCE)
     async def scale_instance(self, request: ScaleRequest) -> None:
         """A schedule or a layer's load asks for an instance to run or not."""
         if self._state.deleting or self._state.applied.spec is None:

@@ -33,7 +33,7 @@ with workflow.unsafe.imports_passed_through():
         why_not_start,
         why_not_stop,
     )
-    from workflows import common
+    from workflows import common, handlers
     from workflows.instance import failure_message
     from workflows.stack.base import StackBase, invalid, not_found
 
@@ -146,7 +146,7 @@ class MembersMixin(StackBase):
         if why:
             raise invalid(f"cannot {request.action.value} {request.hostname}: {why}")
 
-    @workflow.signal
+    @workflow.signal(name=handlers.INSTANCE_CHANGED)
     def instance_changed(self, change: InstanceChanged) -> None:
         view = change.view
         before = self._state.members.instances.get(view.hostname)
@@ -167,7 +167,7 @@ class MembersMixin(StackBase):
         else:
             self._state.members.instances[view.hostname] = view
 
-    @workflow.signal
+    @workflow.signal(name=handlers.RECORD_EVENT)
     def record_event(self, event: StackEvent) -> None:
         """An event from a healing loop (or another of the stack's workflows)."""
         self._state.record(event)

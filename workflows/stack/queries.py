@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.spec import Scaling
     from opsflow.starts import recipes_for
     from opsflow.targets import manager_of
+    from workflows import handlers
     from workflows.stack.base import StackBase
 
 
@@ -35,7 +36,7 @@ class QueriesMixin(StackBase):
             events=self._state.events,
         )
 
-    @workflow.query
+    @workflow.query(name=handlers.RUN_CONTEXT)
     def run_context(self, request: ConfigurationQuery) -> RunContext:
         spec = self._spec()
         this = request.instance or self._instance(request.hostname)
@@ -51,7 +52,7 @@ class QueriesMixin(StackBase):
             cookbooks_digest=cookbooks.digest if cookbooks else None,
         )
 
-    @workflow.query
+    @workflow.query(name=handlers.LAYER_INSTANCES)
     def layer_instances(self, layer: str) -> list[InstanceView]:
         return [v for v in self._views() if layer in v.layers]
 
