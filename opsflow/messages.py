@@ -182,16 +182,6 @@ class InstanceChanged(BaseModel):
     view: InstanceView
 
 
-class InstanceInit(BaseModel):
-    """What an instance workflow is started with."""
-
-    stack: str
-    hostname: str
-    layers: list[str]
-    provider: Provider
-    from_file: bool = True
-
-
 # ---- deployments (commands across instances) ------------------------------------------
 
 
