@@ -102,7 +102,11 @@ async def settle(ops: OpsflowClient, stack: str) -> None:
 
 async def continued_scenario(env: WorkflowEnvironment) -> list[str]:
     """A stack that continued as new (its input the whole state of the run before), then
-    deployed, stopped an instance and was deleted: later code must load that input."""
+    deployed, stopped an instance and was deleted: later code must load that input.
+
+    The committed stack_replaycan.json was recorded before StackState was nested: its input
+    is the old flat state, which is what it proves still loads. Keep that file when
+    regenerating the others (tests/opsflow/test_state.py checks it is still flat)."""
     ops = OpsflowClient(env.client, task_queue=QUEUE, tag_runs=False, max_history_events=40)
     spec = make_spec("replaycan", web=2, db=0)
     spec.apps = [AppSpec(name="hello", layers=["web"])]
