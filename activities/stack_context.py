@@ -18,6 +18,7 @@ from activities import names
 from opsflow import names as opsflow_names
 from opsflow.errors import NOT_FOUND_TYPE
 from opsflow.messages import ConfigurationQuery, InstanceView, RecipeRunInput, RunContext
+from workflows import handlers
 
 
 def stack_context_source(client: Client) -> Callable[[RecipeRunInput], Awaitable[RunContext]]:
@@ -25,7 +26,9 @@ def stack_context_source(client: Client) -> Callable[[RecipeRunInput], Awaitable
         handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(run.stack))
         request = ConfigurationQuery(hostname=run.hostname, event=run.event, instance=run.instance)
         try:
-            context: RunContext = await handle.query("run_context", request, result_type=RunContext)
+            context: RunContext = await handle.query(
+                handlers.RUN_CONTEXT, request, result_type=RunContext
+            )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise ApplicationError(
@@ -42,7 +45,7 @@ async def layer_instances(client: Client, stack: str, layer: str) -> list[Instan
     handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(stack))
     try:
         views: list[InstanceView] = await handle.query(
-            "layer_instances", layer, result_type=list[InstanceView]
+            handlers.LAYER_INSTANCES, layer, result_type=list[InstanceView]
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:

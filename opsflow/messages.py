@@ -182,16 +182,6 @@ class InstanceChanged(BaseModel):
     view: InstanceView
 
 
-class InstanceInit(BaseModel):
-    """What an instance workflow is started with."""
-
-    stack: str
-    hostname: str
-    layers: list[str]
-    provider: Provider
-    from_file: bool = True
-
-
 # ---- deployments (commands across instances) ------------------------------------------
 
 
@@ -449,6 +439,9 @@ class AppDatabase(BaseModel):
     password: SecureValue
 
 
+# AppRelease names AppDatabase before it is defined: completed here, not lazily on first
+# use (a first use inside the workflow sandbox cannot resolve the name).
+AppRelease.model_rebuild()
 RecipeRunInput.model_rebuild()
 InstanceCommand.model_rebuild()
 DeploymentInput.model_rebuild()

@@ -58,12 +58,6 @@ class LifecycleEvent(StrEnum):
     SHUTDOWN = "shutdown"
 
 
-# What this version can run; the others are accepted by the schema so the error can say
-# "not available yet" instead of "unknown value".
-SUPPORTED_PROVIDERS = frozenset({Provider.LOCAL, Provider.EC2, Provider.REGISTERED})
-SUPPORTED_MANAGERS = frozenset(ConfigurationManager)
-
-
 class CookbookSource(StrictModel):
     """Exactly one of: a local directory, a git repository (+ revision), a .tar.gz URL."""
 
@@ -614,17 +608,7 @@ class StackSpec(StrictModel):
 
     @model_validator(mode="after")
     def _check_whole_stack(self) -> StackSpec:
-        if self.provider not in SUPPORTED_PROVIDERS:
-            raise ValueError(
-                f"provider {self.provider.value!r} is not available in this version "
-                f"(available: {', '.join(sorted(SUPPORTED_PROVIDERS))})"
-            )
         self._check_provider_settings()
-        if self.configuration_manager not in SUPPORTED_MANAGERS:
-            raise ValueError(
-                f"configuration_manager {self.configuration_manager.value!r} is not available "
-                f"in this version (available: {', '.join(sorted(SUPPORTED_MANAGERS))})"
-            )
         seen_layers: set[str] = set()
         seen_hosts: dict[str, str] = {}
         for layer in self.layers:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from opsflow.messages import (
     AppRelease,
@@ -20,7 +21,6 @@ from opsflow.messages import (
 )
 from opsflow.spec import (
     LoadBasedScaling,
-    Provider,
     RegisteredHostSpec,
     Scaling,
     StackSpec,
@@ -60,34 +60,46 @@ class InstanceState(BaseModel):
     region: str | None = None
     target_group: str | None = None
 
-    @property
-    def provider(self) -> Provider:
-        return self.view.provider
 
+class AppliedState(BaseModel):
+    """What the last `stack apply` brought: the spec and what was read for it."""
 
-class StackState(BaseModel):
-    # Servers without opsflow's search attributes (the time-skipping test server) refuse
-    # workflows that carry them; everywhere else runs are tagged for the UI's filters.
-    tag_runs: bool = True
-    max_history_events: int | None = Field(
-        default=None, description="continue-as-new past this; None: when the server suggests"
-    )
     spec: StackSpec | None = None
+    source_file: str | None = None
     cookbooks: ResolvedCookbooks | None = None
     # rds entry name -> what AWS said of its instance at the last apply.
     rds: dict[str, RdsInfo] = Field(default_factory=dict)
-    source_file: str | None = None
+    # Registered hosts (from the file or `instance register`), their host keys pinned.
+    registered: dict[str, RegisteredHostSpec] = Field(default_factory=dict)
+
+
+class MembersState(BaseModel):
+    """The instances as they last reported, and the configure rounds they caused."""
+
     instances: dict[str, InstanceView] = Field(default_factory=dict)
     configure_pending: bool = False
     configure_rounds: int = 0
+
+
+class CommandsState(BaseModel):
+    """Commands and deployments started, and the app releases they made current."""
+
     deployment_seq: int = 0
-    deleting: bool = False
-    events: list[StackEvent] = Field(default_factory=list)
+    deployments: list[DeploymentSummary] = Field(default_factory=list)
     # Each app's release now current (what a new instance gets after its setup).
     apps: dict[str, AppRelease] = Field(default_factory=dict)
-    deployments: list[DeploymentSummary] = Field(default_factory=list)
     # Releases of deployments still running: they become current when they succeed.
     pending_releases: dict[str, AppRelease] = Field(default_factory=dict)
+
+    def remember(self, summary: DeploymentSummary) -> None:
+        """Add or update one deployment in the bounded history."""
+        self.deployments = [d for d in self.deployments if d.id != summary.id] + [summary]
+        del self.deployments[:-MAX_DEPLOYMENTS]
+
+
+class LoopsState(BaseModel):
+    """What keeps running beside the instances: per-layer loops and schedules."""
+
     # Layers whose healing loop runs, with the settings it was given.
     healing: dict[str, HealingConfig] = Field(default_factory=dict)
     # Layers whose load-based scaling loop runs, with its settings.
@@ -97,13 +109,46 @@ class StackState(BaseModel):
     schedules: dict[str, WeeklySchedule] = Field(default_factory=dict)
     # The last start (True) or stop (False) scaling sent to each instance.
     scaled: dict[str, bool] = Field(default_factory=dict)
-    # Registered hosts (from the file or `instance register`), their host keys pinned.
-    registered: dict[str, RegisteredHostSpec] = Field(default_factory=dict)
 
-    def remember_deployment(self, summary: DeploymentSummary) -> None:
-        """Add or update one deployment in the bounded history."""
-        self.deployments = [d for d in self.deployments if d.id != summary.id] + [summary]
-        del self.deployments[:-MAX_DEPLOYMENTS]
+
+# The state's parts, and the fields each took from the flat state of earlier versions.
+_PARTS: dict[str, type[BaseModel]] = {
+    "applied": AppliedState,
+    "members": MembersState,
+    "commands": CommandsState,
+    "loops": LoopsState,
+}
+
+
+class StackState(BaseModel):
+    """The stack workflow's whole state, one part per concern."""
+
+    # Servers without opsflow's search attributes (the time-skipping test server) refuse
+    # workflows that carry them; everywhere else runs are tagged for the UI's filters.
+    tag_runs: bool = True
+    max_history_events: int | None = Field(
+        default=None, description="continue-as-new past this; None: when the server suggests"
+    )
+    deleting: bool = False
+    events: list[StackEvent] = Field(default_factory=list)
+    applied: AppliedState = Field(default_factory=AppliedState)
+    members: MembersState = Field(default_factory=MembersState)
+    commands: CommandsState = Field(default_factory=CommandsState)
+    loops: LoopsState = Field(default_factory=LoopsState)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_flat_state(cls, data: Any) -> Any:
+        """A run continued as new by an earlier version hands over the flat state (every
+        field at the top): each field goes to its part."""
+        if not isinstance(data, dict):
+            return data
+        nested = dict(data)
+        for part, model in _PARTS.items():
+            flat = {key: nested.pop(key) for key in model.model_fields if key in nested}
+            if flat:
+                nested[part] = {**flat, **nested.get(part, {})}
+        return nested
 
     def record(self, event: StackEvent) -> None:
         self.events.append(event)

@@ -44,7 +44,8 @@ with workflow.unsafe.imports_passed_through():
         rollback_order,
     )
     from opsflow.status import InstanceStatus
-    from workflows import common
+    from workflows import common, handlers
+    from workflows.instance import InstanceWorkflow
 
 # How long a cancelled deployment waits for its instances to confirm they stopped.
 CANCEL_GRACE = timedelta(minutes=2)
@@ -196,7 +197,7 @@ class DeploymentWorkflow:
             names.instance_workflow_id(self._request.stack, hostname)
         )
         try:
-            await handle.signal("enqueue", command)
+            await handle.signal(InstanceWorkflow.enqueue, command)
         except Exception as err:  # the instance was deleted since the command was made
             self.instance_result(
                 InstanceCommandResult(
@@ -218,7 +219,9 @@ class DeploymentWorkflow:
                 names.instance_workflow_id(self._request.stack, hostname)
             )
             try:
-                await handle.signal("cancel_command", CancelCommand(command_id=command_id))
+                await handle.signal(
+                    InstanceWorkflow.cancel_command, CancelCommand(command_id=command_id)
+                )
             except Exception:  # the instance is gone: nothing runs there
                 self._results[command_id] = InstanceCommandResult(
                     command_id=command_id,
@@ -243,7 +246,7 @@ class DeploymentWorkflow:
             workflow.upsert_search_attributes([common.STATUS_ATTRIBUTE.value_set(status.value)])
         stack = workflow.get_external_workflow_handle(names.stack_workflow_id(self._request.stack))
         try:
-            await stack.signal("deployment_finished", self._summary())
+            await stack.signal(handlers.DEPLOYMENT_FINISHED, self._summary())
         except Exception:  # the stack was deleted meanwhile: nobody keeps the history
             workflow.logger.warning("stack %s is gone", self._request.stack)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,7 +42,8 @@ with workflow.unsafe.imports_passed_through():
         ProbeLayerInput,
         StackEvent,
     )
-    from workflows import common
+    from workflows import common, handlers
+    from workflows.instance import InstanceWorkflow
 
 
 @workflow.defn
@@ -95,7 +97,7 @@ class LayerHealingWorkflow:
     def stop(self) -> None:
         self._state.stopping = True
 
-    @workflow.signal
+    @workflow.signal(name=handlers.INSTANCE_RESULT)
     def instance_result(self, result: InstanceCommandResult) -> None:
         self._results.append(result)
 
@@ -143,9 +145,9 @@ class LayerHealingWorkflow:
         match decision.action:
             case Action.DETECTED:
                 lost = ConnectionLost(reason=decision.message, unreachable=decision.unreachable)
-                await self._signal(instance, "connection_lost", lost)
+                await self._signal(instance, InstanceWorkflow.connection_lost, lost)
             case Action.RECOVERED:
-                await self._signal(instance, "connection_restored", None)
+                await self._signal(instance, InstanceWorkflow.connection_restored, None)
             case Action.HEAL:
                 self._state.heal_seq += 1
                 command_id = f"heal-{decision.hostname}-{self._state.heal_seq}"
@@ -157,7 +159,7 @@ class LayerHealingWorkflow:
                     reply_to=workflow.info().workflow_id,
                     command_id=command_id,
                 )
-                await self._signal(self._stack(), "heal_instance", request)
+                await self._signal(self._stack(), handlers.HEAL_INSTANCE, request)
 
     async def _heal_finished(self, result: InstanceCommandResult) -> None:
         health = self._state.health.get(result.hostname)
@@ -225,14 +227,16 @@ class LayerHealingWorkflow:
         event = StackEvent(
             at=workflow.now(), kind=kind, message=message, hostname=hostname, details=details
         )
-        await self._signal(self._stack(), "record_event", event)
+        await self._signal(self._stack(), handlers.RECORD_EVENT, event)
 
-    async def _signal(self, handle: ExternalWorkflowHandle[Any], name: str, arg: object) -> None:
+    async def _signal(
+        self, handle: ExternalWorkflowHandle[Any], signal: str | Callable[..., Any], arg: object
+    ) -> None:
         try:
             if arg is None:
-                await handle.signal(name)
+                await handle.signal(signal)
             else:
-                await handle.signal(name, arg)
+                await handle.signal(signal, arg)
         except Exception:  # the instance or the stack is gone: the next round sees it
             workflow.logger.warning("healing %s: could not signal %s", self._where(), handle.id)
 

@@ -41,7 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.spec import HealthCheckSpec
     from opsflow.state import MAX_RUNS_KEPT, InstanceState, RunRecord
     from opsflow.status import RUNNING, InstanceStatus
-    from workflows import common
+    from workflows import common, handlers
 
 
 class _RecipesFailed(Exception):
@@ -464,14 +464,14 @@ class InstanceWorkflow:
     async def _report(self) -> None:
         stack = workflow.get_external_workflow_handle(names.stack_workflow_id(self._state.stack))
         view = InstanceView.model_validate(self._state.view.model_dump())
-        await stack.signal("instance_changed", InstanceChanged(view=view))
+        await stack.signal(handlers.INSTANCE_CHANGED, InstanceChanged(view=view))
 
     async def _reply(self, command: InstanceCommand, result: InstanceCommandResult) -> None:
         if command.reply_to is None:
             return
         try:
             await workflow.get_external_workflow_handle(command.reply_to).signal(
-                "instance_result", result
+                handlers.INSTANCE_RESULT, result
             )
         except Exception:  # the asker is gone (finished or terminated): nobody to tell
             workflow.logger.warning("could not reply to %s", command.reply_to)

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.scaling import LoadScalingState
     from opsflow.spec import LoadBasedScaling
     from opsflow.status import InstanceStatus
-    from workflows import common
+    from workflows import common, handlers
 
 
 def _stack(stack: str) -> ExternalWorkflowHandle[Any]:
@@ -48,7 +48,7 @@ class TimeScalingWorkflow:
     async def run(self, request: TimeScaleInput) -> bool:
         run, reason = scaling.scheduled(request.schedule, request.hostname, workflow.now())
         await _stack(request.stack).signal(
-            "scale_instance",
+            handlers.SCALE_INSTANCE,
             ScaleRequest(hostname=request.hostname, run=run, reason=reason, source="time"),
         )
         return run
@@ -140,7 +140,7 @@ class LoadScalingWorkflow:
             details=details,
         )
         stack = _stack(self._state.stack)
-        await stack.signal("record_event", event)
+        await stack.signal(handlers.RECORD_EVENT, event)
         requests = [
             *(ScaleRequest(hostname=h, run=True, reason=decision.message, source="load")
               for h in decision.start),
@@ -150,7 +150,7 @@ class LoadScalingWorkflow:
               for h in decision.stop),
         ]  # fmt: skip
         for request in requests:
-            await stack.signal("scale_instance", request)
+            await stack.signal(handlers.SCALE_INSTANCE, request)
         return True
 
     def _where(self) -> str:

@@ -1,0 +1,48 @@
+"""What starting an instance asks of it (pure): launch (an EC2 machine, or a registered
+host as pinned), setup, then the current release of each app on its layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from opsflow.machines import ec2_machine
+from opsflow.messages import AppRelease, InstanceCommand, InstanceCommandKind
+from opsflow.spec import LifecycleEvent, RegisteredHostSpec, StackSpec
+
+# rollback, start, stop and restart run the deploy recipes (OPSFLOW_EVENT tells which),
+# on the release they leave current.
+APP_EVENTS = frozenset({"rollback", "start", "stop", "restart"})
+
+
+def start_command(
+    command_id: str,
+    spec: StackSpec,
+    layer: str,
+    hostname: str,
+    releases: Sequence[AppRelease],
+    registered: RegisteredHostSpec | None,
+) -> InstanceCommand:
+    command = InstanceCommand(id=command_id, kind=InstanceCommandKind.START)
+    command.deploy_after_setup = list(releases)
+    command.registered = registered
+    if registered is None:  # a registered host in an ec2 stack is no EC2 machine
+        command.machine = ec2_machine(spec, layer, hostname, token=command_id)
+    settings = spec.layer(layer)
+    command.terminate_on_setup_failure = (
+        settings is not None and settings.on_setup_failure == "terminate"
+    )
+    return command
+
+
+def recipes_for(spec: StackSpec, layers: Sequence[str], event: str) -> list[str]:
+    """The recipes a run of `event` executes on an instance of `layers`, in order."""
+    recipes_of = "deploy" if event in APP_EVENTS else event
+    if recipes_of not in {e.value for e in LifecycleEvent}:
+        return []
+    lifecycle = LifecycleEvent(recipes_of)
+    recipes: list[str] = []
+    for layer_name in layers:
+        layer = spec.layer(layer_name)
+        if layer is not None:
+            recipes.extend(layer.recipes.for_event(lifecycle))
+    return recipes

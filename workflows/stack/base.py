@@ -1,0 +1,189 @@
+"""What every part of the stack workflow shares: its state, the lock, how it starts an
+instance, sends commands, records events and refuses bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names as activity
+    from opsflow import names
+    from opsflow.app_releases import current_releases
+    from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput, NotFound
+    from opsflow.messages import (
+        FetchCookbooksInput,
+        InstanceCommand,
+        InstanceCommandKind,
+        InstanceView,
+        ResolvedCookbooks,
+        StackEvent,
+    )
+    from opsflow.spec import Provider, StackSpec
+    from opsflow.starts import start_command
+    from opsflow.state import InstanceState, StackState
+    from opsflow.status import InstanceStatus
+    from opsflow.targets import instance_of
+    from workflows import common
+    from workflows.instance import InstanceWorkflow
+
+
+def invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)
+
+
+def not_found(message: str) -> ApplicationError:
+    return ApplicationError(message, type=NOT_FOUND_TYPE, non_retryable=True)
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """opsflow's pure checks raise its own errors; an update refuses with their type."""
+    try:
+        yield
+    except NotFound as err:
+        raise not_found(str(err)) from None
+    except InvalidInput as err:
+        raise invalid(str(err)) from None
+
+
+def detach(child: ChildWorkflowHandle[Any, Any]) -> None:
+    """Children outlive the stack's interest in them (they report by signal): observe their
+    end so a cancelled or failed child is not reported as an unretrieved exception."""
+    child.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+class StackBase:
+    """The stack workflow's state and shared steps; the mixins beside it add the
+    handlers of one concern each."""
+
+    _state: StackState
+    # Guards state across the awaits of apply/add/delete (starting children), so two
+    # updates never interleave half-applied changes.
+    _lock: asyncio.Lock
+
+    async def _create_instance(
+        self,
+        hostname: str,
+        layer: str,
+        *,
+        from_file: bool,
+        start: bool,
+        provider: Provider | None = None,
+    ) -> None:
+        spec = self._spec()
+        view = InstanceView(
+            hostname=hostname,
+            layers=[layer],
+            provider=provider or spec.provider,
+            from_file=from_file,
+            status=InstanceStatus.REQUESTED if start else InstanceStatus.STOPPED,
+            updated_at=workflow.now(),
+        )
+        self._state.members.instances[hostname] = view
+        self._event("instance_added", f"{hostname} added to layer {layer}", hostname=hostname)
+        queue = [self._start_command(layer, hostname)] if start else []
+        child = await workflow.start_child_workflow(
+            InstanceWorkflow.run,
+            InstanceState(
+                stack=spec.name,
+                view=view,
+                queue=queue,
+                max_history_events=self._state.max_history_events,
+            ),
+            id=names.instance_workflow_id(spec.name, hostname),
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=self._tags(
+                SearchAttributePair(common.STACK_ATTRIBUTE, spec.name),
+                SearchAttributePair(common.LAYER_ATTRIBUTE, layer),
+            ),
+        )
+        detach(child)
+
+    async def _send(self, hostname: str, command: InstanceCommand) -> None:
+        handle = workflow.get_external_workflow_handle(
+            names.instance_workflow_id(self._spec().name, hostname)
+        )
+        await handle.signal(InstanceWorkflow.enqueue, command)
+
+    async def _send_all(
+        self, hostnames: Iterable[str], make: Callable[[str], InstanceCommand]
+    ) -> None:
+        await asyncio.gather(*(self._send(hostname, make(hostname)) for hostname in hostnames))
+
+    def _command(self, kind: InstanceCommandKind) -> InstanceCommand:
+        return InstanceCommand(id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind)
+
+    def _start_command(self, layer: str, hostname: str) -> InstanceCommand:
+        """Start = launch, setup, then the current release of each app on the layer."""
+        spec = self._spec()
+        return start_command(
+            self._command(InstanceCommandKind.START).id,
+            spec,
+            layer,
+            hostname,
+            current_releases(spec, self._state.commands.apps, self._state.applied.rds, layer),
+            self._state.applied.registered.get(hostname),
+        )
+
+    def _start_command_for(self, hostname: str) -> InstanceCommand:
+        layers = self._state.members.instances[hostname].layers
+        if not layers:
+            return self._command(InstanceCommandKind.START)
+        return self._start_command(layers[0], hostname)
+
+    async def _fetch_cookbooks(self, spec: StackSpec) -> ResolvedCookbooks | None:
+        if spec.cookbooks is None:
+            return None
+        resolved: ResolvedCookbooks = await workflow.execute_activity(
+            activity.FETCH_COOKBOOKS,
+            FetchCookbooksInput(stack=spec.name, source=spec.cookbooks),
+            result_type=ResolvedCookbooks,
+            start_to_close_timeout=common.FETCH_TIMEOUT,
+            heartbeat_timeout=common.FETCH_HEARTBEAT_TIMEOUT,
+            retry_policy=common.FETCH_RETRY,
+        )
+        return resolved
+
+    def _tags(self, *pairs: SearchAttributePair[str]) -> TypedSearchAttributes | None:
+        return TypedSearchAttributes(list(pairs)) if self._state.tag_runs else None
+
+    def _instance(self, hostname: str) -> InstanceView:
+        with refusals():
+            return instance_of(self._spec(), self._state.members.instances, hostname)
+
+    def _spec(self) -> StackSpec:
+        if self._state.applied.spec is None:
+            raise not_found("the stack has not been applied yet")
+        return self._state.applied.spec
+
+    def _refuse_if_deleting(self) -> None:
+        if self._state.deleting:
+            raise invalid("the stack is being deleted")
+
+    def _deleted(self) -> bool:
+        return self._state.deleting and not self._state.members.instances
+
+    def _event(
+        self,
+        kind: str,
+        message: str,
+        hostname: str | None = None,
+        details: dict[str, object] | None = None,
+    ) -> None:
+        self._state.record(
+            StackEvent(
+                at=workflow.now(),
+                kind=kind,
+                message=message,
+                hostname=hostname,
+                details=details or {},
+            )
+        )

@@ -1,0 +1,278 @@
+"""Commands across instances (`opsflow run`), app deploys and app commands, each a
+deployment workflow; and what the stack remembers of them."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.common import SearchAttributePair
+from temporalio.workflow import ParentClosePolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names as activity
+    from opsflow import names
+    from opsflow.app_releases import app_of, command_release, deploy_release
+    from opsflow.errors import InvalidInput
+    from opsflow.messages import (
+        AppAction,
+        AppCommandInput,
+        DeployInput,
+        DeploymentInput,
+        DeploymentSummary,
+        FetchCookbooksInput,
+        ResolvedCookbooks,
+        RunCommandInput,
+        RunCommandResult,
+    )
+    from opsflow.rollout import Strategy, parse_amount, plan_batches
+    from opsflow.spec import AppSpec
+    from opsflow.targets import app_targets, check_recipes_to_execute, command_targets
+    from workflows import common, handlers
+    from workflows.deployment import DeploymentWorkflow
+    from workflows.stack.base import StackBase, detach, invalid, refusals
+
+
+# Commands `opsflow run` accepts, with the event their recipes run as (OPSFLOW_EVENT).
+RUN_COMMANDS = {
+    "setup": "setup",
+    "configure": "configure",
+    "execute_recipes": "execute_recipes",
+    "update_custom_cookbooks": "update_custom_cookbooks",
+}
+
+
+class CommandsMixin(StackBase):
+    @workflow.update
+    async def run_command(self, request: RunCommandInput) -> RunCommandResult:
+        targets = self._targets(request)
+        if request.command == "update_custom_cookbooks":
+            async with self._lock:
+                self._state.applied.cookbooks = await self._fetch_cookbooks(self._spec())
+            fetched = self._state.applied.cookbooks
+            self._event(
+                "cookbooks", f"cookbooks fetched: {fetched.digest[:12] if fetched else '-'}"
+            )
+        self._state.commands.deployment_seq += 1
+        deployment_id = names.deployment_workflow_id(
+            self._spec().name, self._state.commands.deployment_seq
+        )
+        self._event(
+            "command",
+            f"{request.command} on {', '.join(targets)}",
+            details={"deployment": deployment_id},
+        )
+        child = await workflow.start_child_workflow(
+            DeploymentWorkflow.run,
+            DeploymentInput(
+                stack=self._spec().name,
+                id=deployment_id,
+                command=request.command,
+                event=RUN_COMMANDS[request.command],
+                targets=targets,
+                recipes=request.recipes or None,
+                stage_only=request.command == "update_custom_cookbooks",
+                tag_runs=self._state.tag_runs,
+            ),
+            id=deployment_id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=self._tags(
+                SearchAttributePair(common.STACK_ATTRIBUTE, self._spec().name),
+                SearchAttributePair(common.COMMAND_ATTRIBUTE, request.command),
+            ),
+        )
+        detach(child)
+        self._remember_started(deployment_id, request.command, None, "all-at-once")
+        return RunCommandResult(deployment_id=deployment_id, targets=targets)
+
+    @run_command.validator
+    def _validate_run_command(self, request: RunCommandInput) -> None:
+        self._refuse_if_deleting()
+        if request.command not in RUN_COMMANDS:
+            raise invalid(
+                f"unknown command {request.command!r} (commands: {', '.join(RUN_COMMANDS)})"
+            )
+        targets = self._targets(request)
+        if request.command == "execute_recipes":
+            with refusals():
+                check_recipes_to_execute(
+                    self._spec(),
+                    self._state.members.instances,
+                    self._state.applied.cookbooks,
+                    request.recipes,
+                    targets,
+                )
+        elif request.recipes:
+            raise invalid(f"--recipes goes with execute_recipes, not {request.command}")
+
+    @workflow.update
+    async def deploy(self, request: DeployInput) -> RunCommandResult:
+        app = self._app(request.app)
+        targets = self._app_targets(app.name)
+        source = app.source
+        if source is not None and request.revision is not None:
+            source = source.model_copy(update={"revision": request.revision})
+        code = None
+        if source is not None:
+            # The code is fetched (and a bad revision refused) before any instance is touched.
+            code = await self._fetch(FetchCookbooksInput(stack=self._spec().name, source=source))
+        self._state.commands.deployment_seq += 1
+        number = self._state.commands.deployment_seq
+        revision = request.revision or (source.revision if source else None)
+        release = deploy_release(self._spec(), self._state.applied.rds, app, number, revision, code)
+        return await self._start_deployment(
+            number,
+            DeploymentInput(
+                stack=self._spec().name,
+                id=names.deployment_workflow_id(self._spec().name, number),
+                command="deploy",
+                event="deploy",
+                targets=targets,
+                app=release,
+                strategy=request.strategy,
+                batch=request.batch,
+                max_failures=request.max_failures,
+                canary_bake_seconds=request.canary_bake_seconds,
+                health_check=request.health_check or app.health_check,
+                tag_runs=self._state.tag_runs,
+            ),
+        )
+
+    @deploy.validator
+    def _validate_deploy(self, request: DeployInput) -> None:
+        self._refuse_if_deleting()
+        app = self._app(request.app)
+        if request.strategy not in {s.value for s in Strategy}:
+            raise invalid(
+                f"--strategy: {request.strategy!r} is not one of {[s.value for s in Strategy]}"
+            )
+        try:
+            if request.batch is not None:
+                parse_amount("--batch", request.batch, allow_zero=False)
+            if request.max_failures is not None:
+                parse_amount("--max-failures", request.max_failures, allow_zero=True)
+        except InvalidInput as err:
+            raise invalid(str(err)) from None
+        if request.revision is not None and (app.source is None or app.source.git is None):
+            raise invalid(f"--revision: app {app.name} is not deployed from git")
+        targets = self._app_targets(app.name)
+        if request.strategy == Strategy.CANARY:
+            batch = parse_amount("--batch", request.batch or "1", allow_zero=False)
+            if len(plan_batches(targets, Strategy.CANARY, batch)) < 2:
+                raise invalid(
+                    f"--strategy canary: the canary batch ({batch}) already covers all "
+                    f"{len(targets)} instance(s) of {app.name}; nothing would wait for approval"
+                )
+
+    @workflow.update
+    async def app_command(self, request: AppCommandInput) -> RunCommandResult:
+        app = self._app(request.app)
+        self._state.commands.deployment_seq += 1
+        number = self._state.commands.deployment_seq
+        return await self._start_deployment(
+            number,
+            DeploymentInput(
+                stack=self._spec().name,
+                id=names.deployment_workflow_id(self._spec().name, number),
+                command=request.action.value,
+                event=request.action.value,
+                targets=self._app_targets(app.name),
+                app=command_release(
+                    self._spec(), self._state.applied.rds, app, request.action, request.release
+                ),
+                tag_runs=self._state.tag_runs,
+            ),
+        )
+
+    @app_command.validator
+    def _validate_app_command(self, request: AppCommandInput) -> None:
+        self._refuse_if_deleting()
+        self._app(request.app)
+        if request.action == AppAction.DEPLOY:
+            raise invalid("deploy has its own command: opsflow deploy STACK APP")
+        if request.release is not None and request.action != AppAction.ROLLBACK:
+            raise invalid("--to goes with rollback")
+        self._app_targets(request.app)
+
+    @workflow.signal(name=handlers.DEPLOYMENT_FINISHED)
+    def deployment_finished(self, summary: DeploymentSummary) -> None:
+        self._state.commands.remember(summary)
+        self._event(
+            "deployment",
+            f"{summary.id} {summary.command}"
+            + (f" {summary.app}" if summary.app else "")
+            + f": {summary.status}",
+            details={"deployment": summary.id},
+        )
+        if summary.app and summary.command == "deploy" and summary.status == "successful":
+            current = self._state.commands.pending_releases.pop(summary.id, None)
+            if current is not None:
+                self._state.commands.apps[summary.app] = current
+        elif summary.app and summary.command == "undeploy" and summary.status == "successful":
+            self._state.commands.apps.pop(summary.app, None)
+
+    async def _start_deployment(self, number: int, request: DeploymentInput) -> RunCommandResult:
+        child = await workflow.start_child_workflow(
+            DeploymentWorkflow.run,
+            request,
+            id=request.id,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            search_attributes=self._tags(
+                SearchAttributePair(common.STACK_ATTRIBUTE, request.stack),
+                SearchAttributePair(common.COMMAND_ATTRIBUTE, request.command),
+                SearchAttributePair(common.APP_ATTRIBUTE, request.app.app if request.app else ""),
+                SearchAttributePair(common.STATUS_ATTRIBUTE, "running"),
+            ),
+        )
+        detach(child)
+        if request.app is not None and request.app.action == AppAction.DEPLOY:
+            self._state.commands.pending_releases[request.id] = request.app
+        self._remember_started(
+            request.id, request.command, request.app.app if request.app else None, request.strategy
+        )
+        self._event(
+            "command",
+            f"{request.command} {request.app.app if request.app else ''} on "
+            f"{', '.join(request.targets)}",
+            details={"deployment": request.id},
+        )
+        return RunCommandResult(deployment_id=request.id, targets=request.targets)
+
+    def _remember_started(
+        self, deployment_id: str, command: str, app: str | None, strategy: str
+    ) -> None:
+        release = self._state.commands.pending_releases.get(deployment_id)
+        self._state.commands.remember(
+            DeploymentSummary(
+                id=deployment_id,
+                stack=self._spec().name,
+                app=app,
+                command=command,
+                strategy=strategy,
+                status="running",
+                revision=release.revision if release else None,
+                release=release.release if release else None,
+                started_at=workflow.now(),
+            )
+        )
+
+    async def _fetch(self, request: FetchCookbooksInput) -> ResolvedCookbooks:
+        resolved: ResolvedCookbooks = await workflow.execute_activity(
+            activity.FETCH_COOKBOOKS,
+            request,
+            result_type=ResolvedCookbooks,
+            start_to_close_timeout=common.FETCH_TIMEOUT,
+            heartbeat_timeout=common.FETCH_HEARTBEAT_TIMEOUT,
+            retry_policy=common.FETCH_RETRY,
+        )
+        return resolved
+
+    def _targets(self, request: RunCommandInput) -> list[str]:
+        with refusals():
+            return command_targets(self._spec(), self._state.members.instances, request)
+
+    def _app(self, name: str) -> AppSpec:
+        with refusals():
+            return app_of(self._spec(), name)
+
+    def _app_targets(self, name: str) -> list[str]:
+        with refusals():
+            return app_targets(self._spec(), self._state.members.instances, name)
