@@ -21,7 +21,7 @@ from activities.health import check_health
 from activities.liveness import LivenessActivities
 from activities.metrics import read_metrics
 from activities.rds import describe_rds
-from activities.recipe_runner import RecipeActivities
+from activities.recipes.runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.stack_context import StackReader, stack_context_source
 from client.connect import connect

@@ -73,7 +73,7 @@ from temporalio.exceptions import ApplicationError
 from activities import names
 
 # The digest must be the runner's own: it names the staged cookbooks on instances.
-from activities.recipe_runner import cookbooks_digest
+from activities.recipes.payload import cookbooks_digest
 from opsflow import settings
 from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks

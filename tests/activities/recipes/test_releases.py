@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import recipe_runner, run_logs
+from activities import run_logs
+from activities.recipes import runner
 from opsflow import settings
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
 from opsflow.messages import AppAction, AppRelease, LaunchResult, RecipeRunResult, RunContext
@@ -21,7 +22,7 @@ from opsflow.releases import release_name
 from opsflow.secrets import encrypt
 from opsflow.spec import ConfigurationManager
 from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
-from tests.activities.test_recipe_runner import SshSpy
+from tests.activities.recipes.test_runner import SshSpy
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +47,7 @@ printf '%s|%s\\n' "$OPSFLOW_RELEASE_PATH" "$(readlink "$OPSFLOW_DEPLOY_TO/curren
 
 
 @pytest.fixture
-def acts(tmp_path: Path) -> recipe_runner.RecipeActivities:
+def acts(tmp_path: Path) -> runner.RecipeActivities:
     cookbooks = write_tree(tmp_path / "cookbooks", RECIPES)
     return runner_for(
         RunContext(
@@ -78,7 +79,7 @@ def releases(instance: LaunchResult) -> list[str]:
 
 
 async def deploy(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     number: int,
     source: Path | None,
@@ -99,7 +100,7 @@ async def deploy(
 
 
 async def act(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     action: AppAction,
     run_id: str,
@@ -110,7 +111,7 @@ async def act(
 
 
 async def test_a_second_deploy_switches_current_and_reports_the_previous_release(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -159,7 +160,7 @@ async def test_a_second_deploy_switches_current_and_reports_the_previous_release
 
 
 async def test_a_deploy_with_its_code_is_one_ssh_command(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -175,13 +176,13 @@ async def test_a_deploy_with_its_code_is_one_ssh_command(
 
 
 async def test_big_app_code_is_sent_only_when_the_instance_lacks_it(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(recipe_runner, "SPECULATIVE_STAGE_BYTES", 0)
+    monkeypatch.setattr(runner, "SPECULATIVE_STAGE_BYTES", 0)
     spy = SshSpy(monkeypatch)
     await deploy(acts, request_for, 1, source)
     assert len(spy.commands) == 2
@@ -189,7 +190,7 @@ async def test_big_app_code_is_sent_only_when_the_instance_lacks_it(
 
 
 async def test_a_deploy_without_code_creates_an_empty_release(
-    acts: recipe_runner.RecipeActivities, request_for: Runner, instance: LaunchResult
+    acts: runner.RecipeActivities, request_for: Runner, instance: LaunchResult
 ) -> None:
     result = await deploy(acts, request_for, 1, None, recipes=["app::leak"])
     assert result.release == "0001-rev1"
@@ -197,7 +198,7 @@ async def test_a_deploy_without_code_creates_an_empty_release(
 
 
 async def test_only_the_newest_five_releases_are_kept(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -209,7 +210,7 @@ async def test_only_the_newest_five_releases_are_kept(
 
 
 async def test_a_failed_deploy_leaves_current_on_the_previous_release(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -225,7 +226,7 @@ async def test_a_failed_deploy_leaves_current_on_the_previous_release(
 
 
 async def test_rollback_re_points_current_to_the_release_before_it(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -253,7 +254,7 @@ async def test_rollback_re_points_current_to_the_release_before_it(
 
 
 async def test_rollback_of_an_app_never_deployed_fails_clearly(
-    acts: recipe_runner.RecipeActivities, request_for: Runner
+    acts: runner.RecipeActivities, request_for: Runner
 ) -> None:
     with pytest.raises(ApplicationError) as raised:
         await act(acts, request_for, AppAction.ROLLBACK, "rollback-1", ["app::deploy"])
@@ -262,7 +263,7 @@ async def test_rollback_of_an_app_never_deployed_fails_clearly(
 
 
 async def test_undeploy_runs_its_recipes_then_removes_current_and_the_releases(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -280,7 +281,7 @@ async def test_undeploy_runs_its_recipes_then_removes_current_and_the_releases(
 
 
 async def test_secret_values_never_reach_the_logs_or_failure_messages(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -318,7 +319,7 @@ async def test_secret_values_never_reach_the_logs_or_failure_messages(
 
 
 async def test_a_retried_deploy_reattaches_and_deploys_once(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -332,7 +333,7 @@ async def test_a_retried_deploy_reattaches_and_deploys_once(
 
 
 async def test_a_lost_rollback_started_afresh_keeps_its_first_decision(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -356,7 +357,7 @@ async def test_a_lost_rollback_started_afresh_keeps_its_first_decision(
     "name", ["shop;touch pwned", "$(touch pwned)", "../shop", "Shop", "a b", "", "x" * 40]
 )
 async def test_bad_app_names_are_rejected_before_anything_runs(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     name: str,
@@ -381,7 +382,7 @@ async def test_bad_app_names_are_rejected_before_anything_runs(
     ],
 )
 async def test_bad_app_fields_are_rejected(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     fields: dict[str, Any],
