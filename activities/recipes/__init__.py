@@ -4,7 +4,8 @@
     payload.py   the tar a command carries on its stdin; the cookbooks digest
     managers.py  shell, puppet and chef: their files in the run directory, their steps
     releases.py  app releases: checks, `deploy.{app}` attributes, the release step
-    remote.py    the remote scripts
+    remote.py    the remote commands and run.sh, composed from scripts/*.sh and their values
+    scripts/     the remote shell scripts (POSIX sh, package data, shellcheck-clean)
     report.py    what the remote scripts print, parsed once into a typed model
     errors.py    the errors a run raises and their messages
     layout.py    where a run's files live on the instance
@@ -26,7 +27,7 @@ first recipe that fails ends the run and is recorded as the failed one.
 On the instance, under `{root}/var/lib/opsflow/`:
 
     cookbooks/{sha256}/   the worker's cookbooks directory, staged once per content hash
-    nap.fifo              a FIFO nobody writes to: waits pause on it (see _nap)
+    nap.fifo              a FIFO nobody writes to: waits pause on it (see scripts/wait.sh)
     runs/{run_id}/        one run: run.sh, attributes.json, recipes, manager, owner, pid,
                           log, started, finished, recipe (the one running, or the one that
                           failed), exit, cancelled (marker); puppet: hiera.yaml; chef:

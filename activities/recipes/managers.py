@@ -1,23 +1,18 @@
 """The configuration managers: each one's files in the run directory (chef's client.rb,
-solo.rb and node JSON; puppet's hiera.yaml) and its part of the run script (finding the
-tool, invoking it for one recipe)."""
+solo.rb and node JSON; puppet's hiera.yaml) and its part of the run script
+(scripts/manager-*.sh: finding the tool, invoking it for one recipe)."""
 
 from __future__ import annotations
 
 import functools
 import json
-import posixpath
-from collections.abc import Callable
 from typing import Any
 
 from activities.recipes.layout import Layout
-from activities.ssh import quote
+from activities.remote_script import Value
 from opsflow.attributes import deep_merge
 from opsflow.messages import RecipeRunInput
-from opsflow.recipes import recipe_file
 from opsflow.spec import ConfigurationManager
-
-PUPPET_FALLBACK = "/opt/puppetlabs/bin/puppet"
 
 
 def chef_node(configuration: dict[str, Any]) -> dict[str, Any]:
@@ -69,63 +64,17 @@ hierarchy:
 """
 
 
-def _shell_steps(layout: Layout) -> str:
-    return """missing=
-invoke() { if [ -x "$2" ]; then exec "$2"; else exec sh "$2"; fi; }"""
-
-
-def _puppet_steps(layout: Layout) -> str:
-    state = functools.partial(layout.tool_state, "puppet")
-    dirs = [("confdir", "conf"), ("vardir", "var"), ("codedir", "code"), ("logdir", "log")]
-    dirs += [("rundir", "run"), ("publicdir", "public")]
-    options = " ".join(f"--{option}={quote(state(name))}" for option, name in dirs)
-    return f"""PUPPET=$(command -v puppet 2>/dev/null) || PUPPET=
-[ -n "$PUPPET" ] || [ ! -x {PUPPET_FALLBACK} ] || PUPPET={PUPPET_FALLBACK}
-missing=
-[ -n "$PUPPET" ] || missing="no puppet on this instance (not on PATH=$PATH, nor {PUPPET_FALLBACK})"
-# --detailed-exitcodes: 0 nothing changed, 2 changes made, anything else a failure.
-invoke() {{
-  "$PUPPET" apply --detailed-exitcodes --color=false --modulepath={quote(layout.cookbooks)} \\
-    {options} \\
-    --hiera_config={quote(layout.in_run("hiera.yaml"))} -e "$3"
-  rc=$?
-  case $rc in 0 | 2) return 0 ;; *) return $rc ;; esac
-}}"""
-
-
-def _chef_steps(layout: Layout) -> str:
-    client, solo = quote(layout.in_run("client.rb")), quote(layout.in_run("solo.rb"))
-    node = quote(layout.in_run("node.json"))
-    return f"""CHEF= CHEF_MODE=
-for c in cinc-client chef-client; do
-  if [ -z "$CHEF" ] && p=$(command -v "$c" 2>/dev/null); then CHEF=$p CHEF_MODE=client; fi
-done
-if [ -z "$CHEF" ] && p=$(command -v chef-solo 2>/dev/null); then CHEF=$p CHEF_MODE=solo; fi
-missing=
-[ -n "$CHEF" ] ||
-  missing="no chef-client, cinc-client or chef-solo found on this instance (PATH=$PATH)"
-# One invocation per recipe, so the failing one is known.
-invoke() {{
-  if [ "$CHEF_MODE" = client ]; then
-    exec "$CHEF" -z --no-color -F doc -c {client} -j {node} -o "$3"
-  fi
-  exec "$CHEF" --no-color -F doc -c {solo} -j {node} -o "$3"
-}}"""
-
-
-# Per manager: the run script's tool setup (sets `missing` when the tool is absent and
-# defines `invoke NAME FILE TARGET`), and a recipe's TARGET argument.
-STEPS: dict[ConfigurationManager, Callable[[Layout], str]] = {
-    ConfigurationManager.SHELL: _shell_steps,
-    ConfigurationManager.PUPPET: _puppet_steps,
-    ConfigurationManager.CHEF: _chef_steps,
-}
-TARGET: dict[ConfigurationManager, Callable[[str], str]] = {
-    ConfigurationManager.SHELL: lambda recipe: "",
-    ConfigurationManager.PUPPET: lambda recipe: f"include {recipe}",
-    ConfigurationManager.CHEF: lambda recipe: f"recipe[{recipe}]",
+# Per manager: its part of the run script (scripts/manager-*.sh): `tool` finds the tool
+# (sets `missing` when it is absent), `invoke RECIPE FILE` runs one recipe.
+SCRIPTS: dict[ConfigurationManager, str] = {
+    ConfigurationManager.SHELL: "manager-shell.sh",
+    ConfigurationManager.PUPPET: "manager-puppet.sh",
+    ConfigurationManager.CHEF: "manager-chef.sh",
 }
 
 
-def recipe_path(layout: Layout, manager: ConfigurationManager, recipe: str) -> str:
-    return posixpath.join(layout.cookbooks, recipe_file(manager, recipe))
+def script_values(manager: ConfigurationManager, layout: Layout) -> dict[str, Value]:
+    """The values its part of the run script needs beyond run.sh's own."""
+    if manager == ConfigurationManager.PUPPET:
+        return {"PUPPET_STATE": layout.tool_state("puppet")}
+    return {}

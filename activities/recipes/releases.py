@@ -1,6 +1,7 @@
 """App releases on an instance, OpsWorks style: the checked app a run deploys, rolls back,
-starts, stops or undeploys, its `deploy.{app}` attributes, and its release step in the
-run script (see the package docstring for the layout under deploy_to)."""
+starts, stops or undeploys, its `deploy.{app}` attributes, and the values of its release step
+in the run script (scripts/app.sh; see the package docstring for the layout under
+deploy_to)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from activities.recipes.errors import invalid
 from activities.recipes.layout import Layout
 from activities.recipes.payload import DIGEST
-from activities.ssh import quote
+from activities.remote_script import Value
 from opsflow import settings
 from opsflow.messages import AppAction, AppRelease, RecipeRunInput
 from opsflow.releases import KEEP_RELEASES
@@ -153,140 +154,21 @@ def _sed_replacement(text: str) -> str:
     return text.replace("\\", "\\\\").replace("&", "\\&").replace("|", "\\|")
 
 
-def app_steps(layout: Layout, request: RecipeRunInput, app: App, nonce: str) -> tuple[str, str]:
-    """The app's release step in the run script: what runs before the recipes (decide the
-    release and the previous one, create or switch to the release, fill in the
-    attributes, export OPSFLOW_APP...) and after them (deploy: switch `current`, prune;
-    undeploy: remove `current` and the releases). `app_fail MESSAGE` ends the run with
-    the message; `app_failed` (called by finish on any failure) removes a release this
-    run created that is not current. The decision (release, previous) is written to the
-    run directory first, so a run started afresh after a lost attempt reuses it (a
-    rollback never goes back two releases)."""
+def script_values(
+    app: App, request: RecipeRunInput, layout: Layout, nonce: str
+) -> dict[str, Value]:
+    """The values of the app's release step in the run script (scripts/app.sh)."""
     tok_release, tok_previous, tok_path = _tokens(nonce)
-    path_prefix = _sed_replacement(json.dumps(app.releases + "/")[1:-1])
-    code = layout.app_code or ""
-    what = f"app {app.name}"
-    head = f"""# ---- {what}: {app.action.value}
-app_dir={quote(app.deploy_to)}
-app_releases={quote(app.releases)}
-APP_REL={quote(app.release)} APP_PREV= app_new= app_decision=
-app_fail() {{
-  printf '%s\\n' "$1" > app_error; : > recipe; say "$1"; finish 1
-}}
-app_current() {{
-  t=$(readlink "$app_dir/current" 2>/dev/null) || return 0
-  r=${{t##*/}}
-  case $r in '' | .* | *[!A-Za-z0-9._-]*) return 0 ;; esac
-  [ ! -d "$app_releases/$r" ] || printf '%s\\n' "$r"
-}}
-app_list() {{
-  ls -1 "$app_releases" 2>/dev/null | grep -E '^[A-Za-z0-9][A-Za-z0-9._-]*$' | LC_ALL=C sort
-}}
-app_before() {{
-  {{ app_list; printf '%s\\n' "$1"; }} | LC_ALL=C sort -u |
-    awk -v c="$1" '($0 "") == (c "") {{ print p; exit }} {{ p = $0 }}'
-}}
-app_switch() {{
-  ln -sfn "releases/$1" "$app_dir/.current.$$" && mv -T "$app_dir/.current.$$" "$app_dir/current"
-}}
-app_decide() {{ printf 'APP_REL=%s\\nAPP_PREV=%s\\n' "$APP_REL" "$APP_PREV" > app; }}
-for f in ../{quote(request.run_id)}.lost-*/app; do [ -f "$f" ] && app_decision=$f; done
-"""
-    if app.action == AppAction.DEPLOY:
-        decide = f"""if [ -n "$app_decision" ]; then
-  . "$app_decision"; say "{what}: as decided by an earlier attempt: previous ${{APP_PREV:-none}}"
-else
-  APP_PREV=$(app_current)
-  [ "$APP_PREV" != "$APP_REL" ] || APP_PREV=$(app_before "$APP_REL")
-fi
-app_decide
-if [ "$(app_current)" = "$APP_REL" ]; then
-  say "{what}: release $APP_REL is already current"
-else
-  new="$app_releases/.$APP_REL.new"
-  mkdir -p "$app_releases" && rm -rf "$new" "$app_releases/$APP_REL" && mkdir "$new" ||
-    app_fail "{what}: cannot create release $APP_REL in $app_releases"
-  if [ -n {quote(code)} ]; then
-    cp -a {quote(code)}/. "$new/" || app_fail "{what}: cannot copy its code into $new"
-  fi
-  mv -T "$new" "$app_releases/$APP_REL" || app_fail "{what}: cannot create release $APP_REL"
-  app_new=$APP_REL
-  say "{what}: release $APP_REL created (previous ${{APP_PREV:-none}})"
-fi
-app_failed() {{
-  if [ -n "$app_new" ] && [ "$(app_current)" != "$app_new" ]; then
-    rm -rf "${{app_releases:?}}/$app_new"
-    say "{what}: release $app_new removed; current stays ${{APP_PREV:-unset}}"
-    app_new=
-  fi
-}}
-"""
-        after = f"""app_switch "$APP_REL" ||
-  app_fail "{what}: cannot switch $app_dir/current to $APP_REL"
-app_new=
-say "{what}: current -> releases/$APP_REL"
-rels=$(app_list) i=0 cur=$(app_current)
-set -- $rels; total=$#
-for r in $rels; do
-  i=$((i + 1)); [ $i -le $((total - {KEEP_RELEASES})) ] || break
-  [ "$r" = "$cur" ] && continue
-  rm -rf "${{app_releases:?}}/$r" &&
-    say "{what}: release $r removed (the newest {KEEP_RELEASES} are kept)"
-done
-printf '%s\\n' "$APP_REL" > app_release; printf '%s\\n' "$APP_PREV" > app_previous
-"""
-    elif app.action == AppAction.ROLLBACK:
-        decide = f"""if [ -n "$app_decision" ]; then
-  . "$app_decision"; say "{what}: as decided by an earlier attempt: back to $APP_REL"
-else
-  APP_PREV=$(app_current)
-  if [ -n "$APP_REL" ]; then
-    [ -d "$app_releases/$APP_REL" ] ||
-      app_fail "no release $APP_REL of {app.name} on {request.hostname} to roll back to"
-  else
-    [ -z "$APP_PREV" ] || APP_REL=$(app_before "$APP_PREV")
-  fi
-  [ -n "$APP_REL" ] ||
-    app_fail {quote(f"no earlier release of {app.name} on {request.hostname} to roll back to")}
-fi
-app_decide
-app_switch "$APP_REL" || app_fail "{what}: cannot switch $app_dir/current to $APP_REL"
-say "{what}: rolled back: current -> releases/$APP_REL (was $APP_PREV)"
-"""
-        after = """printf '%s\\n' "$APP_REL" > app_release
-printf '%s\\n' "$APP_PREV" > app_previous
-"""
-    elif app.action in (AppAction.START, AppAction.STOP, AppAction.RESTART):
-        nothing = f"{app.name} is not deployed on {request.hostname}: nothing to {app.action}"
-        decide = f"""APP_PREV=$(app_current) APP_REL=$(app_current)
-[ -n "$APP_REL" ] || app_fail {quote(nothing)}
-"""
-        after = """printf '%s\\n' "$APP_REL" > app_release
-printf '%s\\n' "$APP_PREV" > app_previous
-"""
-    else:
-        decide = """APP_PREV=$(app_current) APP_REL=$(app_current)
-"""
-        after = f"""rm -f "$app_dir/current" && rm -rf "$app_releases" ||
-  app_fail "{what}: cannot remove $app_dir/current and $app_releases"
-rmdir "$app_dir" 2>/dev/null
-say "{what}: undeployed (was ${{APP_PREV:-not deployed}})"
-: > app_release; printf '%s\\n' "$APP_PREV" > app_previous
-"""
-    fill = f"""app_json() {{ if [ -n "$1" ]; then printf '"%s"' "$1"; else printf null; fi; }}
-app_path() {{
-  if [ -n "$1" ]; then printf '"%s%s"' {quote(path_prefix)} "$1"; else printf null; fi
-}}
-for f in attributes.json node.json; do
-  [ -f "$f" ] || continue
-  ( umask 077 && sed -e "s|\\"{tok_release}\\"|$(app_json "$APP_REL")|g" \\
-      -e "s|\\"{tok_previous}\\"|$(app_json "$APP_PREV")|g" \\
-      -e "s|\\"{tok_path}\\"|$(app_path "$APP_REL")|g" "$f" > "$f.tmp" ) &&
-    mv "$f.tmp" "$f" || app_fail "{what}: cannot write $f"
-done
-export OPSFLOW_APP={quote(app.name)} OPSFLOW_DEPLOY_TO={quote(app.deploy_to)}
-export OPSFLOW_RELEASE="$APP_REL" OPSFLOW_PREVIOUS_RELEASE="$APP_PREV" OPSFLOW_RELEASE_PATH=
-[ -z "$APP_REL" ] || OPSFLOW_RELEASE_PATH="$app_releases/$APP_REL"
-# ---- recipes
-"""
-    return head + decide + fill, after
+    return {
+        "APP_NAME": app.name,
+        "APP_HOST": request.hostname,
+        "APP_DEPLOY_TO": app.deploy_to,
+        "APP_RELEASES_DIR": app.releases,
+        "APP_RELEASE": app.release,
+        "APP_CODE": layout.app_code or "",
+        "APP_KEEP_RELEASES": KEEP_RELEASES,
+        "APP_TOKEN_RELEASE": tok_release,
+        "APP_TOKEN_PREVIOUS": tok_previous,
+        "APP_TOKEN_PATH": tok_path,
+        "APP_PATH_PREFIX": _sed_replacement(json.dumps(app.releases + "/")[1:-1]),
+    }

@@ -21,7 +21,7 @@ from opentelemetry import trace
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import names, run_logs, ssh
+from activities import names, remote_script, run_logs, ssh
 from activities.recipes import remote
 from activities.recipes.errors import (
     RUN_LOST_TYPE,
@@ -31,7 +31,7 @@ from activities.recipes.errors import (
     redacted_error,
 )
 from activities.recipes.layout import Layout
-from activities.recipes.managers import STEPS, chef_config, chef_node, hiera_config
+from activities.recipes.managers import SCRIPTS, chef_config, chef_node, hiera_config
 from activities.recipes.payload import DIGEST, compressed, cookbooks_digest, payload
 from activities.recipes.releases import App, check_app, deploy_attributes
 from activities.recipes.report import Outcome, Report, parse
@@ -147,7 +147,7 @@ def _check_run_id(run_id: str) -> None:
 
 
 def _check_context(context: RunContext, recipes: list[str]) -> None:
-    if context.configuration_manager not in STEPS:
+    if context.configuration_manager not in SCRIPTS:
         raise invalid(f"cannot run {context.configuration_manager!s} recipes")
     # Names reach paths, class names, run lists and the run script: only cookbook::recipe
     # of safe characters, for every manager.
@@ -233,11 +233,7 @@ class _Run:
         # One command stages (if it carries the cookbooks), claims, writes the run files,
         # launches and waits.
         self.launched = True
-        script = (
-            remote.stage_script(layout)
-            + remote.claim_script(layout, self.nonce)
-            + remote.wait_body(layout)
-        )
+        script = remote.start_command(layout, self.nonce)
         output = await self._send(layout, script, self._run_files(layout))
         report = parse(output)
         claim = report.claim
@@ -254,7 +250,7 @@ class _Run:
         """Stage the cookbooks only (update_custom_cookbooks): no run directory, no run."""
         started = _utc_now()
         layout = await self._layout()
-        output = await self._send(layout, remote.stage_script(layout) + 'rm -rf "$in"\n', {})
+        output = await self._send(layout, remote.stage_command(layout), {})
         report = parse(output)
         if not report.is_staged:
             raise ApplicationError(
@@ -280,7 +276,7 @@ class _Run:
         if self.layout is None:
             return None
         try:
-            output = await _heartbeating(self._exec, remote.stop_script(self.layout))
+            output = await _heartbeating(self._exec, remote.stop_command(self.layout))
         except asyncio.CancelledError:
             return None  # cancelled again while stopping: give up waiting
         except ApplicationError as err:
@@ -299,7 +295,7 @@ class _Run:
                     type=RUN_LOST_TYPE,
                 )
             # Still running after one wait chunk: the next command takes over.
-            report = parse(await _heartbeating(self._exec, remote.wait_script(layout)))
+            report = parse(await _heartbeating(self._exec, remote.wait_command(layout)))
 
     def _run_files(self, layout: Layout) -> dict[str, bytes]:
         configuration = self.context.configuration
@@ -333,7 +329,7 @@ class _Run:
             stage, app_dir = False, None
             stdin = payload(files, None, stage=False)
         gzipped = "z" if compressed(stage=stage, app=app_dir) else ""
-        return self._exec(f"z={gzipped}\n{script}", stdin)
+        return self._exec(remote_script.header({"z": gzipped}) + script, stdin)
 
     def _exec(self, command: str, stdin: bytes | None = None) -> str:
         code, out, err = ssh.run(
