@@ -22,6 +22,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names, remote_script, run_logs, ssh
+from activities.heartbeat import heartbeating
 from activities.recipes import remote
 from activities.recipes.errors import (
     RUN_LOST_TYPE,
@@ -401,21 +402,8 @@ _T = TypeVar("_T")
 
 
 async def _heartbeating(fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
-    """Run blocking `fn` in a thread, heartbeating meanwhile so Temporal notices a dead worker."""
+    """Run blocking `fn` in one of the SSH threads, heartbeating meanwhile so Temporal
+    notices a dead worker (a run's thread ends with its command: one wait chunk at most)."""
     call = functools.partial(fn, *args, **kwargs)
-    task = asyncio.get_running_loop().run_in_executor(_SSH_THREADS, call)
-    while True:
-        _heartbeat()
-        try:
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-        except asyncio.CancelledError:
-            # A thread cannot be stopped: it ends with its command (one wait chunk at most).
-            task.add_done_callback(lambda finished: finished.exception())
-            raise
-        if done:
-            return task.result()
-
-
-def _heartbeat() -> None:
-    if activity.in_activity():
-        activity.heartbeat()
+    work = asyncio.get_running_loop().run_in_executor(_SSH_THREADS, call)
+    return await heartbeating(work, every=HEARTBEAT_SECONDS, at_once=True)
