@@ -15,11 +15,31 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
 
 from opsflow.secrets import redact
 
 TAIL_LINES = 40
 _SEPARATOR = "\n---\n"
+
+
+class Claim(StrEnum):
+    """What the claim found: a fresh claim, an earlier attempt's run going or done, or a
+    directory another attempt is claiming right now."""
+
+    NEW = "new"
+    RUNNING = "running"
+    DONE = "done"
+    BUSY = "busy"
+
+
+class RunState(StrEnum):
+    """Where a run is after one wait chunk."""
+
+    PENDING = "pending"
+    DIED = "died"
+    DONE = "done"
 
 
 @dataclass(frozen=True)
@@ -57,8 +77,8 @@ class Report:
     the script did not get that far), since a refusal names them."""
 
     staged: str | None
-    claim: str | None
-    state: str | None
+    claim: Claim | None
+    state: RunState | None
     cookbooks_missing: bool
     app_missing: bool
     newly_staged: bool
@@ -106,8 +126,8 @@ def parse(output: str) -> Report:
     fields = {key: value for key, value in pairs}  # a key printed twice: the last wins
     return Report(
         staged=fields.get("staged"),
-        claim=fields.get("claim"),
-        state=fields.get("state"),
+        claim=_member(Claim, fields.get("claim")),
+        state=_member(RunState, fields.get("state")),
         cookbooks_missing=fields.get("cookbooks") == "0",
         app_missing=fields.get("app") == "0",
         newly_staged=fields.get("new") == "1",
@@ -123,3 +143,13 @@ def parse(output: str) -> Report:
         app_error=fields.get("app_error", ""),
         log=log,
     )
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _member(kind: type[_E], value: str | None) -> _E | None:
+    """The member printed, or None when the script did not get that far."""
+    if value is None or value not in kind._value2member_map_:
+        return None
+    return kind(value)

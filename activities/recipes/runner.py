@@ -35,7 +35,7 @@ from activities.recipes.layout import Layout
 from activities.recipes.managers import SCRIPTS, chef_config, chef_node, hiera_config
 from activities.recipes.payload import DIGEST, compressed, cookbooks_digest, payload
 from activities.recipes.releases import App, check_app, deploy_attributes
-from activities.recipes.report import Outcome, Report, parse
+from activities.recipes.report import Claim, Outcome, Report, RunState, parse
 from opsflow import settings
 from opsflow.attributes import deep_merge
 from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
@@ -238,14 +238,14 @@ class _Run:
         output = await self._send(layout, script, self._run_files(layout))
         report = parse(output)
         claim = report.claim
-        if not report.is_staged or claim not in ("new", "running", "done"):
+        if not report.is_staged or claim in (None, Claim.BUSY):
             raise ApplicationError(
                 f"{self._where()}: run {self.request.run_id} could not be started "
                 f"(staged={report.staged}, claim={claim}); another attempt may be "
                 "claiming it",
                 type=RUN_SETUP_FAILED_TYPE,
             )
-        return await self._wait(layout, report, attached=claim != "new")
+        return await self._wait(layout, report, attached=claim != Claim.NEW)
 
     async def stage(self) -> Outcome:
         """Stage the cookbooks only (update_custom_cookbooks): no run directory, no run."""
@@ -287,9 +287,9 @@ class _Run:
 
     async def _wait(self, layout: Layout, report: Report, *, attached: bool) -> Outcome:
         while True:
-            if report.state == "done":
+            if report.state == RunState.DONE:
                 return report.outcome(attached=attached)
-            if report.state == "died":
+            if report.state == RunState.DIED:
                 raise ApplicationError(
                     f"{self._where()}: run {self.request.run_id} vanished without an exit "
                     "code; the next attempt starts it afresh",
