@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,21 @@ def test_a_script_is_read_from_the_package() -> None:
 )
 def test_every_shipped_script_parses_as_posix_sh(script: Path) -> None:
     subprocess.run(["sh", "-n", str(script)], check=True)
+
+
+def test_every_shipped_script_is_package_data_of_its_package() -> None:
+    pyproject = tomllib.loads((ACTIVITIES.parent / "pyproject.toml").read_text())
+    setuptools = pyproject["tool"]["setuptools"]
+    data: dict[str, list[str]] = setuptools["package-data"]
+    unshipped = []
+    for script in ACTIVITIES.rglob("*.sh"):
+        relative = script.relative_to(ACTIVITIES.parent)
+        # The deepest listed package that holds the script ships it.
+        holders = [
+            p for p in setuptools["packages"] if relative.is_relative_to(p.replace(".", "/"))
+        ]
+        package = max(holders, key=len)
+        inside = relative.relative_to(package.replace(".", "/"))
+        if not any(inside.match(glob) for glob in data.get(package, [])):
+            unshipped.append(str(relative))
+    assert unshipped == []
