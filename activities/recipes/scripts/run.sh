@@ -40,12 +40,16 @@ step() {
   return $rc
 }
 [ -z "$APP_ACTION" ] || app_prepare
+# The two lists split on blanks, whatever IFS the app's environment exported.
+ifs=$IFS IFS=' '
 # shellcheck disable=SC2086 # split on purpose: both lists hold names of safe characters
 set -- $RUN_FILES
 for recipe in $RUN_RECIPES; do
+  IFS=$ifs
   step "$recipe" "$RUN_COOKBOOKS/$1" || finish $?
   shift
 done
+IFS=$ifs
 [ -z "$APP_ACTION" ] || app_complete
 say "done"
 finish 0

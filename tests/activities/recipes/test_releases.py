@@ -392,3 +392,19 @@ async def test_bad_app_fields_are_rejected(
         await run(acts, request_for("deploy-1", ["app::deploy"], app=app))
     assert raised.value.type == INVALID_INPUT_TYPE
     assert not (Path(instance.root) / "var").exists()
+
+
+async def test_an_app_environment_with_its_own_ifs_still_runs_every_recipe(
+    acts: runner.RecipeActivities, request_for: Runner, source: Path, instance: LaunchResult
+) -> None:
+    done = await deploy(
+        acts,
+        request_for,
+        1,
+        source,
+        recipes=["app::deploy", "app::leak"],
+        environment={"IFS": ":", "DB_PASSWORD": "open"},
+    )
+    assert done.recipes == ["app::deploy", "app::leak"]
+    assert "connecting with password open" in done.log_tail
+    assert current(instance) == release_name(1, "rev1")
