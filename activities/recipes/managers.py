@@ -76,5 +76,5 @@ SCRIPTS: dict[ConfigurationManager, str] = {
 def script_values(manager: ConfigurationManager, layout: Layout) -> dict[str, Value]:
     """The values its part of the run script needs beyond run.sh's own."""
     if manager == ConfigurationManager.PUPPET:
-        return {"PUPPET_STATE": layout.tool_state("puppet")}
+        return {"OPSFLOW_PUPPET_STATE": layout.tool_state("puppet")}
     return {}

@@ -160,15 +160,15 @@ def script_values(
     """The values of the app's release step in the run script (scripts/app.sh)."""
     tok_release, tok_previous, tok_path = _tokens(nonce)
     return {
-        "APP_NAME": app.name,
-        "APP_HOST": request.hostname,
-        "APP_DEPLOY_TO": app.deploy_to,
-        "APP_RELEASES_DIR": app.releases,
-        "APP_RELEASE": app.release,
-        "APP_CODE": layout.app_code or "",
-        "APP_KEEP_RELEASES": KEEP_RELEASES,
-        "APP_TOKEN_RELEASE": tok_release,
-        "APP_TOKEN_PREVIOUS": tok_previous,
-        "APP_TOKEN_PATH": tok_path,
-        "APP_PATH_PREFIX": _sed_replacement(json.dumps(app.releases + "/")[1:-1]),
+        "OPSFLOW_APP_NAME": app.name,
+        "OPSFLOW_APP_HOST": request.hostname,
+        "OPSFLOW_APP_DEPLOY_TO": app.deploy_to,
+        "OPSFLOW_APP_RELEASES": app.releases,
+        "OPSFLOW_APP_RELEASE": app.release,
+        "OPSFLOW_APP_CODE": layout.app_code or "",
+        "OPSFLOW_KEEP_RELEASES": KEEP_RELEASES,
+        "OPSFLOW_TOKEN_RELEASE": tok_release,
+        "OPSFLOW_TOKEN_PREVIOUS": tok_previous,
+        "OPSFLOW_TOKEN_PATH": tok_path,
+        "OPSFLOW_PATH_PREFIX": _sed_replacement(json.dumps(app.releases + "/")[1:-1]),
     }

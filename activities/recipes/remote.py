@@ -127,12 +127,12 @@ def run_script(
     # Recipe names (checked against opsflow.names.RECIPE) and so their files hold no
     # blanks: run.sh splits the two lists on blanks.
     values: dict[str, Value] = {
-        "RUN_DIR": layout.run,
-        "RUN_COOKBOOKS": layout.cookbooks,
-        "RUN_RECIPES": " ".join(recipes),
-        "RUN_FILES": " ".join(recipe_file(manager, recipe) for recipe in recipes),
-        "RUN_CANCELLED_EXIT": CANCELLED_EXIT_CODE,
-        "APP_ACTION": app.action.value if app is not None else "",
+        "OPSFLOW_RUN_DIR": layout.run,
+        "OPSFLOW_COOKBOOKS": layout.cookbooks,
+        "OPSFLOW_RECIPES": " ".join(recipes),
+        "OPSFLOW_RECIPE_FILES": " ".join(recipe_file(manager, recipe) for recipe in recipes),
+        "OPSFLOW_CANCELLED_EXIT": CANCELLED_EXIT_CODE,
+        "OPSFLOW_APP_ACTION": app.action.value if app is not None else "",
         **managers.script_values(manager, layout),
     }
     names = [managers.SCRIPTS[manager]]

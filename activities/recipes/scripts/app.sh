@@ -6,10 +6,12 @@
 # failure) removes a release this run created that is not current. The decision
 # (release, previous) is written to the run directory first, so a run started afresh
 # after a lost attempt reuses it (a rollback never goes back two releases).
-# Values: APP_NAME, APP_ACTION, APP_HOST, APP_DEPLOY_TO, APP_RELEASES_DIR, APP_RELEASE (deploy,
-# rollback --to: the release; else empty), APP_CODE (the staged code, or empty),
-# APP_KEEP_RELEASES, APP_TOKEN_RELEASE, APP_TOKEN_PREVIOUS, APP_TOKEN_PATH (placeholders in
-# the attributes), APP_PATH_PREFIX (the releases dir as a sed replacement in JSON), RUN_DIR.
+# Values: OPSFLOW_APP_NAME, OPSFLOW_APP_ACTION, OPSFLOW_APP_HOST, OPSFLOW_APP_DEPLOY_TO,
+# OPSFLOW_APP_RELEASES (its releases dir), OPSFLOW_APP_RELEASE (deploy, rollback --to: the
+# release; else empty), OPSFLOW_APP_CODE (the staged code, or empty),
+# OPSFLOW_KEEP_RELEASES, OPSFLOW_TOKEN_RELEASE, OPSFLOW_TOKEN_PREVIOUS, OPSFLOW_TOKEN_PATH
+# (placeholders in the attributes), OPSFLOW_PATH_PREFIX (the releases dir as a sed
+# replacement in JSON), OPSFLOW_RUN_DIR.
 app_fail() {
   printf '%s\n' "$1" > app_error; : > recipe; say "$1"; finish 1
 }
@@ -33,16 +35,16 @@ app_switch() {
 app_decide() { printf 'APP_REL=%s\nAPP_PREV=%s\n' "$APP_REL" "$APP_PREV" > app; }
 app_json() { if [ -n "$1" ]; then printf '"%s"' "$1"; else printf null; fi; }
 app_path() {
-  if [ -n "$1" ]; then printf '"%s%s"' "$APP_PATH_PREFIX" "$1"; else printf null; fi
+  if [ -n "$1" ]; then printf '"%s%s"' "$OPSFLOW_PATH_PREFIX" "$1"; else printf null; fi
 }
 
 app_prepare() {
-  what="app $APP_NAME"
-  app_dir=$APP_DEPLOY_TO
-  app_releases=$APP_RELEASES_DIR
-  APP_REL=$APP_RELEASE APP_PREV='' app_new='' app_decision=''
-  for f in ../"${RUN_DIR##*/}".lost-*/app; do [ -f "$f" ] && app_decision=$f; done
-  case $APP_ACTION in
+  what="app $OPSFLOW_APP_NAME"
+  app_dir=$OPSFLOW_APP_DEPLOY_TO
+  app_releases=$OPSFLOW_APP_RELEASES
+  APP_REL=$OPSFLOW_APP_RELEASE APP_PREV='' app_new='' app_decision=''
+  for f in ../"${OPSFLOW_RUN_DIR##*/}".lost-*/app; do [ -f "$f" ] && app_decision=$f; done
+  case $OPSFLOW_APP_ACTION in
     deploy) app_prepare_deploy ;;
     rollback) app_prepare_rollback ;;
     start | stop | restart) app_prepare_current ;;
@@ -51,18 +53,18 @@ app_prepare() {
   for f in attributes.json node.json; do
     [ -f "$f" ] || continue
     # shellcheck disable=SC2015 # app_fail when either the sed or the mv fails
-    ( umask 077 && sed -e "s|\"$APP_TOKEN_RELEASE\"|$(app_json "$APP_REL")|g" \
-        -e "s|\"$APP_TOKEN_PREVIOUS\"|$(app_json "$APP_PREV")|g" \
-        -e "s|\"$APP_TOKEN_PATH\"|$(app_path "$APP_REL")|g" "$f" > "$f.tmp" ) &&
+    ( umask 077 && sed -e "s|\"$OPSFLOW_TOKEN_RELEASE\"|$(app_json "$APP_REL")|g" \
+        -e "s|\"$OPSFLOW_TOKEN_PREVIOUS\"|$(app_json "$APP_PREV")|g" \
+        -e "s|\"$OPSFLOW_TOKEN_PATH\"|$(app_path "$APP_REL")|g" "$f" > "$f.tmp" ) &&
       mv "$f.tmp" "$f" || app_fail "$what: cannot write $f"
   done
-  export OPSFLOW_APP="$APP_NAME" OPSFLOW_DEPLOY_TO="$APP_DEPLOY_TO"
+  export OPSFLOW_APP="$OPSFLOW_APP_NAME" OPSFLOW_DEPLOY_TO="$OPSFLOW_APP_DEPLOY_TO"
   export OPSFLOW_RELEASE="$APP_REL" OPSFLOW_PREVIOUS_RELEASE="$APP_PREV" OPSFLOW_RELEASE_PATH=
   [ -z "$APP_REL" ] || OPSFLOW_RELEASE_PATH="$app_releases/$APP_REL"
 }
 
 app_complete() {
-  case $APP_ACTION in
+  case $OPSFLOW_APP_ACTION in
     deploy) app_complete_deploy ;;
     rollback | start | stop | restart)
       printf '%s\n' "$APP_REL" > app_release
@@ -88,8 +90,8 @@ app_prepare_deploy() {
     # shellcheck disable=SC2015 # app_fail when any of the three fails
     mkdir -p "$app_releases" && rm -rf "$new" "${app_releases:?}/$APP_REL" && mkdir "$new" ||
       app_fail "$what: cannot create release $APP_REL in $app_releases"
-    if [ -n "$APP_CODE" ]; then
-      cp -a "$APP_CODE"/. "$new/" || app_fail "$what: cannot copy its code into $new"
+    if [ -n "$OPSFLOW_APP_CODE" ]; then
+      cp -a "$OPSFLOW_APP_CODE"/. "$new/" || app_fail "$what: cannot copy its code into $new"
     fi
     mv -T "$new" "$app_releases/$APP_REL" || app_fail "$what: cannot create release $APP_REL"
     app_new=$APP_REL
@@ -114,10 +116,10 @@ app_complete_deploy() {
   # shellcheck disable=SC2086 # split on purpose: release names (app_list) have no blanks
   set -- $rels; total=$#
   for r in $rels; do
-    i=$((i + 1)); [ $i -le $((total - APP_KEEP_RELEASES)) ] || break
+    i=$((i + 1)); [ $i -le $((total - OPSFLOW_KEEP_RELEASES)) ] || break
     [ "$r" = "$cur" ] && continue
     rm -rf "${app_releases:?}/$r" &&
-      say "$what: release $r removed (the newest $APP_KEEP_RELEASES are kept)"
+      say "$what: release $r removed (the newest $OPSFLOW_KEEP_RELEASES are kept)"
   done
   printf '%s\n' "$APP_REL" > app_release; printf '%s\n' "$APP_PREV" > app_previous
 }
@@ -130,12 +132,12 @@ app_prepare_rollback() {
     APP_PREV=$(app_current)
     if [ -n "$APP_REL" ]; then
       [ -d "$app_releases/$APP_REL" ] ||
-        app_fail "no release $APP_REL of $APP_NAME on $APP_HOST to roll back to"
+        app_fail "no release $APP_REL of $OPSFLOW_APP_NAME on $OPSFLOW_APP_HOST to roll back to"
     else
       [ -z "$APP_PREV" ] || APP_REL=$(app_before "$APP_PREV")
     fi
     [ -n "$APP_REL" ] ||
-      app_fail "no earlier release of $APP_NAME on $APP_HOST to roll back to"
+      app_fail "no earlier release of $OPSFLOW_APP_NAME on $OPSFLOW_APP_HOST to roll back to"
   fi
   app_decide
   app_switch "$APP_REL" || app_fail "$what: cannot switch $app_dir/current to $APP_REL"
@@ -145,7 +147,8 @@ app_prepare_rollback() {
 # start, stop, restart: the current release stays; the recipes see it.
 app_prepare_current() {
   APP_PREV=$(app_current) APP_REL=$(app_current)
-  [ -n "$APP_REL" ] || app_fail "$APP_NAME is not deployed on $APP_HOST: nothing to $APP_ACTION"
+  [ -n "$APP_REL" ] ||
+    app_fail "$OPSFLOW_APP_NAME is not deployed on $OPSFLOW_APP_HOST: nothing to $OPSFLOW_APP_ACTION"
 }
 
 app_complete_undeploy() {

@@ -1,6 +1,6 @@
 # Chef recipes: `cinc-client`/`chef-client -z` (client.rb) or `chef-solo` (solo.rb),
 # `-o 'recipe[c::r]'`, one invocation per recipe, so the failing one is known.
-# Values: RUN_DIR.
+# Values: OPSFLOW_RUN_DIR.
 # shellcheck disable=SC2034 # missing: read by run.sh's step
 tool() {
   CHEF='' CHEF_MODE=''
@@ -14,7 +14,9 @@ tool() {
 }
 invoke() {
   if [ "$CHEF_MODE" = client ]; then
-    exec "$CHEF" -z --no-color -F doc -c "$RUN_DIR/client.rb" -j "$RUN_DIR/node.json" -o "recipe[$1]"
+    exec "$CHEF" -z --no-color -F doc -c "$OPSFLOW_RUN_DIR/client.rb" \
+      -j "$OPSFLOW_RUN_DIR/node.json" -o "recipe[$1]"
   fi
-  exec "$CHEF" --no-color -F doc -c "$RUN_DIR/solo.rb" -j "$RUN_DIR/node.json" -o "recipe[$1]"
+  exec "$CHEF" --no-color -F doc -c "$OPSFLOW_RUN_DIR/solo.rb" \
+    -j "$OPSFLOW_RUN_DIR/node.json" -o "recipe[$1]"
 }

@@ -1,12 +1,14 @@
 # The detached run script (run.sh in the run directory): run each recipe in order with
 # the manager's tool, log with timestamps, write `exit`; TERM (a cancellation) ends it
-# with RUN_CANCELLED_EXIT. With an app (APP_ACTION set): its release step before the
-# recipes and after them (app.sh). The manager's part (manager-*.sh) defines `tool` (sets
-# `missing` when the tool is absent) and `invoke RECIPE FILE`.
-# Values: RUN_DIR, RUN_RECIPES and RUN_FILES (the recipes and their files under
-# RUN_COOKBOOKS, in the same order: names of safe characters, split on blanks),
-# RUN_CANCELLED_EXIT, APP_ACTION; exported: OPSFLOW_ROOT and the recipes' environment.
-cd "$RUN_DIR" || exit 1
+# with OPSFLOW_CANCELLED_EXIT. With an app (OPSFLOW_APP_ACTION set): its release step
+# before the recipes and after them (app.sh). The manager's part (manager-*.sh) defines
+# `tool` (sets `missing` when the tool is absent) and `invoke RECIPE FILE`.
+# Values: OPSFLOW_RUN_DIR, OPSFLOW_RECIPES and OPSFLOW_RECIPE_FILES (the recipes and their
+# files under OPSFLOW_COOKBOOKS, in the same order: names of safe characters, split on
+# blanks), OPSFLOW_CANCELLED_EXIT, OPSFLOW_APP_ACTION; exported above them: the recipes'
+# environment (the app's, then opsflow's own). Every value is named OPSFLOW_*, a prefix
+# opsflow keeps for itself, so no app variable of another name is overwritten.
+cd "$OPSFLOW_RUN_DIR" || exit 1
 stamp() {
   while IFS= read -r line || [ -n "$line" ]; do
     printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$line"
@@ -20,13 +22,13 @@ finish() {
   printf '%s\n' "$1" > exit.tmp && mv exit.tmp exit
   exit 0
 }
-trap ': > cancelled; say "stopped: the run was cancelled"; finish "$RUN_CANCELLED_EXIT"' TERM
+trap ': > cancelled; say "stopped: the run was cancelled"; finish "$OPSFLOW_CANCELLED_EXIT"' TERM
 date -u +%Y-%m-%dT%H:%M:%SZ > started
 tool
 n=0
 step() {
   printf '%s\n' "$1" > recipe
-  if [ -e cancelled ]; then say "cancelled before $1"; finish "$RUN_CANCELLED_EXIT"; fi
+  if [ -e cancelled ]; then say "cancelled before $1"; finish "$OPSFLOW_CANCELLED_EXIT"; fi
   say "running $1"
   if [ -n "$missing" ]; then say "$missing"; return 127; fi
   if [ ! -f "$2" ]; then say "recipe $1 not found: no $2 on this instance"; return 127; fi
@@ -39,17 +41,17 @@ step() {
   rm -f "stream.$n"
   return $rc
 }
-[ -z "$APP_ACTION" ] || app_prepare
+[ -z "$OPSFLOW_APP_ACTION" ] || app_prepare
 # The two lists split on blanks, whatever IFS the app's environment exported.
 ifs=$IFS IFS=' '
 # shellcheck disable=SC2086 # split on purpose: both lists hold names of safe characters
-set -- $RUN_FILES
-for recipe in $RUN_RECIPES; do
+set -- $OPSFLOW_RECIPE_FILES
+for recipe in $OPSFLOW_RECIPES; do
   IFS=$ifs
-  step "$recipe" "$RUN_COOKBOOKS/$1" || finish $?
+  step "$recipe" "$OPSFLOW_COOKBOOKS/$1" || finish $?
   shift
 done
 IFS=$ifs
-[ -z "$APP_ACTION" ] || app_complete
+[ -z "$OPSFLOW_APP_ACTION" ] || app_complete
 say "done"
 finish 0

@@ -5,7 +5,10 @@
 # Values: RUNS, RUN, CANCELLED_EXIT, GRACE_POLLS, GRACE_SECONDS, POLL_SECONDS.
 # Whether any live (not zombie) process is in process group $1: fields 3 and 5 of
 # /proc/*/stat, after the command name (which may hold spaces and parentheses).
-group_alive() { [ -n "$1" ] && cat /proc/[0-9]*/stat 2>/dev/null | sed -n 's/^.*) [^Z] [0-9]* \([0-9]*\) .*$/\1/p' | grep -qx "$1"; }
+group_alive() {
+  [ -n "$1" ] && cat /proc/[0-9]*/stat 2>/dev/null |
+    sed -n 's/^.*) [^Z] [0-9]* \([0-9]*\) .*$/\1/p' | grep -qx "$1"
+}
 note() { printf '%s opsflow: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" >> log; }
 ended() {
   [ -e exit ] && return 0

@@ -123,8 +123,8 @@ async def test_what_the_chef_runner_stages_on_the_instance(
     # the run list: one recipe per chef invocation (run.sh's header gives the recipes and
     # their files; the chef part invokes the tool once per recipe)
     script = remote_file(instance, f"{run_dir}/run.sh")
-    assert f"RUN_COOKBOOKS={shlex.quote(str(staged))}\n" in script
-    assert "RUN_RECIPES=web::deploy\nRUN_FILES=web/recipes/deploy.rb\n" in script
+    assert f"OPSFLOW_COOKBOOKS={shlex.quote(str(staged))}\n" in script
+    assert "OPSFLOW_RECIPES=web::deploy\nOPSFLOW_RECIPE_FILES=web/recipes/deploy.rb\n" in script
     assert '-o "recipe[$1]"' in script
     meta, _ = run_logs.read_run_log(STACK, "web1", "c1")
     assert meta["configuration_manager"] == "chef"

@@ -30,8 +30,8 @@ def run_part(
         (bin_dir / tool).write_text(FAKE)
         (bin_dir / tool).chmod(0o755)
     values = {
-        "RUN_DIR": LAYOUT.run,
-        "RUN_COOKBOOKS": LAYOUT.cookbooks,
+        "OPSFLOW_RUN_DIR": LAYOUT.run,
+        "OPSFLOW_COOKBOOKS": LAYOUT.cookbooks,
         **managers.script_values(manager, LAYOUT),
     }
     script = remote_script.compose(
@@ -39,7 +39,7 @@ def run_part(
     )
     # As run.sh does: tool once, then invoke in a subshell per recipe.
     script += '\ntool\n[ -z "$missing" ] || { echo "missing: $missing"; exit 127; }\n'
-    script += '( invoke web::deploy "$RUN_COOKBOOKS/web/x" )\n'
+    script += '( invoke web::deploy "$OPSFLOW_COOKBOOKS/web/x" )\n'
     done = subprocess.run(
         ["sh", "-c", script],
         capture_output=True,

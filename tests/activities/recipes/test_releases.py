@@ -38,6 +38,7 @@ cp "$OPSFLOW_ATTRIBUTES" deploy-attributes.json
 cat "$OPSFLOW_RELEASE_PATH/index.html"
 """,
     "app/leak.sh": 'echo "connecting with password $DB_PASSWORD"\n',
+    "app/names.sh": 'printf "%s|%s|%s\\n" "$APP_NAME" "$APP_RELEASE" "$RUN_DIR" > names.txt\n',
     "app/fail.sh": 'echo "password $DB_PASSWORD rejected" >&2\nexit 4\n',
     "app/undeploy.sh": """
 printf '%s|%s\\n' "$OPSFLOW_RELEASE_PATH" "$(readlink "$OPSFLOW_DEPLOY_TO/current")" \
@@ -408,3 +409,11 @@ async def test_an_app_environment_with_its_own_ifs_still_runs_every_recipe(
     assert done.recipes == ["app::deploy", "app::leak"]
     assert "connecting with password open" in done.log_tail
     assert current(instance) == release_name(1, "rev1")
+
+
+async def test_the_apps_own_variables_reach_its_recipes_whatever_their_names(
+    acts: runner.RecipeActivities, request_for: Runner, source: Path, instance: LaunchResult
+) -> None:
+    names = {"APP_NAME": "theirs", "APP_RELEASE": "v9", "RUN_DIR": "/their/dir"}
+    await deploy(acts, request_for, 1, source, recipes=["app::names"], environment=names)
+    assert (Path(instance.root) / "names.txt").read_text() == "theirs|v9|/their/dir\n"
