@@ -22,10 +22,17 @@ test: lint
 	$(BIN)/pytest -q tests/workflows
 	$(BIN)/pytest -q --ignore=tests/workflows
 
+# The remote scripts (activities/**/*.sh) are POSIX sh, since an instance's sh may be
+# dash: shellcheck checks them as sh; our own scripts are bash.
+REMOTE_SCRIPTS = $(shell find activities -name '*.sh' | sort)
+
 lint: bootstrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	@for script in $(REMOTE_SCRIPTS); do sh -n "$$script" || exit 1; done
+	shellcheck -s sh $(REMOTE_SCRIPTS)
+	shellcheck scripts/*.sh .ci/run
 
 format: bootstrap
 	$(BIN)/ruff format .

@@ -22,7 +22,7 @@ from activities.liveness import LivenessActivities
 from activities.local_provider import kill_instance
 from activities.metrics import read_metrics
 from activities.rds import describe_rds
-from activities.recipe_runner import RecipeActivities
+from activities.recipes.runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.stack_context import StackReader, stack_context_source
 from opsflow import settings

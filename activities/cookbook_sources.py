@@ -60,20 +60,21 @@ import urllib.error
 import urllib.request
 import uuid
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names
+from activities.heartbeat import heartbeating
 
 # The digest must be the runner's own: it names the staged cookbooks on instances.
-from activities.recipe_runner import cookbooks_digest
+from activities.recipes.payload import cookbooks_digest
 from opsflow import settings
 from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
@@ -100,7 +101,6 @@ _GIT_CONFIG = (
 )  # fmt: skip
 
 _log = logging.getLogger(__name__)
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -152,24 +152,8 @@ class _Run:
 async def fetch_cookbooks(request: FetchCookbooksInput) -> ResolvedCookbooks:
     """Fetch the stack's cookbooks onto this worker (see the module docstring for errors)."""
     cancel = threading.Event()
-    return await _heartbeating(lambda: resolve(request, cancel=cancel), cancel)
-
-
-async def _heartbeating(fn: Callable[[], _T], cancel: threading.Event) -> _T:
-    """Run blocking `fn` in a thread, heartbeating meanwhile; on cancel, tell it and wait a
-    little for it to clean up."""
-    task = asyncio.ensure_future(asyncio.to_thread(fn))
-    try:
-        while True:
-            activity.heartbeat()
-            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-            if done:
-                return task.result()
-    except asyncio.CancelledError:
-        cancel.set()
-        await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
-        task.add_done_callback(lambda finished: finished.exception())
-        raise
+    work = asyncio.to_thread(resolve, request, cancel=cancel)
+    return await heartbeating(work, every=HEARTBEAT_SECONDS, at_once=True, stop=cancel)
 
 
 # ---- the whole fetch (plain, synchronous) ------------------------------------------------

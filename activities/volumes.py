@@ -13,9 +13,9 @@ import time
 
 from temporalio.exceptions import ApplicationError
 
-from activities import ssh
+from activities import remote_script, ssh
 from opsflow.messages import SshEndpoint
-from opsflow.volumes import VolumeMount, mount_script
+from opsflow.volumes import FILESYSTEM, VolumeMount, nvme_serial, xen_alias
 
 NOT_READY_TYPE = "VolumesNotReady"
 READY_SECONDS = 300.0
@@ -48,6 +48,26 @@ def mount(
             non_retryable=True,
         )
     return out
+
+
+def mount_script(
+    mounts: list[VolumeMount], root: str, wait_seconds: int = DEVICE_WAIT_SECONDS
+) -> str:
+    """volumes.sh with its values: each volume made ready at `{root}{mount_point}`."""
+    values: dict[str, remote_script.Value] = {
+        "ROOT": root,
+        "FILESYSTEM": FILESYSTEM,
+        "WAIT_SECONDS": int(wait_seconds),
+        "VOLUMES": len(mounts),
+    }
+    for index, mount in enumerate(mounts, start=1):
+        values |= {
+            f"VOLUME_{index}_SERIAL": nvme_serial(mount),
+            f"VOLUME_{index}_DEVICE": mount.device,
+            f"VOLUME_{index}_ALIAS": xen_alias(mount),
+            f"VOLUME_{index}_MOUNT_POINT": mount.mount_point,
+        }
+    return remote_script.compose("activities", ["volumes.sh"], values)
 
 
 def _wait_for_ssh(endpoint: SshEndpoint) -> None:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 from fabric import Connection, ThreadingGroup  # noqa: E402
 
 from activities import local_provider, ssh  # noqa: E402
-from activities.recipe_runner import RecipeActivities  # noqa: E402
+from activities.recipes.runner import RecipeActivities  # noqa: E402
 from opsflow.messages import (  # noqa: E402
     InstanceView,
     LaunchInput,

@@ -35,8 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from activities import local_provider, recipe_runner, ssh  # noqa: E402
-from activities.recipe_runner import RecipeActivities  # noqa: E402
+from activities import local_provider, ssh  # noqa: E402
+from activities.recipes.payload import cookbooks_digest  # noqa: E402
+from activities.recipes.runner import RecipeActivities  # noqa: E402
 from activities.ssh import quote  # noqa: E402
 from opsflow.messages import (  # noqa: E402
     InstanceView,
@@ -125,7 +126,7 @@ class Bench:
 def hand_command(manager: ConfigurationManager, root: str, cookbooks: Path, run_id: str) -> str:
     """The runner's command line for bench::ok, to type by hand."""
     state = f"{root}/var/lib/opsflow"
-    staged = f"{state}/cookbooks/{recipe_runner.cookbooks_digest(str(cookbooks))}"
+    staged = f"{state}/cookbooks/{cookbooks_digest(str(cookbooks))}"
     run_dir = f"{state}/runs/{run_id}"
     prefix = f"cd {quote(root)} && "
     if manager == ConfigurationManager.SHELL:
@@ -199,7 +200,7 @@ def staging(bench: Bench, top: Path, runs: int) -> list[str]:
         (cookbooks / "bench/files/blob0").write_bytes(os.urandom(STAGE_BYTES // STAGE_FILES))
         first.append(bench.run_once(acts)[0])
         second.append(bench.run_once(acts)[0])
-        digest = recipe_runner.cookbooks_digest(str(cookbooks))
+        digest = cookbooks_digest(str(cookbooks))
         given.append(bench.run_once(runner(ConfigurationManager.SHELL, cookbooks, digest))[0])
     return [
         f"first run, upload       {ms(statistics.median(first))}",

@@ -1,5 +1,5 @@
-"""Where a layer's EBS volumes appear on an instance, and the script that makes each one
-ready at its mount point (pure: the script is run by activities.volumes).
+"""Where a layer's EBS volumes appear on an instance (pure: activities/volumes.sh, sent by
+activities.volumes, makes each one ready at its mount point).
 
 A volume attached as /dev/sdf shows up as /dev/sdf or /dev/xvdf on Xen instances and, on
 Nitro instances, as an NVMe namespace that udev links as
@@ -10,8 +10,6 @@ the instance's /etc/fstab with `nofail`, so a reboot mounts it again and never h
 """
 
 from __future__ import annotations
-
-import shlex
 
 from pydantic import BaseModel
 
@@ -43,56 +41,11 @@ def mounts_for(machine: Ec2Machine, resources: Ec2Resources) -> list[VolumeMount
     ]
 
 
-_FUNCTIONS = r"""set -eu
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo -n "$@"; fi; }
-find_device() {
-  for candidate in "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_$1" "$2" "$3"; do
-    if [ -b "$candidate" ]; then readlink -f "$candidate"; return 0; fi
-  done
-  return 1
-}
-ready() {
-  waited=0
-  until device=$(find_device "$1" "$2" "$3"); do
-    if [ "$waited" -ge "$wait_seconds" ]; then
-      echo "volume $1: no block device $2 after ${wait_seconds}s" >&2
-      exit 3
-    fi
-    sleep 1
-    waited=$((waited + 1))
-  done
-  target="${root%/}$4"
-  as_root mkdir -p "$target" "$(dirname "$fstab")"
-  if mountpoint -q "$target"; then echo "volume $1: already on $target"; return 0; fi
-  if ! as_root blkid "$device" >/dev/null 2>&1; then
-    as_root mkfs -t "$filesystem" -q "$device"
-  fi
-  as_root mount "$device" "$target"
-  uuid=$(as_root blkid -s UUID -o value "$device")
-  if ! grep -qs "^UUID=$uuid " "$fstab"; then
-    # fstab separates fields by blanks: a space in the path is written \040.
-    listed=$(printf '%s' "$target" | sed 's/ /\\040/g')
-    printf 'UUID=%s %s %s defaults,nofail 0 2\n' "$uuid" "$listed" "$filesystem" |
-      as_root tee -a "$fstab" >/dev/null
-  fi
-  echo "volume $1: $device on $target"
-}
-"""
+def nvme_serial(mount: VolumeMount) -> str:
+    """The volume id as its NVMe device's name carries it: without the dash."""
+    return mount.volume_id.replace("-", "")
 
 
-def mount_script(mounts: list[VolumeMount], root: str, wait_seconds: int = 120) -> str:
-    """A POSIX sh script that makes each volume ready at `{root}{mount_point}` (idempotent:
-    a mounted volume is left as it is, an fstab line is written once)."""
-    q = shlex.quote
-    lines = [
-        _FUNCTIONS,
-        f"root={q(root)}",
-        'fstab="${root%/}/etc/fstab"',
-        f"filesystem={FILESYSTEM}",
-        f"wait_seconds={int(wait_seconds)}",
-    ]
-    for mount in mounts:
-        serial = mount.volume_id.replace("-", "")
-        alias = mount.device.replace("/dev/sd", "/dev/xvd", 1)
-        lines.append(f"ready {q(serial)} {q(mount.device)} {q(alias)} {q(mount.mount_point)}")
-    return "\n".join(lines) + "\n"
+def xen_alias(mount: VolumeMount) -> str:
+    """The name a Xen instance gives the device the volume was attached as."""
+    return mount.device.replace("/dev/sd", "/dev/xvd", 1)

@@ -34,6 +34,8 @@ missing_packages() {
   command -v git >/dev/null || echo git
   # Runs on hosts whose login user is not root go through `sudo -n`; tests run one so.
   command -v sudo >/dev/null || echo sudo
+  # `make lint` checks every shell script with it.
+  command -v shellcheck >/dev/null || echo shellcheck
   # Debian's own python3 has no ensurepip (so no `python3 -m venv`) without python3-venv.
   if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -m ensurepip --version >/dev/null 2>&1; then
     echo python3-venv

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities import local_provider, recipe_runner, ssh
+from activities import local_provider, ssh
+from activities.recipes.runner import RecipeActivities
 from opsflow.messages import (
     InstanceView,
     LaunchInput,
@@ -87,14 +88,14 @@ def request_for(instance: LaunchResult) -> Runner:
     return make
 
 
-def runner_for(context: RunContext) -> recipe_runner.RecipeActivities:
+def runner_for(context: RunContext) -> RecipeActivities:
     async def source(_: RecipeRunInput) -> RunContext:
         return context
 
-    return recipe_runner.RecipeActivities(source)
+    return RecipeActivities(source)
 
 
-async def run(acts: recipe_runner.RecipeActivities, request: RecipeRunInput) -> RecipeRunResult:
+async def run(acts: RecipeActivities, request: RecipeRunInput) -> RecipeRunResult:
     return await ActivityEnvironment().run(acts.run_recipes, request)
 
 

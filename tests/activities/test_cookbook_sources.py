@@ -23,7 +23,7 @@ from activities.cookbook_sources import (
     prune_cache,
     resolve,
 )
-from activities.recipe_runner import cookbooks_digest
+from activities.recipes.payload import cookbooks_digest
 from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.spec import ConfigurationManager, CookbookSource

@@ -81,6 +81,21 @@ def test_a_volume_whose_device_never_appears_fails_with_the_scripts_word(
     assert not (Path(instance.root) / "data").exists()
 
 
+def test_volumes_are_made_ready_in_order_each_with_its_own_values(
+    instance: LaunchResult, block_device: str
+) -> None:
+    target = Path(instance.root) / "data one"
+    first = VolumeMount(volume_id="vol-0abc1234", device=block_device, mount_point="/data one")
+    second = VolumeMount(volume_id="vol-0def5678", device="/dev/sdy", mount_point="/logs")
+    try:
+        with pytest.raises(ApplicationError, match="volume vol0def5678: no block device /dev/sdy"):
+            volumes.mount(instance.ssh, instance.root, [first, second], device_wait_seconds=1)
+        assert subprocess.run(["mountpoint", "-q", str(target)], check=False).returncode == 0
+        assert not (Path(instance.root) / "logs").exists()
+    finally:
+        unmount(target)
+
+
 def test_each_volume_is_named_by_the_device_it_is_attached_as() -> None:
     machine = Ec2Machine(
         stack="s",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.recipe_runner import RecipeActivities
+from activities.recipes.runner import RecipeActivities
 from opsflow.errors import RECIPE_FAILED_TYPE
 from opsflow.messages import LaunchResult, RunContext
 from opsflow.spec import ConfigurationManager

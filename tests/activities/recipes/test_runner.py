@@ -19,7 +19,8 @@ from temporalio.activity import ActivityCancellationDetails
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import recipe_runner, ssh
+from activities import ssh
+from activities.recipes import payload, remote, runner
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
 from opsflow.messages import (
     LaunchResult,
@@ -68,7 +69,7 @@ def cookbooks(tmp_path: Path) -> Path:
 
 def activities_for(
     cookbooks: Path | None, recipes: list[str] | None = None
-) -> recipe_runner.RecipeActivities:
+) -> runner.RecipeActivities:
     return runner_for(
         RunContext(
             configuration=CONFIGURATION,
@@ -176,13 +177,13 @@ async def test_cookbooks_are_staged_once_per_content_hash(
     cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     uploads: list[str | None] = []
-    add_cookbooks = recipe_runner._add_cookbooks
+    add_cookbooks = payload.add_cookbooks
 
     def counting(tar: tarfile.TarFile, directory: str | None) -> None:
         uploads.append(directory)
         add_cookbooks(tar, directory)
 
-    monkeypatch.setattr(recipe_runner, "_add_cookbooks", counting)
+    monkeypatch.setattr(payload, "add_cookbooks", counting)
     acts = activities_for(cookbooks)
     await run(acts, request_for("r1", ["web::count"]))
     await run(acts, request_for("r2", ["web::count"]))
@@ -355,7 +356,7 @@ async def test_a_first_run_on_a_new_instance_is_one_ssh_command(
 async def test_big_cookbooks_are_sent_only_when_the_instance_lacks_them(
     cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(recipe_runner, "SPECULATIVE_STAGE_BYTES", 0)
+    monkeypatch.setattr(runner, "SPECULATIVE_STAGE_BYTES", 0)
     spy = SshSpy(monkeypatch)
     acts = activities_for(cookbooks)
     await run(acts, request_for("r1", ["web::count"]))
@@ -398,7 +399,7 @@ async def test_large_attributes_reach_the_recipe_intact_on_stdin(
         return context
 
     spy = SshSpy(monkeypatch)
-    result = await run(recipe_runner.RecipeActivities(source), request_for("r1", ["web::env"]))
+    result = await run(runner.RecipeActivities(source), request_for("r1", ["web::env"]))
     assert result.exit_code == 0
     received = (Path(instance.root) / "attributes.json").read_text()
     assert len(received) > 200 * 1024
@@ -421,7 +422,7 @@ async def test_a_retry_of_a_finished_run_is_one_command_and_writes_nothing(
         )  # fmt: skip
 
     spy = SshSpy(monkeypatch)
-    again = await run(recipe_runner.RecipeActivities(other), request_for("r1", ["web::count"]))
+    again = await run(runner.RecipeActivities(other), request_for("r1", ["web::count"]))
     assert again.attached and len(spy.commands) == 1
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
     assert lines(Path(instance.root) / "count.txt") == ["ran"]
@@ -473,7 +474,7 @@ async def test_only_the_newest_runs_are_kept_on_the_worker_and_the_instance(
     cookbooks: Path, request_for: Runner, instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(run_logs, "KEEP_RUNS", 2)
-    monkeypatch.setattr(recipe_runner, "KEEP_REMOTE_RUNS", 2)
+    monkeypatch.setattr(remote, "KEEP_REMOTE_RUNS", 2)
     acts = activities_for(cookbooks)
     for run_id in ("r1", "r2", "r3"):
         await run(acts, request_for(run_id, ["web::count"]))
@@ -531,7 +532,7 @@ def running(pid_file: Path) -> bool:
 
 
 async def start_and_wait_for(
-    env: ActivityEnvironment, acts: recipe_runner.RecipeActivities, request: RecipeRunInput,
+    env: ActivityEnvironment, acts: runner.RecipeActivities, request: RecipeRunInput,
     marker: Path,
 ) -> asyncio.Task[RecipeRunResult]:  # fmt: skip
     task = asyncio.create_task(env.run(acts.run_recipes, request))
@@ -550,7 +551,7 @@ async def test_a_requested_cancel_stops_the_run_on_the_instance(
     monkeypatch: pytest.MonkeyPatch,
     recipe: str,
 ) -> None:
-    monkeypatch.setattr(recipe_runner, "CANCEL_GRACE_SECONDS", 0.5)  # stubborn: then KILL
+    monkeypatch.setattr(remote, "CANCEL_GRACE_SECONDS", 0.5)  # stubborn: then KILL
     root = Path(instance.root)
     env = ActivityEnvironment()
     request = request_for("r1", [recipe, "web::count"])

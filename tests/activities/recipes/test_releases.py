@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import recipe_runner
+from activities.recipes import runner
 from opsflow import settings
 from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
 from opsflow.messages import AppAction, AppRelease, LaunchResult, RecipeRunResult, RunContext
@@ -22,7 +22,7 @@ from opsflow.secrets import encrypt
 from opsflow.spec import ConfigurationManager
 from runtime import run_logs
 from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
-from tests.activities.test_recipe_runner import SshSpy
+from tests.activities.recipes.test_runner import SshSpy
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +38,7 @@ cp "$OPSFLOW_ATTRIBUTES" deploy-attributes.json
 cat "$OPSFLOW_RELEASE_PATH/index.html"
 """,
     "app/leak.sh": 'echo "connecting with password $DB_PASSWORD"\n',
+    "app/names.sh": 'printf "%s|%s|%s\\n" "$APP_NAME" "$APP_RELEASE" "$RUN_DIR" > names.txt\n',
     "app/fail.sh": 'echo "password $DB_PASSWORD rejected" >&2\nexit 4\n',
     "app/undeploy.sh": """
 printf '%s|%s\\n' "$OPSFLOW_RELEASE_PATH" "$(readlink "$OPSFLOW_DEPLOY_TO/current")" \
@@ -47,7 +48,7 @@ printf '%s|%s\\n' "$OPSFLOW_RELEASE_PATH" "$(readlink "$OPSFLOW_DEPLOY_TO/curren
 
 
 @pytest.fixture
-def acts(tmp_path: Path) -> recipe_runner.RecipeActivities:
+def acts(tmp_path: Path) -> runner.RecipeActivities:
     cookbooks = write_tree(tmp_path / "cookbooks", RECIPES)
     return runner_for(
         RunContext(
@@ -79,7 +80,7 @@ def releases(instance: LaunchResult) -> list[str]:
 
 
 async def deploy(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     number: int,
     source: Path | None,
@@ -100,7 +101,7 @@ async def deploy(
 
 
 async def act(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     action: AppAction,
     run_id: str,
@@ -111,7 +112,7 @@ async def act(
 
 
 async def test_a_second_deploy_switches_current_and_reports_the_previous_release(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -160,7 +161,7 @@ async def test_a_second_deploy_switches_current_and_reports_the_previous_release
 
 
 async def test_a_deploy_with_its_code_is_one_ssh_command(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -176,13 +177,13 @@ async def test_a_deploy_with_its_code_is_one_ssh_command(
 
 
 async def test_big_app_code_is_sent_only_when_the_instance_lacks_it(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(recipe_runner, "SPECULATIVE_STAGE_BYTES", 0)
+    monkeypatch.setattr(runner, "SPECULATIVE_STAGE_BYTES", 0)
     spy = SshSpy(monkeypatch)
     await deploy(acts, request_for, 1, source)
     assert len(spy.commands) == 2
@@ -190,7 +191,7 @@ async def test_big_app_code_is_sent_only_when_the_instance_lacks_it(
 
 
 async def test_a_deploy_without_code_creates_an_empty_release(
-    acts: recipe_runner.RecipeActivities, request_for: Runner, instance: LaunchResult
+    acts: runner.RecipeActivities, request_for: Runner, instance: LaunchResult
 ) -> None:
     result = await deploy(acts, request_for, 1, None, recipes=["app::leak"])
     assert result.release == "0001-rev1"
@@ -198,7 +199,7 @@ async def test_a_deploy_without_code_creates_an_empty_release(
 
 
 async def test_only_the_newest_five_releases_are_kept(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -210,7 +211,7 @@ async def test_only_the_newest_five_releases_are_kept(
 
 
 async def test_a_failed_deploy_leaves_current_on_the_previous_release(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -226,7 +227,7 @@ async def test_a_failed_deploy_leaves_current_on_the_previous_release(
 
 
 async def test_rollback_re_points_current_to_the_release_before_it(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -254,7 +255,7 @@ async def test_rollback_re_points_current_to_the_release_before_it(
 
 
 async def test_rollback_of_an_app_never_deployed_fails_clearly(
-    acts: recipe_runner.RecipeActivities, request_for: Runner
+    acts: runner.RecipeActivities, request_for: Runner
 ) -> None:
     with pytest.raises(ApplicationError) as raised:
         await act(acts, request_for, AppAction.ROLLBACK, "rollback-1", ["app::deploy"])
@@ -263,7 +264,7 @@ async def test_rollback_of_an_app_never_deployed_fails_clearly(
 
 
 async def test_undeploy_runs_its_recipes_then_removes_current_and_the_releases(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -281,7 +282,7 @@ async def test_undeploy_runs_its_recipes_then_removes_current_and_the_releases(
 
 
 async def test_secret_values_never_reach_the_logs_or_failure_messages(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -319,7 +320,7 @@ async def test_secret_values_never_reach_the_logs_or_failure_messages(
 
 
 async def test_a_retried_deploy_reattaches_and_deploys_once(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -333,7 +334,7 @@ async def test_a_retried_deploy_reattaches_and_deploys_once(
 
 
 async def test_a_lost_rollback_started_afresh_keeps_its_first_decision(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     source: Path,
@@ -357,7 +358,7 @@ async def test_a_lost_rollback_started_afresh_keeps_its_first_decision(
     "name", ["shop;touch pwned", "$(touch pwned)", "../shop", "Shop", "a b", "", "x" * 40]
 )
 async def test_bad_app_names_are_rejected_before_anything_runs(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     name: str,
@@ -382,7 +383,7 @@ async def test_bad_app_names_are_rejected_before_anything_runs(
     ],
 )
 async def test_bad_app_fields_are_rejected(
-    acts: recipe_runner.RecipeActivities,
+    acts: runner.RecipeActivities,
     request_for: Runner,
     instance: LaunchResult,
     fields: dict[str, Any],
@@ -392,3 +393,27 @@ async def test_bad_app_fields_are_rejected(
         await run(acts, request_for("deploy-1", ["app::deploy"], app=app))
     assert raised.value.type == INVALID_INPUT_TYPE
     assert not (Path(instance.root) / "var").exists()
+
+
+async def test_an_app_environment_with_its_own_ifs_still_runs_every_recipe(
+    acts: runner.RecipeActivities, request_for: Runner, source: Path, instance: LaunchResult
+) -> None:
+    done = await deploy(
+        acts,
+        request_for,
+        1,
+        source,
+        recipes=["app::deploy", "app::leak"],
+        environment={"IFS": ":", "DB_PASSWORD": "open"},
+    )
+    assert done.recipes == ["app::deploy", "app::leak"]
+    assert "connecting with password open" in done.log_tail
+    assert current(instance) == release_name(1, "rev1")
+
+
+async def test_the_apps_own_variables_reach_its_recipes_whatever_their_names(
+    acts: runner.RecipeActivities, request_for: Runner, source: Path, instance: LaunchResult
+) -> None:
+    names = {"APP_NAME": "theirs", "APP_RELEASE": "v9", "RUN_DIR": "/their/dir"}
+    await deploy(acts, request_for, 1, source, recipes=["app::names"], environment=names)
+    assert (Path(instance.root) / "names.txt").read_text() == "theirs|v9|/their/dir\n"

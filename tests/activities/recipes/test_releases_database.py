@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities import recipe_runner
+from activities.recipes import runner
 from opsflow import settings
 from opsflow.messages import AppAction, AppDatabase, AppRelease, LaunchResult, RunContext
 from opsflow.releases import release_name
@@ -42,7 +42,7 @@ exit 3
 
 
 @pytest.fixture
-def acts(tmp_path: Path) -> recipe_runner.RecipeActivities:
+def acts(tmp_path: Path) -> runner.RecipeActivities:
     cookbooks = write_tree(tmp_path / "cookbooks", RECIPES)
     return runner_for(
         RunContext(
@@ -73,7 +73,7 @@ def release(number: int) -> AppRelease:
 
 
 async def test_the_database_is_in_the_attributes_and_its_password_only_there(
-    acts: recipe_runner.RecipeActivities, request_for: Runner, instance: LaunchResult
+    acts: runner.RecipeActivities, request_for: Runner, instance: LaunchResult
 ) -> None:
     request = request_for("deploy-1", ["app::deploy", "app::echo"], app=release(1))
     assert PASSWORD not in request.model_dump_json()  # what workflow history keeps
@@ -99,7 +99,7 @@ async def test_the_database_is_in_the_attributes_and_its_password_only_there(
 
 
 async def test_a_failure_printing_the_password_does_not_show_it(
-    acts: recipe_runner.RecipeActivities, request_for: Runner, instance: LaunchResult
+    acts: runner.RecipeActivities, request_for: Runner, instance: LaunchResult
 ) -> None:
     with pytest.raises(ApplicationError) as raised:
         await run(acts, request_for("deploy-2", ["app::fail"], app=release(2)))

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from temporalio.exceptions import ApplicationError
 
-from activities.recipe_runner import RecipeActivities
+from activities.recipes.runner import RecipeActivities
 from opsflow.errors import RECIPE_FAILED_TYPE
 from opsflow.messages import LaunchResult, RecipeRunResult, RunContext
 from opsflow.spec import ConfigurationManager
@@ -120,10 +120,12 @@ async def test_what_the_chef_runner_stages_on_the_instance(
     assert (
         remote_file(instance, f"{staged}/web/recipes/deploy.rb") == RECIPES["web/recipes/deploy.rb"]
     )
-    # the run list: one recipe per chef invocation
+    # the run list: one recipe per chef invocation (run.sh's header gives the recipes and
+    # their files; the chef part invokes the tool once per recipe)
     script = remote_file(instance, f"{run_dir}/run.sh")
-    recipe_file = shlex.quote(f"{staged}/web/recipes/deploy.rb")
-    assert f"step web::deploy {recipe_file} 'recipe[web::deploy]' || finish $?" in script
+    assert f"OPSFLOW_COOKBOOKS={shlex.quote(str(staged))}\n" in script
+    assert "OPSFLOW_RECIPES=web::deploy\nOPSFLOW_RECIPE_FILES=web/recipes/deploy.rb\n" in script
+    assert '-o "recipe[$1]"' in script
     meta, _ = run_logs.read_run_log(STACK, "web1", "c1")
     assert meta["configuration_manager"] == "chef"
 
