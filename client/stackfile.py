@@ -21,9 +21,9 @@ from pydantic import ValidationError
 
 from opsflow import settings
 from opsflow.errors import SpecError
-from opsflow.recipes import available_recipes
+from opsflow.recipes import inventory, read_tree
 from opsflow.secrets import encrypt
-from opsflow.spec import ConfigurationManager, StackSpec, missing_recipes, recipe_references
+from opsflow.spec import StackSpec, missing_recipes, recipe_references
 
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
@@ -203,7 +203,12 @@ def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
     directory = _local_path(file, spec.cookbooks.source, "cookbooks.source", "directory")
     if isinstance(directory, str):
         raise SpecError(name, [directory])
-    problems = missing_recipes(spec, recipe_inventory(directory))
+    try:
+        tree = read_tree(directory)
+    except OSError as err:
+        where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        raise SpecError(name, [f"cookbooks.source: cannot read {where}"]) from None
+    problems = missing_recipes(spec, inventory(tree))
     if problems:
         raise SpecError(name, problems)
     cookbooks = spec.cookbooks.model_copy(update={"source": str(directory)})
@@ -277,9 +282,3 @@ def _local_path(
     if not found:
         return f"{field}: {shown!r} is not a {kind} ({path})"
     return path
-
-
-def recipe_inventory(directory: Path) -> dict[ConfigurationManager, set[str]]:
-    """Every `cookbook::recipe` the directory provides, for each configuration manager."""
-    files = [p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()]
-    return {manager: available_recipes(manager, files) for manager in ConfigurationManager}

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,4 +246,52 @@ def test_a_key_file_of_an_unknown_users_home_is_refused_naming_the_field(
     assert caught.value.problems == [
         "layers[0].instances[0].ssh.key_file: '~no-such-user-here/id_ed25519' cannot be used "
         "as a path: Could not determine home directory."
+    ]
+
+
+# ---- the recipe inventory: links as the runner ships them ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "found"),
+    [("../common/setup.sh", True), ("OUTSIDE", False), ("missing.sh", False)],
+    ids=["inside the tree", "out of the tree", "dangling"],
+)
+def test_a_linked_recipe_counts_only_if_it_leads_to_a_file_inside_the_cookbooks(
+    stack_dir: Path, tmp_path_factory: pytest.TempPathFactory, target: str, found: bool
+) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere") / "setup.sh"
+    outside.write_text("true\n")  # there on this machine, not in what an instance gets
+    (stack_dir / "cookbooks" / "common").mkdir()
+    (stack_dir / "cookbooks" / "common" / "setup.sh").write_text("true\n")
+    (stack_dir / "cookbooks" / "web" / "setup.sh").unlink()
+    (stack_dir / "cookbooks" / "web" / "setup.sh").symlink_to(
+        target.replace("OUTSIDE", str(outside))
+    )
+    (stack_dir / "stack.yml").write_text(GOOD)
+    if found:
+        load_stack_file(stack_dir / "stack.yml")
+        return
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml")
+    assert caught.value.problems == [
+        "layers[0].recipes.setup[0]: recipe 'web::setup' does not exist in the cookbooks "
+        "(as a shell recipe)"
+    ]
+
+
+def test_cookbooks_that_cannot_be_read_are_refused_naming_the_field(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Permissions do not stop root (who runs these tests), so the walk is made to fail.
+    def unreadable(top: str, onerror: Any = None, **_: Any) -> Iterator[Any]:
+        onerror(PermissionError(13, "Permission denied", f"{top}/secret"))
+        yield from ()
+
+    monkeypatch.setattr(os, "walk", unreadable)
+    (stack_dir / "stack.yml").write_text(GOOD)
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml")
+    assert caught.value.problems == [
+        f"cookbooks.source: cannot read {stack_dir / 'cookbooks'}/secret: Permission denied"
     ]
