@@ -28,23 +28,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities import aws, names
 from opsflow.messages import LayerGaugesInput
 from opsflow.spec import CloudWatchMetric
 
-CLOUDWATCH_REFUSED_TYPE = "CloudWatchRefused"
-CLOUDWATCH_THROTTLED_TYPE = "CloudWatchThrottled"
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-    }
-)
+CLOUDWATCH_REFUSED_TYPE = aws.CLOUDWATCH_ERRORS.refused
+CLOUDWATCH_THROTTLED_TYPE = aws.CLOUDWATCH_ERRORS.throttled
 NAMESPACE = "opsflow"
 EC2_NAMESPACE = "AWS/EC2"
 CPU_METRIC = "CPUUtilization"
@@ -133,7 +123,7 @@ def _latest(
                 break
             request["NextToken"] = token
     except ClientError as err:
-        raise as_application_error(err) from err
+        raise aws.refusal(err, aws.CLOUDWATCH_ERRORS) from err
     return {
         pair: (round(newest[query_id][1], 2) if query_id in newest else None)
         for query_id, pair in query_ids.items()
@@ -190,18 +180,7 @@ def put_layer_gauges(request: LayerGaugesInput, *, now: datetime | None = None) 
     try:
         client(request.region).put_metric_data(Namespace=NAMESPACE, MetricData=data)
     except ClientError as err:
-        raise as_application_error(err) from err
-
-
-def as_application_error(err: ClientError) -> ApplicationError:
-    """AWS's refusal as an ApplicationError: throttling retryable, the rest not."""
-    error = err.response.get("Error", {})
-    code = str(error.get("Code", ""))
-    message = error.get("Message", str(err))
-    text = f"AWS refused {err.operation_name}: {code}: {message}"
-    if code in THROTTLING_CODES:
-        return ApplicationError(text, type=CLOUDWATCH_THROTTLED_TYPE)
-    return ApplicationError(text, type=CLOUDWATCH_REFUSED_TYPE, non_retryable=True)
+        raise aws.refusal(err, aws.CLOUDWATCH_ERRORS) from err
 
 
 # What the worker registers (worker.py: `*cloudwatch.ACTIVITIES`).

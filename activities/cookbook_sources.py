@@ -60,7 +60,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -78,7 +78,8 @@ from activities.recipes.payload import cookbooks_digest
 from opsflow import settings
 from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
-from opsflow.recipes import available_recipes
+from opsflow.recipes import inventory as recipe_inventory
+from opsflow.recipes import read_tree
 from opsflow.spec import ConfigurationManager, CookbookSource
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
@@ -173,6 +174,7 @@ def resolve(
     run = _Run(limits, time.monotonic() + limits.seconds, cancel or threading.Event())
     try:
         directory, digest = _materialize(source, run)
+        recipes = inventory(directory)
     except FetchProblem as problem:
         raise _failure(request, problem) from problem
     prune_cache(keep=digest)
@@ -180,7 +182,7 @@ def resolve(
         directory=str(directory),
         digest=digest,
         description=source.describe(),
-        recipes=inventory(directory),
+        recipes=recipes,
     )
 
 
@@ -239,17 +241,12 @@ def subdirectory(root: Path, path: str | None) -> Path:
 
 
 def inventory(directory: Path) -> dict[ConfigurationManager, list[str]]:
-    """Every recipe the tree provides, for each configuration manager."""
-    files = list(relative_files(directory))
-    return {manager: sorted(available_recipes(manager, files)) for manager in ConfigurationManager}
-
-
-def relative_files(directory: Path) -> Iterator[str]:
-    """Paths (POSIX, relative) of everything but directories; symbolic links not followed."""
-    for top, _, files in os.walk(directory):
-        relative = Path(top).relative_to(directory)
-        for name in files:
-            yield (relative / name).as_posix()
+    """Every recipe the tree provides, for each configuration manager (the loader's rule)."""
+    try:
+        tree = read_tree(directory)
+    except OSError as err:
+        raise FetchProblem(f"cannot read {err.filename or directory}: {err.strerror}") from err
+    return {manager: sorted(found) for manager, found in recipe_inventory(tree).items()}
 
 
 # ---- the cache -----------------------------------------------------------------------------

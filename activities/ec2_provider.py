@@ -35,11 +35,8 @@ from opsflow.messages import Ec2Machine, Ec2Resources
 from opsflow.spec import VolumeSpec
 from opsflow.volumes import device_name
 
-EC2_REFUSED_TYPE = "Ec2Refused"
-EC2_THROTTLED_TYPE = "Ec2Throttled"
-THROTTLING_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
+EC2_REFUSED_TYPE = aws.EC2_ERRORS.refused
+EC2_THROTTLED_TYPE = aws.EC2_ERRORS.throttled
 REUSABLE_STATES = ("pending", "running", "stopping", "stopped")
 WAIT_SECONDS = 600
 
@@ -81,7 +78,7 @@ def stop(region: str, instance_id: str, heartbeat: Callable[[], None] = lambda: 
         ec2.stop_instances(InstanceIds=[instance_id])
         _wait(ec2, "instance_stopped", heartbeat, InstanceIds=[instance_id])
     except ClientError as err:
-        if _code(err) != "InvalidInstanceID.NotFound":
+        if aws.error_code(err) != "InvalidInstanceID.NotFound":
             raise as_application_error(err, None, []) from err
 
 
@@ -314,20 +311,17 @@ def _ignore_missing(step: Callable[[], object]) -> None:
     try:
         step()
     except ClientError as err:
-        if not _code(err).endswith(".NotFound"):
+        if not aws.error_code(err).endswith(".NotFound"):
             raise
     except WaiterError:
         pass  # already gone
 
 
-def _code(err: ClientError) -> str:
-    code: str = err.response.get("Error", {}).get("Code", "")
-    return code
-
-
 def as_application_error(
     err: BaseException, machine: Ec2Machine | None, problems: list[str]
 ) -> BaseException:
+    """`err` as the activity raises it: AWS's errors mapped (activities.aws), naming the
+    machine and what a failed launch could not undo."""
     where = f"{machine.stack}/{machine.hostname}: " if machine else ""
     left = f" (not undone: {'; '.join(problems)})" if problems else ""
     if isinstance(err, ApplicationError):
@@ -337,12 +331,7 @@ def as_application_error(
             )
         return err
     if isinstance(err, ClientError):
-        code = _code(err)
-        message = err.response.get("Error", {}).get("Message", str(err))
-        text = f"{where}AWS refused {err.operation_name}: {code}: {message}{left}"
-        if code in THROTTLING_CODES:
-            return ApplicationError(text, type=EC2_THROTTLED_TYPE)
-        return ApplicationError(text, type=EC2_REFUSED_TYPE, non_retryable=True)
+        return aws.refusal(err, aws.EC2_ERRORS, prefix=where, suffix=left)
     if isinstance(err, WaiterError):
-        return ApplicationError(f"{where}EC2 wait failed: {err}{left}", type=EC2_REFUSED_TYPE)
+        return aws.wait_failure(err, aws.EC2_ERRORS, prefix=where, suffix=left)
     return err

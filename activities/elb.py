@@ -1,8 +1,9 @@
 """ELBv2 target groups: an instance is registered when it goes online and deregistered,
 with connection draining waited for, before its shutdown recipes run (OpsWorks' order).
 
-Errors as in activities.ec2_provider: throttling retryable, refusals (a target group that
-does not exist: TargetGroupNotFound) non-retryable with AWS's code and message.
+Errors as activities.aws maps them, with the EC2 types (activities.aws.EC2_ERRORS):
+throttling retryable, refusals (a target group that does not exist: TargetGroupNotFound)
+non-retryable with AWS's code and message.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from botocore.exceptions import ClientError, WaiterError
 from temporalio import activity
 
 from activities import aws, names
-from activities.ec2_provider import as_application_error
 from activities.heartbeat import heartbeating
 from opsflow.messages import TargetInput
 
@@ -29,7 +29,7 @@ def register(request: TargetInput) -> None:
             TargetGroupArn=request.target_group, Targets=[{"Id": request.instance_id}]
         )
     except ClientError as err:
-        raise as_application_error(err, None, []) from err
+        raise aws.refusal(err, aws.EC2_ERRORS) from err
 
 
 def deregister(request: TargetInput) -> None:
@@ -45,10 +45,10 @@ def deregister(request: TargetInput) -> None:
             WaiterConfig={"Delay": 2, "MaxAttempts": 450},
         )
     except ClientError as err:
-        if "NotFound" not in err.response.get("Error", {}).get("Code", ""):
-            raise as_application_error(err, None, []) from err
+        if "NotFound" not in aws.error_code(err):
+            raise aws.refusal(err, aws.EC2_ERRORS) from err
     except WaiterError as err:
-        raise as_application_error(err, None, []) from err
+        raise aws.wait_failure(err, aws.EC2_ERRORS) from err
 
 
 @activity.defn(name=names.REGISTER_TARGET)

@@ -25,12 +25,9 @@ from temporalio.exceptions import ApplicationError
 from activities import aws, names
 from opsflow.messages import DescribeRdsInput, RdsInfo, RdsInstances
 
-RDS_REFUSED_TYPE = "RdsRefused"
-RDS_THROTTLED_TYPE = "RdsThrottled"
+RDS_REFUSED_TYPE = aws.RDS_ERRORS.refused
+RDS_THROTTLED_TYPE = aws.RDS_ERRORS.throttled
 RDS_NOT_READY_TYPE = "RdsNotReady"
-THROTTLING_CODES = frozenset(
-    {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
-)
 
 
 def client(region: str) -> Any:
@@ -44,7 +41,8 @@ def describe(request: DescribeRdsInput) -> RdsInstances:
         try:
             answer = rds.describe_db_instances(DBInstanceIdentifier=identifier)
         except ClientError as err:
-            raise _as_application_error(err, request.stack, identifier) from None
+            prefix = f"{request.stack}: RDS {identifier}: "
+            raise aws.refusal(err, aws.RDS_ERRORS, prefix=prefix) from None
         instance = answer["DBInstances"][0]
         endpoint = instance.get("Endpoint") or {}
         if not endpoint.get("Address"):
@@ -66,12 +64,3 @@ def describe(request: DescribeRdsInput) -> RdsInstances:
 @activity.defn(name=names.DESCRIBE_RDS)
 async def describe_rds(request: DescribeRdsInput) -> RdsInstances:
     return await asyncio.to_thread(describe, request)
-
-
-def _as_application_error(err: ClientError, stack: str, identifier: str) -> ApplicationError:
-    code: str = err.response.get("Error", {}).get("Code", "")
-    message = err.response.get("Error", {}).get("Message", str(err))
-    text = f"{stack}: RDS {identifier}: AWS refused {err.operation_name}: {code}: {message}"
-    if code in THROTTLING_CODES:
-        return ApplicationError(text, type=RDS_THROTTLED_TYPE)
-    return ApplicationError(text, type=RDS_REFUSED_TYPE, non_retryable=True)

@@ -133,6 +133,10 @@ def up(wait_timeout: float = 60) -> list[PartStatus]:
     with _locked(layout):
         temporal = _temporal_status(layout)
         if not temporal.running and not temporal.external:
+            if temporal.pid is None:
+                # Another server (another OPSFLOW_HOME's) on our ports would answer our
+                # readiness checks and take our worker: refuse before starting anything.
+                _check_ports_free(layout)
             # A live pid that does not answer yet is a server still starting: wait for it.
             pid = temporal.pid or _start(layout, "temporal", _temporal_command(layout))
             _wait_for_temporal(layout, pid, deadline)
@@ -269,6 +273,59 @@ def _start(
         )
     layout.pidfile(part).write_text(f"{process.pid}\n")
     return process.pid
+
+
+def _check_ports_free(layout: _Layout) -> None:
+    """Raise OperationFailed naming the process that listens on a port the server needs."""
+    for port, variable in ((layout.port, "OPSFLOW_DEV_PORT"), (layout.ui_port, "OPSFLOW_UI_PORT")):
+        if _port_free(port):
+            continue
+        holder = _port_holder(port)
+        raise OperationFailed(
+            f"port {port} ({variable}) is already in use by {holder}; the Temporal dev "
+            f"server of {layout.home} cannot start",
+            where=f"stop that process, or set {variable} to a free port",
+        )
+
+
+def _port_free(port: int) -> bool:
+    """Whether the dev server could listen on 127.0.0.1:`port` now."""
+    with socket.socket() as probe:
+        # As the server's listener does (Go sets it): sockets in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _port_holder(port: int) -> str:
+    """`pid N (argv)` of the process listening on `port`, read from /proc."""
+    inodes = _listening_inodes(port)
+    for pid in sorted(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:  # gone, or another user's
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) in inodes:
+                    return f"pid {pid} ({shlex.join(_cmdline(pid))})"
+    return "a process this user cannot see"
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """`socket:[inode]` of every TCP socket listening on `port`, any address."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local_address is ADDR:PORT in hex; state 0A is LISTEN.
+                if int(fields[1].rpartition(":")[2], 16) == port and fields[3] == "0A":
+                    found.add(f"socket:[{fields[9]}]")
+    return found
 
 
 def _wait_for_temporal(layout: _Layout, pid: int, deadline: float) -> None:

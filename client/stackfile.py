@@ -14,16 +14,16 @@ validation error can quote a plaintext.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
 from opsflow import settings
 from opsflow.errors import SpecError
-from opsflow.recipes import available_recipes
+from opsflow.recipes import inventory, read_tree
 from opsflow.secrets import encrypt
-from opsflow.spec import ConfigurationManager, StackSpec, missing_recipes, recipe_references
+from opsflow.spec import StackSpec, missing_recipes, recipe_references
 
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
@@ -200,12 +200,15 @@ def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
         # git and archive sources are fetched by the worker when the stack is applied;
         # their recipes are checked there, before any instance starts.
         return spec
-    directory = (file.parent / spec.cookbooks.source).resolve()
-    if not directory.is_dir():
-        raise SpecError(
-            name, [f"cookbooks.source: {spec.cookbooks.source!r} is not a directory ({directory})"]
-        )
-    problems = missing_recipes(spec, recipe_inventory(directory))
+    directory = _local_path(file, spec.cookbooks.source, "cookbooks.source", "directory")
+    if isinstance(directory, str):
+        raise SpecError(name, [directory])
+    try:
+        tree = read_tree(directory)
+    except OSError as err:
+        where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        raise SpecError(name, [f"cookbooks.source: cannot read {where}"]) from None
+    problems = missing_recipes(spec, inventory(tree))
     if problems:
         raise SpecError(name, problems)
     cookbooks = spec.cookbooks.model_copy(update={"source": str(directory)})
@@ -221,12 +224,10 @@ def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
         if app.source is None or app.source.source is None:
             apps.append(app)
             continue
-        directory = (file.parent / app.source.source).resolve()
-        if not directory.is_dir():
-            problems.append(
-                f"apps[{index}].source.source: {app.source.source!r} is not a directory "
-                f"({directory})"
-            )
+        field = f"apps[{index}].source.source"
+        directory = _local_path(file, app.source.source, field, "directory")
+        if isinstance(directory, str):
+            problems.append(directory)
             continue
         source = app.source.model_copy(update={"source": str(directory)})
         apps.append(app.model_copy(update={"source": source}))
@@ -246,12 +247,12 @@ def _resolve_key_files(spec: StackSpec, file: Path, name: str) -> StackSpec:
             if instance.ssh is None:
                 instances.append(instance)
                 continue
-            key_file = (file.parent / Path(instance.ssh.key_file).expanduser()).resolve()
-            if not key_file.is_file():
-                problems.append(
-                    f"layers[{li}].instances[{ii}].ssh.key_file: {instance.ssh.key_file!r} is "
-                    f"not a file ({key_file})"
-                )
+            field = f"layers[{li}].instances[{ii}].ssh.key_file"
+            key_file = _local_path(file, instance.ssh.key_file, field, "file")
+            if isinstance(key_file, str):
+                problems.append(key_file)
+                instances.append(instance)
+                continue
             host = instance.ssh.model_copy(update={"key_file": str(key_file)})
             instances.append(instance.model_copy(update={"ssh": host}))
         layers.append(layer.model_copy(update={"instances": instances}))
@@ -260,7 +261,24 @@ def _resolve_key_files(spec: StackSpec, file: Path, name: str) -> StackSpec:
     return spec.model_copy(update={"layers": layers}) if spec.layers else spec
 
 
-def recipe_inventory(directory: Path) -> dict[ConfigurationManager, set[str]]:
-    """Every `cookbook::recipe` the directory provides, for each configuration manager."""
-    files = [p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()]
-    return {manager: available_recipes(manager, files) for manager in ConfigurationManager}
+_SHOWN_CHARS = 80
+
+
+def _local_path(
+    file: Path, value: str, field: str, kind: Literal["directory", "file"]
+) -> Path | str:
+    """`value` (`~` expanded for a file) made absolute relative to the stack file, if it
+    is a `kind` there; else the problem (a str), naming `field`. A name the file system refuses
+    (NUL, too long, `~nobody`) is a problem of the field, not a crash of the loader."""
+    shown = value if len(value) <= _SHOWN_CHARS else f"{value[:_SHOWN_CHARS]}..."
+    try:
+        given = Path(value).expanduser() if kind == "file" else Path(value)
+        path = (file.parent / given).resolve()
+        found = path.is_dir() if kind == "directory" else path.is_file()
+    except (OSError, ValueError, RuntimeError) as err:
+        # RuntimeError: expanduser of an unknown user's `~name`.
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        return f"{field}: {shown!r} cannot be used as a path: {reason}"
+    if not found:
+        return f"{field}: {shown!r} is not a {kind} ({path})"
+    return path

@@ -7,14 +7,30 @@ One naming scheme for all three managers:
             cookbooks directory is the modulepath)
     chef    cookbooks/{cookbook}/recipes/{recipe}.rb  (the cookbooks directory is the
             cookbook_path)
+
+One inventory of a cookbooks tree, for the stack-file loader and for fetched cookbooks
+alike (`inventory`, pure on a listing of the tree; `read_tree` makes the listing). The
+recipe runner ships the tree to instances with its symbolic links as links, so a recipe
+is a regular file reached without following a link, or a link that leads, inside the
+tree, to such a file; a link that dangles or leads out of the tree has nothing at its end
+on an instance, and a linked directory is not walked into.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import posixpath
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
 
 from opsflow.names import RECIPE, split_recipe
 from opsflow.spec import ConfigurationManager
+
+# As the kernel's own limit (MAXSYMLINKS): a cycle of links ends here.
+_MAX_LINKS = 40
 
 # (directory inside the cookbook, file suffix) per manager.
 _LAYOUT: dict[ConfigurationManager, tuple[str | None, str]] = {
@@ -46,3 +62,80 @@ def available_recipes(manager: ConfigurationManager, files: Iterable[str]) -> se
         if RECIPE.match(candidate):
             found.add(candidate)
     return found
+
+
+class EntryKind(StrEnum):
+    FILE = "file"
+    DIRECTORY = "directory"
+    LINK = "link"
+    OTHER = "other"  # a fifo, a socket, a device
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """What lstat says of one path in a cookbooks tree; `target` is a link's, as written."""
+
+    kind: EntryKind
+    target: str | None = None
+
+
+def inventory(tree: Mapping[str, TreeEntry]) -> dict[ConfigurationManager, set[str]]:
+    """Every recipe the tree (relative POSIX path -> entry) provides, per manager."""
+    files = [path for path in tree if _leads_to_a_file(tree, path)]
+    return {manager: available_recipes(manager, files) for manager in ConfigurationManager}
+
+
+def _leads_to_a_file(tree: Mapping[str, TreeEntry], path: str) -> bool:
+    """`path` is a regular file of the tree, or a link that resolves to one inside it."""
+    remaining = path.split("/")
+    resolved: list[str] = []
+    links = 0
+    while remaining:
+        part = remaining.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not resolved:
+                return False  # out of the tree
+            resolved.pop()
+            continue
+        entry = tree.get("/".join([*resolved, part]))
+        if entry is None:
+            return False
+        if entry.kind is EntryKind.LINK:
+            links += 1
+            target = entry.target or ""
+            if links > _MAX_LINKS or target.startswith("/"):
+                return False  # a cycle, or a path of the machine it runs on
+            remaining = target.split("/") + remaining
+            continue
+        resolved.append(part)
+    return bool(resolved) and tree["/".join(resolved)].kind is EntryKind.FILE
+
+
+def read_tree(directory: Path) -> dict[str, TreeEntry]:
+    """The listing `inventory` takes: every path under `directory`, links not followed.
+
+    The one function here that reads the disk (names and links, never contents), so the
+    CLI and the worker list a tree the same way. Raises OSError for what cannot be read.
+    """
+
+    def fail(error: OSError) -> None:
+        raise error
+
+    tree: dict[str, TreeEntry] = {}
+    for top, directories, files in os.walk(directory, onerror=fail):
+        relative = Path(top).relative_to(directory)
+        for name in (*directories, *files):
+            path = Path(top, name)
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                entry = TreeEntry(EntryKind.LINK, os.readlink(path))
+            elif stat.S_ISDIR(mode):
+                entry = TreeEntry(EntryKind.DIRECTORY)
+            elif stat.S_ISREG(mode):
+                entry = TreeEntry(EntryKind.FILE)
+            else:
+                entry = TreeEntry(EntryKind.OTHER)
+            tree[posixpath.join(relative.as_posix(), name).removeprefix("./")] = entry
+    return tree

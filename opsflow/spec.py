@@ -38,6 +38,17 @@ Hostname = Annotated[str, AfterValidator(_matches(names.HOSTNAME, "hostname"))]
 RecipeName = Annotated[str, AfterValidator(_matches(names.RECIPE, "recipe name"))]
 
 
+def _no_nul(value: str) -> str:
+    # No file system takes a NUL in a path; os calls would raise ValueError on it.
+    if "\0" in value:
+        raise ValueError("must not contain a NUL byte")
+    return value
+
+
+# A path (or a URL naming one) that opsflow hands to the file system or to git.
+PathText = Annotated[str, AfterValidator(_no_nul)]
+
+
 class Provider(StrEnum):
     LOCAL = "local"
     EC2 = "ec2"
@@ -61,13 +72,13 @@ class LifecycleEvent(StrEnum):
 class CookbookSource(StrictModel):
     """Exactly one of: a local directory, a git repository (+ revision), a .tar.gz URL."""
 
-    source: str | None = Field(
+    source: PathText | None = Field(
         default=None, description="directory of cookbooks, relative to the stack file"
     )
-    git: str | None = Field(default=None, description="git repository URL (or path)")
+    git: PathText | None = Field(default=None, description="git repository URL (or path)")
     revision: str | None = Field(default=None, description="git branch, tag or commit")
-    archive: str | None = Field(default=None, description="URL of a .tar.gz of cookbooks")
-    path: str | None = Field(
+    archive: PathText | None = Field(default=None, description="URL of a .tar.gz of cookbooks")
+    path: PathText | None = Field(
         default=None, description="subdirectory of the repository or archive to use"
     )
 
@@ -326,7 +337,7 @@ class RegisteredHostSpec(StrictModel):
     host: str = Field(description="DNS name or IP address")
     port: int = Field(default=22, ge=1, le=65535)
     user: str = Field(default="root", description="must be able to write under `root`")
-    key_file: str = Field(description="private key, relative to the stack file")
+    key_file: PathText = Field(description="private key, relative to the stack file")
     host_key: str | None = Field(
         default=None,
         description="'<type> <base64>' to pin; absent: learned at registration and pinned",

@@ -390,6 +390,21 @@ def test_recipe_inventory_per_manager(repo: Repo) -> None:
     }
 
 
+def test_inventory_counts_a_link_only_if_it_leads_to_a_file_inside_the_tree(
+    tmp_path: Path,
+) -> None:
+    top = tmp_path / "cookbooks"
+    (top / "common").mkdir(parents=True)
+    (top / "common" / "setup.sh").write_text("true\n")
+    (top / "web").mkdir()
+    (top / "web" / "setup.sh").symlink_to("../common/setup.sh")
+    (top / "web" / "deploy.sh").symlink_to("missing.sh")
+    (tmp_path / "outside.sh").write_text("true\n")
+    (top / "web" / "configure.sh").symlink_to(tmp_path / "outside.sh")
+    resolved = fetch(source=str(top))
+    assert resolved.recipes[ConfigurationManager.SHELL] == ["common::setup", "web::setup"]
+
+
 def test_same_source_twice_is_one_cache_entry(repo: Repo, cache: Path) -> None:
     first = fetch(git=str(repo.path), revision="v1")
     entry = Path(first.directory)

@@ -79,6 +79,85 @@ def test_another_temporal_address_is_reported_external_and_not_started(
     assert temporal.address == f"127.0.0.1:{closed_port}" and temporal.pid is None
 
 
+@pytest.fixture
+def listener(home: Path) -> Iterator[subprocess.Popen[str]]:
+    """A process that listens on a port given on its stdin (another program's server)."""
+    code = (
+        "import socket, sys, time\n"
+        "s = socket.socket()\n"
+        "s.bind(('127.0.0.1', int(sys.stdin.readline())))\n"
+        "s.listen()\n"
+        "print('listening', flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _listen(listener: subprocess.Popen[str], port: int) -> None:
+    assert listener.stdin is not None and listener.stdout is not None
+    listener.stdin.write(f"{port}\n")
+    listener.stdin.flush()
+    assert listener.stdout.readline() == "listening\n"
+
+
+def _dev_up_cli() -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "client.cli", "dev", "up"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("variable", ["OPSFLOW_DEV_PORT", "OPSFLOW_UI_PORT"])
+def test_up_on_a_port_another_process_holds_exits_1_naming_it_and_starts_nothing(
+    home: Path, listener: subprocess.Popen[str], variable: str
+) -> None:
+    port = int(os.environ[variable])
+    _listen(listener, port)
+
+    done = _dev_up_cli()
+
+    assert done.returncode == 1, done.stderr
+    assert f"port {port} ({variable}) is already in use by pid {listener.pid}" in done.stderr
+    assert sys.executable in done.stderr, "the holder's command line is shown"
+    assert not list((home / "run").glob("*.pid")), "nothing was started"
+    assert not any(part.running for part in dev.status())
+
+
+@pytest.mark.integration
+def test_up_beside_another_homes_dev_server_on_the_same_port_exits_1(
+    home: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other_home = tmp_path_factory.mktemp("other-opsflow-home")
+    monkeypatch.setenv("OPSFLOW_HOME", str(other_home))
+    try:
+        foreign = _by_name(dev.up())["temporal"]
+        monkeypatch.setenv("OPSFLOW_HOME", str(home))
+
+        done = _dev_up_cli()
+
+        assert done.returncode == 1, done.stderr
+        port = os.environ["OPSFLOW_DEV_PORT"]
+        assert f"port {port} (OPSFLOW_DEV_PORT) is already in use by pid {foreign.pid}" in (
+            done.stderr
+        )
+        assert str(other_home / "temporal.db") in done.stderr
+        assert not list((home / "run").glob("*.pid")), "no worker joined the other server"
+    finally:
+        monkeypatch.setenv("OPSFLOW_HOME", str(other_home))
+        dev.down()
+        monkeypatch.setenv("OPSFLOW_HOME", str(home))
+
+
 @pytest.mark.integration
 def test_dev_server_that_cannot_start_raises_naming_its_log(home: Path) -> None:
     (home / "temporal.db").mkdir()  # SQLite cannot open a directory

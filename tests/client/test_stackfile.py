@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +193,105 @@ def test_a_missing_app_source_directory_is_refused(app_dir: Path) -> None:
     with pytest.raises(SpecError) as caught:
         load_stack_file(_app_file(app_dir, apps))
     assert "stack.yml: apps[0].source.source: './nowhere' is not a directory" in str(caught.value)
+
+
+# ---- path fields the file system refuses -----------------------------------------------
+
+REGISTERED = """\
+name: shop
+provider: registered
+layers:
+  - name: web
+    instances:
+      - hostname: web1
+        ssh: {host: 10.0.0.5, key_file: %s}
+"""
+
+UNUSABLE_NAMES = {
+    "a NUL byte": ('"./in\\0side"', "must not contain a NUL byte"),
+    "a name too long": ("x" * 5000, "cannot be used as a path: File name too long"),
+    "a path too long": ("/".join(["x" * 200] * 30), "cannot be used as a path: File name too long"),
+}
+
+
+@pytest.mark.parametrize("value", UNUSABLE_NAMES.values(), ids=UNUSABLE_NAMES.keys())
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        (GOOD.replace("./cookbooks", "%s"), "cookbooks.source"),
+        (GOOD + APPS.replace("./app", "%s"), "apps[0].source.source"),
+        (REGISTERED, "layers[0].instances[0].ssh.key_file"),
+    ],
+    ids=["cookbooks", "app source", "key file"],
+)
+def test_a_path_field_the_file_system_refuses_is_refused_naming_the_field(
+    app_dir: Path, text: str, field: str, value: tuple[str, str]
+) -> None:
+    written, problem = value
+    (app_dir / "stack.yml").write_text(text.replace("%s", written, 1).replace("%s", SECRET))
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(app_dir / "stack.yml")
+    assert len(caught.value.problems) == 1
+    assert caught.value.problems[0].startswith(f"{field}: ")
+    assert problem in caught.value.problems[0]
+    assert len(str(caught.value)) < 1000, "a long name is not quoted whole"
+
+
+def test_a_key_file_of_an_unknown_users_home_is_refused_naming_the_field(
+    stack_dir: Path,
+) -> None:
+    (stack_dir / "stack.yml").write_text(REGISTERED % "~no-such-user-here/id_ed25519")
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml")
+    assert caught.value.problems == [
+        "layers[0].instances[0].ssh.key_file: '~no-such-user-here/id_ed25519' cannot be used "
+        "as a path: Could not determine home directory."
+    ]
+
+
+# ---- the recipe inventory: links as the runner ships them ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "found"),
+    [("../common/setup.sh", True), ("OUTSIDE", False), ("missing.sh", False)],
+    ids=["inside the tree", "out of the tree", "dangling"],
+)
+def test_a_linked_recipe_counts_only_if_it_leads_to_a_file_inside_the_cookbooks(
+    stack_dir: Path, tmp_path_factory: pytest.TempPathFactory, target: str, found: bool
+) -> None:
+    outside = tmp_path_factory.mktemp("elsewhere") / "setup.sh"
+    outside.write_text("true\n")  # there on this machine, not in what an instance gets
+    (stack_dir / "cookbooks" / "common").mkdir()
+    (stack_dir / "cookbooks" / "common" / "setup.sh").write_text("true\n")
+    (stack_dir / "cookbooks" / "web" / "setup.sh").unlink()
+    (stack_dir / "cookbooks" / "web" / "setup.sh").symlink_to(
+        target.replace("OUTSIDE", str(outside))
+    )
+    (stack_dir / "stack.yml").write_text(GOOD)
+    if found:
+        load_stack_file(stack_dir / "stack.yml")
+        return
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml")
+    assert caught.value.problems == [
+        "layers[0].recipes.setup[0]: recipe 'web::setup' does not exist in the cookbooks "
+        "(as a shell recipe)"
+    ]
+
+
+def test_cookbooks_that_cannot_be_read_are_refused_naming_the_field(
+    stack_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Permissions do not stop root (who runs these tests), so the walk is made to fail.
+    def unreadable(top: str, onerror: Any = None, **_: Any) -> Iterator[Any]:
+        onerror(PermissionError(13, "Permission denied", f"{top}/secret"))
+        yield from ()
+
+    monkeypatch.setattr(os, "walk", unreadable)
+    (stack_dir / "stack.yml").write_text(GOOD)
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml")
+    assert caught.value.problems == [
+        f"cookbooks.source: cannot read {stack_dir / 'cookbooks'}/secret: Permission denied"
+    ]
