@@ -19,9 +19,11 @@ demo: bootstrap
 # sshd and subprocesses rather than compute, so more processes than this machine's 2 cores
 # pay. Each process starts the session's servers of its own; each test goes to whichever
 # process is free (worksteal), so no process is left with a queue while others idle.
+# Bytecode is written (unlike this machine's default) so that the ~100 CLI and worker
+# processes the tests start do not each compile opsflow's modules again.
 TEST_PROCS ?= 4
 test: lint
-	$(BIN)/pytest -q -n $(TEST_PROCS) --dist worksteal
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_PROCS) --dist worksteal
 
 lint: bootstrap
 	$(BIN)/ruff check .
