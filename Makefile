@@ -15,12 +15,15 @@ demo: bootstrap
 	$(OPSFLOW) instance list shop
 	@echo "Temporal UI (every run of the demo): http://127.0.0.1:$${OPSFLOW_UI_PORT:-8233}"
 
-# Workflow-logic tests (activities replaced) run in a pytest process of their own, so
-# nothing the integration tests leave in their process (threads, pooled connections,
-# servers) can slow them.
+# Every test, in TEST_PROCS pytest processes (pytest-xdist): most tests wait on servers,
+# sshd and subprocesses rather than compute, so more processes than this machine's 2 cores
+# pay. Each process starts the session's servers of its own; each test goes to whichever
+# process is free (worksteal), so no process is left with a queue while others idle.
+# Bytecode is written (unlike this machine's default) so that the ~100 CLI and worker
+# processes the tests start do not each compile opsflow's modules again.
+TEST_PROCS ?= 4
 test: lint
-	$(BIN)/pytest -q tests/workflows
-	$(BIN)/pytest -q --ignore=tests/workflows
+	PYTHONDONTWRITEBYTECODE= $(BIN)/pytest -q -n $(TEST_PROCS) --dist worksteal
 
 # The remote scripts (activities/**/*.sh) are POSIX sh, since an instance's sh may be
 # dash: shellcheck checks them as sh; our own scripts are bash.

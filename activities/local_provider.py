@@ -44,6 +44,8 @@ from opsflow.settings import instances_dir
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
+# sshd's last words when its port was taken after we chose it (it exits, writing no pidfile).
+BIND_FAILED = "Cannot bind any address"
 STOP_TIMEOUT = 5.0
 # sshd counts every channel of a pooled connection as a session; the default (10) would
 # make concurrent commands on one instance fail.
@@ -112,12 +114,12 @@ def launch(request: LaunchInput) -> LaunchResult:
     paths = _Paths(instance_dir(request.stack, request.hostname))
     with _locked(request.stack, request.hostname):
         _ensure_files(paths)
-        # Twice: an sshd that was dying when we looked (killed, crashed) is started again.
+        # Twice: an sshd that was dying when we looked (killed, crashed), or that lost its
+        # port to another process between choosing and binding it, is started again.
         for _ in range(2):
-            if _sshd_pid(paths) is None:
-                _start_sshd(paths)
+            since = _start_sshd(paths) if _sshd_pid(paths) is None else None
             port = int(paths.port.read_text())
-            if _wait_ready(paths, port):
+            if _wait_ready(paths, port, since):
                 break
         else:
             raise RuntimeError(f"sshd on {HOST}:{port} keeps dying: {_log_tail(paths)}")
@@ -265,15 +267,20 @@ def _sshd_binary() -> str:
     return os.path.abspath(found)
 
 
-def _start_sshd(paths: _Paths) -> None:
-    """Start sshd as a daemon (it outlives the worker, like a machine would)."""
+def _start_sshd(paths: _Paths) -> int:
+    """Start sshd as a daemon (it outlives the worker, like a machine would); returns where
+    this start's lines begin in its log."""
     PRIVSEP_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
     port = _choose_port(paths)
     _write_atomic(paths.port, f"{port}\n")
     _write_atomic(paths.config, _sshd_config(paths, port))
     paths.pidfile.unlink(missing_ok=True)
+    since = _log_size(paths)
     argv = [_sshd_binary(), "-f", str(paths.config), "-E", str(paths.log)]
-    _check_call(argv)  # returns once the daemon has forked, after binding its port
+    # Returns once the daemon has forked, which is before it binds its port: a port taken
+    # meanwhile shows only in the log (see _wait_ready).
+    _check_call(argv)
+    return since
 
 
 def _choose_port(paths: _Paths) -> int:
@@ -328,8 +335,9 @@ def _alive(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _wait_ready(paths: _Paths, port: int) -> bool:
-    """Wait until sshd sends its banner (only then can a client connect); False if it died."""
+def _wait_ready(paths: _Paths, port: int, since: int | None = None) -> bool:
+    """Wait until sshd sends its banner (only then can a client connect); False if it died,
+    or if the start whose log lines begin at `since` could not bind its port."""
     deadline = time.monotonic() + READY_TIMEOUT
     while True:
         with contextlib.suppress(OSError), socket.create_connection((HOST, port), 1.0) as sock:
@@ -337,6 +345,8 @@ def _wait_ready(paths: _Paths, port: int) -> bool:
                 return True
         # The pidfile appears once sshd listens; a pidfile of a dead sshd means it quit.
         if paths.pidfile.exists() and _sshd_pid(paths) is None:
+            return False
+        if since is not None and BIND_FAILED in _log_since(paths, since):
             return False
         if time.monotonic() > deadline:
             raise RuntimeError(f"sshd on {HOST}:{port} did not come up: {_log_tail(paths)}")
@@ -370,6 +380,22 @@ def _children(pid: int) -> list[int]:
             if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
                 children.append(int(stat.parent.name))
     return children
+
+
+def _log_size(paths: _Paths) -> int:
+    try:
+        return paths.log.stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_since(paths: _Paths, offset: int) -> str:
+    try:
+        with paths.log.open("rb") as log:
+            log.seek(offset)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _log_tail(paths: _Paths) -> str:

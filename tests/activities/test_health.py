@@ -20,7 +20,9 @@ from opsflow.messages import HealthCheckInput, HealthCheckResult, LaunchResult, 
 from opsflow.spec import HealthCheckSpec
 from tests.activities.conftest import STACK
 
-FAST = {"timeout": 1.0, "interval": 0.05}
+# Short waits between attempts; an attempt itself may take a few seconds, as an SSH
+# handshake does on a loaded 2-core machine running the tests in parallel processes.
+FAST = {"timeout": 5.0, "interval": 0.05}
 UNUSED_SSH = SshEndpoint(
     host="127.0.0.1", port=1, user="nobody", key_file="/nonexistent", host_key="ssh-ed25519 AA=="
 )

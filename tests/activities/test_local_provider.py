@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,27 @@ def test_a_stopped_sshd_is_detected_by_its_pidfile(launch: Launcher, opsflow_hom
     os.kill(sshd_pid(opsflow_home), 9)  # the sshd died behind our back
     assert launch("web1") == first
     assert not refuses_connections(first.ssh.port)
+
+
+def test_a_port_taken_between_choosing_and_binding_is_given_up_for_another(
+    launch: Launcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when another process binds the chosen port first: sshd forks before it binds, so
+    # only its log tells; without looking there the launch waited READY_TIMEOUT and failed.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    choose = local_provider._choose_port
+    choices = iter([taken.getsockname()[1]])
+    monkeypatch.setattr(local_provider, "_choose_port", lambda p: next(choices, None) or choose(p))
+    try:
+        started = time.monotonic()
+        launched = launch("web1")
+        assert time.monotonic() - started < local_provider.READY_TIMEOUT
+        assert launched.ssh.port != taken.getsockname()[1]
+        assert not refuses_connections(launched.ssh.port)
+    finally:
+        taken.close()
 
 
 async def test_activities_launch_stop_and_terminate(opsflow_home: Path) -> None:
