@@ -1,8 +1,15 @@
-"""Name rules shared by the spec, the CLI and workflow ids."""
+"""Name rules shared by the spec, the CLI, the update validators and workflow ids.
+
+Each rule has one wording: `*_problem` says what is wrong with a value (or None), for
+callers that name the field themselves (pydantic's location, click's parameter);
+`check_*` raises InvalidInput naming the field.
+"""
 
 from __future__ import annotations
 
 import re
+
+from opsflow.errors import InvalidInput
 
 STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
 LAYER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
@@ -12,6 +19,28 @@ HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 # cookbook directory nor carry shell syntax.
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 RECIPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*::[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+def name_problem(pattern: re.Pattern[str], what: str, value: str) -> str | None:
+    """Why `value` is not a valid `what` (a stack name, a hostname...), or None."""
+    if pattern.match(value):
+        return None
+    return f"{value!r} is not a valid {what} (must match {pattern.pattern})"
+
+
+def _check(problem: str | None, field: str) -> None:
+    if problem is not None:
+        raise InvalidInput(f"{field}: {problem}")
+
+
+def hostname_problem(value: str) -> str | None:
+    return name_problem(HOSTNAME, "hostname", value)
+
+
+def check_hostname(value: str, field: str = "hostname") -> str:
+    """`value` if it is a hostname; InvalidInput naming `field` if not."""
+    _check(hostname_problem(value), field)
+    return value
 
 
 def stack_workflow_id(stack: str) -> str:
