@@ -8,6 +8,7 @@ callers that name the field themselves (pydantic's location, click's parameter);
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from opsflow.errors import InvalidInput
 
@@ -57,6 +58,24 @@ def deployment_workflow_id(stack: str, number: int) -> str:
 
 def healing_workflow_id(stack: str, layer: str) -> str:
     return f"healing:{stack}:{layer}"
+
+
+def recipes_problem(recipes: Sequence[str]) -> str | None:
+    """Which of `recipes` are not `cookbook::recipe` names, or None."""
+    bad = [recipe for recipe in recipes if not RECIPE.match(recipe)]
+    if not bad:
+        return None
+    return f"{bad} are not cookbook::recipe names (expected cookbook::recipe[,...])"
+
+
+def check_recipes(recipes: Sequence[str], field: str = "--recipes") -> list[str]:
+    _check(recipes_problem(recipes), field)
+    return list(recipes)
+
+
+def split_recipe_list(text: str) -> list[str]:
+    """`a::b, c::d` -> ["a::b", "c::d"], blanks dropped; not yet checked."""
+    return [recipe.strip() for recipe in text.split(",") if recipe.strip()]
 
 
 def split_recipe(recipe: str) -> tuple[str, str]:

@@ -30,3 +30,23 @@ def test_anything_else_is_refused_naming_the_field(bad: str) -> None:
 def test_the_field_defaults_to_hostname() -> None:
     with pytest.raises(InvalidInput, match=r"^hostname: 'X' is not a valid hostname"):
         names.check_hostname("X")
+
+
+RECIPE_NAME = st.from_regex(names.RECIPE, fullmatch=True)
+
+
+@given(st.lists(RECIPE_NAME, max_size=5))
+def test_a_recipe_list_splits_on_commas_and_keeps_the_order(recipes: list[str]) -> None:
+    text = " , ".join(recipes) + ","
+    assert names.split_recipe_list(text) == recipes
+    assert names.recipes_problem(recipes) is None
+    assert names.check_recipes(recipes) == recipes
+
+
+@pytest.mark.parametrize("bad", ["deploy", "a::b::c", "a::first;touch /tmp/x", "../x::y", "a::"])
+def test_a_recipe_that_is_not_cookbook_colon_colon_recipe_is_refused(bad: str) -> None:
+    problem = names.recipes_problem(["web::setup", bad])
+    assert problem == f"{[bad]} are not cookbook::recipe names (expected cookbook::recipe[,...])"
+    with pytest.raises(InvalidInput) as raised:
+        names.check_recipes(["web::setup", bad])
+    assert str(raised.value) == f"--recipes: {problem}"
