@@ -56,6 +56,25 @@ def deployment_workflow_id(stack: str, number: int) -> str:
     return f"deployment:{stack}:{number}"
 
 
+_DEPLOYMENT_ID = re.compile(
+    rf"^deployment:(?P<stack>{STACK_NAME.pattern[1:-1]}):(?P<number>[1-9][0-9]*)\Z"
+)
+
+
+def parse_deployment_id(text: str) -> tuple[str, int]:
+    """`deployment:shop:7` -> ("shop", 7): the inverse of deployment_workflow_id."""
+    found = _DEPLOYMENT_ID.match(text)
+    if found is None:
+        raise InvalidInput(f"{text!r} is not a deployment id (deployment:STACK:N)")
+    return found["stack"], int(found["number"])
+
+
+def stack_of_workflow_id(workflow_id: str) -> str | None:
+    """`stack:shop` -> "shop"; None for another workflow's id."""
+    prefix = stack_workflow_id("")
+    return workflow_id.removeprefix(prefix) if workflow_id.startswith(prefix) else None
+
+
 def healing_workflow_id(stack: str, layer: str) -> str:
     return f"healing:{stack}:{layer}"
 

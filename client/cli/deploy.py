@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from client.cli.deployments import deployment_id_argument
 from client.cli.follow import finish
 from client.cli.session import call_with_client, output_option, wait_option, with_client
 from opsflow.errors import InvalidInput
@@ -217,7 +218,7 @@ def deploy() -> None:
 
 
 @deploy.command("approve")
-@click.argument("deployment_id", metavar="DEPLOYMENT_ID")
+@click.argument("deployment_id", metavar="DEPLOYMENT_ID", callback=deployment_id_argument)
 @with_client
 async def deploy_approve(client: OpsflowClient, deployment_id: str) -> None:
     """Let a canary deployment go on past its first batch."""
@@ -226,7 +227,7 @@ async def deploy_approve(client: OpsflowClient, deployment_id: str) -> None:
 
 
 @deploy.command("abort")
-@click.argument("deployment_id", metavar="DEPLOYMENT_ID")
+@click.argument("deployment_id", metavar="DEPLOYMENT_ID", callback=deployment_id_argument)
 @with_client
 async def deploy_abort(client: OpsflowClient, deployment_id: str) -> None:
     """Stop a canary deployment at its gate and roll its first batch back."""

@@ -50,3 +50,26 @@ def test_a_recipe_that_is_not_cookbook_colon_colon_recipe_is_refused(bad: str) -
     with pytest.raises(InvalidInput) as raised:
         names.check_recipes(["web::setup", bad])
     assert str(raised.value) == f"--recipes: {problem}"
+
+
+STACK = st.from_regex(names.STACK_NAME, fullmatch=True)
+
+
+@given(STACK, st.integers(min_value=1))
+def test_a_deployment_id_parses_back_to_its_stack_and_number(stack: str, number: int) -> None:
+    assert names.parse_deployment_id(names.deployment_workflow_id(stack, number)) == (stack, number)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "deployment:shop", "deployment::3", "deployment:shop:x", "deployment:shop:0",
+     "deployment:shop:3:4", "stack:shop", "deployment:Shop:3", "deployment:shop:3\n"],
+)  # fmt: skip
+def test_anything_else_is_not_a_deployment_id(bad: str) -> None:
+    with pytest.raises(InvalidInput, match=r"is not a deployment id \(deployment:STACK:N\)$"):
+        names.parse_deployment_id(bad)
+
+
+def test_the_stack_of_a_stack_workflow_id() -> None:
+    assert names.stack_of_workflow_id(names.stack_workflow_id("shop")) == "shop"
+    assert names.stack_of_workflow_id(names.deployment_workflow_id("shop", 1)) is None
