@@ -668,10 +668,11 @@ class OpsflowClient:
                     run_url(workflow_id),
                 ) from None
             if err.status == RPCStatusCode.NOT_FOUND:
-                stack = workflow_id.split(":")[1] if ":" in workflow_id else workflow_id
-                kind = "stack" if workflow_id.startswith("stack:") else "run"
+                stack = names.stack_of_workflow_id(workflow_id)
                 raise NotFound(
-                    f"no {kind} named {stack if kind == 'stack' else workflow_id}"
+                    f"no stack named {stack}"
+                    if stack is not None
+                    else f"no run named {workflow_id}"
                 ) from None
             if err.status == RPCStatusCode.INVALID_ARGUMENT and "query" in str(err).lower():
                 raise NotFound(f"{workflow_id}: {err.message}") from None

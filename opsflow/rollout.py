@@ -57,6 +57,35 @@ def parse_amount(option: str, text: str, *, allow_zero: bool, max_percent: int =
     return amount
 
 
+# One instance at a time: a rolling deployment's batch and a canary's first one, unless
+# --batch says otherwise (the CLI help and the canary check state it too).
+ONE_INSTANCE = Amount(1, False)
+BATCH_OPTION = "--batch"
+MAX_FAILURES_OPTION = "--max-failures"
+
+
+def parse_batch(text: str) -> Amount:
+    """`--batch`: instances per batch; a batch of none could never finish."""
+    return parse_amount(BATCH_OPTION, text, allow_zero=False)
+
+
+def parse_max_failures(text: str) -> Amount:
+    """`--max-failures`: failed instances tolerated; none (0) is the default."""
+    return parse_amount(MAX_FAILURES_OPTION, text, allow_zero=True)
+
+
+def canary_batch(batch: str | None) -> Amount:
+    """A canary's first batch: as asked, or one instance."""
+    return parse_batch(batch) if batch else ONE_INSTANCE
+
+
+def batch_of(strategy: Strategy, batch: str | None) -> Amount | None:
+    """The batch size a deployment asked for (a canary's default included)."""
+    if strategy == Strategy.CANARY:
+        return canary_batch(batch)
+    return parse_batch(batch) if batch else None
+
+
 def plan_batches(
     targets: Sequence[str], strategy: Strategy, batch: Amount | None = None
 ) -> list[list[str]]:
@@ -66,7 +95,7 @@ def plan_batches(
         return []
     if strategy == Strategy.ALL_AT_ONCE:
         return [hosts]
-    size = max(1, (batch or Amount(1, False)).of(len(hosts)))
+    size = max(1, (batch or ONE_INSTANCE).of(len(hosts)))
     if strategy == Strategy.CANARY:
         first, rest = hosts[:size], hosts[size:]
         if not rest:

@@ -8,7 +8,7 @@ before the spec leaves the user's machine, so workflows only ever see absolute p
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,18 +23,25 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
-def _matches(pattern: Any, what: str) -> Any:
+def _valid(problem: Callable[[str], str | None]) -> Callable[[str], str]:
+    """A rule of opsflow.names as a pydantic validator (the loader names the field)."""
+
     def check(value: str) -> str:
-        if not pattern.match(value):
-            raise ValueError(f"{value!r} is not a valid {what} (must match {pattern.pattern})")
+        found = problem(value)
+        if found is not None:
+            raise ValueError(found)
         return value
 
     return check
 
 
+def _matches(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    return _valid(lambda value: names.name_problem(pattern, what, value))
+
+
 StackName = Annotated[str, AfterValidator(_matches(names.STACK_NAME, "stack name"))]
 LayerName = Annotated[str, AfterValidator(_matches(names.LAYER_NAME, "layer name"))]
-Hostname = Annotated[str, AfterValidator(_matches(names.HOSTNAME, "hostname"))]
+Hostname = Annotated[str, AfterValidator(_valid(names.hostname_problem))]
 RecipeName = Annotated[str, AfterValidator(_matches(names.RECIPE, "recipe name"))]
 
 

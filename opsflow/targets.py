@@ -83,9 +83,7 @@ def check_recipes_to_execute(
     """execute_recipes: named recipes that each target's manager finds in the cookbooks."""
     if not recipes:
         raise InvalidInput("execute_recipes needs --recipes cookbook::recipe[,...]")
-    bad = [r for r in recipes if not names.RECIPE.match(r)]
-    if bad:
-        raise InvalidInput(f"--recipes: {bad} are not cookbook::recipe names")
+    names.check_recipes(recipes, "--recipes")
     found = inventory(cookbooks)
     for hostname in targets:
         manager = manager_of(spec, instances[hostname])

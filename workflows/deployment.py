@@ -38,8 +38,9 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.rollout import (
         Amount,
         Strategy,
+        batch_of,
         over_budget,
-        parse_amount,
+        parse_max_failures,
         plan_batches,
         rollback_order,
     )
@@ -57,8 +58,7 @@ class DeploymentWorkflow:
     def __init__(self, request: DeploymentInput) -> None:
         self._request = request
         strategy = Strategy(request.strategy)
-        batch = parse_amount("--batch", request.batch, allow_zero=False) if request.batch else None
-        self._batches = plan_batches(request.targets, strategy, batch)
+        self._batches = plan_batches(request.targets, strategy, batch_of(strategy, request.batch))
         self._instances = {
             host: InstanceDeployment(hostname=host, batch=index)
             for index, hosts in enumerate(self._batches)
@@ -105,7 +105,7 @@ class DeploymentWorkflow:
     def _budget(request: DeploymentInput) -> Amount | None:
         if request.max_failures is None:
             return None
-        return parse_amount("--max-failures", request.max_failures, allow_zero=True)
+        return parse_max_failures(request.max_failures)
 
     async def _run_batch(
         self, batch: list[str], request: DeploymentInput

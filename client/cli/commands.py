@@ -31,10 +31,10 @@ RUN_COMMANDS = ["setup", "configure", "execute_recipes", "update_custom_cookbook
 def _recipe_list(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
     if not value:
         return []
-    recipes = [r.strip() for r in value.split(",") if r.strip()]
-    bad = [r for r in recipes if not names.RECIPE.match(r)]
-    if bad:
-        raise click.BadParameter(f"{', '.join(bad)}: expected cookbook::recipe[,...]")
+    recipes = names.split_recipe_list(value)
+    problem = names.recipes_problem(recipes)
+    if problem is not None:
+        raise click.BadParameter(problem)  # click names the option
     return recipes
 
 

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from client.cli.deployments import deployment_id_argument
 from client.cli.follow import finish
 from client.cli.session import call_with_client, output_option, wait_option, with_client
 from opsflow.errors import InvalidInput
-from opsflow.rollout import Strategy, parse_amount
+from opsflow.rollout import Amount, Strategy, canary_batch, parse_batch, parse_max_failures
 
 if TYPE_CHECKING:
     from client.api import OpsflowClient
@@ -66,7 +67,9 @@ class DefaultCommandGroup(click.Group):
         self.format_commands(ctx, formatter)
 
 
-def _amount(allow_zero: bool) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+def _amount(
+    parse: Callable[[str], Amount],
+) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
     """A click callback checking a count (3) or percentage (25%) with the rollout rules."""
 
     def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -74,7 +77,7 @@ def _amount(allow_zero: bool) -> Callable[[click.Context, click.Parameter, str |
             return None
         option = param.opts[0] if param.opts else str(param.name)
         try:
-            return str(parse_amount(option, value, allow_zero=allow_zero))
+            return str(parse(value))
         except InvalidInput as err:
             raise click.BadParameter(str(err).removeprefix(f"{option}: "), ctx, param) from None
 
@@ -126,12 +129,12 @@ def _health_check(
 )
 @click.option(
     "--batch",
-    callback=_amount(allow_zero=False),
+    callback=_amount(parse_batch),
     help="rolling/canary: instances per batch, N or P% (canary default: 1).",
 )
 @click.option(
     "--max-failures",
-    callback=_amount(allow_zero=True),
+    callback=_amount(parse_max_failures),
     help="Failed instances tolerated before rolling back, N or P% (default: 0).",
 )
 @click.option(
@@ -166,7 +169,7 @@ def deploy_app(
     if strategy != Strategy.CANARY.value and bake is not None:
         raise click.UsageError("--bake: only a canary deployment has a bake time")
     if strategy == Strategy.CANARY.value and batch is None:
-        batch = "1"
+        batch = str(canary_batch(None))
     request = DeployInput(
         app=app,
         revision=revision,
@@ -215,7 +218,7 @@ def deploy() -> None:
 
 
 @deploy.command("approve")
-@click.argument("deployment_id", metavar="DEPLOYMENT_ID")
+@click.argument("deployment_id", metavar="DEPLOYMENT_ID", callback=deployment_id_argument)
 @with_client
 async def deploy_approve(client: OpsflowClient, deployment_id: str) -> None:
     """Let a canary deployment go on past its first batch."""
@@ -224,7 +227,7 @@ async def deploy_approve(client: OpsflowClient, deployment_id: str) -> None:
 
 
 @deploy.command("abort")
-@click.argument("deployment_id", metavar="DEPLOYMENT_ID")
+@click.argument("deployment_id", metavar="DEPLOYMENT_ID", callback=deployment_id_argument)
 @with_client
 async def deploy_abort(client: OpsflowClient, deployment_id: str) -> None:
     """Stop a canary deployment at its gate and roll its first batch back."""

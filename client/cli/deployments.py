@@ -8,7 +8,8 @@ import click
 
 from client.cli import render
 from client.cli.session import call_with_client, output_option, with_client
-from opsflow.errors import OpsflowError
+from opsflow import names
+from opsflow.errors import InvalidInput, OpsflowError
 
 if TYPE_CHECKING:
     from client.api import OpsflowClient
@@ -48,13 +49,17 @@ async def deployments_list(client: OpsflowClient, stack_name: str, fmt: str) -> 
 
 
 def _stack_of(deployment_id: str) -> str:
-    parts = deployment_id.split(":")
-    if len(parts) != 3 or parts[0] != "deployment" or not parts[1]:
-        raise click.BadParameter(
-            f"{deployment_id!r} is not a deployment id (deployment:STACK:N)",
-            param_hint="DEPLOYMENT_ID",
-        )
-    return parts[1]
+    try:
+        stack, _ = names.parse_deployment_id(deployment_id)
+    except InvalidInput as err:
+        raise click.BadParameter(str(err), param_hint="DEPLOYMENT_ID") from None
+    return stack
+
+
+def deployment_id_argument(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A click callback: DEPLOYMENT_ID is one (deployment:STACK:N), or exit 2 naming it."""
+    _stack_of(value)
+    return value
 
 
 @deployments.command("describe")

@@ -51,8 +51,7 @@ async def instance_add(
     from client.api import settled
     from opsflow.messages import AddInstanceInput
 
-    if not names.HOSTNAME.match(hostname):
-        raise InvalidInput(f"--hostname: {hostname!r} must match {names.HOSTNAME.pattern}")
+    names.check_hostname(hostname, "--hostname")
     view = await client.add_instance(
         stack_name, AddInstanceInput(layer=layer, hostname=hostname, start=start)
     )
@@ -101,9 +100,7 @@ async def instance_register(
     from opsflow.messages import RegisterInstanceInput
     from opsflow.spec import RegisteredHostSpec
 
-    hostname = hostname or hostname_of(host)
-    if not names.HOSTNAME.match(hostname):
-        raise InvalidInput(f"--hostname: {hostname!r} must match {names.HOSTNAME.pattern}")
+    hostname = names.check_hostname(hostname or hostname_of(host), "--hostname")
     key_path = os.path.abspath(os.path.expanduser(key_file))
     if not os.path.isfile(key_path) or not os.access(key_path, os.R_OK):
         raise InvalidInput(f"--key-file: {key_file!r} is not a readable file")
@@ -133,7 +130,7 @@ async def instance_register(
 def hostname_of(host: str) -> str:
     """A registered host's name in the stack: the first label of its DNS name."""
     label = host.split(".", 1)[0].lower()
-    if host.replace(".", "").isdigit() or ":" in host or not names.HOSTNAME.match(label):
+    if host.replace(".", "").isdigit() or ":" in host or names.hostname_problem(label) is not None:
         raise InvalidInput(f"--hostname: needed ({host!r} gives no usable name)")
     return label
 

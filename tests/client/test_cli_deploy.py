@@ -183,6 +183,16 @@ def test_deploy_approve_and_abort_route_to_their_api_call(api: FakeApi, verb: st
     assert only_call(api, verb) == ("deployment:shop:3",)
 
 
+@pytest.mark.parametrize(
+    "args", [["deploy", "approve"], ["deploy", "abort"], ["deployments", "describe"]]
+)
+def test_what_is_no_deployment_id_exits_2_before_any_request(api: FakeApi, args: list[str]) -> None:
+    result = invoke(*args, "shop:3")
+    assert result.exit_code == 2, result.output
+    assert "'shop:3' is not a deployment id (deployment:STACK:N)" in result.output
+    assert api.calls == []
+
+
 def test_a_stack_named_approve_can_still_be_deployed_after_dashdash(api: FakeApi) -> None:
     result = invoke("deploy", "--", "approve", "store")
     assert result.exit_code == 0, result.output

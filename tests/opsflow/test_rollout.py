@@ -9,10 +9,15 @@ from hypothesis import strategies as st
 from opsflow.errors import InvalidInput
 from opsflow.releases import previous_release, release_name, releases_to_remove
 from opsflow.rollout import (
+    ONE_INSTANCE,
     Amount,
     Strategy,
+    batch_of,
+    canary_batch,
     over_budget,
     parse_amount,
+    parse_batch,
+    parse_max_failures,
     plan_batches,
     rollback_order,
 )
@@ -91,3 +96,27 @@ def test_releases_keep_five_and_roll_back_to_the_one_before() -> None:
     assert previous_release(releases, releases[3]) == releases[2]
     assert previous_release(releases, releases[0]) is None
     assert release_name(3, "feature/x; rm -rf") == "0003-featurexrm-rf"
+
+
+def test_a_batch_is_at_least_one_instance_and_a_failure_budget_may_be_none() -> None:
+    assert parse_batch("25%") == Amount(25, True)
+    with pytest.raises(InvalidInput, match=r"^--batch: must be at least 1"):
+        parse_batch("0")
+    assert parse_max_failures("0") == Amount(0, False)
+    with pytest.raises(InvalidInput, match=r"^--max-failures: 150% is more than 100%"):
+        parse_max_failures("150%")
+
+
+@pytest.mark.parametrize("batch", [None, ""])
+def test_a_canary_without_a_batch_starts_with_one_instance(batch: str | None) -> None:
+    assert canary_batch(batch) == ONE_INSTANCE == Amount(1, False)
+    assert batch_of(Strategy.CANARY, batch) == ONE_INSTANCE
+    assert batch_of(Strategy.ROLLING, batch) is None
+    assert batch_of(Strategy.ALL_AT_ONCE, batch) is None
+
+
+@given(st.integers(1, 100), st.booleans(), st.sampled_from(list(Strategy)))
+def test_a_batch_asked_for_is_the_one_used(number: int, percent: bool, strategy: Strategy) -> None:
+    amount = Amount(number, percent)
+    assert batch_of(strategy, str(amount)) == amount
+    assert parse_batch(str(amount)) == amount

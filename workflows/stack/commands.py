@@ -23,7 +23,13 @@ with workflow.unsafe.imports_passed_through():
         RunCommandInput,
         RunCommandResult,
     )
-    from opsflow.rollout import Strategy, parse_amount, plan_batches
+    from opsflow.rollout import (
+        Strategy,
+        canary_batch,
+        parse_batch,
+        parse_max_failures,
+        plan_batches,
+    )
     from opsflow.spec import AppSpec
     from opsflow.targets import app_targets, check_recipes_to_execute, command_targets
     from workflows import common, handlers
@@ -146,16 +152,16 @@ class CommandsMixin(StackBase):
             )
         try:
             if request.batch is not None:
-                parse_amount("--batch", request.batch, allow_zero=False)
+                parse_batch(request.batch)
             if request.max_failures is not None:
-                parse_amount("--max-failures", request.max_failures, allow_zero=True)
+                parse_max_failures(request.max_failures)
         except InvalidInput as err:
             raise invalid(str(err)) from None
         if request.revision is not None and (app.source is None or app.source.git is None):
             raise invalid(f"--revision: app {app.name} is not deployed from git")
         targets = self._app_targets(app.name)
         if request.strategy == Strategy.CANARY:
-            batch = parse_amount("--batch", request.batch or "1", allow_zero=False)
+            batch = canary_batch(request.batch)
             if len(plan_batches(targets, Strategy.CANARY, batch)) < 2:
                 raise invalid(
                     f"--strategy canary: the canary batch ({batch}) already covers all "

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import common, handlers
     from workflows.instance import failure_message
-    from workflows.stack.base import StackBase, invalid, not_found
+    from workflows.stack.base import StackBase, invalid, not_found, refusals
 
 
 # A host to register did not answer as given: an operation that failed (exit 1).
@@ -89,8 +89,8 @@ class MembersMixin(StackBase):
         if spec.layer(layer) is None:
             known = ", ".join(item.name for item in spec.layers) or "none"
             raise not_found(f"stack {spec.name} has no layer {layer!r} (layers: {known})")
-        if not names.HOSTNAME.match(hostname):
-            raise invalid(f"hostname {hostname!r} must match {names.HOSTNAME.pattern}")
+        with refusals():
+            names.check_hostname(hostname)
         if hostname in self._state.members.instances:
             raise invalid(f"stack {spec.name} already has an instance {hostname!r}")
 
