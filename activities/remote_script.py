@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from importlib.resources import files
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# A line with its newline (the last may have none): the shell's lines, not splitlines()'s.
+_LINE = re.compile(r"[^\n]*\n|[^\n]+$")
 
 Value = str | int
 
@@ -33,8 +35,27 @@ def _assignment(name: str, value: Value) -> str:
 
 @functools.cache
 def body(package: str, name: str) -> str:
-    """The script file `name` shipped in `package` (read once per process)."""
-    return files(package).joinpath(*name.split("/")).read_text(encoding="utf-8")
+    """The script file `name` shipped in `package`, stripped (read once per process)."""
+    return strip(files(package).joinpath(*name.split("/")).read_text(encoding="utf-8"))
+
+
+def strip(script: str) -> str:
+    """`script` without its blank and comment-only lines, which every command would carry
+    to the instance for nothing; a shebang stays.
+
+    Line-based, so a script with a here-document (a `#` line inside one is data) is left
+    as it is. A multi-line quoted string is not detected here: tests/activities/
+    test_remote_script.py checks every shipped script parses the same once stripped."""
+    if "<<" in script:
+        return script
+    kept: list[str] = []
+    for number, line in enumerate(_LINE.findall(script)):
+        text = line.strip()
+        continued = bool(kept) and kept[-1].rstrip("\n").endswith("\\")
+        shebang = number == 0 and text.startswith("#!")
+        if continued or shebang or (text and not text.startswith("#")):
+            kept.append(line)
+    return "".join(kept)
 
 
 def compose(

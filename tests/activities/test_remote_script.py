@@ -34,9 +34,54 @@ def test_a_name_that_is_not_a_shell_variable_is_refused(name: str) -> None:
         remote_script.header({name: "x"})
 
 
-def test_a_script_is_read_from_the_package() -> None:
+def test_a_script_is_read_from_the_package_without_its_comments() -> None:
     text = remote_script.body("activities.recipes", "scripts/report.sh")
-    assert text == (ACTIVITIES / "recipes/scripts/report.sh").read_text()
+    assert text == remote_script.strip((ACTIVITIES / "recipes/scripts/report.sh").read_text())
+    assert "echo state=done\n" in text
+    assert "#" not in text.splitlines()[0]
+
+
+def test_blank_and_comment_only_lines_go_but_the_shebang_and_code_stay() -> None:
+    script = "#!/bin/sh\n# why\n\n  # indented why\necho a # trailing stays\n\t\ncat x\n# end"
+    assert remote_script.strip(script) == "#!/bin/sh\necho a # trailing stays\ncat x\n"
+
+
+def test_a_line_continued_by_a_backslash_is_kept_whatever_it_holds() -> None:
+    script = "echo a \\\n\n# b\necho c\n"
+    assert remote_script.strip(script) == "echo a \\\n\necho c\n"
+
+
+def test_a_script_with_a_here_document_is_left_as_it_is() -> None:
+    script = "cat <<EOF\n# data, not a comment\n\nEOF\n"
+    assert remote_script.strip(script) == script
+
+
+def _parsed(script: str) -> str:
+    """How bash parses `script`, printed back (comments dropped, code normalised), as the
+    body of a function it is not run as."""
+    out = subprocess.run(
+        ["bash", "-c", 'eval "f() {\n$1\n}" && type f', "_", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout
+
+
+def test_the_parse_check_sees_a_stripped_line_of_a_multi_line_string() -> None:
+    script = 'echo "one\n# two\n"\n'
+    assert _parsed(remote_script.strip(script)) != _parsed(script)
+
+
+@pytest.mark.parametrize(
+    "script", sorted(ACTIVITIES.rglob("*.sh")), ids=lambda p: str(p.relative_to(ACTIVITIES))
+)
+def test_every_shipped_script_parses_the_same_once_stripped(script: Path) -> None:
+    text = script.read_text()
+    stripped = remote_script.strip(text)
+    assert len(stripped) < len(text)
+    subprocess.run(["sh", "-n"], input=stripped, text=True, check=True)
+    assert _parsed(stripped) == _parsed(text)
 
 
 @pytest.mark.parametrize(
