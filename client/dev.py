@@ -26,14 +26,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
-from temporalio.common import SearchAttributeKey
 
 from opsflow import settings
 from opsflow.errors import OperationFailed
-from workflows.common import SEARCH_ATTRIBUTES
+
+if TYPE_CHECKING:
+    from temporalio.common import SearchAttributeKey
 
 __all__ = ["DevError", "PartName", "PartStatus", "down", "status", "up"]
 
@@ -221,6 +222,9 @@ def _search_attribute_flag(key: SearchAttributeKey[Any]) -> str:
 
 
 def _temporal_command(layout: _Layout) -> list[str]:
+    # Imported here: temporalio is paid only by the dev commands that start or check one.
+    from workflows.common import SEARCH_ATTRIBUTES
+
     argv = [
         _temporal_binary(),
         "server",
@@ -368,6 +372,8 @@ def _temporal_cli_json(layout: _Layout, *args: str) -> dict[str, object] | None:
 
 def _search_attributes_ready(layout: _Layout) -> bool:
     """The namespace answers and knows opsflow's search attributes."""
+    from workflows.common import SEARCH_ATTRIBUTES
+
     answer = _temporal_cli_json(layout, "operator", "search-attribute", "list")
     custom = answer.get("customAttributes") if answer else None
     return isinstance(custom, dict) and all(key.name in custom for key in SEARCH_ATTRIBUTES)

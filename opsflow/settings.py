@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from opsflow.errors import InvalidInput
-from opsflow.secrets import new_key, valid_key
 
 DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
@@ -79,6 +78,9 @@ def secret_key() -> bytes:
     The CLI that encrypts and the worker that decrypts must use the same key: set
     OPSFLOW_SECRET_KEY on both when they do not share OPSFLOW_HOME.
     """
+    # Here, not at the top: cryptography and pydantic are not paid by every settings user.
+    from opsflow.secrets import new_key, valid_key
+
     value = os.environ.get("OPSFLOW_SECRET_KEY")
     if value:
         key = value.strip().encode()
