@@ -101,7 +101,7 @@ class _Paths:
 
 def instance_dir(stack: str, hostname: str) -> Path:
     """Where a local instance lives; the names are checked so no path can escape."""
-    if not STACK_NAME.match(stack) or not HOSTNAME.match(hostname):
+    if not STACK_NAME.fullmatch(stack) or not HOSTNAME.fullmatch(hostname):
         raise ValueError(f"invalid stack or hostname: {stack!r}/{hostname!r}")
     return instances_dir() / stack / hostname
 

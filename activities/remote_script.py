@@ -28,7 +28,7 @@ def header(values: Mapping[str, Value], *, exported: Mapping[str, str] | None = 
 
 
 def _assignment(name: str, value: Value) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError(f"not a shell variable name: {name!r}")
     return f"{name}={shlex.quote(str(value))}"
 

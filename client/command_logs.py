@@ -15,14 +15,14 @@ from runtime import run_logs
 
 
 def _hostnames(stack: str, only: str | None) -> list[str]:
-    if not names.STACK_NAME.match(stack):
+    if not names.STACK_NAME.fullmatch(stack):
         raise InvalidInput(f"invalid stack name {stack!r}")
     if only is not None:
         return [only]
     top = settings.run_logs_dir() / stack
     if not top.is_dir():
         return []
-    return sorted(d.name for d in top.iterdir() if d.is_dir() and names.HOSTNAME.match(d.name))
+    return sorted(d.name for d in top.iterdir() if d.is_dir() and names.HOSTNAME.fullmatch(d.name))
 
 
 def _saved(stack: str, hostname: str) -> list[RunLogMeta]:

@@ -24,7 +24,7 @@ RECIPE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*::[A-Za-z0-9_][A-Za-z0-9_-]*$")
 
 def name_problem(pattern: re.Pattern[str], what: str, value: str) -> str | None:
     """Why `value` is not a valid `what` (a stack name, a hostname...), or None."""
-    if pattern.match(value):
+    if pattern.fullmatch(value):
         return None
     return f"{value!r} is not a valid {what} (must match {pattern.pattern})"
 
@@ -63,7 +63,7 @@ _DEPLOYMENT_ID = re.compile(
 
 def parse_deployment_id(text: str) -> tuple[str, int]:
     """`deployment:shop:7` -> ("shop", 7): the inverse of deployment_workflow_id."""
-    found = _DEPLOYMENT_ID.match(text)
+    found = _DEPLOYMENT_ID.fullmatch(text)
     if found is None:
         raise InvalidInput(f"{text!r} is not a deployment id (deployment:STACK:N)")
     return found["stack"], int(found["number"])
@@ -81,7 +81,7 @@ def healing_workflow_id(stack: str, layer: str) -> str:
 
 def recipes_problem(recipes: Sequence[str]) -> str | None:
     """Which of `recipes` are not `cookbook::recipe` names, or None."""
-    bad = [recipe for recipe in recipes if not RECIPE.match(recipe)]
+    bad = [recipe for recipe in recipes if not RECIPE.fullmatch(recipe)]
     if not bad:
         return None
     return f"{bad} are not cookbook::recipe names (expected cookbook::recipe[,...])"

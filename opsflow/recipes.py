@@ -59,7 +59,7 @@ def available_recipes(manager: ConfigurationManager, files: Iterable[str]) -> se
         if middle != ([directory] if directory else []) or not file.endswith(suffix):
             continue
         candidate = f"{cookbook}::{file[: -len(suffix)]}"
-        if RECIPE.match(candidate):
+        if RECIPE.fullmatch(candidate):
             found.add(candidate)
     return found
 

@@ -46,7 +46,7 @@ class Amount:
 
 def parse_amount(option: str, text: str, *, allow_zero: bool, max_percent: int = 100) -> Amount:
     """`3` or `25%`; refuses what cannot be meant (`0` batches, `150%`), naming the option."""
-    found = _AMOUNT.match(text.strip())
+    found = _AMOUNT.fullmatch(text.strip())
     if found is None:
         raise InvalidInput(f"{option}: {text!r} is not a count (3) or a percentage (25%)")
     amount = Amount(int(found["number"]), bool(found["percent"]))

@@ -184,7 +184,7 @@ def _up(
         while len(start) + len(add) < wanted:
             state.added += 1
             name = f"{layer}-load-{state.added}"
-            if name not in taken and names.HOSTNAME.match(name):
+            if name not in taken and names.HOSTNAME.fullmatch(name):
                 add.append(name)
     if not start and not add:
         state.up_since = None

@@ -162,7 +162,7 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 def _seconds(value: Any) -> Any:
     """`5`, `5s`, `500ms`, `2m`, `1h` -> seconds; anything else is left to pydantic."""
     if isinstance(value, str):
-        found = _DURATION.match(value)
+        found = _DURATION.fullmatch(value)
         if found is None:
             raise ValueError(f"{value!r} is not a duration (like 5s, 500ms, 2m, 1h)")
         return float(found.group(1)) * _UNIT_SECONDS[found.group(2)]
@@ -228,7 +228,7 @@ def _hours(value: Any) -> Any:
         if isinstance(item, int):
             first = last = item
         else:
-            found = _HOURS.match(item)
+            found = _HOURS.fullmatch(item)
             if found is None:
                 raise ValueError(f"{item!r} is not an hour (0-23) or a range like 9-17")
             first = int(found.group(1))
@@ -311,7 +311,7 @@ class Ec2Options(StrictModel):
             for group in self.security_groups or []
         ]
         for field, value, pattern, shape in checks:
-            if value is not None and not pattern.match(value):
+            if value is not None and not pattern.fullmatch(value):
                 raise ValueError(f"{field}: {value!r} is not {shape}")
         reserved = [key for key in self.tags if key.startswith(("opsflow:", "aws:"))]
         if reserved:
@@ -362,7 +362,7 @@ class RegisteredHostSpec(StrictModel):
             ("host_key", self.host_key, HOST_KEY, "'<type> <base64>' as in known_hosts"),
         ]
         for field, value, pattern, shape in checks:
-            if value is not None and not pattern.match(value):
+            if value is not None and not pattern.fullmatch(value):
                 raise ValueError(f"{field}: {value!r} is not {shape}")
         if not self.root.startswith("/") or ".." in self.root.split("/"):
             raise ValueError(f"root: {self.root!r} must be an absolute path")
@@ -431,7 +431,7 @@ class CloudWatchMetric(StrictModel):
              "SampleCount or a percentile like p99"),
         ]  # fmt: skip
         for field, value, pattern, shape in checks:
-            if not pattern.match(value):
+            if not pattern.fullmatch(value):
                 raise ValueError(f"{field}: {value!r} is not {shape}")
         return self
 
@@ -505,7 +505,8 @@ class LayerSpec(StrictModel):
 
     @model_validator(mode="after")
     def _target_group_arn(self) -> LayerSpec:
-        if self.load_balancer is not None and not aws.TARGET_GROUP_ARN.match(self.load_balancer):
+        arn = self.load_balancer
+        if arn is not None and not aws.TARGET_GROUP_ARN.fullmatch(arn):
             raise ValueError(
                 f"load_balancer: {self.load_balancer!r} is not an ELBv2 target group ARN "
                 "(arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID)"
@@ -575,7 +576,7 @@ class RdsSpec(StrictModel):
 
     @model_validator(mode="after")
     def _identifier_shape(self) -> RdsSpec:
-        if not aws.RDS_IDENTIFIER.match(self.identifier):
+        if not aws.RDS_IDENTIFIER.fullmatch(self.identifier):
             raise ValueError(
                 f"identifier: {self.identifier!r} is not an RDS DB instance identifier "
                 f"(must match {aws.RDS_IDENTIFIER.pattern})"
@@ -675,7 +676,7 @@ class StackSpec(StrictModel):
             return
         if self.region is None:
             raise ValueError("region: provider ec2 needs a region (like us-east-1)")
-        if not aws.REGION.match(self.region):
+        if not aws.REGION.fullmatch(self.region):
             raise ValueError(f"region: {self.region!r} is not an AWS region name (like us-east-1)")
 
     def _check_registered_hosts(self) -> None:

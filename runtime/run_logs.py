@@ -43,11 +43,11 @@ RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$")
 
 
 def _check(stack: str, hostname: str, run_id: str | None = None) -> None:
-    if not STACK_NAME.match(stack):
+    if not STACK_NAME.fullmatch(stack):
         raise InvalidInput(f"invalid stack name {stack!r}")
-    if not HOSTNAME.match(hostname):
+    if not HOSTNAME.fullmatch(hostname):
         raise InvalidInput(f"invalid hostname {hostname!r}")
-    if run_id is not None and not RUN_ID.match(run_id):
+    if run_id is not None and not RUN_ID.fullmatch(run_id):
         raise InvalidInput(f"invalid run id {run_id!r}")
 
 
@@ -136,9 +136,9 @@ def list_run_logs(stack: str, hostname: str) -> list[dict[str, Any]]:
 
 def find_run_logs(stack: str, run_id: str) -> list[dict[str, Any]]:
     """The metadata of run `run_id` on every instance of `stack` that saved it."""
-    if not STACK_NAME.match(stack):
+    if not STACK_NAME.fullmatch(stack):
         raise InvalidInput(f"invalid stack name {stack!r}")
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise InvalidInput(f"invalid run id {run_id!r}")
     top = settings.run_logs_dir() / stack
     if not top.is_dir():
@@ -146,6 +146,6 @@ def find_run_logs(stack: str, run_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for directory in sorted(top.iterdir()):
         info = directory / f"{run_id}.json"
-        if HOSTNAME.match(directory.name) and info.is_file():
+        if HOSTNAME.fullmatch(directory.name) and info.is_file():
             found.append(json.loads(info.read_text()))
     return found

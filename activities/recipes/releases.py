@@ -55,13 +55,13 @@ def check_app(request: RecipeRunInput) -> App | None:
     app: AppRelease | None = request.app
     if app is None:
         return None
-    if not APP_NAME.match(app.app):
+    if not APP_NAME.fullmatch(app.app):
         raise invalid(f"invalid app name {app.app!r}: expected [a-z][a-z0-9-]{{0,38}}")
     if request.stage_only:
         raise invalid(f"app {app.app}: a stage-only run cannot {app.action.value} an app")
     release = ""
     if app.action == AppAction.DEPLOY:
-        if app.release is None or not RELEASE.match(app.release):
+        if app.release is None or not RELEASE.fullmatch(app.release):
             raise invalid(
                 f"app {app.app}: invalid release name {app.release!r} "
                 "(see opsflow.releases.release_name)"
@@ -71,10 +71,10 @@ def check_app(request: RecipeRunInput) -> App | None:
             raise invalid(f"app {app.app}: {app.source_dir} does not exist on this worker")
     elif app.action == AppAction.ROLLBACK and app.release is not None:
         # rollback --to RELEASE: that release, if the instance still has it.
-        if not RELEASE.match(app.release):
+        if not RELEASE.fullmatch(app.release):
             raise invalid(f"app {app.app}: invalid release name {app.release!r}")
         release = app.release
-    if app.source_digest is not None and not DIGEST.match(app.source_digest):
+    if app.source_digest is not None and not DIGEST.fullmatch(app.source_digest):
         raise invalid(f"app {app.app}: invalid source digest {app.source_digest!r}")
     deploy_to = app.deploy_to or posixpath.join(request.root, "srv/www", app.app)
     if (
@@ -84,7 +84,7 @@ def check_app(request: RecipeRunInput) -> App | None:
         or any(ord(c) < 32 or c == "\x7f" for c in deploy_to)
     ):
         raise invalid(f"app {app.app}: deploy_to must be a plain absolute path: {deploy_to!r}")
-    bad = [name for name in app.environment if not ENV_NAME.match(name)]
+    bad = [name for name in app.environment if not ENV_NAME.fullmatch(name)]
     if bad:
         raise invalid(f"app {app.app}: invalid environment variable name(s) {sorted(bad)}")
     environment, secrets = _reveal(app)

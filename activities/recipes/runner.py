@@ -144,7 +144,7 @@ def _cancel_requested() -> bool:
 
 
 def _check_run_id(run_id: str) -> None:
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise invalid(f"invalid run id {run_id!r}")
 
 
@@ -153,11 +153,11 @@ def _check_context(context: RunContext, recipes: list[str]) -> None:
         raise invalid(f"cannot run {context.configuration_manager!s} recipes")
     # Names reach paths, class names, run lists and the run script: only cookbook::recipe
     # of safe characters, for every manager.
-    bad = [recipe for recipe in recipes if not RECIPE.match(recipe)]
+    bad = [recipe for recipe in recipes if not RECIPE.fullmatch(recipe)]
     if bad:
         raise invalid(f"invalid recipe name(s) {bad}: expected cookbook::recipe")
     digest = context.cookbooks_digest
-    if digest is not None and not DIGEST.match(digest):
+    if digest is not None and not DIGEST.fullmatch(digest):
         raise invalid(f"invalid cookbooks digest {digest!r}: expected lowercase hex")
 
 

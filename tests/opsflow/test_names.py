@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -73,3 +75,25 @@ def test_anything_else_is_not_a_deployment_id(bad: str) -> None:
 def test_the_stack_of_a_stack_workflow_id() -> None:
     assert names.stack_of_workflow_id(names.stack_workflow_id("shop")) == "shop"
     assert names.stack_of_workflow_id(names.deployment_workflow_id("shop", 1)) is None
+
+
+# `$` also matches before a final newline: each rule must refuse "name\n", which would
+# otherwise reach paths, run lists and the instance's shell.
+@pytest.mark.parametrize(
+    "pattern",
+    [names.STACK_NAME, names.LAYER_NAME, names.HOSTNAME, names.RECIPE, names.ENV_NAME],
+)
+def test_a_trailing_newline_is_refused_by_every_name_rule(pattern: re.Pattern[str]) -> None:
+    valid = {"RECIPE": "web::setup", "ENV_NAME": "PORT"}.get(_name_of(pattern), "web1")
+    assert names.name_problem(pattern, "name", valid) is None
+    assert names.name_problem(pattern, "name", valid + "\n") is not None
+
+
+def test_a_hostname_or_recipe_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(InvalidInput):
+        names.check_hostname("web1\n")
+    assert names.recipes_problem(["web::setup\n"]) is not None
+
+
+def _name_of(pattern: re.Pattern[str]) -> str:
+    return next(n for n in dir(names) if getattr(names, n) is pattern)
