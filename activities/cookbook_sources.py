@@ -79,8 +79,8 @@ from opsflow import settings
 from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import inventory as recipe_inventory
-from opsflow.recipes import read_tree
 from opsflow.spec import ConfigurationManager, CookbookSource
+from runtime.cookbook_tree import read_tree
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 MAX_EXTRACTED_BYTES = 2 * 1024 * 1024 * 1024

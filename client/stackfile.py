@@ -21,9 +21,10 @@ from pydantic import ValidationError
 
 from opsflow import settings
 from opsflow.errors import SpecError
-from opsflow.recipes import inventory, read_tree
+from opsflow.recipes import inventory
 from opsflow.secrets import encrypt
 from opsflow.spec import StackSpec, missing_recipes, recipe_references
+from runtime.cookbook_tree import read_tree
 
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"

@@ -9,7 +9,8 @@ One naming scheme for all three managers:
             cookbook_path)
 
 One inventory of a cookbooks tree, for the stack-file loader and for fetched cookbooks
-alike (`inventory`, pure on a listing of the tree; `read_tree` makes the listing). The
+alike (`inventory`, pure on a listing of the tree; runtime/cookbook_tree.py reads the
+listing from disk). The
 recipe runner ships the tree to instances with its symbolic links as links, so a recipe
 is a regular file reached without following a link, or a link that leads, inside the
 tree, to such a file; a link that dangles or leads out of the tree has nothing at its end
@@ -18,13 +19,9 @@ on an instance, and a linked directory is not walked into.
 
 from __future__ import annotations
 
-import os
-import posixpath
-import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 from opsflow.names import RECIPE, split_recipe
 from opsflow.spec import ConfigurationManager
@@ -111,31 +108,3 @@ def _leads_to_a_file(tree: Mapping[str, TreeEntry], path: str) -> bool:
             continue
         resolved.append(part)
     return bool(resolved) and tree["/".join(resolved)].kind is EntryKind.FILE
-
-
-def read_tree(directory: Path) -> dict[str, TreeEntry]:
-    """The listing `inventory` takes: every path under `directory`, links not followed.
-
-    The one function here that reads the disk (names and links, never contents), so the
-    CLI and the worker list a tree the same way. Raises OSError for what cannot be read.
-    """
-
-    def fail(error: OSError) -> None:
-        raise error
-
-    tree: dict[str, TreeEntry] = {}
-    for top, directories, files in os.walk(directory, onerror=fail):
-        relative = Path(top).relative_to(directory)
-        for name in (*directories, *files):
-            path = Path(top, name)
-            mode = path.lstat().st_mode
-            if stat.S_ISLNK(mode):
-                entry = TreeEntry(EntryKind.LINK, os.readlink(path))
-            elif stat.S_ISDIR(mode):
-                entry = TreeEntry(EntryKind.DIRECTORY)
-            elif stat.S_ISREG(mode):
-                entry = TreeEntry(EntryKind.FILE)
-            else:
-                entry = TreeEntry(EntryKind.OTHER)
-            tree[posixpath.join(relative.as_posix(), name).removeprefix("./")] = entry
-    return tree

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from opsflow.recipes import (
@@ -12,7 +9,6 @@ from opsflow.recipes import (
     TreeEntry,
     available_recipes,
     inventory,
-    read_tree,
     recipe_file,
 )
 from opsflow.spec import ConfigurationManager as M
@@ -112,23 +108,3 @@ def test_a_link_that_does_not_lead_to_a_file_inside_the_tree_is_not_a_recipe(
 def test_what_is_not_a_regular_file_is_not_a_recipe() -> None:
     tree = {"web": DIRECTORY, "web/setup.sh": TreeEntry(EntryKind.OTHER), "db/setup.sh": DIRECTORY}
     assert _shell(tree) == set()
-
-
-def test_read_tree_lists_links_as_links_and_never_walks_into_a_linked_directory(
-    tmp_path: Path,
-) -> None:
-    (tmp_path / "common").mkdir()
-    (tmp_path / "common" / "setup.sh").write_text("true\n")
-    (tmp_path / "web").symlink_to("common")
-    (tmp_path / "db").mkdir()
-    (tmp_path / "db" / "setup.sh").symlink_to("/nowhere/at/all")
-    os.mkfifo(tmp_path / "pipe")
-    assert read_tree(tmp_path) == {
-        "common": DIRECTORY,
-        "common/setup.sh": FILE,
-        "web": link("common"),
-        "db": DIRECTORY,
-        "db/setup.sh": link("/nowhere/at/all"),
-        "pipe": TreeEntry(EntryKind.OTHER),
-    }
-    assert _shell(read_tree(tmp_path)) == {"common::setup"}, "web/ is not walked into"
