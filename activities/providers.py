@@ -26,10 +26,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities import ec2_provider, local_provider, names, registered, volumes
 from activities.heartbeat import heartbeating
-from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.spec import Provider
 from opsflow.volumes import mounts_for
+from workflows.failures import invalid
 
 STANDIN_VARIABLE = "OPSFLOW_EC2_SSH_STANDIN"
 HOST_KEY_WAIT_SECONDS = 300
@@ -85,11 +86,7 @@ ACTIVITIES = (launch_instance, stop_instance, terminate_instance)
 def _launch_ec2(request: LaunchInput) -> LaunchResult:
     machine = request.ec2
     if machine is None:
-        raise ApplicationError(
-            f"{request.stack}/{request.hostname}: an ec2 launch needs its ec2 settings",
-            type=INVALID_INPUT_TYPE,
-            non_retryable=True,
-        )
+        raise invalid(f"{request.stack}/{request.hostname}: an ec2 launch needs its ec2 settings")
     resources = ec2_provider.launch(machine, kept=request.kept)
     if os.environ.get(STANDIN_VARIABLE) == "local":
         standin = local_provider.launch(request)
@@ -97,11 +94,9 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
     address = resources.public_ip or resources.private_ip
     key_file = machine.options.ssh_key_file
     if address is None or key_file is None:
-        raise ApplicationError(
+        raise invalid(
             f"{request.stack}/{request.hostname}: instance {resources.instance_id} has no "
-            "address or the stack has no ssh_key_file to reach it",
-            type=INVALID_INPUT_TYPE,
-            non_retryable=True,
+            "address or the stack has no ssh_key_file to reach it"
         )
     user = machine.options.ssh_user or "ec2-user"
     try:
@@ -140,7 +135,7 @@ def _console_host_key(region: str, instance_id: str) -> str:
     raise ApplicationError(
         f"instance {instance_id} printed no SSH host key to its console within "
         f"{HOST_KEY_WAIT_SECONDS}s: opsflow pins host keys and will not trust it blindly",
-        type=ec2_provider.EC2_REFUSED_TYPE,
+        type=ErrorType.EC2_REFUSED,
     )
 
 
@@ -159,8 +154,4 @@ def _terminate_ec2(request: MachineInput) -> None:
 
 
 def _not_launched(provider: Provider) -> ApplicationError:
-    return ApplicationError(
-        f"provider {provider.value}: opsflow does not launch or stop these machines",
-        type=INVALID_INPUT_TYPE,
-        non_retryable=True,
-    )
+    return invalid(f"provider {provider.value}: opsflow does not launch or stop these machines")

@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from opsflow import names
-    from opsflow.errors import INVALID_INPUT_TYPE
+    from opsflow.errors import ErrorType
     from opsflow.messages import (
         AppAction,
         CancelCommand,
@@ -279,7 +279,7 @@ class DeploymentWorkflow:
             raise ApplicationError(
                 f"{self._request.id} is not waiting for approval ({self._status.value}): "
                 f"nothing to {verb}",
-                type=INVALID_INPUT_TYPE,
+                type=ErrorType.INVALID_INPUT,
                 non_retryable=True,
             )
 

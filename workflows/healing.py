@@ -29,7 +29,7 @@ from temporalio.workflow import ExternalWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import healing, names
-    from opsflow.errors import NOT_FOUND_TYPE
+    from opsflow.errors import ErrorType
     from opsflow.healing import Action, Decision, HealingState
     from opsflow.messages import (
         ConnectionLost,
@@ -128,7 +128,7 @@ class LayerHealingWorkflow:
             )
         except ActivityError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND_TYPE:
+            if isinstance(cause, ApplicationError) and cause.type == ErrorType.NOT_FOUND:
                 return None
             workflow.logger.warning("healing %s: check round failed: %s", self._where(), err)
             return LayerProbeReport(instances=self._last_views, outcomes=[]), False

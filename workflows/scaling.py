@@ -23,7 +23,7 @@ from temporalio.workflow import ExternalWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import names, scaling
-    from opsflow.errors import NOT_FOUND_TYPE
+    from opsflow.errors import ErrorType
     from opsflow.messages import (
         InstanceView,
         MetricsReport,
@@ -118,7 +118,7 @@ class LoadScalingWorkflow:
                 )
         except ActivityError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND_TYPE:
+            if isinstance(cause, ApplicationError) and cause.type == ErrorType.NOT_FOUND:
                 return False
             workflow.logger.warning("scaling %s: reading failed: %s", self._where(), err)
             return True

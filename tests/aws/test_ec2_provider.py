@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import ec2_provider, providers, ssh
 from activities import volumes as volume_activities
+from opsflow.errors import ErrorType
 from opsflow.messages import Ec2Machine, LaunchInput
 from opsflow.spec import Ec2Options, Provider, VolumeSpec
 from tests.aws.conftest import AwsEnv
@@ -89,7 +90,7 @@ def test_an_address_that_cannot_be_allocated_undoes_the_instance(aws_env: AwsEnv
     with pytest.raises(ApplicationError) as raised:
         ec2_provider.launch(machine(elastic_ip=True))
     error = raised.value
-    assert error.type == ec2_provider.EC2_REFUSED_TYPE and error.non_retryable
+    assert error.type == ErrorType.EC2_REFUSED and error.non_retryable
     assert (
         "shop/web1: AWS refused AllocateAddress: AddressLimitExceeded: The maximum" in error.message
     )
@@ -129,7 +130,7 @@ def test_throttling_past_the_sdk_retries_is_a_retryable_error(aws_env: AwsEnv) -
     aws_env.proxy.throttle("RunInstances", 10, "RequestLimitExceeded")
     with pytest.raises(ApplicationError) as raised:
         ec2_provider.launch(machine())
-    assert raised.value.type == ec2_provider.EC2_THROTTLED_TYPE and not raised.value.non_retryable
+    assert raised.value.type == ErrorType.EC2_THROTTLED and not raised.value.non_retryable
 
 
 def test_a_retried_launch_finds_its_instance_and_waits_while_it_is_pending(

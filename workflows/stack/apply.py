@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         schedules_of,
     )
     from workflows import common
-    from workflows.stack.base import invalid
+    from workflows.failures import invalid
     from workflows.stack.loops import HEALING, LOAD_SCALING, LoopsMixin
     from workflows.stack.members import MembersMixin
 

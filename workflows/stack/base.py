@@ -10,14 +10,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import names
     from opsflow.app_releases import current_releases
-    from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput, NotFound
+    from opsflow.errors import InvalidInput, NotFound
     from opsflow.messages import (
         FetchCookbooksInput,
         InstanceCommand,
@@ -32,15 +31,8 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.status import InstanceStatus
     from opsflow.targets import instance_of
     from workflows import common
+    from workflows.failures import invalid, not_found
     from workflows.instance import InstanceWorkflow
-
-
-def invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)
-
-
-def not_found(message: str) -> ApplicationError:
-    return ApplicationError(message, type=NOT_FOUND_TYPE, non_retryable=True)
 
 
 @contextmanager

@@ -28,7 +28,8 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.targets import app_targets, check_recipes_to_execute, command_targets
     from workflows import common, handlers
     from workflows.deployment import DeploymentWorkflow
-    from workflows.stack.base import StackBase, detach, invalid, refusals
+    from workflows.failures import invalid
+    from workflows.stack.base import StackBase, detach, refusals
 
 
 # Commands `opsflow run` accepts, with the event their recipes run as (OPSFLOW_EVENT).

@@ -9,6 +9,8 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from opsflow.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
@@ -34,12 +36,12 @@ with workflow.unsafe.imports_passed_through():
         why_not_stop,
     )
     from workflows import common, handlers
+    from workflows.failures import invalid, not_found
     from workflows.instance import failure_message
-    from workflows.stack.base import StackBase, invalid, not_found
+    from workflows.stack.base import StackBase
 
 
 # A host to register did not answer as given: an operation that failed (exit 1).
-REGISTER_FAILED_TYPE = "RegisterFailed"
 
 
 class MembersMixin(StackBase):
@@ -202,7 +204,7 @@ class MembersMixin(StackBase):
             raise ApplicationError(
                 "registered host(s) not reachable as given, nothing changed: "
                 + "; ".join(problems),
-                type=REGISTER_FAILED_TYPE,
+                type=ErrorType.REGISTER_FAILED,
                 non_retryable=True,
             )
         return {
