@@ -21,10 +21,11 @@ import os
 import re
 import time
 
+from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import ec2_provider, local_provider, names, registered, volumes
+from activities import aws, ec2_provider, local_provider, names, registered, volumes
 from activities.heartbeat import heartbeating
 from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
@@ -125,7 +126,13 @@ def _console_host_key(region: str, instance_id: str) -> str:
     ec2 = ec2_provider.client(region)
     deadline = time.monotonic() + HOST_KEY_WAIT_SECONDS
     while time.monotonic() < deadline:
-        output = ec2.get_console_output(InstanceId=instance_id, Latest=True).get("Output") or ""
+        try:
+            console = ec2.get_console_output(InstanceId=instance_id, Latest=True)
+        except ClientError as err:
+            # Mapped here, so the launch's compensation (which undoes on ApplicationError)
+            # still releases the instance when AWS throttles or refuses this call.
+            raise aws.refusal(err, aws.EC2_ERRORS, prefix=f"instance {instance_id}: ") from err
+        output = console.get("Output") or ""
         found = _HOST_KEYS.search(output)
         if found:
             for line in found.group(1).splitlines():
