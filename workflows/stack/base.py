@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow import names
     from opsflow.app_releases import current_releases
     from opsflow.errors import InvalidInput, NotFound
+    from opsflow.events import EventKind
     from opsflow.messages import (
         FetchCookbooksInput,
         InstanceCommand,
@@ -80,7 +81,9 @@ class StackBase:
             updated_at=workflow.now(),
         )
         self._state.members.instances[hostname] = view
-        self._event("instance_added", f"{hostname} added to layer {layer}", hostname=hostname)
+        self._event(
+            EventKind.INSTANCE_ADDED, f"{hostname} added to layer {layer}", hostname=hostname
+        )
         queue = [self._start_command(layer, hostname)] if start else []
         child = await workflow.start_child_workflow(
             InstanceWorkflow.run,
@@ -165,7 +168,7 @@ class StackBase:
 
     def _event(
         self,
-        kind: str,
+        kind: EventKind,
         message: str,
         hostname: str | None = None,
         details: dict[str, object] | None = None,

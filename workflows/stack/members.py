@@ -14,6 +14,7 @@ from opsflow.errors import ErrorType
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
+    from opsflow.events import EventKind
     from opsflow.messages import (
         AddInstanceInput,
         AttachHostInput,
@@ -55,7 +56,7 @@ class MembersMixin(StackBase):
             h for h, v in self._state.members.instances.items() if v.status == InstanceStatus.ONLINE
         )
         self._event(
-            "configure",
+            EventKind.CONFIGURE,
             f"configure round {generation} on {len(online)} online instance(s)",
             details={"instances": online},
         )
@@ -158,7 +159,7 @@ class MembersMixin(StackBase):
             self._state.members.configure_pending = True
         if before is None or before.status != view.status:
             self._event(
-                "instance_status",
+                EventKind.INSTANCE_STATUS,
                 f"{view.hostname}: {before.status.value if before else 'new'} -> "
                 f"{view.status.value}" + (f" ({view.message})" if view.message else ""),
                 hostname=view.hostname,
