@@ -20,6 +20,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 from temporalio.exceptions import ApplicationError
 
+from opsflow.errors import ErrorType
+
 MAX_ATTEMPTS = 5
 # The codes AWS services use for "slow down" (CloudWatch: ThrottledException too).
 THROTTLING_CODES = frozenset(
@@ -38,15 +40,15 @@ class ErrorTypes:
     """The ApplicationError types of one service's errors; `service` names it in messages."""
 
     service: str
-    refused: str  # non-retryable
-    throttled: str  # retryable
+    refused: ErrorType  # non-retryable
+    throttled: ErrorType  # retryable
 
 
 # ELBv2 reports as EC2 does (its activities came with the ec2 provider).
-EC2_ERRORS = ErrorTypes(service="EC2", refused="Ec2Refused", throttled="Ec2Throttled")
-RDS_ERRORS = ErrorTypes(service="RDS", refused="RdsRefused", throttled="RdsThrottled")
+EC2_ERRORS = ErrorTypes("EC2", ErrorType.EC2_REFUSED, ErrorType.EC2_THROTTLED)
+RDS_ERRORS = ErrorTypes("RDS", ErrorType.RDS_REFUSED, ErrorType.RDS_THROTTLED)
 CLOUDWATCH_ERRORS = ErrorTypes(
-    service="CloudWatch", refused="CloudWatchRefused", throttled="CloudWatchThrottled"
+    "CloudWatch", ErrorType.CLOUDWATCH_REFUSED, ErrorType.CLOUDWATCH_THROTTLED
 )
 
 

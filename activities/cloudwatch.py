@@ -33,8 +33,6 @@ from activities import aws, names
 from opsflow.messages import LayerGaugesInput
 from opsflow.spec import CloudWatchMetric
 
-CLOUDWATCH_REFUSED_TYPE = aws.CLOUDWATCH_ERRORS.refused
-CLOUDWATCH_THROTTLED_TYPE = aws.CLOUDWATCH_ERRORS.throttled
 NAMESPACE = "opsflow"
 EC2_NAMESPACE = "AWS/EC2"
 CPU_METRIC = "CPUUtilization"

@@ -25,14 +25,14 @@ tarballs) is stripped.
 
 What can go wrong (all ApplicationErrors whose message names the stack, the source and
 the tool's own error line):
-- COOKBOOKS_FETCH_FAILED_TYPE, non-retryable: the directory does not exist, the
+- ErrorType.COOKBOOKS_FETCH_FAILED, non-retryable: the directory does not exist, the
   repository does not exist or cannot be reached, the revision does not exist, git is not
   installed, an HTTP error status other than 408/429/5xx (404, 403, ...), a host that
   cannot be resolved or refuses the connection, an archive that is not a .tar.gz, is too
   big or has an unsafe member, a `path` that is not a directory in the source.
-- COOKBOOKS_UNAVAILABLE_TYPE, retryable: a timeout, a connection reset or closed
+- ErrorType.COOKBOOKS_UNAVAILABLE, retryable: a timeout, a connection reset or closed
   mid-transfer, HTTP 408/429/5xx, git reporting a timeout, reset or RPC failure.
-  (A separate type because the workflows list COOKBOOKS_FETCH_FAILED_TYPE among the
+  (A separate type because the workflows list ErrorType.COOKBOOKS_FETCH_FAILED among the
   non-retryable error types, which overrides `non_retryable=False`.)
 A cancelled activity kills git / stops the download and removes its staging directory.
 
@@ -76,7 +76,7 @@ from activities.heartbeat import heartbeating
 # The digest must be the runner's own: it names the staged cookbooks on instances.
 from activities.recipes.payload import cookbooks_digest
 from opsflow import settings
-from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import inventory as recipe_inventory
 from opsflow.spec import ConfigurationManager, CookbookSource
@@ -192,8 +192,8 @@ def _failure(request: FetchCookbooksInput, problem: FetchProblem) -> Application
         f"{request.source.describe()}: {problem.detail}"
     )
     if problem.retryable:
-        return ApplicationError(message, type=COOKBOOKS_UNAVAILABLE_TYPE)
-    return ApplicationError(message, type=COOKBOOKS_FETCH_FAILED_TYPE, non_retryable=True)
+        return ApplicationError(message, type=ErrorType.COOKBOOKS_UNAVAILABLE)
+    return ApplicationError(message, type=ErrorType.COOKBOOKS_FETCH_FAILED, non_retryable=True)
 
 
 def _materialize(source: CookbookSource, run: _Run) -> tuple[Path, str]:

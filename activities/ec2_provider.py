@@ -31,12 +31,11 @@ from botocore.exceptions import ClientError, WaiterError
 from temporalio.exceptions import ApplicationError
 
 from activities import aws
+from opsflow.errors import ErrorType
 from opsflow.messages import Ec2Machine, Ec2Resources
 from opsflow.spec import VolumeSpec
 from opsflow.volumes import device_name
 
-EC2_REFUSED_TYPE = aws.EC2_ERRORS.refused
-EC2_THROTTLED_TYPE = aws.EC2_ERRORS.throttled
 REUSABLE_STATES = ("pending", "running", "stopping", "stopped")
 WAIT_SECONDS = 600
 
@@ -155,7 +154,7 @@ def _run_or_reuse(
         raise ApplicationError(
             f"{machine.stack}/{machine.hostname}: ec2 needs `ami` and `instance_type` (in the "
             "stack's, the layer's or the instance's ec2 settings)",
-            type=EC2_REFUSED_TYPE,
+            type=ErrorType.EC2_REFUSED,
             non_retryable=True,
         )
     request: dict[str, Any] = {

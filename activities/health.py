@@ -44,9 +44,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities import names, ssh
 from activities.heartbeat import heartbeat, heartbeating
-from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import HealthCheckInput, HealthCheckResult, SshEndpoint
 from opsflow.spec import HealthCheckSpec
+from workflows.failures import invalid
 
 BODY_LIMIT = 64 * 1024
 DETAIL_LIMIT = 500
@@ -95,7 +96,7 @@ def probe_url(check: HealthCheckSpec, hostname: str, private_ip: str | None) -> 
     """The URL to probe, filled in and checked; None for a command check. InvalidInput if
     the check cannot be probed."""
     if (check.url is None) == (check.command is None):
-        raise _invalid("health_check: give exactly one of `url` or `command`")
+        raise invalid("health_check: give exactly one of `url` or `command`")
     if check.url is None:
         return None
     ip = private_ip or DEFAULT_PRIVATE_IP
@@ -106,9 +107,9 @@ def probe_url(check: HealthCheckSpec, hostname: str, private_ip: str | None) -> 
         parts = urllib.parse.urlsplit(url)
         parts.port  # noqa: B018 -- raises ValueError for a bad port
     except (KeyError, IndexError, ValueError) as err:
-        raise _invalid(f"health_check.url {check.url!r} cannot be filled in: {err}") from None
+        raise invalid(f"health_check.url {check.url!r} cannot be filled in: {err}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _invalid(f"health_check.url: {url!r} is not an http(s) URL with a host")
+        raise invalid(f"health_check.url: {url!r} is not an http(s) URL with a host")
     return url
 
 
@@ -146,7 +147,7 @@ def probe_command(endpoint: SshEndpoint, command: str, timeout: float) -> Probe:
     try:
         code, out, err = ssh.run(endpoint, command, timeout=timeout)
     except ApplicationError as error:
-        if error.type == ssh.HOST_KEY_MISMATCH_TYPE:
+        if error.type == ErrorType.HOST_KEY_MISMATCH:
             raise
         return Probe(False, _clip(error.message))
     except (paramiko.SSHException, EOFError, OSError) as error:
@@ -180,7 +181,3 @@ def _clip(text: str) -> str:
 
 
 # ---- activity plumbing --------------------------------------------------------------------
-
-
-def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)

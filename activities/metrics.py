@@ -61,9 +61,10 @@ from temporalio.exceptions import ApplicationError
 
 from activities import cloudwatch, names, ssh
 from activities.heartbeat import heartbeating
-from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import InstanceMetrics, InstanceView, MetricsReport, ReadMetricsInput
 from opsflow.spec import CloudWatchMetric
+from workflows.failures import invalid
 
 METRICS = ("cpu", "memory", "load", "custom")
 CPU_SAMPLE_SECONDS = 1
@@ -227,7 +228,7 @@ def read_instance(
     try:
         _, out, err = ssh.run(view.ssh, script, timeout=request.timeout)
     except ApplicationError as error:  # unreachable, host key, auth, timeout
-        if error.type == ssh.COMMAND_TIMEOUT_TYPE:
+        if error.type == ErrorType.SSH_COMMAND_TIMEOUT:
             reason = f"SSH command timed out after {request.timeout:g}s"
         else:
             reason = error.message
@@ -420,22 +421,22 @@ def _checked(request: ReadMetricsInput) -> list[str]:
     """The requested metrics, each once, in order; InvalidInput if they cannot be read."""
     unknown = [m for m in request.metrics if m not in METRICS]
     if unknown:
-        raise _invalid(f"unknown metrics {unknown}: known are {list(METRICS)}")
+        raise invalid(f"unknown metrics {unknown}: known are {list(METRICS)}")
     if request.custom_metric and request.custom_cloudwatch_metric is not None:
-        raise _invalid("give `custom_metric` or `custom_cloudwatch_metric`, not both")
+        raise invalid("give `custom_metric` or `custom_cloudwatch_metric`, not both")
     if request.custom_cloudwatch_metric is not None and request.region is None:
-        raise _invalid("`custom_cloudwatch_metric` needs the stack's region (ec2 stacks only)")
+        raise invalid("`custom_cloudwatch_metric` needs the stack's region (ec2 stacks only)")
     if (
         "custom" in request.metrics
         and not request.custom_metric
         and request.custom_cloudwatch_metric is None
     ):
-        raise _invalid(
+        raise invalid(
             "the custom metric needs `custom_metric`, a command printing a number, or "
             "`custom_cloudwatch_metric`"
         )
     if not request.timeout > 0:
-        raise _invalid(f"the timeout must be positive, not {request.timeout}")
+        raise invalid(f"the timeout must be positive, not {request.timeout}")
     return list(dict.fromkeys(request.metrics))
 
 
@@ -445,7 +446,3 @@ def _last_line(text: str) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 1] + "…"
-
-
-def _invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)

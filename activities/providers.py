@@ -21,15 +21,17 @@ import os
 import re
 import time
 
+from botocore.exceptions import ClientError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import ec2_provider, local_provider, names, registered, volumes
+from activities import aws, ec2_provider, local_provider, names, registered, volumes
 from activities.heartbeat import heartbeating
-from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.spec import Provider
 from opsflow.volumes import mounts_for
+from workflows.failures import invalid
 
 STANDIN_VARIABLE = "OPSFLOW_EC2_SSH_STANDIN"
 HOST_KEY_WAIT_SECONDS = 300
@@ -85,11 +87,7 @@ ACTIVITIES = (launch_instance, stop_instance, terminate_instance)
 def _launch_ec2(request: LaunchInput) -> LaunchResult:
     machine = request.ec2
     if machine is None:
-        raise ApplicationError(
-            f"{request.stack}/{request.hostname}: an ec2 launch needs its ec2 settings",
-            type=INVALID_INPUT_TYPE,
-            non_retryable=True,
-        )
+        raise invalid(f"{request.stack}/{request.hostname}: an ec2 launch needs its ec2 settings")
     resources = ec2_provider.launch(machine, kept=request.kept)
     if os.environ.get(STANDIN_VARIABLE) == "local":
         standin = local_provider.launch(request)
@@ -97,11 +95,9 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
     address = resources.public_ip or resources.private_ip
     key_file = machine.options.ssh_key_file
     if address is None or key_file is None:
-        raise ApplicationError(
+        raise invalid(
             f"{request.stack}/{request.hostname}: instance {resources.instance_id} has no "
-            "address or the stack has no ssh_key_file to reach it",
-            type=INVALID_INPUT_TYPE,
-            non_retryable=True,
+            "address or the stack has no ssh_key_file to reach it"
         )
     user = machine.options.ssh_user or "ec2-user"
     try:
@@ -130,7 +126,13 @@ def _console_host_key(region: str, instance_id: str) -> str:
     ec2 = ec2_provider.client(region)
     deadline = time.monotonic() + HOST_KEY_WAIT_SECONDS
     while time.monotonic() < deadline:
-        output = ec2.get_console_output(InstanceId=instance_id, Latest=True).get("Output") or ""
+        try:
+            console = ec2.get_console_output(InstanceId=instance_id, Latest=True)
+        except ClientError as err:
+            # Mapped here, so the launch's compensation (which undoes on ApplicationError)
+            # still releases the instance when AWS throttles or refuses this call.
+            raise aws.refusal(err, aws.EC2_ERRORS, prefix=f"instance {instance_id}: ") from err
+        output = console.get("Output") or ""
         found = _HOST_KEYS.search(output)
         if found:
             for line in found.group(1).splitlines():
@@ -140,7 +142,7 @@ def _console_host_key(region: str, instance_id: str) -> str:
     raise ApplicationError(
         f"instance {instance_id} printed no SSH host key to its console within "
         f"{HOST_KEY_WAIT_SECONDS}s: opsflow pins host keys and will not trust it blindly",
-        type=ec2_provider.EC2_REFUSED_TYPE,
+        type=ErrorType.EC2_REFUSED,
     )
 
 
@@ -159,8 +161,4 @@ def _terminate_ec2(request: MachineInput) -> None:
 
 
 def _not_launched(provider: Provider) -> ApplicationError:
-    return ApplicationError(
-        f"provider {provider.value}: opsflow does not launch or stop these machines",
-        type=INVALID_INPUT_TYPE,
-        non_retryable=True,
-    )
+    return invalid(f"provider {provider.value}: opsflow does not launch or stop these machines")

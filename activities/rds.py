@@ -23,11 +23,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import aws, names
+from opsflow.errors import ErrorType
 from opsflow.messages import DescribeRdsInput, RdsInfo, RdsInstances
-
-RDS_REFUSED_TYPE = aws.RDS_ERRORS.refused
-RDS_THROTTLED_TYPE = aws.RDS_ERRORS.throttled
-RDS_NOT_READY_TYPE = "RdsNotReady"
 
 
 def client(region: str) -> Any:
@@ -49,7 +46,7 @@ def describe(request: DescribeRdsInput) -> RdsInstances:
             raise ApplicationError(
                 f"{request.stack}: RDS instance {identifier} has no endpoint yet (status "
                 f"{instance.get('DBInstanceStatus', 'unknown')})",
-                type=RDS_NOT_READY_TYPE,
+                type=ErrorType.RDS_NOT_READY,
             )
         found[identifier] = RdsInfo(
             identifier=identifier,

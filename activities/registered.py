@@ -26,10 +26,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names, ssh
+from opsflow.errors import ErrorType
 from opsflow.messages import AttachHostInput, LaunchInput, LaunchResult, SshEndpoint
 from opsflow.spec import RegisteredHostSpec
 
-REFUSED_TYPE = "RegisteredHostRefused"
 CHECK_TIMEOUT = 30.0
 # The host key opsflow pins when the host offers several: the strongest common one first.
 PREFERRED_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "rsa-sha2-256")
@@ -48,7 +48,7 @@ def attach(request: LaunchInput) -> LaunchResult:
         raise ApplicationError(
             f"{request.stack}/{request.hostname}: a registered instance needs its host and "
             "pinned host key (register it again)",
-            type=REFUSED_TYPE,
+            type=ErrorType.REGISTERED_HOST_REFUSED,
             non_retryable=True,
         )
     check(host)
@@ -61,7 +61,7 @@ def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
     if not os.access(host.key_file, os.R_OK):
         raise ApplicationError(
             f"{host.where()}: key file {host.key_file} cannot be read on the worker",
-            type=REFUSED_TYPE,
+            type=ErrorType.REGISTERED_HOST_REFUSED,
             non_retryable=True,
         )
     pinned = host if host.host_key else host.model_copy(update={"host_key": learn_host_key(host)})
@@ -75,7 +75,7 @@ def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
             f"{host.where()}: {pinned.root} cannot be written by "
             f"{host.user}{' through sudo' if host.sudo else ''}: "
             f"{err.strip() or f'exit {code}'}",
-            type=REFUSED_TYPE,
+            type=ErrorType.REGISTERED_HOST_REFUSED,
             non_retryable=True,
         )
     return pinned

@@ -35,12 +35,8 @@ import paramiko
 from fabric import Config, Connection
 from temporalio.exceptions import ApplicationError
 
+from opsflow.errors import ErrorType
 from opsflow.messages import SshEndpoint
-
-HOST_KEY_MISMATCH_TYPE = "HostKeyMismatch"
-AUTH_FAILED_TYPE = "SshAuthFailed"
-UNREACHABLE_TYPE = "SshUnreachable"
-COMMAND_TIMEOUT_TYPE = "SshCommandTimeout"
 
 CONNECT_TIMEOUT = 10
 KEEPALIVE_SECONDS = 15
@@ -105,7 +101,7 @@ def run(
         except _Timeout as timed_out:
             raise ApplicationError(
                 f"{_where(endpoint)}: command timed out after {timeout}s",
-                type=COMMAND_TIMEOUT_TYPE,
+                type=ErrorType.SSH_COMMAND_TIMEOUT,
             ) from timed_out
         finally:
             channel.close()
@@ -272,14 +268,14 @@ def _open(key: _Key) -> Connection:
         raise ApplicationError(
             f"{_where(endpoint)}: host key does not match the key pinned at launch "
             f"({key.host_key.split()[0]}): refusing to connect",
-            type=HOST_KEY_MISMATCH_TYPE,
+            type=ErrorType.HOST_KEY_MISMATCH,
             non_retryable=True,
         ) from err
     except paramiko.AuthenticationException as err:
         conn.close()
         raise ApplicationError(
             f"{_where(endpoint)}: key {key.key_file} was refused: {err}",
-            type=AUTH_FAILED_TYPE,
+            type=ErrorType.SSH_AUTH_FAILED,
             non_retryable=True,
         ) from err
     except (paramiko.SSHException, EOFError, OSError) as err:  # OSError: also timeouts
@@ -307,7 +303,7 @@ def _unreachable(endpoint: SshEndpoint, err: BaseException) -> ApplicationError:
 def unreachable(where: str, err: BaseException) -> ApplicationError:
     """`user@host:port` could not be reached (retryable: it may be booting)."""
     reason = str(err) or type(err).__name__
-    return ApplicationError(f"{where}: SSH failed: {reason}", type=UNREACHABLE_TYPE)
+    return ApplicationError(f"{where}: SSH failed: {reason}", type=ErrorType.SSH_UNREACHABLE)
 
 
 def _where(endpoint: SshEndpoint) -> str:

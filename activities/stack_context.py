@@ -11,14 +11,13 @@ from collections.abc import Awaitable, Callable
 
 from temporalio import activity
 from temporalio.client import Client
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import names
 from opsflow import names as opsflow_names
-from opsflow.errors import NOT_FOUND_TYPE
 from opsflow.messages import ConfigurationQuery, InstanceView, RecipeRunInput, RunContext
 from workflows import handlers
+from workflows.failures import not_found
 
 
 def stack_context_source(client: Client) -> Callable[[RecipeRunInput], Awaitable[RunContext]]:
@@ -31,9 +30,7 @@ def stack_context_source(client: Client) -> Callable[[RecipeRunInput], Awaitable
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
-                raise ApplicationError(
-                    f"stack {run.stack} does not exist", type=NOT_FOUND_TYPE, non_retryable=True
-                ) from None
+                raise not_found(f"stack {run.stack} does not exist") from None
             raise  # the worker or server is busy or restarting: retry the activity
         return context
 
@@ -49,9 +46,7 @@ async def layer_instances(client: Client, stack: str, layer: str) -> list[Instan
         )
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise ApplicationError(
-                f"stack {stack} does not exist", type=NOT_FOUND_TYPE, non_retryable=True
-            ) from None
+            raise not_found(f"stack {stack} does not exist") from None
         raise  # the server or the stack's worker is busy: retry
     return views
 

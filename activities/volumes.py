@@ -14,10 +14,10 @@ import time
 from temporalio.exceptions import ApplicationError
 
 from activities import remote_script, ssh
+from opsflow.errors import ErrorType
 from opsflow.messages import SshEndpoint
 from opsflow.volumes import FILESYSTEM, VolumeMount, nvme_serial, xen_alias
 
-NOT_READY_TYPE = "VolumesNotReady"
 READY_SECONDS = 300.0
 SCRIPT_TIMEOUT = 600.0
 DEVICE_WAIT_SECONDS = 120
@@ -44,7 +44,7 @@ def mount(
         raise ApplicationError(
             f"{endpoint.user}@{endpoint.host}: volumes not ready (exit {code}): "
             f"{(err or out).strip()}",
-            type=NOT_READY_TYPE,
+            type=ErrorType.VOLUMES_NOT_READY,
             non_retryable=True,
         )
     return out
@@ -77,6 +77,6 @@ def _wait_for_ssh(endpoint: SshEndpoint) -> None:
             ssh.ping(endpoint, timeout=ssh.CONNECT_TIMEOUT)
             return
         except ApplicationError as err:
-            if err.type != ssh.UNREACHABLE_TYPE or time.monotonic() > deadline:
+            if err.type != ErrorType.SSH_UNREACHABLE or time.monotonic() > deadline:
                 raise
         time.sleep(2)

@@ -49,14 +49,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 
 from opsflow import names, settings
 from opsflow.drills import KillInstanceInput, kill_workflow_id
-from opsflow.errors import (
-    INVALID_INPUT_TYPE,
-    NOT_FOUND_TYPE,
-    InvalidInput,
-    NotFound,
-    OperationFailed,
-    OpsflowError,
-)
+from opsflow.errors import ErrorType, InvalidInput, NotFound, OperationFailed, OpsflowError
 from opsflow.messages import (
     AddInstanceInput,
     AppCommandInput,
@@ -728,9 +721,9 @@ def _from_failure(cause: BaseException | None, workflow_id: str) -> Exception:
     while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
     if isinstance(cause, ApplicationError):
-        if cause.type == INVALID_INPUT_TYPE:
+        if cause.type == ErrorType.INVALID_INPUT:
             return InvalidInput(cause.message)
-        if cause.type == NOT_FOUND_TYPE:
+        if cause.type == ErrorType.NOT_FOUND:
             return NotFound(cause.message)
         return OperationFailed(cause.message, run_url(workflow_id))
     return OperationFailed(str(cause), run_url(workflow_id))

@@ -6,6 +6,8 @@ failed (the message says where to look).
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class OpsflowError(Exception):
     """Base of every error opsflow reports to a user."""
@@ -44,12 +46,40 @@ class Unreachable(OpsflowError):
     """Temporal (or another service opsflow needs) cannot be reached."""
 
 
-# Application error types carried in Temporal failures, so the CLI can map a failed
-# update or workflow back to the right exit code without parsing messages.
-INVALID_INPUT_TYPE = "InvalidInput"
-NOT_FOUND_TYPE = "NotFound"
-RECIPE_FAILED_TYPE = "RecipeFailed"
-COOKBOOKS_FETCH_FAILED_TYPE = "CookbooksFetchFailed"
-# Retryable (a timeout, a reset, HTTP 5xx): its own type, since listing a type as
-# non-retryable in a retry policy overrides the error's own flag.
-COOKBOOKS_UNAVAILABLE_TYPE = "CookbooksSourceUnavailable"
+class ErrorType(StrEnum):
+    """The application error types carried in Temporal failures, one vocabulary for every
+    workflow and activity: the CLI maps a failed update or workflow back to the right exit
+    code, and a retry policy names what is not worth retrying, without parsing messages.
+
+    The values are on the wire (recorded histories, retry policies of running workflows):
+    never change one.
+    """
+
+    INVALID_INPUT = "InvalidInput"
+    NOT_FOUND = "NotFound"
+    RECIPE_FAILED = "RecipeFailed"
+    COOKBOOKS_FETCH_FAILED = "CookbooksFetchFailed"
+    # Retryable (a timeout, a reset, HTTP 5xx): its own type, since listing a type as
+    # non-retryable in a retry policy overrides the error's own flag.
+    COOKBOOKS_UNAVAILABLE = "CookbooksSourceUnavailable"
+    # A recipe run: its worker-side record vanished; its staging on the instance failed.
+    RUN_LOST = "RunLost"
+    RUN_SETUP_FAILED = "RunSetupFailed"
+    VOLUMES_NOT_READY = "VolumesNotReady"
+    # SSH, as activities.ssh reports it.
+    HOST_KEY_MISMATCH = "HostKeyMismatch"
+    SSH_AUTH_FAILED = "SshAuthFailed"
+    SSH_UNREACHABLE = "SshUnreachable"
+    SSH_COMMAND_TIMEOUT = "SshCommandTimeout"
+    # A host to register that does not qualify; the stack's registration of one that failed.
+    REGISTERED_HOST_REFUSED = "RegisteredHostRefused"
+    REGISTER_FAILED = "RegisterFailed"
+    # AWS, per service (activities.aws): refused is non-retryable, throttled retryable.
+    # ELBv2 reports as EC2 does.
+    EC2_REFUSED = "Ec2Refused"
+    EC2_THROTTLED = "Ec2Throttled"
+    RDS_REFUSED = "RdsRefused"
+    RDS_THROTTLED = "RdsThrottled"
+    RDS_NOT_READY = "RdsNotReady"
+    CLOUDWATCH_REFUSED = "CloudWatchRefused"
+    CLOUDWATCH_THROTTLED = "CloudWatchThrottled"

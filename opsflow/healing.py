@@ -29,6 +29,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from opsflow.events import EventKind
 from opsflow.messages import (
     HealingConfig,
     InstanceView,
@@ -57,17 +58,19 @@ ON_PURPOSE = frozenset(
 
 
 class Action(StrEnum):
-    DETECTED = "health_detected"  # lost: mark connection_lost
-    HEAL = "heal_started"  # replace it now
-    NOT_REPLACEABLE = "heal_not_possible"  # lost, and its provider cannot replace it
-    GIVE_UP = "heal_gave_up"  # lost, and no heal left in the window
-    RECOVERED = "health_recovered"  # a lost instance that was not replaced answers again
+    """A decision of the loop; each is recorded as the stack event of the same value."""
+
+    DETECTED = EventKind.HEALTH_DETECTED.value  # lost: mark connection_lost
+    HEAL = EventKind.HEAL_STARTED.value  # replace it now
+    NOT_REPLACEABLE = EventKind.HEAL_NOT_POSSIBLE.value  # lost, its provider cannot replace it
+    GIVE_UP = EventKind.HEAL_GAVE_UP.value  # lost, and no heal left in the window
+    RECOVERED = EventKind.HEALTH_RECOVERED.value  # a lost one not replaced answers again
 
 
 # Healing events (stack event kinds) that the HealingEvents gauge counts: the decisions,
 # and how each heal ended.
-HEAL_ENDS = ("healed", "heal_failed", "heal_skipped")
-HEALING_EVENTS = frozenset({*(action.value for action in Action), *HEAL_ENDS})
+HEAL_ENDS = (EventKind.HEALED, EventKind.HEAL_FAILED, EventKind.HEAL_SKIPPED)
+HEALING_EVENTS = frozenset({*(EventKind(action.value) for action in Action), *HEAL_ENDS})
 GAUGES_PERIOD = timedelta(minutes=1)
 
 
@@ -284,7 +287,7 @@ def _span(seconds: float) -> str:
 # ---- gauges (ec2) ----------------------------------------------------------------------
 
 
-def count_event(state: HealingState, kind: str) -> None:
+def count_event(state: HealingState, kind: EventKind) -> None:
     """Count a healing event the loop records, for the next HealingEvents gauge."""
     if state.config.region is not None and kind in HEALING_EVENTS:
         state.healing_events += 1

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from opsflow.events import EventKind
+from opsflow.rollout import Strategy
 from opsflow.secrets import SecureValue
 from opsflow.spec import (
     CloudWatchMetric,
@@ -194,7 +196,7 @@ class DeploymentInput(BaseModel):
     recipes: list[str] | None = None
     stage_only: bool = False
     app: AppRelease | None = None
-    strategy: str = "all-at-once"
+    strategy: Strategy = Strategy.ALL_AT_ONCE
     batch: str | None = None
     max_failures: str | None = None
     canary_bake_seconds: float | None = None
@@ -347,7 +349,9 @@ class StackDescription(BaseModel):
 
 class StackEvent(BaseModel):
     at: datetime
-    kind: str
+    # A kind this version does not know (a newer worker's, in a stack's recorded events)
+    # stays loadable as text; a known one is its EventKind.
+    kind: EventKind | str = Field(union_mode="left_to_right")
     message: str
     hostname: str | None = None
     details: dict[str, Any] = Field(default_factory=dict)
@@ -496,7 +500,8 @@ class DeployInput(BaseModel):
 
     app: str
     revision: str | None = None
-    strategy: str = "all-at-once"
+    # Text until the validator checks it, so the refusal names `--strategy` (as amounts).
+    strategy: str = Strategy.ALL_AT_ONCE.value
     batch: str | None = None
     max_failures: str | None = None
     canary_bake_seconds: float | None = Field(
@@ -541,8 +546,8 @@ class DeploymentSummary(BaseModel):
     stack: str
     app: str | None = None
     command: str
-    strategy: str = "all-at-once"
-    status: str
+    strategy: Strategy = Strategy.ALL_AT_ONCE
+    status: DeploymentStatus
     revision: str | None = None
     release: str | None = None
     started_at: datetime
@@ -653,7 +658,7 @@ class ScaleRequest(BaseModel):
     hostname: str
     run: bool
     reason: str
-    source: str = Field(description="time | load")
+    source: Scaling = Field(description="time or load: which kind of scaling asks")
     layer: str | None = Field(default=None, description="set: add this new instance to it")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from enum import StrEnum
 from statistics import fmean
 from zoneinfo import ZoneInfo
 
@@ -71,13 +72,20 @@ def transitions(schedule: WeeklySchedule) -> list[tuple[int, int]]:
 # ---- load-based ------------------------------------------------------------------------
 
 
+class Direction(StrEnum):
+    """Which way a load-based step goes (its value names the step's event, scaled_{value})."""
+
+    UP = "up"
+    DOWN = "down"
+
+
 class LoadState(BaseModel):
     """What a LoadScalingWorkflow remembers between readings (handed to continue-as-new)."""
 
     up_since: datetime | None = None
     down_since: datetime | None = None
     last_action_at: datetime | None = None
-    last_direction: str | None = None
+    last_direction: Direction | None = None
     added: int = Field(default=0, description="instances this layer's loop added so far")
 
 
@@ -93,7 +101,7 @@ class LoadScalingState(BaseModel):
 
 
 class LoadDecision(BaseModel):
-    direction: str  # "up" | "down"
+    direction: Direction
     start: list[str] = Field(default_factory=list)
     add: list[str] = Field(default_factory=list)
     stop: list[str] = Field(default_factory=list)
@@ -122,7 +130,7 @@ def decide_load(
     views = sorted(views, key=lambda v: v.hostname)
     running = [v for v in views if v.status in RUNNING_FOR_SCALING]
     if state.last_action_at is not None and state.last_direction is not None:
-        settings = config.up if state.last_direction == "up" else config.down
+        settings = config.up if state.last_direction == Direction.UP else config.down
         if now - state.last_action_at < timedelta(seconds=settings.ignore_metrics_time):
             state.up_since = state.down_since = None
             return None
@@ -189,10 +197,14 @@ def _up(
     if not start and not add:
         state.up_since = None
         return None
-    _acted(state, "up", now)
+    _acted(state, Direction.UP, now)
     what = ", ".join([*start, *(f"{h} (new)" for h in add)])
     return LoadDecision(
-        direction="up", start=start, add=add, averages=means, message=f"scale up: {what}: {why}"
+        direction=Direction.UP,
+        start=start,
+        add=add,
+        averages=means,
+        message=f"scale up: {what}: {why}",
     )
 
 
@@ -217,9 +229,9 @@ def _down(
     if not stop:
         state.down_since = None
         return None
-    _acted(state, "down", now)
+    _acted(state, Direction.DOWN, now)
     return LoadDecision(
-        direction="down",
+        direction=Direction.DOWN,
         stop=stop,
         averages=means,
         message=f"scale down: {', '.join(stop)}: {why}",
@@ -230,6 +242,6 @@ def _startable(view: InstanceView) -> bool:
     return view.status in (InstanceStatus.STOPPED, InstanceStatus.START_FAILED)
 
 
-def _acted(state: LoadState, direction: str, now: datetime) -> None:
+def _acted(state: LoadState, direction: Direction, now: datetime) -> None:
     state.last_action_at, state.last_direction = now, direction
     state.up_since = state.down_since = None

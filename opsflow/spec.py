@@ -68,6 +68,13 @@ class ConfigurationManager(StrEnum):
     CHEF = "chef"
 
 
+class SetupFailure(StrEnum):
+    """What becomes of an ec2 machine whose setup failed."""
+
+    KEEP = "keep"  # kept to look at, as OpsWorks did
+    TERMINATE = "terminate"
+
+
 class LifecycleEvent(StrEnum):
     SETUP = "setup"
     CONFIGURE = "configure"
@@ -497,9 +504,8 @@ class LayerSpec(StrictModel):
     auto_assign_elastic_ip: bool = False
     volumes: list[VolumeSpec] = Field(default_factory=list)
     load_balancer: str | None = Field(default=None, description="an ELBv2 target group ARN")
-    on_setup_failure: str = Field(
-        default="keep",
-        pattern=r"^(keep|terminate)$",
+    on_setup_failure: SetupFailure = Field(
+        default=SetupFailure.KEEP,
         description="keep a setup_failed machine to look at (OpsWorks), or terminate it",
     )
 

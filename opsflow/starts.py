@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from opsflow.machines import ec2_machine
 from opsflow.messages import AppRelease, InstanceCommand, InstanceCommandKind
-from opsflow.spec import LifecycleEvent, RegisteredHostSpec, StackSpec
+from opsflow.spec import LifecycleEvent, RegisteredHostSpec, SetupFailure, StackSpec
 
 # rollback, start, stop and restart run the deploy recipes (OPSFLOW_EVENT tells which),
 # on the release they leave current.
@@ -29,7 +29,7 @@ def start_command(
         command.machine = ec2_machine(spec, layer, hostname, token=command_id)
     settings = spec.layer(layer)
     command.terminate_on_setup_failure = (
-        settings is not None and settings.on_setup_failure == "terminate"
+        settings is not None and settings.on_setup_failure == SetupFailure.TERMINATE
     )
     return command
 

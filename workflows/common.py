@@ -7,12 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 
-from opsflow.errors import (
-    COOKBOOKS_FETCH_FAILED_TYPE,
-    INVALID_INPUT_TYPE,
-    NOT_FOUND_TYPE,
-    RECIPE_FAILED_TYPE,
-)
+from opsflow.errors import ErrorType
 
 STACK_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowStack")
 LAYER_ATTRIBUTE = SearchAttributeKey.for_keyword("OpsflowLayer")
@@ -28,7 +23,7 @@ SEARCH_ATTRIBUTES = (
 )
 
 # A recipe that failed will fail again; bad input never gets better.
-NOT_RETRYABLE = [RECIPE_FAILED_TYPE, INVALID_INPUT_TYPE, NOT_FOUND_TYPE]
+NOT_RETRYABLE = [ErrorType.RECIPE_FAILED, ErrorType.INVALID_INPUT, ErrorType.NOT_FOUND]
 
 # Lost SSH connections and crashed workers are retried; the run id makes a retry re-attach
 # to a recipe run that is still going instead of starting it twice.
@@ -58,7 +53,7 @@ FETCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=4,
-    non_retryable_error_types=[*NOT_RETRYABLE, COOKBOOKS_FETCH_FAILED_TYPE],
+    non_retryable_error_types=[*NOT_RETRYABLE, ErrorType.COOKBOOKS_FETCH_FAILED],
 )
 
 

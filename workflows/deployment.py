@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from enum import StrEnum
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from opsflow import names
-    from opsflow.errors import INVALID_INPUT_TYPE
+    from opsflow.errors import ErrorType
     from opsflow.messages import (
         AppAction,
         CancelCommand,
@@ -52,12 +53,19 @@ with workflow.unsafe.imports_passed_through():
 CANCEL_GRACE = timedelta(minutes=2)
 
 
+class Gate(StrEnum):
+    """What an operator said to a canary waiting for approval (the update of that name)."""
+
+    APPROVE = "approve"
+    ABORT = "abort"
+
+
 @workflow.defn
 class DeploymentWorkflow:
     @workflow.init
     def __init__(self, request: DeploymentInput) -> None:
         self._request = request
-        strategy = Strategy(request.strategy)
+        strategy = request.strategy
         self._batches = plan_batches(request.targets, strategy, batch_of(strategy, request.batch))
         self._instances = {
             host: InstanceDeployment(hostname=host, batch=index)
@@ -68,7 +76,7 @@ class DeploymentWorkflow:
         self._sent: dict[str, str] = {}  # command id -> hostname, awaiting a result
         self._status = DeploymentStatus.RUNNING
         self._current_batch = 0
-        self._gate: str | None = None  # "approve" or "abort", from the canary updates
+        self._gate: Gate | None = None  # from the canary updates
         self._awaiting_approval = False
         self._changed: list[str] = []  # instances whose release this deployment switched
 
@@ -96,7 +104,7 @@ class DeploymentWorkflow:
                 failed += not result.ok
             if failed and over_budget(failed, len(request.targets), budget):
                 return await self._compensate(request)
-            gate = Strategy(request.strategy) == Strategy.CANARY and index == 0
+            gate = request.strategy == Strategy.CANARY and index == 0
             if gate and len(self._batches) > 1 and not await self._canary_gate(request):
                 return await self._compensate(request)
         return DeploymentStatus.SUCCESSFUL
@@ -154,11 +162,11 @@ class DeploymentWorkflow:
                     timeout=timedelta(seconds=request.canary_bake_seconds),
                 )
         except TimeoutError:
-            self._gate = "approve"
+            self._gate = Gate.APPROVE
         finally:
             self._awaiting_approval = False
             self._status = DeploymentStatus.RUNNING
-        return self._gate == "approve"
+        return self._gate == Gate.APPROVE
 
     async def _compensate(self, request: DeploymentInput) -> DeploymentStatus:
         """Undo, last changed first: each changed instance goes back to its previous release."""
@@ -260,26 +268,26 @@ class DeploymentWorkflow:
 
     @workflow.update
     def approve(self) -> None:
-        self._gate = "approve"
+        self._gate = Gate.APPROVE
 
     @approve.validator
     def _validate_approve(self) -> None:
-        self._check_waiting("approve")
+        self._check_waiting(Gate.APPROVE)
 
     @workflow.update
     def abort(self) -> None:
-        self._gate = "abort"
+        self._gate = Gate.ABORT
 
     @abort.validator
     def _validate_abort(self) -> None:
-        self._check_waiting("abort")
+        self._check_waiting(Gate.ABORT)
 
-    def _check_waiting(self, verb: str) -> None:
+    def _check_waiting(self, verb: Gate) -> None:
         if not self._awaiting_approval:
             raise ApplicationError(
                 f"{self._request.id} is not waiting for approval ({self._status.value}): "
                 f"nothing to {verb}",
-                type=INVALID_INPUT_TYPE,
+                type=ErrorType.INVALID_INPUT,
                 non_retryable=True,
             )
 
@@ -307,7 +315,7 @@ class DeploymentWorkflow:
             app=app.app if app else None,
             command=self._request.command,
             strategy=self._request.strategy,
-            status=self._status.value,
+            status=self._status,
             revision=app.revision if app else None,
             release=app.release if app else None,
             started_at=getattr(self, "_started_at", None) or workflow.now(),

@@ -29,7 +29,8 @@ from temporalio.workflow import ExternalWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import healing, names
-    from opsflow.errors import NOT_FOUND_TYPE
+    from opsflow.errors import ErrorType
+    from opsflow.events import EventKind
     from opsflow.healing import Action, Decision, HealingState
     from opsflow.messages import (
         ConnectionLost,
@@ -128,7 +129,7 @@ class LayerHealingWorkflow:
             )
         except ActivityError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND_TYPE:
+            if isinstance(cause, ApplicationError) and cause.type == ErrorType.NOT_FOUND:
                 return None
             workflow.logger.warning("healing %s: check round failed: %s", self._where(), err)
             return LayerProbeReport(instances=self._last_views, outcomes=[]), False
@@ -137,7 +138,7 @@ class LayerHealingWorkflow:
 
     async def _carry_out(self, decision: Decision) -> None:
         await self._event(
-            decision.action.value, decision.message, decision.hostname, decision.detail
+            EventKind(decision.action.value), decision.message, decision.hostname, decision.detail
         )
         instance = workflow.get_external_workflow_handle(
             names.instance_workflow_id(self._state.stack, decision.hostname)
@@ -169,12 +170,14 @@ class LayerHealingWorkflow:
         seconds = (workflow.now() - started).total_seconds()
         if result.skipped:
             del self._state.health[result.hostname]  # stopped or deleted meanwhile
-            await self._event("heal_skipped", f"{result.hostname}: {result.error}", result.hostname)
+            await self._event(
+                EventKind.HEAL_SKIPPED, f"{result.hostname}: {result.error}", result.hostname
+            )
             return
         next_try = healing.heal_finished(health, result.ok, workflow.now(), self._state.config)
         if result.ok:
             message = f"{result.hostname} replaced and online again in {seconds:.0f}s"
-            await self._event("healed", message, result.hostname)
+            await self._event(EventKind.HEALED, message, result.hostname)
             return
         message = (
             f"heal of {result.hostname} failed after {seconds:.0f}s, it is "
@@ -182,7 +185,7 @@ class LayerHealingWorkflow:
         )
         if next_try is not None:
             message += f"; next try not before {next_try:%H:%M:%S} UTC"
-        await self._event("heal_failed", message, result.hostname)
+        await self._event(EventKind.HEAL_FAILED, message, result.hostname)
 
     # ---- gauges (ec2) ----------------------------------------------------------------
 
@@ -210,7 +213,7 @@ class LayerHealingWorkflow:
                 f"layer {self._state.layer}: its gauges could not be published to CloudWatch "
                 f"({error}); healing goes on, the gauges are tried again every minute"
             )
-            await self._event("gauges_failed", message, None)
+            await self._event(EventKind.GAUGES_FAILED, message, None)
 
     # ---- plumbing --------------------------------------------------------------------
 
@@ -218,7 +221,7 @@ class LayerHealingWorkflow:
         return workflow.get_external_workflow_handle(names.stack_workflow_id(self._state.stack))
 
     async def _event(
-        self, kind: str, message: str, hostname: str | None, detail: str | None = None
+        self, kind: EventKind, message: str, hostname: str | None, detail: str | None = None
     ) -> None:
         healing.count_event(self._state, kind)
         details: dict[str, object] = {"layer": self._state.layer}

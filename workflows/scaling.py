@@ -23,7 +23,8 @@ from temporalio.workflow import ExternalWorkflowHandle
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import names, scaling
-    from opsflow.errors import NOT_FOUND_TYPE
+    from opsflow.errors import ErrorType
+    from opsflow.events import EventKind
     from opsflow.messages import (
         InstanceView,
         MetricsReport,
@@ -32,8 +33,8 @@ with workflow.unsafe.imports_passed_through():
         StackEvent,
         TimeScaleInput,
     )
-    from opsflow.scaling import LoadScalingState
-    from opsflow.spec import LoadBasedScaling
+    from opsflow.scaling import Direction, LoadScalingState
+    from opsflow.spec import LoadBasedScaling, Scaling
     from opsflow.status import InstanceStatus
     from workflows import common, handlers
 
@@ -49,7 +50,7 @@ class TimeScalingWorkflow:
         run, reason = scaling.scheduled(request.schedule, request.hostname, workflow.now())
         await _stack(request.stack).signal(
             handlers.SCALE_INSTANCE,
-            ScaleRequest(hostname=request.hostname, run=run, reason=reason, source="time"),
+            ScaleRequest(hostname=request.hostname, run=run, reason=reason, source=Scaling.TIME),
         )
         return run
 
@@ -118,7 +119,7 @@ class LoadScalingWorkflow:
                 )
         except ActivityError as err:
             cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == NOT_FOUND_TYPE:
+            if isinstance(cause, ApplicationError) and cause.type == ErrorType.NOT_FOUND:
                 return False
             workflow.logger.warning("scaling %s: reading failed: %s", self._where(), err)
             return True
@@ -135,18 +136,20 @@ class LoadScalingWorkflow:
             details["unread"] = unread
         event = StackEvent(
             at=workflow.now(),
-            kind=f"scaled_{decision.direction}",
+            kind=EventKind.SCALED_UP
+            if decision.direction == Direction.UP
+            else EventKind.SCALED_DOWN,
             message=f"layer {self._state.layer}: {decision.message}",
             details=details,
         )
         stack = _stack(self._state.stack)
         await stack.signal(handlers.RECORD_EVENT, event)
         requests = [
-            *(ScaleRequest(hostname=h, run=True, reason=decision.message, source="load")
+            *(ScaleRequest(hostname=h, run=True, reason=decision.message, source=Scaling.LOAD)
               for h in decision.start),
-            *(ScaleRequest(hostname=h, run=True, reason=decision.message, source="load",
+            *(ScaleRequest(hostname=h, run=True, reason=decision.message, source=Scaling.LOAD,
                            layer=self._state.layer) for h in decision.add),
-            *(ScaleRequest(hostname=h, run=False, reason=decision.message, source="load")
+            *(ScaleRequest(hostname=h, run=False, reason=decision.message, source=Scaling.LOAD)
               for h in decision.stop),
         ]  # fmt: skip
         for request in requests:

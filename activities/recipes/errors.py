@@ -7,20 +7,14 @@ import re
 from temporalio.exceptions import ApplicationError
 
 from activities.recipes.report import Outcome
-from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import RecipeRunInput
 from opsflow.secrets import redact
 
-RUN_LOST_TYPE = "RunLost"
-RUN_SETUP_FAILED_TYPE = "RunSetupFailed"
 # Lines of the log tail the failure message itself carries (the details hold the tail).
 FAILURE_LINES = 5
 # A failed puppet/chef run prints many lines; these start the one worth a message.
 _ERROR_LINE = re.compile(r"^(Error|ERROR|FATAL)\b")
-
-
-def invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)
 
 
 def redacted_error(err: ApplicationError, secrets: list[str]) -> ApplicationError:
@@ -50,7 +44,7 @@ def recipe_failed(request: RecipeRunInput, outcome: Outcome) -> ApplicationError
     return ApplicationError(
         first + "".join(f"\n| {line}" for line in last),
         outcome.log_tail,
-        type=RECIPE_FAILED_TYPE,
+        type=ErrorType.RECIPE_FAILED,
         non_retryable=True,
     )
 

@@ -13,7 +13,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from activities.recipes.errors import invalid
+from workflows.failures import invalid
 
 DIGEST = re.compile(r"^[0-9a-f]{16,128}$")
 # Run files that may hold secrets (the app's environment): readable by their owner only.

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from activities.recipes.errors import invalid
 from activities.recipes.layout import Layout
 from activities.recipes.payload import DIGEST
 from activities.remote_script import Value
@@ -20,6 +19,7 @@ from opsflow import settings
 from opsflow.messages import AppAction, AppRelease, RecipeRunInput
 from opsflow.releases import KEEP_RELEASES
 from opsflow.secrets import SecureValue, decrypt
+from workflows.failures import invalid
 
 APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,38}$")
 # Release names (opsflow.releases.release_name) are directory names, sorted by name.

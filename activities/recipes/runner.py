@@ -24,13 +24,7 @@ from temporalio.exceptions import ApplicationError
 from activities import names, remote_script, ssh
 from activities.heartbeat import heartbeating
 from activities.recipes import remote
-from activities.recipes.errors import (
-    RUN_LOST_TYPE,
-    RUN_SETUP_FAILED_TYPE,
-    invalid,
-    recipe_failed,
-    redacted_error,
-)
+from activities.recipes.errors import recipe_failed, redacted_error
 from activities.recipes.layout import Layout
 from activities.recipes.managers import SCRIPTS, chef_config, chef_node, hiera_config
 from activities.recipes.payload import DIGEST, compressed, cookbooks_digest, payload
@@ -38,10 +32,12 @@ from activities.recipes.releases import App, check_app, deploy_attributes
 from activities.recipes.report import Claim, Outcome, Report, RunState, parse
 from opsflow import settings
 from opsflow.attributes import deep_merge
+from opsflow.errors import ErrorType
 from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
 from opsflow.names import RECIPE
 from opsflow.spec import ConfigurationManager
 from runtime import run_logs
+from workflows.failures import invalid
 
 HEARTBEAT_SECONDS = 2.0
 COMMAND_TIMEOUT = 120.0
@@ -244,7 +240,7 @@ class _Run:
                 f"{self._where()}: run {self.request.run_id} could not be started "
                 f"(staged={report.staged}, claim={claim}); another attempt may be "
                 "claiming it",
-                type=RUN_SETUP_FAILED_TYPE,
+                type=ErrorType.RUN_SETUP_FAILED,
             )
         return await self._wait(layout, report, attached=claim != Claim.NEW)
 
@@ -257,7 +253,7 @@ class _Run:
         if not report.is_staged:
             raise ApplicationError(
                 f"{self._where()}: cookbooks {layout.digest} could not be staged",
-                type=RUN_SETUP_FAILED_TYPE,
+                type=ErrorType.RUN_SETUP_FAILED,
             )
         how = "staged" if report.newly_staged else "already staged"
         line = f"{started} opsflow: cookbooks {layout.digest} {how} at {layout.cookbooks}\n"
@@ -294,7 +290,7 @@ class _Run:
                 raise ApplicationError(
                     f"{self._where()}: run {self.request.run_id} vanished without an exit "
                     "code; the next attempt starts it afresh",
-                    type=RUN_LOST_TYPE,
+                    type=ErrorType.RUN_LOST,
                 )
             # Still running after one wait chunk: the next command takes over.
             report = parse(await _heartbeating(self._exec, remote.wait_command(layout)))
@@ -344,7 +340,7 @@ class _Run:
             raise ApplicationError(
                 f"{self._where()}: a remote step of run {self.request.run_id} failed "
                 f"({code}): {err.strip() or out.strip()}",
-                type=RUN_SETUP_FAILED_TYPE,
+                type=ErrorType.RUN_SETUP_FAILED,
             )
         return out
 

@@ -24,7 +24,7 @@ from activities.cookbook_sources import (
     resolve,
 )
 from activities.recipes.payload import cookbooks_digest
-from opsflow.errors import COOKBOOKS_FETCH_FAILED_TYPE, COOKBOOKS_UNAVAILABLE_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.spec import ConfigurationManager, CookbookSource
 from tests.activities.cookbook_fixtures import (
@@ -104,7 +104,7 @@ def read_tree(directory: Path) -> dict[str, str]:
 
 
 def assert_non_retryable(error: ApplicationError, *words: str) -> None:
-    assert error.type == COOKBOOKS_FETCH_FAILED_TYPE
+    assert error.type == ErrorType.COOKBOOKS_FETCH_FAILED
     assert error.non_retryable
     assert f"stack {STACK}" in error.message
     for word in words:
@@ -196,7 +196,7 @@ def test_path_through_a_symbolic_link_is_refused(tmp_path: Path) -> None:
 def test_git_that_hangs_is_killed_at_the_deadline_retryable(cache: Path) -> None:
     with slow_server(b"x", pause=0.1) as url, pytest.raises(ApplicationError) as caught:
         resolve(request(git=url), limits=Limits(seconds=1.0))
-    assert caught.value.type == COOKBOOKS_UNAVAILABLE_TYPE
+    assert caught.value.type == ErrorType.COOKBOOKS_UNAVAILABLE
     assert not caught.value.non_retryable
     assert "git clone timed out after 1 s" in caught.value.message
     assert_clean(cache)
@@ -276,7 +276,7 @@ def test_missing_file_url_and_bad_scheme(tmp_path: Path) -> None:
 def test_connection_closed_without_answer_is_retryable(tmp_path: Path, cache: Path) -> None:
     with http_server(tmp_path, resetting=True) as url, pytest.raises(ApplicationError) as caught:
         fetch(archive=f"{url}/cookbooks.tar.gz")
-    assert caught.value.type == COOKBOOKS_UNAVAILABLE_TYPE
+    assert caught.value.type == ErrorType.COOKBOOKS_UNAVAILABLE
     assert not caught.value.non_retryable
     assert "stack shop" in caught.value.message
     assert_clean(cache)
@@ -285,7 +285,7 @@ def test_connection_closed_without_answer_is_retryable(tmp_path: Path, cache: Pa
 def test_stalled_download_times_out_retryable(cache: Path) -> None:
     with slow_server(b"x", pause=5.0) as url, pytest.raises(ApplicationError) as caught:
         resolve(request(archive=url), limits=Limits(socket_seconds=0.3))
-    assert caught.value.type == COOKBOOKS_UNAVAILABLE_TYPE
+    assert caught.value.type == ErrorType.COOKBOOKS_UNAVAILABLE
     assert "timed out" in caught.value.message
     assert_clean(cache)
 

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import health, ssh
-from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import HealthCheckInput, HealthCheckResult, LaunchResult, SshEndpoint
 from opsflow.spec import HealthCheckSpec
 from tests.activities.conftest import STACK
@@ -230,7 +230,7 @@ async def test_a_check_that_cannot_be_probed_is_invalid_input(
     with pytest.raises(ApplicationError) as raised:
         await check(request)
 
-    assert raised.value.type == INVALID_INPUT_TYPE
+    assert raised.value.type == ErrorType.INVALID_INPUT
     assert raised.value.non_retryable
 
 
@@ -311,5 +311,5 @@ async def test_another_host_key_is_raised_not_probed_again(launch: Any) -> None:
     with pytest.raises(ApplicationError) as raised:
         await check(command_check(web1, "true", host_key=web2.ssh.host_key))
 
-    assert raised.value.type == ssh.HOST_KEY_MISMATCH_TYPE
+    assert raised.value.type == ErrorType.HOST_KEY_MISMATCH
     assert raised.value.non_retryable

@@ -12,7 +12,8 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import local_provider, providers, registered
+from activities import local_provider, providers
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput
 from opsflow.spec import Provider
 from tests.activities.conftest import STACK, Launcher
@@ -168,7 +169,7 @@ async def test_a_registered_launch_without_its_host_is_refused_and_makes_nothing
             providers.launch_instance,
             LaunchInput(stack=STACK, hostname="web1", provider=Provider.REGISTERED),
         )
-    assert raised.value.type == registered.REFUSED_TYPE and raised.value.non_retryable
+    assert raised.value.type == ErrorType.REGISTERED_HOST_REFUSED and raised.value.non_retryable
     assert "needs its host and pinned host key" in raised.value.message
     assert not (opsflow_home / "instances" / STACK / "web1").exists()
 

@@ -10,7 +10,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import local_provider, metrics
-from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import (
     InstanceMetrics,
     InstanceView,
@@ -200,7 +200,7 @@ async def test_a_request_that_cannot_be_read_is_invalid_input(
     with pytest.raises(ApplicationError) as raised:
         await read([], wanted, custom_metric)
 
-    assert raised.value.type == INVALID_INPUT_TYPE
+    assert raised.value.type == ErrorType.INVALID_INPUT
     assert raised.value.non_retryable
 
 

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import providers, registered, ssh
+from opsflow.errors import ErrorType
 from opsflow.messages import AttachHostInput, LaunchInput, LaunchResult, MachineInput
 from opsflow.spec import Provider, RegisteredHostSpec
 from tests.activities.conftest import Launcher
@@ -81,7 +82,7 @@ def test_another_host_key_than_the_pinned_one_is_refused_for_good(
     host = existing_host(machine, tmp_path, host_key=other.ssh.host_key)
     with pytest.raises(ApplicationError) as refused:
         registered.check(host)
-    assert refused.value.type == ssh.HOST_KEY_MISMATCH_TYPE
+    assert refused.value.type == ErrorType.HOST_KEY_MISMATCH
     assert refused.value.non_retryable
 
 
@@ -91,7 +92,7 @@ def test_a_host_that_does_not_answer_is_unreachable_and_retryable(tmp_path: Path
     host = RegisteredHostSpec(host="127.0.0.1", port=1, key_file=str(key), root=str(tmp_path))
     with pytest.raises(ApplicationError) as failed:
         registered.check(host)
-    assert failed.value.type == ssh.UNREACHABLE_TYPE
+    assert failed.value.type == ErrorType.SSH_UNREACHABLE
     assert not failed.value.non_retryable
     assert "@127.0.0.1:1: SSH failed" in failed.value.message
 
@@ -102,7 +103,7 @@ def test_a_key_the_worker_cannot_read_or_a_root_it_cannot_write_is_refused(
     missing = existing_host(machine, tmp_path, key_file=str(tmp_path / "absent"))
     with pytest.raises(ApplicationError, match="cannot be read on the worker") as no_key:
         registered.check(missing)
-    assert no_key.value.type == registered.REFUSED_TYPE
+    assert no_key.value.type == ErrorType.REGISTERED_HOST_REFUSED
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     unwritable = existing_host(machine, blocker / "root")

@@ -12,6 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import local_provider, ssh
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchResult, MachineInput
 from opsflow.spec import Provider
 from tests.activities.conftest import STACK, Launcher
@@ -50,7 +51,7 @@ def test_another_host_key_is_rejected_and_not_retried(launch: Launcher) -> None:
     impostor = web1.ssh.model_copy(update={"host_key": web2.ssh.host_key})
     with pytest.raises(ApplicationError) as raised:
         ssh.run(impostor, "true")
-    assert raised.value.type == ssh.HOST_KEY_MISMATCH_TYPE
+    assert raised.value.type == ErrorType.HOST_KEY_MISMATCH
     assert raised.value.non_retryable
     assert "host key does not match" in str(raised.value)
 
@@ -59,14 +60,14 @@ def test_a_host_key_of_another_type_is_rejected(instance: LaunchResult) -> None:
     pinned = instance.ssh.model_copy(update={"host_key": "ecdsa-sha2-nistp256 " + _ecdsa_blob()})
     with pytest.raises(ApplicationError) as raised:
         ssh.run(pinned, "true")
-    assert raised.value.type == ssh.HOST_KEY_MISMATCH_TYPE and raised.value.non_retryable
+    assert raised.value.type == ErrorType.HOST_KEY_MISMATCH and raised.value.non_retryable
 
 
 def test_a_stopped_instance_is_a_retryable_error(instance: LaunchResult) -> None:
     local_provider.stop(MachineInput(stack=STACK, hostname="web1", provider=Provider.LOCAL))
     with pytest.raises(ApplicationError) as raised:
         ssh.run(instance.ssh, "true")
-    assert raised.value.type == ssh.UNREACHABLE_TYPE and not raised.value.non_retryable
+    assert raised.value.type == ErrorType.SSH_UNREACHABLE and not raised.value.non_retryable
 
 
 def test_a_dropped_connection_is_replaced(launch: Launcher) -> None:
@@ -127,7 +128,7 @@ def test_a_command_past_its_timeout_raises_and_keeps_the_connection(
     started = time.monotonic()
     with pytest.raises(ApplicationError) as raised:
         ssh.run(instance.ssh, "sleep 5", timeout=0.5)
-    assert raised.value.type == ssh.COMMAND_TIMEOUT_TYPE
+    assert raised.value.type == ErrorType.SSH_COMMAND_TIMEOUT
     assert time.monotonic() - started < 3
     assert ssh.run(instance.ssh, 'echo "$SSH_CLIENT"')[1] == before
 
@@ -145,4 +146,4 @@ def test_a_connection_dropped_mid_command_is_unreachable(instance: LaunchResult)
             ssh.run(instance.ssh, "sleep 10", timeout=30)
     finally:
         stopper.join()
-    assert raised.value.type == ssh.UNREACHABLE_TYPE and not raised.value.non_retryable
+    assert raised.value.type == ErrorType.SSH_UNREACHABLE and not raised.value.non_retryable

@@ -13,6 +13,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import volumes
+from opsflow.errors import ErrorType
 from opsflow.messages import Ec2Machine, Ec2Resources, LaunchResult
 from opsflow.spec import Ec2Options, VolumeSpec
 from opsflow.volumes import VolumeMount, mounts_for
@@ -77,7 +78,7 @@ def test_a_volume_whose_device_never_appears_fails_with_the_scripts_word(
     mount = VolumeMount(volume_id="vol-0abc1234", device="/dev/sdz", mount_point="/data")
     with pytest.raises(ApplicationError, match="no block device /dev/sdz after 1s") as failed:
         volumes.mount(instance.ssh, instance.root, [mount], device_wait_seconds=1)
-    assert failed.value.type == volumes.NOT_READY_TYPE and failed.value.non_retryable
+    assert failed.value.type == ErrorType.VOLUMES_NOT_READY and failed.value.non_retryable
     assert not (Path(instance.root) / "data").exists()
 
 

@@ -15,7 +15,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import cloudwatch, metrics
 from opsflow import scaling
-from opsflow.errors import INVALID_INPUT_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import (
     InstanceView,
     LayerGaugesInput,
@@ -103,7 +103,7 @@ def test_throttled_past_the_retries_is_retryable(aws_env: AwsEnv) -> None:
     with pytest.raises(ApplicationError) as raised:
         cloudwatch.cloudwatch_cpu(REGION, ["i-0aaa"])
 
-    assert raised.value.type == cloudwatch.CLOUDWATCH_THROTTLED_TYPE
+    assert raised.value.type == ErrorType.CLOUDWATCH_THROTTLED
     assert not raised.value.non_retryable
     assert "Throttling" in raised.value.message
     # botocore's Config(retries={"max_attempts": 5}) means 5 retries after the first call.
@@ -116,7 +116,7 @@ def test_a_refusal_is_not_retried_and_says_aws_s_code(aws_env: AwsEnv) -> None:
     with pytest.raises(ApplicationError) as raised:
         cloudwatch.cloudwatch_cpu(REGION, ["i-0aaa"])
 
-    assert raised.value.type == cloudwatch.CLOUDWATCH_REFUSED_TYPE
+    assert raised.value.type == ErrorType.CLOUDWATCH_REFUSED
     assert raised.value.non_retryable
     assert "AccessDenied" in raised.value.message
     assert "not allowed to read metrics" in raised.value.message
@@ -369,6 +369,6 @@ async def test_a_custom_cloudwatch_metric_that_cannot_be_read_is_invalid_input(
     with pytest.raises(ApplicationError) as raised:
         await ActivityEnvironment().run(metrics.read_metrics, request)
 
-    assert raised.value.type == INVALID_INPUT_TYPE
+    assert raised.value.type == ErrorType.INVALID_INPUT
     assert raised.value.message.startswith(message)
     assert aws_env.proxy.count("GetMetricData") == 0

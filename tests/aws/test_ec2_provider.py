@@ -14,6 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import ec2_provider, providers, ssh
 from activities import volumes as volume_activities
+from opsflow.errors import ErrorType
 from opsflow.messages import Ec2Machine, LaunchInput
 from opsflow.spec import Ec2Options, Provider, VolumeSpec
 from tests.aws.conftest import AwsEnv
@@ -89,7 +90,7 @@ def test_an_address_that_cannot_be_allocated_undoes_the_instance(aws_env: AwsEnv
     with pytest.raises(ApplicationError) as raised:
         ec2_provider.launch(machine(elastic_ip=True))
     error = raised.value
-    assert error.type == ec2_provider.EC2_REFUSED_TYPE and error.non_retryable
+    assert error.type == ErrorType.EC2_REFUSED and error.non_retryable
     assert (
         "shop/web1: AWS refused AllocateAddress: AddressLimitExceeded: The maximum" in error.message
     )
@@ -129,7 +130,7 @@ def test_throttling_past_the_sdk_retries_is_a_retryable_error(aws_env: AwsEnv) -
     aws_env.proxy.throttle("RunInstances", 10, "RequestLimitExceeded")
     with pytest.raises(ApplicationError) as raised:
         ec2_provider.launch(machine())
-    assert raised.value.type == ec2_provider.EC2_THROTTLED_TYPE and not raised.value.non_retryable
+    assert raised.value.type == ErrorType.EC2_THROTTLED and not raised.value.non_retryable
 
 
 def test_a_retried_launch_finds_its_instance_and_waits_while_it_is_pending(
@@ -186,3 +187,41 @@ def test_an_instance_that_never_answers_ssh_is_released_with_all_it_holds(
     with pytest.raises(ApplicationError, match="SSH failed"):
         providers._launch_ec2(request)
     assert live(aws_env) == [] and addresses(aws_env) == [] and volumes(aws_env) == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "retryable"),
+    [
+        ("refused", ErrorType.EC2_REFUSED, False),
+        ("throttled", ErrorType.EC2_THROTTLED, True),
+    ],
+)
+def test_a_console_that_aws_will_not_read_releases_the_instance_with_a_mapped_error(
+    aws_env: AwsEnv,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    fault: str,
+    expected: ErrorType,
+    retryable: bool,
+) -> None:
+    """GetConsoleOutput refused or throttled past the SDK's retries: an EC2 error as every
+    AWS call reports it, and the launch still undoes what it made (it compensates only on
+    an ApplicationError, so a raw botocore error left the instance running)."""
+    monkeypatch.delenv(providers.STANDIN_VARIABLE, raising=False)
+    if fault == "refused":
+        aws_env.proxy.fail("GetConsoleOutput", "UnauthorizedOperation", "not allowed")
+    else:
+        aws_env.proxy.throttle("GetConsoleOutput", 10, "RequestLimitExceeded")
+    options = Ec2Options(ami=AMI, instance_type="t3.micro", ssh_key_file=str(tmp_path / "k"))
+    request = LaunchInput(
+        stack="shop",
+        hostname="web1",
+        provider=Provider.EC2,
+        ec2=machine(options=options, elastic_ip=True),
+    )
+    with pytest.raises(ApplicationError) as raised:
+        providers._launch_ec2(request)
+    error = raised.value
+    assert error.type == expected and error.non_retryable is not retryable
+    assert "AWS refused GetConsoleOutput" in error.message
+    assert live(aws_env) == [] and addresses(aws_env) == []

@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import rds
+from opsflow.errors import ErrorType
 from opsflow.messages import DescribeRdsInput
 from tests.aws.conftest import AwsEnv
 
@@ -55,7 +56,7 @@ async def test_an_unknown_identifier_is_refused_and_not_retried(aws_env: AwsEnv)
     with pytest.raises(ApplicationError) as raised:
         await ActivityEnvironment().run(rds.describe_rds, request("shop-db-1", "nope-db"))
     error = raised.value
-    assert error.non_retryable and error.type == rds.RDS_REFUSED_TYPE
+    assert error.non_retryable and error.type == ErrorType.RDS_REFUSED
     assert "nope-db" in error.message and "DBInstanceNotFound" in error.message
     calls = [c.action for c in aws_env.proxy.seen if c.service == "rds"]
     assert calls == ["DescribeDBInstances", "DescribeDBInstances"]  # once each, no retry
@@ -75,5 +76,5 @@ def test_throttling_past_botocore_s_retries_is_a_retryable_error(aws_env: AwsEnv
     aws_env.proxy.throttle("DescribeDBInstances", 10)
     with pytest.raises(ApplicationError) as raised:
         rds.describe(request("shop-db-1"))
-    assert not raised.value.non_retryable and raised.value.type == rds.RDS_THROTTLED_TYPE
+    assert not raised.value.non_retryable and raised.value.type == ErrorType.RDS_THROTTLED
     assert "Throttling" in raised.value.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from opsflow.events import EventKind
 from opsflow.healing import (
     GAUGES_PERIOD,
     HEALING_EVENTS,
@@ -211,22 +212,22 @@ def test_every_decision_and_heal_end_counts_as_a_healing_event_and_nothing_else(
     s = ec2_state()
     for kind in sorted(HEALING_EVENTS):
         count_event(s, kind)
-    count_event(s, "gauges_failed")
-    count_event(s, "instance_status")
+    count_event(s, EventKind.GAUGES_FAILED)
+    count_event(s, EventKind.INSTANCE_STATUS)
     assert s.healing_events == len(HEALING_EVENTS) == 8
     assert {a.value for a in Action} | {"healed", "heal_failed", "heal_skipped"} == HEALING_EVENTS
     local = state()
-    count_event(local, "heal_started")
+    count_event(local, EventKind.HEAL_STARTED)
     assert local.healing_events == 0  # no gauges, nothing to count for
 
 
 def test_a_publish_takes_its_events_off_the_count_and_keeps_those_counted_meanwhile() -> None:
     s = ec2_state()
     for _ in range(3):
-        count_event(s, "heal_started")
+        count_event(s, EventKind.HEAL_STARTED)
     gauges = take_gauges(s, [view("w1")], T0)
     assert gauges.healing_events == 3
-    count_event(s, "healed")  # while the publish was in flight
+    count_event(s, EventKind.HEALED)  # while the publish was in flight
     assert not gauges_sent(s, gauges, None)
     assert s.healing_events == 1
     assert take_gauges(s, [], T0 + GAUGES_PERIOD).healing_events == 1
@@ -234,7 +235,7 @@ def test_a_publish_takes_its_events_off_the_count_and_keeps_those_counted_meanwh
 
 def test_a_failed_publish_keeps_the_count_and_is_said_once() -> None:
     s = ec2_state()
-    count_event(s, "health_detected")
+    count_event(s, EventKind.HEALTH_DETECTED)
     first = take_gauges(s, [], T0)
     assert gauges_sent(s, first, "AWS refused PutMetricData: AccessDenied: no")
     assert s.healing_events == 1 and s.gauges_error is not None

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from opsflow.messages import AppAction, AppRelease, InstanceCommandKind
-from opsflow.spec import RegisteredHostSpec, StackSpec
+from opsflow.spec import RegisteredHostSpec, SetupFailure, StackSpec
 from opsflow.starts import recipes_for, start_command
 
 
@@ -60,3 +63,9 @@ def test_app_commands_run_the_deploy_recipes_of_each_layer_and_unknown_events_no
     assert recipes_for(the_spec, ["web", "extra"], "restart") == ["web::deploy", "x::deploy"]
     assert recipes_for(the_spec, ["web"], "execute_recipes") == []
     assert recipes_for(the_spec, ["gone"], "deploy") == []
+
+
+def test_on_setup_failure_is_keep_or_terminate_and_nothing_else() -> None:
+    assert spec().layers[0].on_setup_failure == SetupFailure.KEEP
+    with pytest.raises(ValidationError, match="on_setup_failure"):
+        spec(on_setup_failure="destroy")

@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import names
 from activities.stack_context import layer_instances
-from opsflow.errors import RECIPE_FAILED_TYPE
+from opsflow.errors import ErrorType
 from opsflow.healing import due_for_check
 from opsflow.messages import (
     AppAction,
@@ -156,7 +156,7 @@ class FakeCloud:
                 raise ApplicationError(
                     f"shop/{request.hostname}: recipe web::setup failed with exit code 3: boom",
                     "line 1\nboom",
-                    type=RECIPE_FAILED_TYPE,
+                    type=ErrorType.RECIPE_FAILED,
                     non_retryable=True,
                 )
             return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="ok")
@@ -233,7 +233,7 @@ class FakeCloud:
                 raise ApplicationError(
                     f"shop/{host}: recipe app::deploy failed with exit code 1: no",
                     "no",
-                    type=RECIPE_FAILED_TYPE,
+                    type=ErrorType.RECIPE_FAILED,
                     non_retryable=True,
                 )
             assert app.release is not None
@@ -241,7 +241,9 @@ class FakeCloud:
         elif app.action == AppAction.ROLLBACK:
             if len(history) < 2:
                 raise ApplicationError(
-                    f"no earlier release on {host}", type=RECIPE_FAILED_TYPE, non_retryable=True
+                    f"no earlier release on {host}",
+                    type=ErrorType.RECIPE_FAILED,
+                    non_retryable=True,
                 )
             history.pop()
         else:

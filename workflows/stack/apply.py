@@ -10,6 +10,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
+    from opsflow.events import EventKind
     from opsflow.machines import hosts_to_attach, registered_hosts
     from opsflow.messages import (
         ApplyInput,
@@ -30,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
         schedules_of,
     )
     from workflows import common
-    from workflows.stack.base import invalid
+    from workflows.failures import invalid
     from workflows.stack.loops import HEALING, LOAD_SCALING, LoopsMixin
     from workflows.stack.members import MembersMixin
 
@@ -61,7 +62,7 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             self._state.applied.spec = request.spec
             self._state.applied.source_file = request.source_file
             if created or plan.changes:
-                self._event("applied", "; ".join(plan.changes) or "no changes")
+                self._event(EventKind.APPLIED, "; ".join(plan.changes) or "no changes")
             # Started together, not one after another: each await is a round trip.
             self._state.loops.scaling = scaling_after_apply(
                 request.spec, self._state.members.instances, self._state.loops.scaling
@@ -101,7 +102,7 @@ class ApplyMixin(MembersMixin, LoopsMixin):
     async def delete(self) -> DeleteStackResult:
         async with self._lock:
             self._state.deleting = True
-            self._event("deleting", "stack delete requested")
+            self._event(EventKind.DELETING, "stack delete requested")
             await self._stop_layer_loops(HEALING, list(self._state.loops.healing))
             await self._stop_layer_loops(LOAD_SCALING, list(self._state.loops.load_scaling))
             await self._sync_schedules({})

@@ -10,14 +10,14 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import names
     from opsflow.app_releases import current_releases
-    from opsflow.errors import INVALID_INPUT_TYPE, NOT_FOUND_TYPE, InvalidInput, NotFound
+    from opsflow.errors import InvalidInput, NotFound
+    from opsflow.events import EventKind
     from opsflow.messages import (
         FetchCookbooksInput,
         InstanceCommand,
@@ -32,15 +32,8 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.status import InstanceStatus
     from opsflow.targets import instance_of
     from workflows import common
+    from workflows.failures import invalid, not_found
     from workflows.instance import InstanceWorkflow
-
-
-def invalid(message: str) -> ApplicationError:
-    return ApplicationError(message, type=INVALID_INPUT_TYPE, non_retryable=True)
-
-
-def not_found(message: str) -> ApplicationError:
-    return ApplicationError(message, type=NOT_FOUND_TYPE, non_retryable=True)
 
 
 @contextmanager
@@ -88,7 +81,9 @@ class StackBase:
             updated_at=workflow.now(),
         )
         self._state.members.instances[hostname] = view
-        self._event("instance_added", f"{hostname} added to layer {layer}", hostname=hostname)
+        self._event(
+            EventKind.INSTANCE_ADDED, f"{hostname} added to layer {layer}", hostname=hostname
+        )
         queue = [self._start_command(layer, hostname)] if start else []
         child = await workflow.start_child_workflow(
             InstanceWorkflow.run,
@@ -173,7 +168,7 @@ class StackBase:
 
     def _event(
         self,
-        kind: str,
+        kind: EventKind,
         message: str,
         hostname: str | None = None,
         details: dict[str, object] | None = None,

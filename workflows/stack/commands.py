@@ -12,11 +12,13 @@ with workflow.unsafe.imports_passed_through():
     from opsflow import names
     from opsflow.app_releases import app_of, command_release, deploy_release
     from opsflow.errors import InvalidInput
+    from opsflow.events import EventKind
     from opsflow.messages import (
         AppAction,
         AppCommandInput,
         DeployInput,
         DeploymentInput,
+        DeploymentStatus,
         DeploymentSummary,
         FetchCookbooksInput,
         ResolvedCookbooks,
@@ -34,7 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.targets import app_targets, check_recipes_to_execute, command_targets
     from workflows import common, handlers
     from workflows.deployment import DeploymentWorkflow
-    from workflows.stack.base import StackBase, detach, invalid, refusals
+    from workflows.failures import invalid
+    from workflows.stack.base import StackBase, detach, refusals
 
 
 # Commands `opsflow run` accepts, with the event their recipes run as (OPSFLOW_EVENT).
@@ -55,14 +58,14 @@ class CommandsMixin(StackBase):
                 self._state.applied.cookbooks = await self._fetch_cookbooks(self._spec())
             fetched = self._state.applied.cookbooks
             self._event(
-                "cookbooks", f"cookbooks fetched: {fetched.digest[:12] if fetched else '-'}"
+                EventKind.COOKBOOKS, f"cookbooks fetched: {fetched.digest[:12] if fetched else '-'}"
             )
         self._state.commands.deployment_seq += 1
         deployment_id = names.deployment_workflow_id(
             self._spec().name, self._state.commands.deployment_seq
         )
         self._event(
-            "command",
+            EventKind.COMMAND,
             f"{request.command} on {', '.join(targets)}",
             details={"deployment": deployment_id},
         )
@@ -86,7 +89,7 @@ class CommandsMixin(StackBase):
             ),
         )
         detach(child)
-        self._remember_started(deployment_id, request.command, None, "all-at-once")
+        self._remember_started(deployment_id, request.command, None, Strategy.ALL_AT_ONCE)
         return RunCommandResult(deployment_id=deployment_id, targets=targets)
 
     @run_command.validator
@@ -133,7 +136,7 @@ class CommandsMixin(StackBase):
                 event="deploy",
                 targets=targets,
                 app=release,
-                strategy=request.strategy,
+                strategy=Strategy(request.strategy),  # checked by the validator
                 batch=request.batch,
                 max_failures=request.max_failures,
                 canary_bake_seconds=request.canary_bake_seconds,
@@ -202,7 +205,7 @@ class CommandsMixin(StackBase):
     def deployment_finished(self, summary: DeploymentSummary) -> None:
         self._state.commands.remember(summary)
         self._event(
-            "deployment",
+            EventKind.DEPLOYMENT,
             f"{summary.id} {summary.command}"
             + (f" {summary.app}" if summary.app else "")
             + f": {summary.status}",
@@ -225,7 +228,7 @@ class CommandsMixin(StackBase):
                 SearchAttributePair(common.STACK_ATTRIBUTE, request.stack),
                 SearchAttributePair(common.COMMAND_ATTRIBUTE, request.command),
                 SearchAttributePair(common.APP_ATTRIBUTE, request.app.app if request.app else ""),
-                SearchAttributePair(common.STATUS_ATTRIBUTE, "running"),
+                SearchAttributePair(common.STATUS_ATTRIBUTE, DeploymentStatus.RUNNING.value),
             ),
         )
         detach(child)
@@ -235,7 +238,7 @@ class CommandsMixin(StackBase):
             request.id, request.command, request.app.app if request.app else None, request.strategy
         )
         self._event(
-            "command",
+            EventKind.COMMAND,
             f"{request.command} {request.app.app if request.app else ''} on "
             f"{', '.join(request.targets)}",
             details={"deployment": request.id},
@@ -243,7 +246,7 @@ class CommandsMixin(StackBase):
         return RunCommandResult(deployment_id=request.id, targets=request.targets)
 
     def _remember_started(
-        self, deployment_id: str, command: str, app: str | None, strategy: str
+        self, deployment_id: str, command: str, app: str | None, strategy: Strategy
     ) -> None:
         release = self._state.commands.pending_releases.get(deployment_id)
         self._state.commands.remember(
@@ -253,7 +256,7 @@ class CommandsMixin(StackBase):
                 app=app,
                 command=command,
                 strategy=strategy,
-                status="running",
+                status=DeploymentStatus.RUNNING,
                 revision=release.revision if release else None,
                 release=release.release if release else None,
                 started_at=workflow.now(),

@@ -13,6 +13,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import names
+    from opsflow.events import EventKind
     from opsflow.healing import HealingState
     from opsflow.messages import (
         HealRequest,
@@ -33,8 +34,10 @@ with workflow.unsafe.imports_passed_through():
 class _LayerLoop(NamedTuple):
     """A kind of per-layer loop the stack keeps running: healing or load-based scaling."""
 
-    name: str  # healing | scaling: event kinds {name}_started / {name}_stopped
+    name: str  # healing | scaling
     title: str
+    started: EventKind
+    stopped: EventKind
     state_field: str  # LoopsState field: layer -> the settings the loop was given
     workflow: Callable[..., Awaitable[None]]
     initial: Callable[[StackSpec, str, Any, int | None], Any]
@@ -47,6 +50,8 @@ class _LayerLoop(NamedTuple):
 HEALING = _LayerLoop(
     name="healing",
     title="auto healing",
+    started=EventKind.HEALING_STARTED,
+    stopped=EventKind.HEALING_STOPPED,
     state_field="healing",
     workflow=LayerHealingWorkflow.run,
     initial=lambda spec, layer, config, max_events: HealingState(
@@ -61,6 +66,8 @@ HEALING = _LayerLoop(
 LOAD_SCALING = _LayerLoop(
     name="scaling",
     title="load-based scaling",
+    started=EventKind.SCALING_STARTED,
+    stopped=EventKind.SCALING_STOPPED,
     state_field="load_scaling",
     workflow=LoadScalingWorkflow.run,
     initial=lambda spec, layer, config, max_events: LoadScalingState(
@@ -103,7 +110,7 @@ class LoopsMixin(StackBase):
                 ),
             )
             detach(child)
-            self._event(f"{loop.name}_started", f"{loop.title} on for layer {layer}")
+            self._event(loop.started, f"{loop.title} on for layer {layer}")
 
     async def _stop_layer_loops(self, loop: _LayerLoop, layers: list[str]) -> None:
         running: dict[str, Any] = getattr(self._state.loops, loop.state_field)
@@ -116,7 +123,7 @@ class LoopsMixin(StackBase):
                 await handle.signal(loop.stop)
             except Exception:  # it ended already
                 workflow.logger.warning("%s loop of layer %s is gone", loop.name, layer)
-            self._event(f"{loop.name}_stopped", f"{loop.title} off for layer {layer}")
+            self._event(loop.stopped, f"{loop.title} off for layer {layer}")
 
     async def _sync_schedules(self, wanted: dict[str, WeeklySchedule]) -> None:
         """Temporal Schedules for the time-based instances, as the stack file says."""
@@ -135,7 +142,7 @@ class LoopsMixin(StackBase):
         )
         self._state.loops.schedules = wanted
         if done:
-            self._event("schedules", "; ".join(done))
+            self._event(EventKind.SCHEDULES, "; ".join(done))
 
     @workflow.signal(name=handlers.HEAL_INSTANCE)
     async def heal_instance(self, request: HealRequest) -> None:
@@ -197,7 +204,7 @@ class LoopsMixin(StackBase):
 
     def _scaled(self, request: ScaleRequest, what: str) -> None:
         self._event(
-            "scaling",
+            EventKind.SCALING,
             f"{request.hostname} {what} ({request.source}-based): {request.reason}",
             hostname=request.hostname,
             details={"source": request.source},

@@ -9,9 +9,12 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from opsflow.errors import ErrorType
+
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
+    from opsflow.events import EventKind
     from opsflow.messages import (
         AddInstanceInput,
         AttachHostInput,
@@ -34,12 +37,12 @@ with workflow.unsafe.imports_passed_through():
         why_not_stop,
     )
     from workflows import common, handlers
+    from workflows.failures import invalid, not_found
     from workflows.instance import failure_message
-    from workflows.stack.base import StackBase, invalid, not_found, refusals
+    from workflows.stack.base import StackBase, refusals
 
 
 # A host to register did not answer as given: an operation that failed (exit 1).
-REGISTER_FAILED_TYPE = "RegisterFailed"
 
 
 class MembersMixin(StackBase):
@@ -53,7 +56,7 @@ class MembersMixin(StackBase):
             h for h, v in self._state.members.instances.items() if v.status == InstanceStatus.ONLINE
         )
         self._event(
-            "configure",
+            EventKind.CONFIGURE,
             f"configure round {generation} on {len(online)} online instance(s)",
             details={"instances": online},
         )
@@ -156,7 +159,7 @@ class MembersMixin(StackBase):
             self._state.members.configure_pending = True
         if before is None or before.status != view.status:
             self._event(
-                "instance_status",
+                EventKind.INSTANCE_STATUS,
                 f"{view.hostname}: {before.status.value if before else 'new'} -> "
                 f"{view.status.value}" + (f" ({view.message})" if view.message else ""),
                 hostname=view.hostname,
@@ -202,7 +205,7 @@ class MembersMixin(StackBase):
             raise ApplicationError(
                 "registered host(s) not reachable as given, nothing changed: "
                 + "; ".join(problems),
-                type=REGISTER_FAILED_TYPE,
+                type=ErrorType.REGISTER_FAILED,
                 non_retryable=True,
             )
         return {

@@ -16,6 +16,7 @@ import asyncio
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from opsflow.events import EventKind
     from opsflow.state import StackState
     from workflows import common
     from workflows.stack.apply import ApplyMixin
@@ -52,7 +53,7 @@ class StackWorkflow(ApplyMixin, CommandsMixin, QueriesMixin):
             )
             if self._deleted():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                self._event("stack_deleted", "stack deleted; every instance terminated")
+                self._event(EventKind.STACK_DELETED, "stack deleted; every instance terminated")
                 return
             if self._state.members.configure_pending:
                 await self._configure_round()

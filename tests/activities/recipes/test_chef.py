@@ -17,7 +17,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.recipes.runner import RecipeActivities
-from opsflow.errors import RECIPE_FAILED_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchResult, RecipeRunResult, RunContext
 from opsflow.spec import ConfigurationManager
 from runtime import run_logs
@@ -90,7 +90,7 @@ async def test_what_the_chef_runner_stages_on_the_instance(
     except ApplicationError as failed:
         outcome = failed
     if CHEF is None:  # no chef here: a clear failure naming stack, instance and recipe
-        assert isinstance(outcome, ApplicationError) and outcome.type == RECIPE_FAILED_TYPE
+        assert isinstance(outcome, ApplicationError) and outcome.type == ErrorType.RECIPE_FAILED
         assert outcome.message.startswith(
             f"{STACK}/web1: recipe web::deploy failed with exit code 127: opsflow: no "
             "chef-client, cinc-client or chef-solo found on this instance"

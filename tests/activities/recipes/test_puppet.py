@@ -12,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.recipes.runner import RecipeActivities
-from opsflow.errors import RECIPE_FAILED_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchResult, RunContext
 from opsflow.spec import ConfigurationManager
 from runtime import run_logs
@@ -104,7 +104,7 @@ async def test_a_syntax_error_fails_with_puppets_own_error_and_ends_the_run(
     with pytest.raises(ApplicationError) as raised:
         await run(acts, request_for("p1", ["web::broken", "web::show"]))
     error = raised.value
-    assert error.type == RECIPE_FAILED_TYPE and error.non_retryable
+    assert error.type == ErrorType.RECIPE_FAILED and error.non_retryable
     assert error.message.startswith(
         f"{STACK}/web1: recipe web::broken failed with exit code 1: Error: "
     )

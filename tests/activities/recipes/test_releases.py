@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.recipes import runner
 from opsflow import settings
-from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import AppAction, AppRelease, LaunchResult, RecipeRunResult, RunContext
 from opsflow.releases import release_name
 from opsflow.secrets import encrypt
@@ -219,7 +219,7 @@ async def test_a_failed_deploy_leaves_current_on_the_previous_release(
     await deploy(acts, request_for, 1, source)
     with pytest.raises(ApplicationError) as raised:
         await deploy(acts, request_for, 2, source, recipes=["app::deploy", "app::fail"])
-    assert raised.value.type == RECIPE_FAILED_TYPE and raised.value.non_retryable
+    assert raised.value.type == ErrorType.RECIPE_FAILED and raised.value.non_retryable
     assert "recipe app::fail failed with exit code 4" in raised.value.message
     assert current(instance) == "0001-rev1" and releases(instance) == ["0001-rev1"]
     _, text = run_logs.read_run_log(STACK, "web1", "deploy-2")
@@ -247,7 +247,7 @@ async def test_rollback_re_points_current_to_the_release_before_it(
 
     with pytest.raises(ApplicationError) as raised:
         await act(acts, request_for, AppAction.ROLLBACK, "rollback-3")
-    assert raised.value.type == RECIPE_FAILED_TYPE and raised.value.non_retryable
+    assert raised.value.type == ErrorType.RECIPE_FAILED and raised.value.non_retryable
     first_line = raised.value.message.splitlines()[0]
     assert first_line == f"{STACK}/web1: no earlier release of {APP} on web1 to roll back to"
     assert current(instance) == "0001-rev1"
@@ -366,7 +366,7 @@ async def test_bad_app_names_are_rejected_before_anything_runs(
     app = AppRelease(app=name, action=AppAction.DEPLOY, release="0001-local")
     with pytest.raises(ApplicationError) as raised:
         await run(acts, request_for("deploy-1", ["app::deploy"], app=app))
-    assert raised.value.type == INVALID_INPUT_TYPE and raised.value.non_retryable
+    assert raised.value.type == ErrorType.INVALID_INPUT and raised.value.non_retryable
     assert not (Path(instance.root) / "var").exists()
     assert not list(Path(instance.root).rglob("pwned"))
 
@@ -391,7 +391,7 @@ async def test_bad_app_fields_are_rejected(
     app = AppRelease(app=APP, action=AppAction.DEPLOY, **({"release": "0001-local"} | fields))
     with pytest.raises(ApplicationError) as raised:
         await run(acts, request_for("deploy-1", ["app::deploy"], app=app))
-    assert raised.value.type == INVALID_INPUT_TYPE
+    assert raised.value.type == ErrorType.INVALID_INPUT
     assert not (Path(instance.root) / "var").exists()
 
 

@@ -21,7 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities import ssh
 from activities.recipes import payload, remote, runner
-from opsflow.errors import INVALID_INPUT_TYPE, RECIPE_FAILED_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import (
     LaunchResult,
     RecipeRunInput,
@@ -140,7 +140,7 @@ async def test_recipes_run_in_order_and_the_first_failure_ends_the_run(
         )
 
     error = raised.value
-    assert error.type == RECIPE_FAILED_TYPE and error.non_retryable
+    assert error.type == ErrorType.RECIPE_FAILED and error.non_retryable
     first, *last = error.message.splitlines()
     assert first == f"{STACK}/web1: recipe web::fail failed with exit code 3: disk is full"
     # the log's last lines follow in the message itself (what the Temporal UI shows first)
@@ -154,7 +154,7 @@ async def test_recipes_run_in_order_and_the_first_failure_ends_the_run(
 async def test_a_missing_recipe_fails_clearly(cookbooks: Path, request_for: Runner) -> None:
     with pytest.raises(ApplicationError) as raised:
         await run(activities_for(cookbooks), request_for("r1", ["web::nope"]))
-    assert raised.value.type == RECIPE_FAILED_TYPE
+    assert raised.value.type == ErrorType.RECIPE_FAILED
     assert "recipe web::nope failed with exit code 127" in str(raised.value)
     assert "recipe web::nope not found" in str(raised.value)
 
@@ -272,7 +272,7 @@ async def test_bad_recipe_names_are_rejected_before_anything_runs(
     )  # fmt: skip
     with pytest.raises(ApplicationError) as raised:
         await run(runner_for(context), request_for("r1", recipes))
-    assert raised.value.type == INVALID_INPUT_TYPE and raised.value.non_retryable
+    assert raised.value.type == ErrorType.INVALID_INPUT and raised.value.non_retryable
     assert not (Path(instance.root) / "var").exists()
     assert not list(Path(instance.root).rglob("pwned"))
 
@@ -291,7 +291,7 @@ async def test_values_reach_recipes_literally(
 async def test_bad_run_ids_are_rejected(cookbooks: Path, request_for: Runner, run_id: str) -> None:
     with pytest.raises(ApplicationError) as raised:
         await run(activities_for(cookbooks), request_for(run_id, ["web::count"]))
-    assert raised.value.type == INVALID_INPUT_TYPE
+    assert raised.value.type == ErrorType.INVALID_INPUT
 
 
 # ---- SSH round trips --------------------------------------------------------------------

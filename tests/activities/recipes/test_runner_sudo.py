@@ -10,7 +10,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.recipes.runner import RecipeActivities
-from opsflow.errors import RECIPE_FAILED_TYPE
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchResult, RunContext
 from opsflow.spec import ConfigurationManager
 from tests.activities.conftest import Runner, lines, run, runner_for, write_tree
@@ -52,5 +52,5 @@ async def test_a_run_through_sudo_runs_as_root_and_reports_as_usual(
 
     with pytest.raises(ApplicationError) as failed:
         await run(runner, request_for("s2", ["web::fail"]).model_copy(update={"ssh": through_sudo}))
-    assert failed.value.type == RECIPE_FAILED_TYPE
+    assert failed.value.type == ErrorType.RECIPE_FAILED
     assert "recipe web::fail failed with exit code 4: about to fail" in failed.value.message
