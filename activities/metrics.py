@@ -63,10 +63,10 @@ from activities import cloudwatch, names, ssh
 from activities.heartbeat import heartbeating
 from opsflow.errors import ErrorType
 from opsflow.messages import InstanceMetrics, InstanceView, MetricsReport, ReadMetricsInput
-from opsflow.spec import CloudWatchMetric
+from opsflow.spec import CloudWatchMetric, Metric
 from workflows.failures import invalid
 
-METRICS = ("cpu", "memory", "load", "custom")
+METRICS = tuple(Metric)
 CPU_SAMPLE_SECONDS = 1
 # What the script needs besides the custom command, within the request's timeout.
 CUSTOM_MARGIN_SECONDS = 1.0
@@ -116,10 +116,10 @@ async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
     async def one(view: InstanceView) -> InstanceMetrics:
         if view.hostname in ec2_ids:
             return await over_ssh(view, [m for m in metrics if m not in from_cloudwatch])
-        if "custom" not in from_cloudwatch:
+        if Metric.CUSTOM not in from_cloudwatch:
             return await over_ssh(view, metrics)
         # Its cpu is read over SSH; a per-instance CloudWatch metric needs an EC2 id.
-        result = await over_ssh(view, [m for m in metrics if m != "custom"])
+        result = await over_ssh(view, [m for m in metrics if m != Metric.CUSTOM])
         problem = f"custom: {view.hostname} is not an EC2 instance (no CloudWatch metrics)"
         return _with_problems(result, result.values, [problem])
 
@@ -175,10 +175,10 @@ def cloudwatch_metrics(
     if request.region is None:
         return {}
     found: dict[str, CloudWatchMetric] = {}
-    if "cpu" in metrics:
-        found["cpu"] = cloudwatch.CPU
-    if "custom" in metrics and request.custom_cloudwatch_metric is not None:
-        found["custom"] = request.custom_cloudwatch_metric
+    if Metric.CPU in metrics:
+        found[Metric.CPU] = cloudwatch.CPU
+    if Metric.CUSTOM in metrics and request.custom_cloudwatch_metric is not None:
+        found[Metric.CUSTOM] = request.custom_cloudwatch_metric
     return found
 
 
@@ -253,26 +253,26 @@ def metrics_script(
     needs."""
     q = ssh.quote
     parts = [f"echo {_START}"]
-    if "cpu" in metrics:
+    if Metric.CPU in metrics:
         # 2>/dev/null first, so a missing /proc file says nothing on stderr.
         parts += [
             "s=; read -r s 2>/dev/null </proc/stat; printf 'stat1=%s\\n' \"$s\"",
             f"sleep {CPU_SAMPLE_SECONDS}",
             "s=; read -r s 2>/dev/null </proc/stat; printf 'stat2=%s\\n' \"$s\"",
         ]
-    if "memory" in metrics:
+    if Metric.MEMORY in metrics:
         parts.append(
             "while read -r k v _; do case $k in"
             " MemTotal:) printf 'mem_total=%s\\n' \"$v\";;"
             " MemAvailable:) printf 'mem_available=%s\\n' \"$v\";;"
             " esac; done 2>/dev/null </proc/meminfo"
         )
-    if "load" in metrics:
+    if Metric.LOAD in metrics:
         parts.append("l=; read -r l _ 2>/dev/null </proc/loadavg; printf 'load=%s\\n' \"$l\"")
-    if "custom" in metrics:
+    if Metric.CUSTOM in metrics:
         if custom_metric is None:
             raise ValueError("the custom metric needs a command")
-        spent = CPU_SAMPLE_SECONDS if "cpu" in metrics else 0
+        spent = CPU_SAMPLE_SECONDS if Metric.CPU in metrics else 0
         limit = max(1, int(timeout - spent - CUSTOM_MARGIN_SECONDS))
         env = {"OPSFLOW_INSTANCE": hostname, "OPSFLOW_STACK": stack}
         if root is not None:
@@ -311,13 +311,13 @@ def parse_metrics(
     problems: list[str] = []
     for metric in dict.fromkeys(metrics):
         try:
-            if metric == "cpu":
+            if metric == Metric.CPU:
                 values[metric] = _cpu(fields)
-            elif metric == "memory":
+            elif metric == Metric.MEMORY:
                 values[metric] = _memory(fields)
-            elif metric == "load":
+            elif metric == Metric.LOAD:
                 values[metric] = _load(fields)
-            elif metric == "custom":
+            elif metric == Metric.CUSTOM:
                 values[metric] = _custom(body, fields, stderr)
             else:
                 raise ValueError(f"unknown metric {metric!r}")
@@ -421,13 +421,13 @@ def _checked(request: ReadMetricsInput) -> list[str]:
     """The requested metrics, each once, in order; InvalidInput if they cannot be read."""
     unknown = [m for m in request.metrics if m not in METRICS]
     if unknown:
-        raise invalid(f"unknown metrics {unknown}: known are {list(METRICS)}")
+        raise invalid(f"unknown metrics {unknown}: known are {[str(m) for m in METRICS]}")
     if request.custom_metric and request.custom_cloudwatch_metric is not None:
         raise invalid("give `custom_metric` or `custom_cloudwatch_metric`, not both")
     if request.custom_cloudwatch_metric is not None and request.region is None:
         raise invalid("`custom_cloudwatch_metric` needs the stack's region (ec2 stacks only)")
     if (
-        "custom" in request.metrics
+        Metric.CUSTOM in request.metrics
         and not request.custom_metric
         and request.custom_cloudwatch_metric is None
     ):

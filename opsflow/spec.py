@@ -399,6 +399,15 @@ class InstanceSpec(StrictModel):
         return self
 
 
+class Metric(StrEnum):
+    """What load-based scaling reads of an instance (the keys of MetricThresholds)."""
+
+    CPU = "cpu"
+    MEMORY = "memory"
+    LOAD = "load"
+    CUSTOM = "custom"
+
+
 class MetricThresholds(StrictModel):
     """Layer averages that trigger a step: any one of `up` exceeded scales up; all of
     `down` under their thresholds scales down."""
@@ -416,8 +425,8 @@ class MetricThresholds(StrictModel):
     )
 
     def metrics(self) -> dict[str, float]:
-        found = {"cpu": self.cpu, "memory": self.memory, "load": self.load}
-        found["custom"] = self.custom
+        found = {Metric.CPU: self.cpu, Metric.MEMORY: self.memory, Metric.LOAD: self.load}
+        found[Metric.CUSTOM] = self.custom
         return {name: value for name, value in found.items() if value is not None}
 
 
@@ -481,7 +490,7 @@ class LoadBasedScaling(StrictModel):
                 "`custom_cloudwatch_metric`, not both"
             )
         custom = self.custom_metric is not None or self.custom_cloudwatch_metric is not None
-        if ("custom" in up or "custom" in down) and not custom:
+        if (Metric.CUSTOM in up or Metric.CUSTOM in down) and not custom:
             raise ValueError(
                 "load_based_scaling: a `custom` threshold needs `custom_metric` or "
                 "`custom_cloudwatch_metric`"

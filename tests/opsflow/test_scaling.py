@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -134,3 +135,12 @@ def test_min_starts_instances_whatever_the_metrics_and_bounds_scale_down() -> No
     views = [view("w1", ONLINE), view("w2", ONLINE), view("w3", ONLINE)]
     down = decide_load(LoadState(), cfg, "web", views, {"custom": 1}, T0)
     assert down is not None and down.stop == ["w3"]  # 5 asked, min 2 keeps two
+
+
+def test_every_metric_has_a_threshold_and_the_thresholds_name_them_as_text() -> None:
+    from opsflow.spec import Metric, MetricThresholds
+
+    assert all(metric.value in MetricThresholds.model_fields for metric in Metric)
+    thresholds = MetricThresholds(cpu=80, custom=3)
+    assert thresholds.metrics() == {"cpu": 80.0, "custom": 3.0}
+    assert json.dumps(thresholds.metrics()) == '{"cpu": 80.0, "custom": 3.0}'
