@@ -10,7 +10,14 @@ from pydantic import ValidationError
 
 from opsflow.messages import InstanceMetrics, InstanceView, MetricsReport
 from opsflow.scaling import LoadState, averages, decide_load, scheduled, should_run, transitions
-from opsflow.spec import InstanceSpec, LoadBasedScaling, Scaling, WeeklySchedule
+from opsflow.spec import (
+    InstanceSpec,
+    LoadBasedScaling,
+    Metric,
+    MetricThresholds,
+    Scaling,
+    WeeklySchedule,
+)
 from opsflow.status import InstanceStatus
 
 MONDAY_NOON_UTC = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)  # a Monday
@@ -138,8 +145,6 @@ def test_min_starts_instances_whatever_the_metrics_and_bounds_scale_down() -> No
 
 
 def test_every_metric_has_a_threshold_and_the_thresholds_name_them_as_text() -> None:
-    from opsflow.spec import Metric, MetricThresholds
-
     assert all(metric.value in MetricThresholds.model_fields for metric in Metric)
     thresholds = MetricThresholds(cpu=80, custom=3)
     assert thresholds.metrics() == {"cpu": 80.0, "custom": 3.0}
