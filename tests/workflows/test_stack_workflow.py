@@ -236,7 +236,11 @@ async def test_long_histories_continue_as_new_keeping_all_state(
         await client.apply(make_spec(name, web=2, db=0))
         stack = time_skipping_env.client.get_workflow_handle(stack_id)
         first_run = (await stack.describe()).run_id
-        await quiet(client, name)
+        # Both instances usually come online within one quiet period (one configure
+        # round), but a loaded machine may take two: count what happened before the
+        # history grows, and check that none of it is lost by continue-as-new.
+        settled = await quiet(client, name)
+        runs_before = len((await client.instance_state(name, "web1")).runs)
         for _ in range(3):
             started = await client.run_command(name, RunCommandInput(command="configure"))
             await client.wait_deployment(started.deployment_id)
@@ -259,9 +263,12 @@ async def test_long_histories_continue_as_new_keeping_all_state(
         assert started_by.continued_execution_run_id  # the instance continued as new too
         # ...and nothing it knew was lost on the way
         assert [v.status for v in found.instances] == [InstanceStatus.ONLINE] * 2
-        assert found.configure_rounds == 1 and found.spec.name == name
+        assert found.configure_rounds == settled.configure_rounds >= 1
+        assert found.spec.name == name
         assert any(e.kind == "applied" for e in found.events)
-        assert len((await client.instance_state(name, "web1")).runs) == 5  # setup + 4 configure
+        # setup and the automatic configure runs, then the 3 configure commands
+        assert runs_before >= 2
+        assert len((await client.instance_state(name, "web1")).runs) == runs_before + 3
 
 
 async def test_apply_refuses_recipes_the_fetched_cookbooks_lack_and_starts_nothing(
