@@ -86,6 +86,8 @@ T = TypeVar("T")
 # Updates and queries are answered by a worker: without one they would wait forever.
 UPDATE_TIMEOUT = timedelta(seconds=60)
 QUERY_TIMEOUT = timedelta(seconds=15)
+# Queries asked again when they reach a stack's run just as it continues as new.
+CONTINUED_QUERY_ATTEMPTS = 5
 NO_ANSWER = (
     "no answer from {what} within {seconds:.0f}s: is an opsflow worker polling task queue "
     "{queue}? (`opsflow dev status`, `opsflow dev up`)"
@@ -186,19 +188,28 @@ class OpsflowClient:
 
     async def describe(self, stack: str) -> StackDescription:
         handle = self._stack(stack)
-        try:
-            return await self._call(
-                handle.id,
-                lambda: handle.query(
-                    StackWorkflow.describe,
-                    reject_condition=QueryRejectCondition.NOT_OPEN,
-                    rpc_timeout=self.query_timeout,
-                ),
-            )
-        except WorkflowQueryRejectedError:
-            raise NotFound(f"no stack named {stack}") from None
-        except WorkflowQueryFailedError as err:
-            raise NotFound(f"no stack named {stack}: {err.message}") from None
+        # A query that reaches a run as it continues as new is rejected with that status:
+        # the stack is there, in its next run, which the same handle asks next time.
+        for _ in range(CONTINUED_QUERY_ATTEMPTS):
+            try:
+                return await self._call(
+                    handle.id,
+                    lambda: handle.query(
+                        StackWorkflow.describe,
+                        reject_condition=QueryRejectCondition.NOT_OPEN,
+                        rpc_timeout=self.query_timeout,
+                    ),
+                )
+            except WorkflowQueryRejectedError as err:
+                if err.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
+                    raise NotFound(f"no stack named {stack}") from None
+            except WorkflowQueryFailedError as err:
+                raise NotFound(f"no stack named {stack}: {err.message}") from None
+        raise OperationFailed(
+            f"stack {stack} continued as new on every one of {CONTINUED_QUERY_ATTEMPTS} "
+            "questions; ask again",
+            run_url(handle.id),
+        )
 
     async def events(
         self,
