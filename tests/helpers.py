@@ -1,11 +1,13 @@
-"""Waiting helpers shared by workflow and integration tests."""
+"""Helpers shared by workflow, client and integration tests: waiting on a stack, and a
+description of a one-instance stack for clients whose describe is stubbed."""
 
 from __future__ import annotations
 
 import asyncio
 
 from client.api import OpsflowClient, settled
-from opsflow.messages import StackDescription
+from opsflow.messages import InstanceView, StackDescription
+from opsflow.spec import InstanceSpec, LayerSpec, StackSpec
 
 
 async def wait_for_event(
@@ -36,3 +38,20 @@ async def quiet(client: OpsflowClient, stack: str, timeout: float = 120) -> Stac
                     return again
         await asyncio.sleep(0.2)
     raise TimeoutError(f"stack {stack} did not become quiet within {timeout}s")
+
+
+def one_instance_stack(stack: str, view: InstanceView) -> StackDescription:
+    """What describe says of a stack whose layer `web` holds the one instance `view`."""
+    spec = StackSpec(
+        name=stack,
+        layers=[LayerSpec(name="web", instances=[InstanceSpec(hostname=view.hostname)])],
+    )
+    return StackDescription(
+        name=stack,
+        spec=spec,
+        source_file=None,
+        instances=[view],
+        deleting=False,
+        configure_rounds=0,
+        events=[],
+    )

@@ -14,7 +14,8 @@ from client.api import OpsflowClient
 from client.cli import cli, render, session
 from opsflow.errors import InvalidInput
 from opsflow.messages import InstanceView, StackDescription, StackEvent
-from opsflow.spec import InstanceSpec, LayerSpec, Provider, StackSpec
+from opsflow.spec import Provider
+from tests.helpers import one_instance_stack
 
 
 def invoke(*args: str) -> Result:
@@ -43,20 +44,8 @@ class StackOfOneEc2Instance(OpsflowClient):
         super().__init__(client=None)  # type: ignore[arg-type]  # never reaches Temporal
 
     async def describe(self, stack: str) -> StackDescription:
-        spec = StackSpec(
-            name=stack,
-            layers=[LayerSpec(name="web", instances=[InstanceSpec(hostname="web1")])],
-        )
         view = InstanceView(hostname="web1", layers=["web"], provider=Provider.EC2)
-        return StackDescription(
-            name=stack,
-            spec=spec,
-            source_file=None,
-            instances=[view],
-            deleting=False,
-            configure_rounds=0,
-            events=[],
-        )
+        return one_instance_stack(stack, view)
 
 
 def test_instance_kill_refuses_an_instance_that_is_not_local(

@@ -16,8 +16,8 @@ from client.api import OpsflowClient
 from opsflow.drills import KillInstanceInput
 from opsflow.errors import OperationFailed
 from opsflow.messages import InstanceView, StackDescription
-from opsflow.spec import InstanceSpec, LayerSpec, StackSpec
 from opsflow.status import InstanceStatus
+from tests.helpers import one_instance_stack
 from workflows.drills import KillInstanceWorkflow
 
 
@@ -25,20 +25,8 @@ class StackOfOneLocalInstance(OpsflowClient):
     """A real OpsflowClient whose stack (the describe query) holds local instance web1."""
 
     async def describe(self, stack: str) -> StackDescription:
-        spec = StackSpec(
-            name=stack,
-            layers=[LayerSpec(name="web", instances=[InstanceSpec(hostname="web1")])],
-        )
         view = InstanceView(hostname="web1", layers=["web"], status=InstanceStatus.ONLINE)
-        return StackDescription(
-            name=stack,
-            spec=spec,
-            source_file=None,
-            instances=[view],
-            deleting=False,
-            configure_rounds=0,
-            events=[],
-        )
+        return one_instance_stack(stack, view)
 
 
 class FakeKill:
