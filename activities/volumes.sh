@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Make each EBS volume ready at ${ROOT}{its mount point}, idempotently: a mounted volume is
 # left as it is, a volume without a filesystem gets one, an fstab line is written once.
 # Values: ROOT, FILESYSTEM, WAIT_SECONDS (per device), VOLUMES (how many), and per volume

@@ -91,6 +91,14 @@ def test_every_shipped_script_parses_as_posix_sh(script: Path) -> None:
     subprocess.run(["sh", "-n", str(script)], check=True)
 
 
+@pytest.mark.parametrize(
+    "script", sorted(ACTIVITIES.rglob("*.sh")), ids=lambda p: str(p.relative_to(ACTIVITIES))
+)
+def test_every_shipped_script_tells_shellcheck_it_is_posix_sh(script: Path) -> None:
+    # Without it a plain `shellcheck FILE` (an editor's, a reviewer's) cannot check it.
+    assert script.read_text().splitlines()[0] == "# shellcheck shell=sh"
+
+
 def test_every_shipped_script_is_package_data_of_its_package() -> None:
     pyproject = tomllib.loads((ACTIVITIES.parent / "pyproject.toml").read_text())
     setuptools = pyproject["tool"]["setuptools"]

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The app's release step of run.sh (see activities/recipes/releases.py): app_prepare runs
 # before the recipes (decide the release and the previous one, create or switch to the
 # release, fill in the attributes, export OPSFLOW_APP...), app_complete after them

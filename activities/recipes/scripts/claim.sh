@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Claim the run directory or say what state an earlier attempt left it in; if claimed,
 # move the run files in, start run.sh detached and prune old runs. wait.sh follows in
 # the same command.

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Helpers of every command (shell builtins only: they run in every wait loop).
 # `readf NAME FILE`: NAME= the file's first line, or empty (a builtin, unlike $(cat FILE)).
 readf() { eval "$1="; [ -f "$2" ] && IFS= read -r "$1" < "$2"; return 0; }

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Chef recipes: `cinc-client`/`chef-client -z` (client.rb) or `chef-solo` (solo.rb),
 # `-o 'recipe[c::r]'`, one invocation per recipe, so the failing one is known.
 # Values: OPSFLOW_RUN_DIR.

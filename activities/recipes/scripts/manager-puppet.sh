@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Puppet recipes: `puppet apply -e 'include m::r'`, the cookbooks dir is the modulepath;
 # every directory of puppet's under this instance's own OPSFLOW_PUPPET_STATE.
 # Values: OPSFLOW_PUPPET_STATE, OPSFLOW_COOKBOOKS, OPSFLOW_RUN_DIR.

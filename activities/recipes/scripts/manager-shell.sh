@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Shell recipes: run with `sh`, or with their shebang when executable.
 # shellcheck disable=SC2034 # read by run.sh's step
 tool() { missing=''; }

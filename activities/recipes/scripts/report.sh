@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # In the run directory, once `exit` exists: the outcome, `---`, the whole log
 # (activities/recipes/report.py reads it).
 echo state=done

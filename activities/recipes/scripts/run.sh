@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The detached run script (run.sh in the run directory): run each recipe in order with
 # the manager's tool, log with timestamps, write `exit`; TERM (a cancellation) ends it
 # with OPSFLOW_CANCELLED_EXIT. With an app (OPSFLOW_APP_ACTION set): its release step

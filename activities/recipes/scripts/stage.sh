@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Read the payload (stdin) aside into $in; stage the cookbooks (and the app's code) if it
 # has them and they are missing; say whether they are staged (stop there if not:
 # `cookbooks=0`/`app=0` say which is missing).

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Stop a run: leave the `cancelled` marker (run.sh checks it before each recipe), TERM
 # its process group, KILL what is left after the grace period, make sure `exit` says
 # CANCELLED_EXIT, then report.sh. A run never claimed is claimed as cancelled, so an

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # In the run directory: poll for `exit` for one chunk (WAIT_POLLS polls, the first
 # FAST_POLLS of them FAST_POLL_SECONDS apart, then POLL_SECONDS), then report.sh.
 # Values: RUN, NAP_FIFO, WAIT_POLLS, FAST_POLLS, FAST_POLL_SECONDS, POLL_SECONDS.
