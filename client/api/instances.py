@@ -1,0 +1,155 @@
+"""Instances: add, register, start/stop/delete, wait for a status, kill (a drill)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable
+
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import TimeoutError as TemporalTimeout
+
+from client.api.base import NO_ANSWER, run_url
+from client.api.stacks import StackCalls
+from opsflow import names
+from opsflow.drills import KillInstanceInput, kill_workflow_id
+from opsflow.errors import InvalidInput, NotFound, OperationFailed, OpsflowError
+from opsflow.messages import (
+    AddInstanceInput,
+    InstanceActionInput,
+    InstanceActionKind,
+    InstanceView,
+    RegisterInstanceInput,
+    RegisterInstanceResult,
+    StackDescription,
+)
+from opsflow.spec import Provider
+from opsflow.state import InstanceState
+from workflows.drills import KillInstanceWorkflow
+from workflows.instance import InstanceWorkflow
+from workflows.stack import StackWorkflow
+
+
+class InstanceCalls(StackCalls):
+    # ---- instances -----------------------------------------------------------------
+
+    async def add_instance(self, stack: str, request: AddInstanceInput) -> InstanceView:
+        handle = self._stack(stack)
+        return await self._call(
+            handle.id,
+            lambda: handle.execute_update(
+                StackWorkflow.add_instance, request, rpc_timeout=self.update_timeout
+            ),
+        )
+
+    async def register_instance(
+        self, stack: str, request: RegisterInstanceInput
+    ) -> RegisterInstanceResult:
+        handle = self._stack(stack)
+        return await self._call(
+            handle.id,
+            lambda: handle.execute_update(
+                StackWorkflow.register_instance, request, rpc_timeout=self.update_timeout
+            ),
+        )
+
+    async def instance_action(
+        self, stack: str, hostname: str, action: InstanceActionKind
+    ) -> InstanceView:
+        handle = self._stack(stack)
+        request = InstanceActionInput(hostname=hostname, action=action)
+        return await self._call(
+            handle.id,
+            lambda: handle.execute_update(
+                StackWorkflow.instance_action, request, rpc_timeout=self.update_timeout
+            ),
+        )
+
+    async def wait_instances(
+        self,
+        stack: str,
+        until: Callable[[InstanceView | None], bool],
+        hostnames: Iterable[str] | None = None,
+        timeout: float = 900,
+        on_change: Callable[[StackDescription], None] | None = None,
+    ) -> StackDescription:
+        """Poll the stack until `until` holds for each instance named (or every instance)."""
+        deadline = time.monotonic() + timeout
+        wanted = list(hostnames) if hostnames is not None else None
+        while True:
+            found = await self.describe(stack)
+            if on_change is not None:
+                on_change(found)
+            views = {v.hostname: v for v in found.instances}
+            targets = wanted if wanted is not None else list(views)
+            if all(until(views.get(h)) for h in targets):
+                return found
+            if time.monotonic() > deadline:
+                raise OperationFailed(
+                    f"instances of {stack} did not settle within {timeout:.0f}s",
+                    run_url(names.stack_workflow_id(stack)),
+                )
+            await asyncio.sleep(0.25)
+
+    async def kill_instance(self, stack: str, hostname: str) -> StackDescription:
+        """A machine crash for drills: SIGKILL a local instance's sshd and its connections.
+
+        Nothing is told to the stack: its healing loop (if the layer has one) has to notice.
+        A worker does it (KillInstanceWorkflow), on the machine where the instance runs (its
+        `OPSFLOW_HOME`). NotFound for an unknown stack or instance, InvalidInput for a
+        provider other than local, OperationFailed when the instance's sshd is not running
+        there or no worker answers. Returns the stack as it was just before the kill.
+        """
+        found = await self.describe(stack)
+        view = next((v for v in found.instances if v.hostname == hostname), None)
+        if view is None:
+            raise NotFound(f"stack {stack} has no instance {hostname!r}")
+        if view.provider != Provider.LOCAL:
+            raise InvalidInput("instance kill supports local instances in this version")
+        workflow_id = kill_workflow_id(stack, hostname, uuid.uuid4().hex)
+
+        async def kill() -> bool:
+            try:
+                return await self.temporal.execute_workflow(
+                    KillInstanceWorkflow.run,
+                    KillInstanceInput(stack=stack, hostname=hostname),
+                    id=workflow_id,
+                    task_queue=self.task_queue,
+                    # Without a worker it would wait forever; a kill takes a moment.
+                    execution_timeout=self.update_timeout,
+                    search_attributes=self._stack_attributes(stack),
+                )
+            except WorkflowFailureError as err:
+                if not isinstance(err.cause, TemporalTimeout):
+                    raise
+                seconds = self.update_timeout.total_seconds()
+                raise OperationFailed(
+                    NO_ANSWER.format(what=workflow_id, seconds=seconds, queue=self.task_queue),
+                    run_url(workflow_id),
+                ) from None
+
+        killed = await self._call(workflow_id, kill)
+        if not killed:
+            raise OperationFailed(
+                f"{hostname} is not running here (no live sshd; the stack shows it "
+                f"{view.status.value}): nothing to kill"
+            )
+        return found
+
+    async def instance_state(self, stack: str, hostname: str) -> InstanceState:
+        workflow_id = names.instance_workflow_id(stack, hostname)
+        handle = self.temporal.get_workflow_handle(workflow_id)
+        return await self._call(
+            workflow_id,
+            lambda: handle.query(InstanceWorkflow.describe, rpc_timeout=self.query_timeout),
+        )
+
+    async def last_log_tail(self, stack: str, hostname: str) -> str | None:
+        """The log tail of the instance's most recent failed recipe run, if any."""
+        try:
+            state = await self.instance_state(stack, hostname)
+        except OpsflowError:
+            return None
+        failed = [run for run in state.runs if not run.ok]
+        return failed[-1].log_tail if failed else None
