@@ -1,0 +1,104 @@
+"""Apps: their source, environment (secure values), domains and database (RDS)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from opsflow import aws, names
+from opsflow.secrets import SecureValue
+from opsflow.spec.fields import (
+    LayerName,
+    StrictModel,
+    matches_pattern,
+)
+from opsflow.spec.layers import (
+    HealthCheckSpec,
+)
+from opsflow.spec.sources import CookbookSource
+
+AppName = Annotated[str, AfterValidator(matches_pattern(names.STACK_NAME, "app name"))]
+EnvName = Annotated[
+    str, AfterValidator(matches_pattern(names.ENV_NAME, "environment variable name"))
+]
+
+
+# Stands in for a password given in any other form than a SecureValue, so that no
+# validation error can quote it (pydantic puts each failing field's input in its errors).
+_NOT_SECURE = "(not shown)"
+
+
+def _secure_only(value: Any) -> Any:
+    """A password must reach the spec encrypted: a plain string would travel in clear."""
+    if not isinstance(value, SecureValue | dict):  # (a plain value is _NOT_SECURE here)
+        raise ValueError(
+            "must be a secure value, written {value: ..., secure: true} in the stack file "
+            "(a plain string is refused: the password would sit in the spec in plain text)"
+        )
+    return value
+
+
+class RdsSpec(StrictModel):
+    """An existing RDS DB instance registered with the stack (OpsWorks' RDS layer): apps
+    that name it in `data_source` get its endpoint, port, engine and database name in
+    their deploy attributes (`deploy.{app}.database`), with `username` and `password`.
+    The endpoint, port, engine and database name are read from AWS at `stack apply`."""
+
+    name: Annotated[str, AfterValidator(matches_pattern(names.STACK_NAME, "rds name"))] = Field(
+        description="what apps' `data_source` names"
+    )
+    identifier: str = Field(description="the RDS DB instance identifier")
+    username: str = Field(min_length=1, max_length=128)
+    password: Annotated[SecureValue, BeforeValidator(_secure_only)]
+    database_name: str | None = Field(
+        default=None, min_length=1, max_length=128, description="default: the instance's DBName"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_a_plain_password(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "password" in data:
+            password = data["password"]
+            dumped = isinstance(password, dict) and password.keys() == {"secure", "ciphertext"}
+            if not (isinstance(password, SecureValue) or dumped):
+                return {**data, "password": _NOT_SECURE}
+        return data
+
+    @model_validator(mode="after")
+    def _identifier_shape(self) -> RdsSpec:
+        if not aws.RDS_IDENTIFIER.fullmatch(self.identifier):
+            raise ValueError(
+                f"identifier: {self.identifier!r} is not an RDS DB instance identifier "
+                f"(must match {aws.RDS_IDENTIFIER.pattern})"
+            )
+        return self
+
+
+class AppSpec(StrictModel):
+    """An app deployed to the instances of its layers, release by release.
+
+    `environment` values are plain strings or, for secrets, `{value: ..., secure: true}` in
+    the stack file; the CLI encrypts those when it loads the file, so the spec only ever
+    carries ciphertext (a SecureValue) from then on.
+    """
+
+    name: AppName
+    layers: list[LayerName] = Field(min_length=1)
+    source: CookbookSource | None = Field(
+        default=None, description="the app's code: a directory, a git revision or an archive"
+    )
+    environment: dict[EnvName, str | SecureValue] = Field(default_factory=dict)
+    deploy_to: str | None = Field(default=None, description="default: {root}/srv/www/{name}")
+    health_check: HealthCheckSpec | None = None
+    data_source: str | None = Field(
+        default=None, description="the `rds` entry whose database the app uses"
+    )
+
+    @model_validator(mode="after")
+    def _absolute_deploy_to(self) -> AppSpec:
+        if self.deploy_to is not None and (
+            not self.deploy_to.startswith("/") or ".." in self.deploy_to.split("/")
+        ):
+            raise ValueError(f"deploy_to: {self.deploy_to!r} must be an absolute path")
+        return self

@@ -1,0 +1,169 @@
+"""The stack file's root, and the recipes it refers to."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from opsflow import aws
+from opsflow.spec.apps import AppSpec, RdsSpec
+from opsflow.spec.fields import (
+    ConfigurationManager,
+    LifecycleEvent,
+    Provider,
+    StackName,
+    StrictModel,
+)
+from opsflow.spec.layers import (
+    LayerSpec,
+)
+from opsflow.spec.machines import (
+    Ec2Options,
+)
+from opsflow.spec.schedules import Scaling
+from opsflow.spec.sources import CookbookSource
+
+
+class StackSpec(StrictModel):
+    name: StackName
+    provider: Provider = Provider.LOCAL
+    region: str | None = Field(default=None, description="ec2: the AWS region")
+    ec2: Ec2Options | None = None
+    configuration_manager: ConfigurationManager = ConfigurationManager.SHELL
+    cookbooks: CookbookSource | None = None
+    custom_json: dict[str, Any] = Field(default_factory=dict)
+    layers: list[LayerSpec] = Field(default_factory=list)
+    apps: list[AppSpec] = Field(default_factory=list)
+    rds: list[RdsSpec] = Field(default_factory=list, description="ec2: registered RDS instances")
+
+    @model_validator(mode="after")
+    def _check_whole_stack(self) -> StackSpec:
+        self._check_provider_settings()
+        seen_layers: set[str] = set()
+        seen_hosts: dict[str, str] = {}
+        for layer in self.layers:
+            if layer.name in seen_layers:
+                raise ValueError(f"layers: layer name {layer.name!r} is used twice")
+            seen_layers.add(layer.name)
+            for instance in layer.instances:
+                if instance.hostname in seen_hosts:
+                    raise ValueError(
+                        f"layers: hostname {instance.hostname!r} appears in layer "
+                        f"{seen_hosts[instance.hostname]!r} and in layer {layer.name!r}"
+                    )
+                seen_hosts[instance.hostname] = layer.name
+        seen_rds: set[str] = set()
+        for entry in self.rds:
+            if entry.name in seen_rds:
+                raise ValueError(f"rds: name {entry.name!r} is used twice")
+            seen_rds.add(entry.name)
+        seen_apps: set[str] = set()
+        for index, app in enumerate(self.apps):
+            if app.name in seen_apps:
+                raise ValueError(f"apps: app name {app.name!r} is used twice")
+            seen_apps.add(app.name)
+            unknown = [layer for layer in app.layers if layer not in seen_layers]
+            if unknown:
+                raise ValueError(f"apps: app {app.name!r} names unknown layer(s) {unknown}")
+            if app.data_source is not None and app.data_source not in seen_rds:
+                raise ValueError(
+                    f"apps[{index}].data_source: {app.data_source!r} is not an `rds` entry of "
+                    f"this stack (rds: {', '.join(sorted(seen_rds)) or 'none'})"
+                )
+        return self
+
+    def _check_provider_settings(self) -> None:
+        self._check_registered_hosts()
+        if self.provider != Provider.EC2:
+            used = ["region"] if self.region is not None else []
+            used += ["ec2"] if self.ec2 is not None else []
+            used += ["rds"] if self.rds else []
+            used += [f"layers.{layer.name}.{f}" for layer in self.layers for f in layer.uses_ec2()]
+            if used:
+                raise ValueError(
+                    f"{', '.join(used)}: only for provider ec2 (this stack is "
+                    f"{self.provider.value})"
+                )
+            return
+        if self.region is None:
+            raise ValueError("region: provider ec2 needs a region (like us-east-1)")
+        if not aws.REGION.fullmatch(self.region):
+            raise ValueError(f"region: {self.region!r} is not an AWS region name (like us-east-1)")
+
+    def _check_registered_hosts(self) -> None:
+        """A registered stack's instances are existing hosts: each says how to reach it,
+        and none can be started, stopped or added by scaling; elsewhere `ssh` is refused."""
+        registered = self.provider == Provider.REGISTERED
+        for li, layer in enumerate(self.layers):
+            if registered and layer.load_based_scaling is not None:
+                raise ValueError(
+                    f"layers[{li}].load_based_scaling: provider registered cannot start, stop "
+                    "or add hosts"
+                )
+            for ii, instance in enumerate(layer.instances):
+                where = f"layers[{li}].instances[{ii}]"
+                if registered and instance.ssh is None:
+                    raise ValueError(
+                        f"{where}.ssh: provider registered needs each instance's host "
+                        "(ssh: {host, key_file, ...})"
+                    )
+                if registered and instance.scaling != Scaling.ALWAYS:
+                    raise ValueError(
+                        f"{where}.scaling: provider registered cannot start or stop hosts "
+                        f"(scaling {instance.scaling.value})"
+                    )
+                if not registered and instance.ssh is not None:
+                    raise ValueError(
+                        f"{where}.ssh: only for provider registered (this stack is "
+                        f"{self.provider.value}; `opsflow instance register` brings a host in)"
+                    )
+
+    def app(self, name: str) -> AppSpec | None:
+        return next((app for app in self.apps if app.name == name), None)
+
+    def rds_entry(self, name: str) -> RdsSpec | None:
+        return next((entry for entry in self.rds if entry.name == name), None)
+
+    def layer(self, name: str) -> LayerSpec | None:
+        return next((layer for layer in self.layers if layer.name == name), None)
+
+    def manager_for(self, layer_name: str) -> ConfigurationManager:
+        """The configuration manager that runs a layer's recipes."""
+        layer = self.layer(layer_name)
+        if layer is not None and layer.configuration_manager is not None:
+            return layer.configuration_manager
+        return self.configuration_manager
+
+    def declared_instances(self) -> dict[str, str]:
+        """hostname -> layer, for every instance the file declares."""
+        return {i.hostname: layer.name for layer in self.layers for i in layer.instances}
+
+
+def recipe_references(spec: StackSpec) -> list[tuple[str, str]]:
+    """Every recipe the spec names, with the field path that names it."""
+    refs: list[tuple[str, str]] = []
+    for li, layer in enumerate(spec.layers):
+        for event in LifecycleEvent:
+            for ri, recipe in enumerate(layer.recipes.for_event(event)):
+                refs.append((f"layers[{li}].recipes.{event.value}[{ri}]", recipe))
+    return refs
+
+
+def missing_recipes(
+    spec: StackSpec, available: Mapping[ConfigurationManager, set[str]]
+) -> list[str]:
+    """Problems for recipes the spec names that the cookbooks do not provide (each layer's
+    recipes are looked up for the layer's configuration manager)."""
+    problems: list[str] = []
+    for li, layer in enumerate(spec.layers):
+        manager = spec.manager_for(layer.name)
+        for event in LifecycleEvent:
+            for ri, recipe in enumerate(layer.recipes.for_event(event)):
+                if recipe not in available.get(manager, set()):
+                    problems.append(
+                        f"layers[{li}].recipes.{event.value}[{ri}]: recipe {recipe!r} does not "
+                        f"exist in the cookbooks (as a {manager.value} recipe)"
+                    )
+    return problems
