@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from opsflow.errors import InvalidInput
@@ -11,6 +12,7 @@ DEFAULT_DEV_PORT = 7233
 DEFAULT_NAMESPACE = "default"
 DEFAULT_UI_PORT = 8233
 DEFAULT_TASK_QUEUE = "opsflow"
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def opsflow_home() -> Path:
@@ -63,6 +65,39 @@ def instances_dir() -> Path:
 def cookbooks_cache_dir() -> Path:
     """Fetched cookbooks (git, archives), one directory per content hash."""
     return opsflow_home() / "cookbooks"
+
+
+def artifacts_location() -> str:
+    """OPSFLOW_ARTIFACTS: where the artifact store is (see runtime/artifacts.py).
+
+    Unset: `$OPSFLOW_HOME/artifacts` (the embedded default, one machine). An absolute path:
+    a directory every machine mounts. `s3://bucket/prefix`: an S3 API through boto3's
+    standard configuration (AWS_ENDPOINT_URL for MinIO, Ceph, moto). Returned normalised
+    (a path absolute and without a trailing slash, an S3 URL without one), so two
+    machines that name the same store give the same text.
+    """
+    value = (os.environ.get("OPSFLOW_ARTIFACTS") or "").strip()
+    if not value:
+        return str(opsflow_home() / "artifacts")
+    if value.startswith("s3://"):
+        bucket, _, prefix = value[len("s3://") :].partition("/")
+        if not bucket or not _BUCKET.fullmatch(bucket):
+            raise InvalidInput(
+                f"OPSFLOW_ARTIFACTS: {value!r} does not name an S3 bucket "
+                "(s3://bucket or s3://bucket/prefix, the bucket 3-63 of a-z 0-9 . -)"
+            )
+        prefix = prefix.strip("/")
+        return f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+    if "://" in value:
+        raise InvalidInput(
+            f"OPSFLOW_ARTIFACTS: {value!r} is neither an absolute path nor s3://bucket/prefix"
+        )
+    if not value.startswith("/"):
+        raise InvalidInput(
+            f"OPSFLOW_ARTIFACTS: {value!r} must be an absolute path (every machine must "
+            "name the same directory) or s3://bucket/prefix"
+        )
+    return os.path.normpath(value)
 
 
 def run_logs_dir() -> Path:
