@@ -34,9 +34,15 @@ def _command_words(service: dict[str, Any]) -> list[str]:
 
 
 def test_every_part_is_a_service(services: dict[str, Any]) -> None:
-    assert {"postgresql", "temporal", "temporal-search-attributes", "temporal-ui", "worker"} <= set(
-        services
-    )
+    assert {
+        "postgresql",
+        "temporal",
+        "temporal-search-attributes",
+        "temporal-ui",
+        "artifacts",
+        "artifacts-bucket",
+        "worker",
+    } <= set(services)
 
 
 def test_temporal_keeps_its_state_in_postgresql(services: dict[str, Any]) -> None:
@@ -55,13 +61,37 @@ def test_ui_and_worker_talk_to_temporal(services: dict[str, Any]) -> None:
     worker = services["worker"]
     assert worker["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
     assert worker["environment"]["OPSFLOW_HOME"] == "/var/lib/opsflow"
-    assert any(v.endswith(":/var/lib/opsflow") for v in worker["volumes"])
+
+
+def test_several_workers_share_one_store_and_one_key(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    # Replicas sharing one home would share one worker identity and cache.
+    assert "volumes" not in worker
+    env = worker["environment"]
+    store = env["OPSFLOW_ARTIFACTS"]
+    assert store.startswith("s3://")
+    bucket = store.removeprefix("s3://").split("/")[0]
+    # The endpoint is the store service, on the port it listens on.
+    host, _, port = env["AWS_ENDPOINT_URL"].removeprefix("http://").partition(":")
+    assert host == "artifacts"
+    assert any(p.startswith(f"{port}:") for p in services["artifacts"]["ports"])
+    # The same credentials the store was given, and a bucket that the one-shot creates.
+    minio = services["artifacts"]["environment"]
+    assert env["AWS_ACCESS_KEY_ID"] == minio["MINIO_ROOT_USER"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == minio["MINIO_ROOT_PASSWORD"]
+    words = _command_words(services["artifacts-bucket"])
+    assert f"store/{bucket}" in words
+    assert _depends_on(worker)["artifacts-bucket"] == "service_completed_successfully"
+    # Every worker must be given the one key: compose refuses to start without it.
+    assert env["OPSFLOW_SECRET_KEY"].startswith("${OPSFLOW_SECRET_KEY:?")
 
 
 def test_worker_starts_after_temporal_and_its_search_attributes(services: dict[str, Any]) -> None:
     assert _depends_on(services["worker"]) == {
         "temporal": "service_healthy",
         "temporal-search-attributes": "service_completed_successfully",
+        "artifacts-bucket": "service_completed_successfully",
     }
     assert _depends_on(services["temporal-search-attributes"]) == {"temporal": "service_healthy"}
     assert services["temporal"]["healthcheck"]["test"]
