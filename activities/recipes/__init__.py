@@ -73,7 +73,7 @@ larger); it is extracted aside under `tmp/`, then:
    lost: renamed aside, claimed afresh); only a fresh claim moves the run files in and
    starts run.sh; a re-attach writes nothing;
 4. it waits for `exit` for up to 30 s and prints the outcome and the WHOLE log (the
-   worker keeps it, see activities.run_logs; the tail is cut locally).
+   worker saves it in the artifact store, see runtime.run_logs; the tail is cut locally).
 The cookbooks ride along when this worker has not seen them staged on the instance yet
 and their payload is at most SPECULATIVE_STAGE_BYTES; otherwise a `staged=0` answer
 costs one more command that carries them. A run still going after 30 s costs one more

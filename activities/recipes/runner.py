@@ -32,7 +32,7 @@ from activities.recipes.releases import App, check_app, deploy_attributes
 from activities.recipes.report import Claim, Outcome, Report, RunState, parse
 from opsflow import settings
 from opsflow.attributes import deep_merge
-from opsflow.errors import ErrorType
+from opsflow.errors import ErrorType, OpsflowError
 from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
 from opsflow.names import RECIPE
 from opsflow.spec import ConfigurationManager
@@ -359,7 +359,8 @@ def _utc_now() -> str:
 async def _save_log(
     request: RecipeRunInput, context: RunContext, recipes: list[str], outcome: Outcome
 ) -> None:
-    """Keep the run's whole log on the worker (runtime.run_logs); never fails the run."""
+    """Keep the run's whole log in the artifact store (runtime.run_logs); never fails the
+    run: a store that cannot be reached costs the saved log, not the run."""
     now = _utc_now()
     meta = {
         "stack": request.stack,
@@ -379,7 +380,7 @@ async def _save_log(
     }
     try:
         await asyncio.to_thread(run_logs.save_run_log, meta, outcome.log, keep=run_logs.KEEP_RUNS)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, OpsflowError) as err:
         _log.warning("could not save the log of run %s: %s", request.run_id, err)
 
 

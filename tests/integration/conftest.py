@@ -105,16 +105,21 @@ class CliResult:
 
 
 async def opsflow_cli(
-    args: list[str], address: str, task_queue: str, timeout: float = 180
+    args: list[str],
+    address: str,
+    task_queue: str,
+    timeout: float = 180,
+    env: dict[str, str] | None = None,
 ) -> CliResult:
     """The real console script, as a user runs it (asynchronously: the test's in-process
-    worker shares this event loop and must keep running meanwhile)."""
+    worker shares this event loop and must keep running meanwhile); `env` is set over the
+    test's environment (another machine's OPSFLOW_HOME, say)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "client.cli",
         *args,
-        env=cli_env(address, task_queue),
+        env={**cli_env(address, task_queue), **(env or {})},
         cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

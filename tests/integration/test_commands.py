@@ -95,6 +95,49 @@ async def test_execute_recipes_in_order_and_read_their_logs(
     assert injected.returncode == 2 and "expected cookbook::recipe" in injected.stderr
 
 
+async def test_a_cli_on_another_machine_reads_the_logs_through_the_shared_store(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path, opsflow_home: Path
+) -> None:
+    # The CLI has an OPSFLOW_HOME of its own; it shares only OPSFLOW_ARTIFACTS with the
+    # worker (whose store is its default one, under the worker's OPSFLOW_HOME).
+    elsewhere = {
+        "OPSFLOW_HOME": str(tmp_path / "cli machine"),
+        "OPSFLOW_ARTIFACTS": str(opsflow_home / "artifacts"),
+    }
+    one = BODY.replace(", {hostname: app2}", "")
+    stack_file = make_stack_dir(tmp_path, "farlogs", one, RECIPES)
+    applied = await opsflow_cli(
+        ["stack", "apply", str(stack_file), "--wait"], address, task_queue, env=elsewhere
+    )
+    assert applied.returncode == 0, applied.stderr
+    ran = await opsflow_cli(
+        ["run", "farlogs", "execute_recipes", "--recipes", "app::first", "--wait", "-o", "json"],
+        address,
+        task_queue,
+        env=elsewhere,
+    )
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    logs = await opsflow_cli(
+        ["command", "log", "farlogs", result["id"]], address, task_queue, env=elsewhere
+    )
+    assert logs.returncode == 0, logs.stderr
+    assert "app1" in logs.stdout and "opsflow: running app::first" in logs.stdout
+    listed = await opsflow_cli(
+        ["command", "list", "farlogs", "-o", "json"], address, task_queue, env=elsewhere
+    )
+    assert listed.returncode == 0, listed.stderr
+    events = {(r["hostname"], r["event"]) for r in json.loads(listed.stdout)}
+    assert {("app1", "setup"), ("app1", "execute_recipes")} <= events
+    assert not (tmp_path / "cli machine" / "logs").exists()
+    # a store the CLI does not share has none of them
+    apart = {**elsewhere, "OPSFLOW_ARTIFACTS": str(tmp_path / "another store")}
+    missing = await opsflow_cli(
+        ["command", "log", "farlogs", result["id"]], address, task_queue, env=apart
+    )
+    assert missing.returncode == 2 and "no saved log" in missing.stderr
+
+
 async def test_update_custom_cookbooks_restages_everywhere(
     opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path, opsflow_home: Path
 ) -> None:

@@ -479,11 +479,26 @@ async def test_only_the_newest_runs_are_kept_on_the_worker_and_the_instance(
     for run_id in ("r1", "r2", "r3"):
         await run(acts, request_for(run_id, ["web::count"]))
     assert [m["run_id"] for m in run_logs.list_run_logs(STACK, "web1")] == ["r3", "r2"]
-    kept = run_logs.instance_dir(STACK, "web1")
-    assert sorted(p.name for p in kept.iterdir()) == ["r2.json", "r2.log", "r3.json", "r3.log"]
+    assert not run_logs.instance_dir(STACK, "web1").exists()  # the store has them, not the disk
     runs = Path(instance.root) / "var/lib/opsflow/runs"
     assert sorted(p.name for p in runs.iterdir()) == ["r2", "r3"]
     assert lines(Path(instance.root) / "count.txt") == ["ran"] * 3
+
+
+async def test_a_store_that_cannot_keep_the_log_costs_the_log_not_the_run(
+    cookbooks: Path,
+    request_for: Runner,
+    instance: LaunchResult,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv("OPSFLOW_ARTIFACTS", str(tmp_path / "a file" / "store"))
+    with caplog.at_level("WARNING", logger="opsflow.runner"):
+        await run(activities_for(cookbooks), request_for("r1", ["web::count"]))
+    assert lines(Path(instance.root) / "count.txt") == ["ran"]
+    assert "could not save the log of run r1" in caplog.text and "a file" in caplog.text
 
 
 # ---- stage only (update_custom_cookbooks) -----------------------------------------------
