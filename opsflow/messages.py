@@ -40,10 +40,15 @@ class SshEndpoint(BaseModel):
     host: str
     port: int
     user: str
-    key_file: str
+    key_file: str = Field(description="the private key's file: shown; read only without `key`")
     host_key: str = Field(description="'<type> <base64>' as in a known_hosts line")
     sudo: bool = Field(
         default=False, description="recipe runs go through `sudo -n` (a login user not root)"
+    )
+    key: SecureValue | None = Field(
+        default=None,
+        description="the private key, sealed (registered hosts, ec2); None: read key_file on "
+        "the worker (local instances, whose key lives on their worker; stacks made before)",
     )
 
 

@@ -23,24 +23,14 @@ import binascii
 import json
 import os
 from dataclasses import dataclass
-from typing import Protocol
 
 from opsflow import settings
 from opsflow.errors import InvalidInput
 from opsflow.origin import ClientOrigin
-from opsflow.secrets import fingerprint, public_key
+from opsflow.secrets import SecureValue, fingerprint, public_key, seal
+from runtime.artifacts import ArtifactStore, open_store
 
 PUBLISHED = "keys/public.json"
-
-
-class NamedObjects(Protocol):
-    """The part of runtime.artifacts.ArtifactStore used here."""
-
-    location: str
-
-    def read_named(self, name: str) -> bytes | None: ...
-
-    def write_named(self, name: str, data: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -55,7 +45,7 @@ def _of(key: bytes, source: str) -> SealingKey:
     return SealingKey(public, fingerprint(public), source)
 
 
-def published_key(store: NamedObjects) -> SealingKey | None:
+def published_key(store: ArtifactStore) -> SealingKey | None:
     """The public key the workers published in `store`; None if none has."""
     data = store.read_named(PUBLISHED)
     if data is None:
@@ -74,7 +64,7 @@ def published_key(store: NamedObjects) -> SealingKey | None:
     return SealingKey(public, said, f"the key published in {store.location}")
 
 
-def publish_key(store: NamedObjects, key: bytes) -> SealingKey:
+def publish_key(store: ArtifactStore, key: bytes) -> SealingKey:
     """Publish the public key of the worker's `key` in `store` (once: kept when there).
 
     InvalidInput when the store already holds another key: the workers of one store must
@@ -99,7 +89,7 @@ def publish_key(store: NamedObjects, key: bytes) -> SealingKey:
     return own
 
 
-def sealing_key(store: NamedObjects) -> SealingKey | None:
+def sealing_key(store: ArtifactStore) -> SealingKey | None:
     """The key a CLI seals with (see the module's order); None without any."""
     local = settings.local_secret_key()
     if local is not None and os.environ.get("OPSFLOW_SECRET_KEY"):
@@ -112,7 +102,7 @@ def sealing_key(store: NamedObjects) -> SealingKey | None:
     return None
 
 
-def require_sealing_key(store: NamedObjects) -> SealingKey:
+def require_sealing_key(store: ArtifactStore) -> SealingKey:
     """`sealing_key`, or InvalidInput (exit 2) saying how to get one."""
     found = sealing_key(store)
     if found is None:
@@ -124,12 +114,28 @@ def require_sealing_key(store: NamedObjects) -> SealingKey:
     return found
 
 
-def client_origin(store: NamedObjects) -> ClientOrigin:
-    """What a CLI's changes carry: its store and the fingerprint it seals with."""
+def client_origin(store: ArtifactStore | None = None) -> ClientOrigin:
+    """What a CLI's changes carry: its store (default: OPSFLOW_ARTIFACTS's) and the
+    fingerprint it seals with."""
+    store = store or open_store()
     found = sealing_key(store)
     return ClientOrigin(store=store.location, key_fingerprint=found and found.fingerprint)
 
 
-def worker_origin(store: NamedObjects, key: bytes) -> ClientOrigin:
+def worker_origin(store: ArtifactStore, key: bytes) -> ClientOrigin:
     """A worker's own store and key, after publishing the key (see `publish_key`)."""
     return ClientOrigin(store=store.location, key_fingerprint=publish_key(store, key).fingerprint)
+
+
+class Sealer:
+    """Seals a CLI's secure values, finding the key (and opening the store) only when the
+    first value is sealed: a stack file without secure values needs neither."""
+
+    def __init__(self, store: ArtifactStore | None = None) -> None:
+        self._store = store
+        self._key: SealingKey | None = None
+
+    def seal(self, plaintext: str) -> SecureValue:
+        if self._key is None:
+            self._key = require_sealing_key(self._store or open_store())
+        return seal(self._key.public, plaintext)
