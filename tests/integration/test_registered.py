@@ -219,7 +219,21 @@ async def test_a_host_that_cannot_be_registered_leaves_nothing_behind(
         task_queue,
     )
     assert no_key.returncode == 2
-    assert "--key-file: '/nope' is not a readable file" in no_key.stderr
+    assert "--key-file: '/nope' is not a file" in no_key.stderr
+    (tmp_path / "notes.txt").write_text("not a key\n")
+    not_a_key = await opsflow_cli(
+        [
+            *register_args("regbad", machine, root, "--hostname", "legacy2"),
+            *("--key-file", str(tmp_path / "notes.txt")),
+        ],
+        address,
+        task_queue,
+    )
+    assert not_a_key.returncode == 2
+    assert (
+        f"--key-file: {tmp_path / 'notes.txt'} is not an unencrypted SSH private key"
+        in not_a_key.stderr
+    )
 
     no_name = await opsflow_cli(register_args("regbad", machine, root), address, task_queue)
     assert no_name.returncode == 2
