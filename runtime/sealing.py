@@ -131,9 +131,17 @@ class Sealer:
     """Seals a CLI's secure values, finding the key (and opening the store) only when the
     first value is sealed: a stack file without secure values needs neither."""
 
-    def __init__(self, store: ArtifactStore | None = None) -> None:
+    def __init__(self, store: ArtifactStore | None = None, key: SealingKey | None = None) -> None:
         self._store = store
-        self._key: SealingKey | None = None
+        self._key = key
+
+    @classmethod
+    def throwaway(cls) -> Sealer:
+        """Seals to a fresh key nobody keeps: for a spec that never leaves this process
+        (`stack plan`), so checking a file needs no workers' key."""
+        from opsflow.secrets import new_key
+
+        return cls(key=_of(new_key(), "a throwaway key"))
 
     def seal(self, plaintext: str) -> SecureValue:
         if self._key is None:
