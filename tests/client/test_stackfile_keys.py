@@ -13,17 +13,10 @@ from opsflow.errors import InvalidInput, SpecError
 from opsflow.secrets import decrypt, new_key
 from runtime.artifacts import open_store
 from runtime.sealing import publish_key
+from tests.client.test_stackfile import REGISTERED as REGISTERED_AT
 from tests.helpers import write_private_key
 
-REGISTERED = """\
-name: shop
-provider: registered
-layers:
-  - name: web
-    instances:
-      - hostname: web1
-        ssh: {host: 10.0.0.5, key_file: ./deploy_key}
-"""
+REGISTERED = REGISTERED_AT % "./deploy_key"
 
 EC2 = """\
 name: shop
