@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import local_provider
+from activities import local_provider, ssh
 from client.api import OpsflowClient
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, StackDescription
 from opsflow.spec import Provider
@@ -295,6 +295,17 @@ async def test_a_registered_stack_file_brings_its_hosts_in_and_refuses_launching
     assert (legacy.provider, legacy.status) == (Provider.REGISTERED, InstanceStatus.ONLINE)
     assert legacy.ssh is not None and legacy.ssh.host_key == machine.ssh.host_key
     assert lines(root / "setup.log") == ["setup legacy4"]
+
+    # The key travelled sealed: with the file gone and no open connection, the worker
+    # still logs in (from the key in memory) to run a command.
+    assert legacy.ssh.key is not None and legacy.ssh.key_file == str(tmp_path / "deploy_key")
+    (tmp_path / "deploy_key").unlink()
+    ssh.close_all()
+    configured = len(lines(root / "configure.log"))
+    ran = await opsflow_cli(["run", "regfile", "configure", "--wait"], address, task_queue)
+    assert ran.returncode == 0, ran.stderr
+    assert len(lines(root / "configure.log")) == configured + 1
+    shutil.copy(machine.ssh.key_file, tmp_path / "deploy_key")  # the file is read again below
 
     # A host in the file that does not answer: the apply fails and nothing changes.
     stack_file.write_text(stack_file.read_text() + instance("legacy5", 1))
