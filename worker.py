@@ -2,6 +2,10 @@
 
 Run it with `opsflow worker` (or `python -m worker` in the source tree); TEMPORAL_ADDRESS
 says where Temporal is. `opsflow dev up` starts one for the embedded environment.
+
+At startup it publishes its public key in the artifact store (runtime/sealing.py: a
+store whose workers have another key refuses it, exit 2) and records its store and key,
+which the stack's update validators check every change against (workflows/origin.py).
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,8 +31,12 @@ from activities.recipes.runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.stack_context import StackReader, stack_context_source
 from opsflow import settings
+from opsflow.errors import OpsflowError
+from runtime.artifacts import open_store
 from runtime.connection import connect
+from runtime.sealing import publish_key, worker_origin
 from runtime.telemetry import tracing_interceptors
+from workflows import origin
 from workflows.deployment import DeploymentWorkflow
 from workflows.drills import KillInstanceWorkflow
 from workflows.healing import LayerHealingWorkflow
@@ -47,7 +56,9 @@ WORKFLOWS: Sequence[type] = (
 
 
 def build_worker(client: Client, task_queue: str | None = None) -> Worker:
-    """A worker with every workflow and the real activities, on `client`."""
+    """A worker with every workflow and the real activities, on `client`; its public key
+    published in the store first, so CLIs can seal values for it."""
+    publish_key(open_store(), settings.secret_key())
     recipes = RecipeActivities(context_source=stack_context_source(client))
     activities: list[Any] = [
         *providers.ACTIVITIES,
@@ -76,6 +87,8 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    own = worker_origin(open_store(), settings.secret_key())
+    origin.set_own(own)
     client = await connect(interceptors=tracing_interceptors("opsflow-worker"))
     worker = build_worker(client)
     stop = asyncio.Event()
@@ -84,12 +97,18 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     async with worker:
         logging.getLogger("opsflow.worker").info(
-            "worker polling task queue %s on %s",
+            "worker polling task queue %s on %s (store %s, key %s)",
             settings.task_queue(),
             client.service_client.config.target_host,
+            own.store,
+            own.key_fingerprint,
         )
         await stop.wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except OpsflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)

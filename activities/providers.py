@@ -6,12 +6,13 @@ machines (activities.registered): launching one attaches to it (its pinned key m
 answer), stopping and terminating leave the machine as it is.
 
 An ec2 instance is reached over SSH at its public address (or its private one) as
-`ssh_user` with `ssh_key_file`, pinning the host key it printed to its console at first
-boot; its EBS volumes are then made ready at their mount points (activities.volumes). A
-failure there terminates what the launch made. Where no EC2 machine can be reached (tests
-against a moto server, which has no machines) OPSFLOW_EC2_SSH_STANDIN=local gives each ec2
-instance a local sshd instance as its stand-in machine: the AWS calls are all real, only
-the SSH side is local (and no volume is mounted: a stand-in has no block devices).
+`ssh_user` with the key of `ssh_key_file` (read and sealed by the CLI), pinning the host
+key it printed to its console at first boot; its EBS volumes are then made ready at their
+mount points (activities.volumes). A failure there terminates what the launch made. Where
+no EC2 machine can be reached (tests against a moto server, which has no machines)
+OPSFLOW_EC2_SSH_STANDIN=local gives each ec2 instance a local sshd instance as its
+stand-in machine: the AWS calls are all real, only the SSH side is local (and no volume
+is mounted: a stand-in has no block devices).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
         return standin.model_copy(update={"ec2": resources})
     address = resources.public_ip or resources.private_ip
     key_file = machine.options.ssh_key_file
+    # The key the CLI sealed; a stack made before keys travelled has only the file.
+    key = machine.options.ssh_key
     if address is None or key_file is None:
         raise invalid(
             f"{request.stack}/{request.hostname}: instance {resources.instance_id} has no "
@@ -107,6 +110,7 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
             user=user,
             sudo=user != "root",  # the AMIs' login users (ec2-user, ubuntu) sudo without password
             key_file=key_file,
+            key=key,
             host_key=_console_host_key(machine.region, resources.instance_id),
         )
         # Before setup, as OpsWorks did: recipes find the volumes at their mount points.

@@ -4,14 +4,17 @@
 - `attach_host` activity, when a host joins a stack (`opsflow instance register`, or a
   `provider: registered` stack file applied): the host answers, its host key is the one
   given or, when none was given, the one it presents now (trust on first use: returned so
-  the stack pins it for the instance's life), the key file logs in as the user, and the
-  user can write under `root`. Nothing is installed.
+  the stack pins it for the instance's life), the key logs in as the user, and the
+  user can write under `root`. Nothing is installed. The key is the one the CLI read from
+  `key_file` and sealed (RegisteredHostSpec.key), loaded in memory; only a host of a
+  stack made before keys travelled is logged in to with `key_file` read on the worker.
 - `attach` (the launch of a registered instance, activities.providers): the same check
   with the pinned key, then the endpoint to run recipes on.
 
 What can go wrong, as Temporal sees it: unreachable (SshUnreachable, retryable), key
-refused (SshAuthFailed), another host key than the pinned one (HostKeyMismatch), a key
-file the worker cannot read or a root it cannot write (RegisteredHostRefused); all but
+refused or not decryptable (SshAuthFailed), another host key than the pinned one
+(HostKeyMismatch), an old stack's key file the worker cannot read or a root it cannot
+write (RegisteredHostRefused); all but
 the first are non-retryable.
 """
 
@@ -58,7 +61,7 @@ def attach(request: LaunchInput) -> LaunchResult:
 def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
     """Log in with the host's key (pinning the key it shows now when none is pinned) and
     make sure `root` exists and is writable. Blocking."""
-    if not os.access(host.key_file, os.R_OK):
+    if host.key is None and not os.access(host.key_file, os.R_OK):
         raise ApplicationError(
             f"{host.where()}: key file {host.key_file} cannot be read on the worker",
             type=ErrorType.REGISTERED_HOST_REFUSED,
@@ -110,6 +113,7 @@ def endpoint(host: RegisteredHostSpec) -> SshEndpoint:
         port=host.port,
         user=host.user,
         key_file=host.key_file,
+        key=host.key,
         host_key=host.host_key,
         sudo=host.sudo,
     )

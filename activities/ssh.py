@@ -9,10 +9,16 @@ optional bytes on their stdin.
 Host keys are pinned: only the key recorded at launch (SshEndpoint.host_key) is accepted;
 ~/.ssh/known_hosts, ~/.ssh/config, the agent and default key files are never used.
 
+The login key is SshEndpoint.key when it has one (registered hosts and ec2: the private
+key the CLI read and sealed), decrypted with the worker's secret key and loaded in memory,
+never written to disk or shown; else the file SshEndpoint.key_file on this worker (local
+instances, and stacks made before keys travelled).
+
 What can go wrong, as Temporal sees it:
 - the host presents another key: ApplicationError HostKeyMismatch, non-retryable (a
   retry cannot fix it, and it may be an attack);
-- the key is refused: ApplicationError SshAuthFailed, non-retryable;
+- the key is refused, or cannot be decrypted or read: ApplicationError SshAuthFailed,
+  non-retryable;
 - the host cannot be reached or the connection drops: ApplicationError SshUnreachable,
   retryable (the instance may be booting or restarting);
 - a command runs past its timeout: ApplicationError SshCommandTimeout, retryable.
@@ -23,6 +29,7 @@ Every value that reaches the remote shell must go through `quote` (shlex.quote).
 from __future__ import annotations
 
 import base64
+import io
 import select
 import shlex
 import threading
@@ -35,8 +42,10 @@ import paramiko
 from fabric import Config, Connection
 from temporalio.exceptions import ApplicationError
 
-from opsflow.errors import ErrorType
+from opsflow import settings
+from opsflow.errors import ErrorType, InvalidInput
 from opsflow.messages import SshEndpoint
+from opsflow.secrets import SecureValue, decrypt
 
 CONNECT_TIMEOUT = 10
 KEEPALIVE_SECONDS = 15
@@ -52,6 +61,7 @@ class _Key(NamedTuple):
     user: str
     key_file: str
     host_key: str
+    sealed: str | None  # the sealed key's ciphertext: names the key without revealing it
 
 
 class _Timeout(Exception):
@@ -206,7 +216,10 @@ def close_all() -> None:
 @contextmanager
 def _connection(endpoint: SshEndpoint) -> Iterator[Connection]:
     """A live pooled connection; a connection that fails while in use is dropped."""
-    key = _Key(endpoint.host, endpoint.port, endpoint.user, endpoint.key_file, endpoint.host_key)
+    sealed = endpoint.key.ciphertext if endpoint.key is not None else None
+    key = _Key(
+        endpoint.host, endpoint.port, endpoint.user, endpoint.key_file, endpoint.host_key, sealed
+    )
     conn = _get(key)
     try:
         yield conn
@@ -241,7 +254,12 @@ def _drop(key: _Key, conn: Connection) -> None:
 
 
 def _open(key: _Key) -> Connection:
-    endpoint = SshEndpoint(**key._asdict())
+    fields = key._asdict()
+    sealed = fields.pop("sealed")
+    endpoint = SshEndpoint(**fields, key=SecureValue(ciphertext=sealed) if sealed else None)
+    login: dict[str, Any] = (
+        {"pkey": login_key(endpoint)} if endpoint.key else {"key_filename": [key.key_file]}
+    )
     # lazy: no /etc/fabric.yml, ~/.fabric.yml; load_ssh_configs off: no ~/.ssh/config.
     config = Config(lazy=True, overrides={"load_ssh_configs": False})
     conn = Connection(
@@ -253,7 +271,7 @@ def _open(key: _Key) -> Connection:
         forward_agent=False,
         gateway=False,
         connect_kwargs={
-            "key_filename": [key.key_file],
+            **login,
             "look_for_keys": False,
             "allow_agent": False,
             "banner_timeout": CONNECT_TIMEOUT,
@@ -283,6 +301,36 @@ def _open(key: _Key) -> Connection:
         raise _unreachable(endpoint, err) from err
     conn.transport.set_keepalive(KEEPALIVE_SECONDS)
     return conn
+
+
+_KEY_TYPES: tuple[type[paramiko.PKey], ...] = (
+    paramiko.Ed25519Key,
+    paramiko.ECDSAKey,
+    paramiko.RSAKey,
+)
+
+
+def login_key(endpoint: SshEndpoint) -> paramiko.PKey:
+    """The endpoint's sealed private key, decrypted and loaded in memory only. Errors name
+    the key file it came from and never carry the key."""
+    assert endpoint.key is not None
+    failure = f"{_where(endpoint)}: the key of {endpoint.key_file}"
+    try:
+        text = decrypt(settings.secret_key(), endpoint.key)
+    except InvalidInput as err:
+        raise ApplicationError(
+            f"{failure}: {err}", type=ErrorType.SSH_AUTH_FAILED, non_retryable=True
+        ) from None
+    for kind in _KEY_TYPES:
+        try:
+            return kind.from_private_key(io.StringIO(text))
+        except (paramiko.SSHException, ValueError):
+            continue
+    raise ApplicationError(
+        f"{failure} is not an unencrypted ed25519, ecdsa or rsa private key",
+        type=ErrorType.SSH_AUTH_FAILED,
+        non_retryable=True,
+    )
 
 
 def _pin(client: paramiko.SSHClient, key: _Key) -> None:

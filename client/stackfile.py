@@ -1,14 +1,16 @@
 """Read a stack file into a StackSpec, or fail naming the file, the field and the problem.
 
 Everything that needs the user's disk happens here, before any request leaves the
-machine: YAML parsing, encrypting secure app environment values, schema validation,
-resolving the cookbooks and app source directories and registered hosts' key files, and
+machine: YAML parsing, sealing secure app environment values, schema validation,
+resolving the cookbooks and app source directories, reading SSH private keys, and
 checking that every named recipe exists in the cookbooks.
 
 Secure values (`NAME: {value: s3cret, secure: true}` under `apps[*].environment`, and
-`rds[*].password`, which must be one) are encrypted with `opsflow.settings.secret_key()`
-before the spec is validated, so the StackSpec only ever holds ciphertext and no
-validation error can quote a plaintext.
+`rds[*].password`, which must be one) are sealed (runtime/sealing.py: the workers'
+public key) before the spec is validated, so the StackSpec only ever holds ciphertext and
+no validation error can quote a plaintext. SSH private keys (registered hosts'
+`ssh.key_file`, ec2's `ssh_key_file`) are read here and travel sealed the same way, so no
+worker reads a key by a path from the stack file.
 """
 
 from __future__ import annotations
@@ -19,30 +21,36 @@ from typing import Any, Literal
 import yaml
 from pydantic import ValidationError
 
-from opsflow import settings
 from opsflow.errors import SpecError
 from opsflow.recipes import inventory
-from opsflow.secrets import encrypt
-from opsflow.spec import StackSpec, missing_recipes, recipe_references
+from opsflow.spec import Ec2Options, StackSpec, missing_recipes, recipe_references
 from runtime.cookbook_tree import read_tree
+from runtime.sealing import Sealer
 
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
 
 
-def load_stack_file(path: str | Path) -> StackSpec:
+KEY_FILE_LIMIT = 64 * 1024  # far above any SSH private key: refuse reading a wrong file
+
+
+def load_stack_file(path: str | Path, sealer: Sealer | None = None) -> StackSpec:
+    """The stack file as a StackSpec; `sealer` seals its secure values (default: with the
+    key runtime/sealing.py chooses, found at the first secure value)."""
     file = Path(path)
     name = str(path)
+    sealer = sealer or Sealer()
     raw = _read_yaml(file, name)
-    raw = _encrypt_app_environments(raw, name)
-    raw = _encrypt_rds_passwords(raw, name)
+    raw = _encrypt_app_environments(raw, name, sealer)
+    raw = _encrypt_rds_passwords(raw, name, sealer)
     try:
         spec = StackSpec.model_validate(raw)
     except ValidationError as err:
         raise SpecError(name, [_describe(e) for e in err.errors()]) from None
     _check_region(spec, name)
     spec = _resolve_cookbooks(spec, file, name)
-    spec = _resolve_key_files(spec, file, name)
+    spec = _resolve_key_files(spec, file, name, sealer)
+    spec = _resolve_ec2_key_files(spec, file, name, sealer)
     return _resolve_app_sources(spec, file, name)
 
 
@@ -81,7 +89,7 @@ def _read_yaml(file: Path, name: str) -> dict[str, Any]:
     return raw
 
 
-def _encrypt_app_environments(raw: dict[str, Any], name: str) -> dict[str, Any]:
+def _encrypt_app_environments(raw: dict[str, Any], name: str, sealer: Sealer) -> dict[str, Any]:
     """`raw` with each app environment value as the spec holds it: a plain string, or the
     dumped SecureValue of a `{value: ..., secure: true}` entry.
 
@@ -93,7 +101,6 @@ def _encrypt_app_environments(raw: dict[str, Any], name: str) -> dict[str, Any]:
         return raw
     problems: list[str] = []
     new_apps: list[Any] = []
-    key: bytes | None = None
     for index, app in enumerate(apps):
         if not isinstance(app, dict) or "environment" not in app:
             new_apps.append(app)
@@ -128,9 +135,7 @@ def _encrypt_app_environments(raw: dict[str, Any], name: str) -> dict[str, Any]:
             elif not isinstance(secure, bool):
                 problems.append(f"{where}.secure: must be true or false")
             elif secure:
-                if key is None:
-                    key = settings.secret_key()
-                resolved[var] = encrypt(key, value["value"]).model_dump()
+                resolved[var] = sealer.seal(value["value"]).model_dump()
             else:
                 resolved[var] = value["value"]
         new_apps.append({**app, "environment": resolved})
@@ -139,7 +144,7 @@ def _encrypt_app_environments(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return {**raw, "apps": new_apps}
 
 
-def _encrypt_rds_passwords(raw: dict[str, Any], name: str) -> dict[str, Any]:
+def _encrypt_rds_passwords(raw: dict[str, Any], name: str, sealer: Sealer) -> dict[str, Any]:
     """`raw` with each `rds[i].password` (`{value: ..., secure: true}`) as the dumped
     SecureValue the spec holds. A plain string, or a value not marked secure, is refused
     naming the field and never quoting it: a password never sits in the spec in clear."""
@@ -148,7 +153,6 @@ def _encrypt_rds_passwords(raw: dict[str, Any], name: str) -> dict[str, Any]:
         return raw
     problems: list[str] = []
     new_entries: list[Any] = []
-    key: bytes | None = None
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or "password" not in entry:
             new_entries.append(entry)
@@ -165,9 +169,7 @@ def _encrypt_rds_passwords(raw: dict[str, Any], name: str) -> dict[str, Any]:
         elif not isinstance(value["value"], str) or not value["value"]:
             problems.append(f"{where}.value: must be a non-empty string (quote numbers)")
         else:
-            if key is None:
-                key = settings.secret_key()
-            new_entries.append({**rest, "password": encrypt(key, value["value"]).model_dump()})
+            new_entries.append({**rest, "password": sealer.seal(value["value"]).model_dump()})
             continue
         new_entries.append(rest)
     if problems:
@@ -201,7 +203,7 @@ def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
         # git and archive sources are fetched by the worker when the stack is applied;
         # their recipes are checked there, before any instance starts.
         return spec
-    directory = _local_path(file, spec.cookbooks.source, "cookbooks.source", "directory")
+    directory = _local_path(file.parent, spec.cookbooks.source, "cookbooks.source", "directory")
     if isinstance(directory, str):
         raise SpecError(name, [directory])
     try:
@@ -226,7 +228,7 @@ def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
             apps.append(app)
             continue
         field = f"apps[{index}].source.source"
-        directory = _local_path(file, app.source.source, field, "directory")
+        directory = _local_path(file.parent, app.source.source, field, "directory")
         if isinstance(directory, str):
             problems.append(directory)
             continue
@@ -237,9 +239,10 @@ def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
     return spec.model_copy(update={"apps": apps}) if spec.apps else spec
 
 
-def _resolve_key_files(spec: StackSpec, file: Path, name: str) -> StackSpec:
-    """Each registered host's key file made absolute (relative to the stack file); one
-    that is not there is refused now, not when the worker first logs in."""
+def _resolve_key_files(spec: StackSpec, file: Path, name: str, sealer: Sealer) -> StackSpec:
+    """Each registered host's key file read (relative to the stack file) and its key
+    sealed into `key`; the path, made absolute, stays for display. A file that is not
+    there or not a private key is refused now, not when the worker first logs in."""
     problems: list[str] = []
     layers = []
     for li, layer in enumerate(spec.layers):
@@ -249,12 +252,14 @@ def _resolve_key_files(spec: StackSpec, file: Path, name: str) -> StackSpec:
                 instances.append(instance)
                 continue
             field = f"layers[{li}].instances[{ii}].ssh.key_file"
-            key_file = _local_path(file, instance.ssh.key_file, field, "file")
-            if isinstance(key_file, str):
-                problems.append(key_file)
+            found = read_private_key(file.parent, instance.ssh.key_file, field)
+            if isinstance(found, str):
+                problems.append(found)
                 instances.append(instance)
                 continue
-            host = instance.ssh.model_copy(update={"key_file": str(key_file)})
+            path, text, key_id = found
+            update = {"key_file": str(path), "key": sealer.seal(text), "key_id": key_id}
+            host = instance.ssh.model_copy(update=update)
             instances.append(instance.model_copy(update={"ssh": host}))
         layers.append(layer.model_copy(update={"instances": instances}))
     if problems:
@@ -262,19 +267,103 @@ def _resolve_key_files(spec: StackSpec, file: Path, name: str) -> StackSpec:
     return spec.model_copy(update={"layers": layers}) if spec.layers else spec
 
 
+def _resolve_ec2_key_files(spec: StackSpec, file: Path, name: str, sealer: Sealer) -> StackSpec:
+    """Each `ssh_key_file` of the stack's, a layer's or an instance's ec2 options read and
+    its key sealed into `ssh_key`, as for registered hosts."""
+    problems: list[str] = []
+
+    def resolved(options: Ec2Options | None, field: str) -> Ec2Options | None:
+        if options is None or options.ssh_key_file is None:
+            return options
+        found = read_private_key(file.parent, options.ssh_key_file, f"{field}.ssh_key_file")
+        if isinstance(found, str):
+            problems.append(found)
+            return options
+        path, text, key_id = found
+        update = {"ssh_key_file": str(path), "ssh_key": sealer.seal(text), "ssh_key_id": key_id}
+        return options.model_copy(update=update)
+
+    layers = []
+    for li, layer in enumerate(spec.layers):
+        instances = [
+            instance.model_copy(
+                update={"ec2": resolved(instance.ec2, f"layers[{li}].instances[{ii}].ec2")}
+            )
+            for ii, instance in enumerate(layer.instances)
+        ]
+        ec2 = resolved(layer.ec2, f"layers[{li}].ec2")
+        layers.append(layer.model_copy(update={"ec2": ec2, "instances": instances}))
+    stack_ec2 = resolved(spec.ec2, "ec2")
+    if problems:
+        raise SpecError(name, problems)
+    return spec.model_copy(update={"ec2": stack_ec2, "layers": layers})
+
+
+def read_private_key(base: Path, value: str, field: str) -> tuple[Path, str, str] | str:
+    """The SSH private key at `value` (relative to the directory `base`, `~` expanded): its
+    absolute path, its text and its public fingerprint (`SHA256:...`, as ssh-keygen -l
+    shows it); else the problem, naming `field` and the file (never the file's content).
+    An unencrypted OpenSSH or PEM key (ed25519, ecdsa, rsa) is what workers can load."""
+    path = _local_path(base, value, field, "file")
+    if isinstance(path, str):
+        return path
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(KEY_FILE_LIMIT + 1)
+    except OSError as err:
+        return f"{field}: {path} cannot be read: {err.strerror or err}"
+    problem = None if len(data) <= KEY_FILE_LIMIT else "is too big to be an SSH private key"
+    key_id = None if problem else _public_fingerprint(data)
+    if problem is None and key_id is None:
+        problem = "is not an unencrypted SSH private key (ed25519, ecdsa or rsa)"
+    if problem is not None or key_id is None:
+        return f"{field}: {path} {problem}"
+    return path, data.decode("ascii"), key_id
+
+
+def _public_fingerprint(data: bytes) -> str | None:
+    """The `SHA256:...` fingerprint of the private key in `data`; None if it is not an
+    unencrypted private key of a type workers load."""
+    import base64
+    import hashlib
+
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+    try:
+        data.decode("ascii")
+        if b"OPENSSH PRIVATE KEY" in data:
+            key: Any = serialization.load_ssh_private_key(data, password=None)
+        else:
+            key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError, UnicodeError, UnsupportedAlgorithm):
+        return None  # TypeError: encrypted with a passphrase
+    if not isinstance(
+        key, ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    ):
+        return None
+    line = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    blob = base64.b64decode(line.split()[1])
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
 _SHOWN_CHARS = 80
 
 
 def _local_path(
-    file: Path, value: str, field: str, kind: Literal["directory", "file"]
+    base: Path, value: str, field: str, kind: Literal["directory", "file"]
 ) -> Path | str:
-    """`value` (`~` expanded for a file) made absolute relative to the stack file, if it
-    is a `kind` there; else the problem (a str), naming `field`. A name the file system refuses
-    (NUL, too long, `~nobody`) is a problem of the field, not a crash of the loader."""
+    """`value` (`~` expanded for a file) made absolute relative to the directory `base`
+    (the stack file's), if it is a `kind` there; else the problem (a str), naming `field`.
+    A name the file system refuses (NUL, too long, `~nobody`) is a problem of the field,
+    not a crash of the loader."""
     shown = value if len(value) <= _SHOWN_CHARS else f"{value[:_SHOWN_CHARS]}..."
     try:
         given = Path(value).expanduser() if kind == "file" else Path(value)
-        path = (file.parent / given).resolve()
+        path = (base / given).resolve()
         found = path.is_dir() if kind == "directory" else path.is_file()
     except (OSError, ValueError, RuntimeError) as err:
         # RuntimeError: expanduser of an unknown user's `~name`.

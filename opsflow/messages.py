@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from opsflow.events import EventKind
+from opsflow.origin import ClientOrigin
 from opsflow.rollout import Strategy
 from opsflow.secrets import SecureValue
 from opsflow.spec import (
@@ -39,10 +40,15 @@ class SshEndpoint(BaseModel):
     host: str
     port: int
     user: str
-    key_file: str
+    key_file: str = Field(description="the private key's file: shown; read only without `key`")
     host_key: str = Field(description="'<type> <base64>' as in a known_hosts line")
     sudo: bool = Field(
         default=False, description="recipe runs go through `sudo -n` (a login user not root)"
+    )
+    key: SecureValue | None = Field(
+        default=None,
+        description="the private key, sealed (registered hosts, ec2); None: read key_file on "
+        "the worker (local instances, whose key lives on their worker; stacks made before)",
     )
 
 
@@ -67,10 +73,13 @@ class InstanceView(BaseModel):
 
 # ---- stack updates ---------------------------------------------------------------------
 
+ORIGIN_HELP = "the sender's store and key, checked by the validator (None: not checked)"
+
 
 class ApplyInput(BaseModel):
     spec: StackSpec
     source_file: str | None = None
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class ApplyResult(BaseModel):
@@ -83,6 +92,7 @@ class AddInstanceInput(BaseModel):
     layer: str
     hostname: str
     start: bool = False
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class RegisterInstanceInput(BaseModel):
@@ -91,6 +101,7 @@ class RegisterInstanceInput(BaseModel):
     layer: str
     hostname: str
     host: RegisteredHostSpec
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class RegisterInstanceResult(BaseModel):
@@ -107,6 +118,7 @@ class InstanceActionKind(StrEnum):
 class InstanceActionInput(BaseModel):
     hostname: str
     action: InstanceActionKind
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class RunCommandInput(BaseModel):
@@ -114,11 +126,18 @@ class RunCommandInput(BaseModel):
     layer: str | None = None
     instance: str | None = None
     recipes: list[str] = Field(default_factory=list)
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class RunCommandResult(BaseModel):
     deployment_id: str
     targets: list[str]
+
+
+class DeleteStackInput(BaseModel):
+    """`stack delete` (before the origin check, delete took no input: still accepted)."""
+
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class DeleteStackResult(BaseModel):
@@ -510,6 +529,7 @@ class DeployInput(BaseModel):
     health_check: HealthCheckSpec | None = Field(
         default=None, description="overrides the app's health_check for this deployment"
     )
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class AppCommandInput(BaseModel):
@@ -519,6 +539,7 @@ class AppCommandInput(BaseModel):
     app: str
     action: AppAction
     release: str | None = Field(default=None, description="rollback: the release to go back to")
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
 
 class InstanceDeployStatus(StrEnum):

@@ -1,28 +1,41 @@
 """Field-level encryption of secure values, so their plaintext never travels or shows.
 
-A stack file may declare a value as `{value: s3cret, secure: true}`. The CLI encrypts it
-with `encrypt` while loading the file, so the stack spec (which travels inside Temporal
-workflow history) only ever carries a `SecureValue`: `{"secure": true, "ciphertext": ...}`.
-The worker's recipe runner turns the ciphertext back into plaintext with `reveal` only
-when it writes the attributes file on the instance, and passes every log line it keeps or
-reports through `redact`. The CLI shows specs through `conceal`.
+A stack file may declare a value as `{value: s3cret, secure: true}`. The CLI seals it
+while loading the file, so the stack spec (which travels inside Temporal workflow
+history) only ever carries a `SecureValue`: `{"secure": true, "ciphertext": ...}`. The
+worker's recipe runner turns the ciphertext back into plaintext with `reveal` only when it
+writes the attributes file on the instance, and passes every log line it keeps or reports
+through `redact`. The CLI shows specs through `conceal`.
 
-Everything here is pure (no disk, no environment): the key comes from the caller, usually
-`opsflow.settings.secret_key()`.
+Everything here is pure (no disk, no environment): keys come from the caller, usually
+`opsflow.settings.secret_key()` (a worker) or runtime/sealing.py (the CLI).
 
-Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`) is authenticated: a wrong key or
-tampered ciphertext is detected rather than decrypted to garbage. It is also randomised,
-so encrypting the same plaintext twice gives different ciphertexts; it does reveal the
-plaintext's approximate length.
+Sealing is public-key, so a CLI can encrypt but not decrypt: the secret key (32 random
+bytes, url-safe base64, as OPSFLOW_SECRET_KEY and secret.key have always held) derives an
+X25519 key pair with HKDF-SHA256 under its own label; workers hold the secret key, the
+CLI needs only the public key (`public_key`), which workers publish. A sealed value is
+`v2.` + base64url(ephemeral public key | nonce | AES-256-GCM ciphertext), its AES key
+HKDF-derived from the X25519 exchange. Values made before (Fernet under the secret key
+itself: AES-128-CBC + HMAC-SHA256) still decrypt, so running stacks keep working. Both are
+authenticated (a wrong key or tampered ciphertext is detected, never decrypted to
+garbage) and randomised; both reveal the plaintext's approximate length.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
+from cryptography.exceptions import InvalidTag
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opsflow.errors import InvalidInput
@@ -31,6 +44,13 @@ MASK = "******"
 """What a secure value shows as, wherever it is printed, logged or redacted."""
 
 _UNDECRYPTABLE = "a secure value cannot be decrypted with this key: was OPSFLOW_SECRET_KEY changed?"
+SEALED_PREFIX = "v2."
+"""What a public-key sealed ciphertext starts with (a Fernet token starts with `gAAAA`)."""
+FINGERPRINT_CHARS = 16
+_PAIR_LABEL = b"opsflow secure values v2: x25519 private key"
+_AEAD_LABEL = b"opsflow secure values v2: aes-256-gcm key"
+_PUBLIC_BYTES = 32
+_NONCE_BYTES = 12
 
 
 class SecureValue(BaseModel):
@@ -84,21 +104,86 @@ def _fernet(key: bytes) -> Fernet:
         ) from None
 
 
+def _private_key(key: bytes) -> X25519PrivateKey:
+    """The X25519 private key `key` derives (checked like a Fernet key first)."""
+    _fernet(key)
+    material = base64.urlsafe_b64decode(key)
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_PAIR_LABEL)
+    return X25519PrivateKey.from_private_bytes(derived.derive(material))
+
+
+def public_key(key: bytes) -> bytes:
+    """The public key (32 raw bytes) that seals values only `key` can decrypt."""
+    return _private_key(key).public_key().public_bytes_raw()
+
+
+def fingerprint(public: bytes) -> str:
+    """A short hex name of a public key, shown to people and sent with every change."""
+    return hashlib.sha256(public).hexdigest()[:FINGERPRINT_CHARS]
+
+
+def key_fingerprint(key: bytes) -> str:
+    """The fingerprint of the public key `key` derives."""
+    return fingerprint(public_key(key))
+
+
+def _aead_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> AESGCM:
+    # Both public keys in the salt bind the AES key to this exchange and this recipient.
+    derive = HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=ephemeral + recipient, info=_AEAD_LABEL
+    )
+    return AESGCM(derive.derive(shared))
+
+
+def seal(public: bytes, plaintext: str) -> SecureValue:
+    """Encrypt `plaintext` (UTF-8) to `public`: only its secret key can decrypt it."""
+    if len(public) != _PUBLIC_BYTES:
+        raise InvalidInput("the public key to seal secure values with is not 32 bytes")
+    recipient = X25519PublicKey.from_public_bytes(public)
+    ephemeral = X25519PrivateKey.generate()
+    ephemeral_public = ephemeral.public_key().public_bytes_raw()
+    nonce = os.urandom(_NONCE_BYTES)
+    aead = _aead_key(ephemeral.exchange(recipient), ephemeral_public, public)
+    sealed = aead.encrypt(nonce, plaintext.encode(), _AEAD_LABEL)
+    text = base64.urlsafe_b64encode(ephemeral_public + nonce + sealed).decode("ascii")
+    return SecureValue(ciphertext=SEALED_PREFIX + text)
+
+
 def encrypt(key: bytes, plaintext: str) -> SecureValue:
-    """Encrypt `plaintext` (UTF-8) with `key`; the result is safe to log, store and send."""
-    return SecureValue(ciphertext=_fernet(key).encrypt(plaintext.encode()).decode("ascii"))
+    """Seal `plaintext` to the public key of `key`; safe to log, store and send."""
+    return seal(public_key(key), plaintext)
 
 
 def decrypt(key: bytes, value: SecureValue) -> str:
     """The plaintext of `value`; InvalidInput if `key` is not the one it was encrypted with.
 
-    The error never carries the ciphertext or any plaintext, and is raised `from None` so
-    a traceback does not chain cryptography's exception either.
+    A sealed (`v2.`) value opens with the private key `key` derives; any other is a Fernet
+    token under `key` itself (values made before sealing). The error never carries the
+    ciphertext or any plaintext, and is raised `from None` so a traceback does not chain
+    cryptography's exception either.
     """
+    if value.ciphertext.startswith(SEALED_PREFIX):
+        return _open(key, value.ciphertext[len(SEALED_PREFIX) :])
     fernet = _fernet(key)
     try:
         return fernet.decrypt(value.ciphertext.encode("ascii")).decode()
     except (InvalidToken, UnicodeError):
+        raise InvalidInput(_UNDECRYPTABLE) from None
+
+
+def _open(key: bytes, text: str) -> str:
+    private = _private_key(key)
+    try:
+        raw = base64.urlsafe_b64decode(text.encode("ascii"))
+        if len(raw) < _PUBLIC_BYTES + _NONCE_BYTES + 16:
+            raise ValueError("too short")
+        ephemeral = raw[:_PUBLIC_BYTES]
+        nonce = raw[_PUBLIC_BYTES : _PUBLIC_BYTES + _NONCE_BYTES]
+        shared = private.exchange(X25519PublicKey.from_public_bytes(ephemeral))
+        aead = _aead_key(shared, ephemeral, private.public_key().public_bytes_raw())
+        plain = aead.decrypt(nonce, raw[_PUBLIC_BYTES + _NONCE_BYTES :], _AEAD_LABEL)
+        return plain.decode()
+    except (InvalidTag, ValueError, UnicodeError):  # binascii.Error is a ValueError
         raise InvalidInput(_UNDECRYPTABLE) from None
 
 

@@ -106,15 +106,49 @@ def run_logs_dir() -> Path:
 
 
 def secret_key() -> bytes:
-    """The key that encrypts secure values (see opsflow.secrets).
+    """The secret key that decrypts secure values (see opsflow.secrets): a worker's.
 
-    OPSFLOW_SECRET_KEY (a Fernet key, from `opsflow.secrets.new_key()`) if set, else the
-    key in `opsflow_home()/secret.key`, created readable by its owner only on first use.
-    The CLI that encrypts and the worker that decrypts must use the same key: set
-    OPSFLOW_SECRET_KEY on both when they do not share OPSFLOW_HOME.
+    OPSFLOW_SECRET_KEY (from `opsflow.secrets.new_key()`) if set, else the key in
+    `opsflow_home()/secret.key`, created readable by its owner only on first use. Workers
+    that share a store must share this key; a CLI needs only its public key, which the
+    workers publish in the store (runtime/sealing.py).
     """
+    key = local_secret_key()
+    if key is not None:
+        return key
+    path = _key_path()
+    # Write a complete private file under a unique name, then publish it with link(),
+    # which (unlike rename) fails if another process published first: then both use
+    # the key that won.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".secret.key.{os.getpid()}.{os.urandom(4).hex()}")
+    from opsflow.secrets import new_key
+
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(new_key() + b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links: rename, a smaller window
+            if not path.exists():
+                os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    found = local_secret_key()
+    assert found is not None
+    return found
+
+
+def local_secret_key() -> bytes | None:
+    """OPSFLOW_SECRET_KEY, or the key in `opsflow_home()/secret.key` if that file exists;
+    None without either (never creates one: a CLI then seals with the published key)."""
     # Here, not at the top: cryptography and pydantic are not paid by every settings user.
-    from opsflow.secrets import new_key, valid_key
+    from opsflow.secrets import valid_key
 
     value = os.environ.get("OPSFLOW_SECRET_KEY")
     if value:
@@ -126,29 +160,14 @@ def secret_key() -> bytes:
                 '`python -c "from opsflow.secrets import new_key; print(new_key().decode())"`'
             )
         return key
-    path = opsflow_home() / "secret.key"
+    path = _key_path()
     if not path.exists():
-        # Write a complete private file under a unique name, then publish it with link(),
-        # which (unlike rename) fails if another process published first: then both use
-        # the key that won.
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".secret.key.{os.getpid()}.{os.urandom(4).hex()}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(new_key() + b"\n")
-                file.flush()
-                os.fsync(file.fileno())
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                pass
-            except OSError:  # a filesystem without hard links: rename, a smaller window
-                if not path.exists():
-                    os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
+        return None
     key = path.read_bytes().strip()
     if not valid_key(key):
         raise InvalidInput(f"{path} does not hold a valid key: delete it or set OPSFLOW_SECRET_KEY")
     return key
+
+
+def _key_path() -> Path:
+    return opsflow_home() / "secret.key"

@@ -4,6 +4,7 @@ description of a one-instance stack for clients whose describe is stubbed."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from client.api import OpsflowClient, settled
 from opsflow.messages import InstanceView, StackDescription
@@ -55,3 +56,18 @@ def one_instance_stack(stack: str, view: InstanceView) -> StackDescription:
         configure_rounds=0,
         events=[],
     )
+
+
+def write_private_key(path: Path) -> Path:
+    """A fresh unencrypted ed25519 private key in OpenSSH form at `path` (mode 0600)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    text = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    )
+    path.write_bytes(text)
+    path.chmod(0o600)
+    return path

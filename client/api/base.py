@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 from temporalio.client import (
@@ -22,10 +22,20 @@ from temporalio.service import RPCError, RPCStatusCode
 from opsflow import names, settings
 from opsflow.errors import ErrorType, InvalidInput, NotFound, OperationFailed
 from opsflow.messages import InstanceView
+from opsflow.origin import ClientOrigin
 from opsflow.status import SETTLED, InstanceStatus
 from workflows.common import STACK_ATTRIBUTE
 
 T = TypeVar("T")
+
+
+class _Change(Protocol):
+    origin: ClientOrigin | None
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any: ...
+
+
+C = TypeVar("C", bound=_Change)
 
 # Updates and queries are answered by a worker: without one they would wait forever.
 UPDATE_TIMEOUT = timedelta(seconds=60)
@@ -55,15 +65,21 @@ class ApiBase:
         update_timeout: timedelta = UPDATE_TIMEOUT,
         query_timeout: timedelta = QUERY_TIMEOUT,
         max_history_events: int | None = None,
+        origin: Callable[[], ClientOrigin] | None = None,
     ) -> None:
         """`max_history_events`: stacks this client creates continue as new past it (and
-        give it to their instances and loops); None, when the server suggests."""
+        give it to their instances and loops); None, when the server suggests. `origin`:
+        what this client's changes say of its store and key (asked once, at the first
+        change; runtime/sealing.py's `client_origin`); None: they say nothing, and the
+        workers check nothing (scripts, tests)."""
         self.temporal = client
         self.max_history_events = max_history_events
         self.update_timeout = update_timeout
         self.query_timeout = query_timeout
         self.task_queue = task_queue or settings.task_queue()
         self.tag_runs = tag_runs
+        self._origin_source = origin
+        self._origin: ClientOrigin | None = None
 
     # ---- plumbing ------------------------------------------------------------------
 
@@ -71,6 +87,15 @@ class ApiBase:
         """A run of `stack`, findable by it in the Temporal UI (when this client tags runs)."""
         pairs = [SearchAttributePair(STACK_ATTRIBUTE, stack)] if self.tag_runs else []
         return TypedSearchAttributes(pairs)
+
+    def _stamped(self, request: C) -> C:
+        """`request` carrying this client's origin, for the validator to check."""
+        if self._origin_source is None or request.origin is not None:
+            return request
+        if self._origin is None:
+            self._origin = self._origin_source()
+        stamped: C = request.model_copy(update={"origin": self._origin})
+        return stamped
 
     def _stack(self, stack: str) -> WorkflowHandle[Any, Any]:
         return self.temporal.get_workflow_handle(names.stack_workflow_id(stack))

@@ -34,7 +34,7 @@ class DeploymentCalls(StackCalls):
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                StackWorkflow.run_command, request, rpc_timeout=self.update_timeout
+                StackWorkflow.run_command, self._stamped(request), rpc_timeout=self.update_timeout
             ),
         )
 
@@ -78,7 +78,7 @@ class DeploymentCalls(StackCalls):
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                StackWorkflow.deploy, request, rpc_timeout=self.update_timeout
+                StackWorkflow.deploy, self._stamped(request), rpc_timeout=self.update_timeout
             ),
         )
 
@@ -88,7 +88,7 @@ class DeploymentCalls(StackCalls):
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                StackWorkflow.app_command, request, rpc_timeout=self.update_timeout
+                StackWorkflow.app_command, self._stamped(request), rpc_timeout=self.update_timeout
             ),
         )
 

@@ -39,7 +39,7 @@ class InstanceCalls(StackCalls):
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                StackWorkflow.add_instance, request, rpc_timeout=self.update_timeout
+                StackWorkflow.add_instance, self._stamped(request), rpc_timeout=self.update_timeout
             ),
         )
 
@@ -50,7 +50,9 @@ class InstanceCalls(StackCalls):
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                StackWorkflow.register_instance, request, rpc_timeout=self.update_timeout
+                StackWorkflow.register_instance,
+                self._stamped(request),
+                rpc_timeout=self.update_timeout,
             ),
         )
 
@@ -62,7 +64,9 @@ class InstanceCalls(StackCalls):
         return await self._call(
             handle.id,
             lambda: handle.execute_update(
-                StackWorkflow.instance_action, request, rpc_timeout=self.update_timeout
+                StackWorkflow.instance_action,
+                self._stamped(request),
+                rpc_timeout=self.update_timeout,
             ),
         )
 

@@ -21,6 +21,7 @@ from opsflow.errors import InvalidInput, NotFound, OperationFailed, OpsflowError
 from opsflow.messages import (
     ApplyInput,
     ApplyResult,
+    DeleteStackInput,
     DeleteStackResult,
     StackDescription,
     StackEvent,
@@ -66,7 +67,7 @@ class StackCalls(ApiBase):
             workflow_id,
             lambda: self.temporal.execute_update_with_start_workflow(
                 StackWorkflow.apply,
-                ApplyInput(spec=spec, source_file=source_file),
+                self._stamped(ApplyInput(spec=spec, source_file=source_file)),
                 start_workflow_operation=start,
                 rpc_timeout=self.update_timeout,
             ),
@@ -153,9 +154,19 @@ class StackCalls(ApiBase):
 
     async def delete_stack(self, stack: str) -> DeleteStackResult:
         handle = self._stack(stack)
+        request = self._stamped(DeleteStackInput())
+        if request.origin is None:  # nothing to check: the request as before the check
+            return await self._call(
+                handle.id,
+                lambda: handle.execute_update(
+                    StackWorkflow.delete, rpc_timeout=self.update_timeout
+                ),
+            )
         return await self._call(
             handle.id,
-            lambda: handle.execute_update(StackWorkflow.delete, rpc_timeout=self.update_timeout),
+            lambda: handle.execute_update(
+                StackWorkflow.delete, request, rpc_timeout=self.update_timeout
+            ),
         )
 
     async def wait_stack_deleted(self, stack: str, timeout: float = 600) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -97,19 +97,25 @@ async def instance_register(
     from pydantic import ValidationError
 
     from client.api import settled
+    from client.stackfile import read_private_key
     from opsflow.messages import RegisterInstanceInput
     from opsflow.spec import RegisteredHostSpec
+    from runtime.sealing import Sealer
 
     hostname = names.check_hostname(hostname or hostname_of(host), "--hostname")
-    key_path = os.path.abspath(os.path.expanduser(key_file))
-    if not os.path.isfile(key_path) or not os.access(key_path, os.R_OK):
-        raise InvalidInput(f"--key-file: {key_file!r} is not a readable file")
+    # Read here and sent sealed: the worker that logs in has no such file.
+    found = read_private_key(Path.cwd(), key_file, "--key-file")
+    if isinstance(found, str):
+        raise InvalidInput(found)
+    key_path, key_text, key_id = found
     try:
         target = RegisteredHostSpec(
             host=host,
             port=port,
             user=user,
-            key_file=key_path,
+            key_file=str(key_path),
+            key=Sealer().seal(key_text),
+            key_id=key_id,
             host_key=host_key,
             root=root,
             sudo=sudo,

@@ -40,9 +40,12 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 async def open_client() -> OpsflowClient:
     from client.api import OpsflowClient
     from runtime.connection import connect
+    from runtime.sealing import client_origin
     from runtime.telemetry import tracing_interceptors
 
-    return OpsflowClient(await connect(interceptors=tracing_interceptors("opsflow-cli")))
+    # Every change says which store and key this CLI uses: workers refuse another's.
+    connected = await connect(interceptors=tracing_interceptors("opsflow-cli"))
+    return OpsflowClient(connected, origin=client_origin)
 
 
 def call_with_client(func: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from opsflow import aws
+from opsflow.secrets import SecureValue
 from opsflow.spec.fields import (
     PathText,
     StrictModel,
@@ -25,7 +26,20 @@ class Ec2Options(StrictModel):
     instance_profile: str | None = Field(default=None, description="IAM instance profile name")
     tags: dict[str, str] = Field(default_factory=dict)
     ssh_user: str | None = Field(default=None, description="the AMI's login user (ec2-user)")
-    ssh_key_file: str | None = Field(default=None, description="the key pair's private key")
+    ssh_key_file: str | None = Field(
+        default=None, description="the key pair's private key: read by the CLI, kept for display"
+    )
+    ssh_key: SecureValue | None = Field(
+        default=None, description="the private key of ssh_key_file, sealed by the CLI"
+    )
+    ssh_key_id: str | None = Field(
+        default=None, description="ssh_key's public fingerprint (SHA256:...), what compares"
+    )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Ec2Options):
+            return NotImplemented
+        return _same(self, other, "ssh_key")
 
     @model_validator(mode="after")
     def _shapes(self) -> Ec2Options:
@@ -72,7 +86,17 @@ class RegisteredHostSpec(StrictModel):
     host: str = Field(description="DNS name or IP address")
     port: int = Field(default=22, ge=1, le=65535)
     user: str = Field(default="root", description="must be able to write under `root`")
-    key_file: PathText = Field(description="private key, relative to the stack file")
+    key_file: PathText = Field(
+        description="private key, relative to the stack file: read by the CLI, kept for display"
+    )
+    key: SecureValue | None = Field(
+        default=None,
+        description="the private key of key_file, sealed by the CLI (None: a stack made "
+        "before keys travelled, whose worker reads key_file)",
+    )
+    key_id: str | None = Field(
+        default=None, description="key's public fingerprint (SHA256:...), what compares"
+    )
     host_key: str | None = Field(
         default=None,
         description="'<type> <base64>' to pin; absent: learned at registration and pinned",
@@ -100,3 +124,16 @@ class RegisteredHostSpec(StrictModel):
 
     def where(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RegisteredHostSpec):
+            return NotImplemented
+        return _same(self, other, "key")
+
+
+def _same(model: BaseModel, other: BaseModel, secure: str) -> bool:
+    """Equal but for the sealed key, whose ciphertext differs at every sealing: the key's
+    public fingerprint beside it tells whether the key itself changed (plans, attaches)."""
+    return type(model) is type(other) and model.model_dump(exclude={secure}) == other.model_dump(
+        exclude={secure}
+    )

@@ -12,8 +12,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import providers, registered, ssh
+from opsflow import settings
 from opsflow.errors import ErrorType
 from opsflow.messages import AttachHostInput, LaunchInput, LaunchResult, MachineInput
+from opsflow.secrets import encrypt, new_key
 from opsflow.spec import Provider, RegisteredHostSpec
 from tests.activities.conftest import Launcher
 
@@ -123,3 +125,39 @@ def test_a_host_registered_with_sudo_is_checked_and_run_through_it(
     assert reach.sudo
     code, out, _ = ssh.run(reach, ssh.privileged(reach, 'echo "$SUDO_USER $(id -u)"'))
     assert (code, out) == (0, f"{machine.ssh.user} 0\n")
+
+
+def test_a_host_is_logged_in_to_with_its_sealed_key_and_no_key_file(
+    machine: LaunchResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the CLI sends: the key's text sealed; the path shown only, on no disk here."""
+    monkeypatch.setenv("OPSFLOW_SECRET_KEY", new_key().decode())
+    text = Path(machine.ssh.key_file).read_text()
+    sealed = encrypt(settings.secret_key(), text)
+    nowhere = str(tmp_path / "on-the-laptop" / "id_ed25519")
+    host = existing_host(machine, tmp_path / "root", key_file=nowhere, key=sealed)
+    pinned = asyncio.run(
+        ActivityEnvironment().run(
+            registered.attach_host, AttachHostInput(stack="s", hostname="legacy1", host=host)
+        )
+    )
+    assert pinned.host_key == machine.ssh.host_key and pinned.key == sealed
+    reach = registered.endpoint(pinned)
+    assert reach.key == sealed and reach.key_file == nowhere
+    assert ssh.run(reach, "echo in")[:2] == (0, "in\n")
+
+
+def test_a_sealed_key_for_another_worker_key_is_refused_without_showing_it(
+    machine: LaunchResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = Path(machine.ssh.key_file).read_text()
+    host = existing_host(
+        machine, tmp_path, key_file="/laptop/id_ed25519", key=encrypt(new_key(), text)
+    )
+    monkeypatch.setenv("OPSFLOW_SECRET_KEY", new_key().decode())
+    with pytest.raises(ApplicationError) as refused:
+        registered.check(host)
+    assert refused.value.type == ErrorType.SSH_AUTH_FAILED and refused.value.non_retryable
+    assert "the key of /laptop/id_ed25519" in refused.value.message
+    assert "cannot be decrypted" in refused.value.message
+    assert text.splitlines()[1] not in str(refused.value)

@@ -12,8 +12,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities import local_provider, ssh
+from opsflow import settings
 from opsflow.errors import ErrorType
 from opsflow.messages import LaunchResult, MachineInput
+from opsflow.secrets import encrypt, new_key
 from opsflow.spec import Provider
 from tests.activities.conftest import STACK, Launcher
 
@@ -147,3 +149,22 @@ def test_a_connection_dropped_mid_command_is_unreachable(instance: LaunchResult)
     finally:
         stopper.join()
     assert raised.value.type == ErrorType.SSH_UNREACHABLE and not raised.value.non_retryable
+
+
+def test_a_sealed_key_logs_in_from_memory_and_a_bad_one_is_refused_unshown(
+    instance: LaunchResult, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OPSFLOW_SECRET_KEY", new_key().decode())
+    text = Path(instance.ssh.key_file).read_text()
+    shown = str(tmp_path / "not-here")
+    sealed = instance.ssh.model_copy(
+        update={"key_file": shown, "key": encrypt(settings.secret_key(), text)}
+    )
+    assert ssh.run(sealed, "echo sealed")[:2] == (0, "sealed\n")
+    garbage = "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWJ5dGVz\n"
+    bad = sealed.model_copy(update={"key": encrypt(settings.secret_key(), garbage)})
+    with pytest.raises(ApplicationError) as refused:
+        ssh.run(bad, "true")
+    assert refused.value.type == ErrorType.SSH_AUTH_FAILED and refused.value.non_retryable
+    assert f"the key of {shown} is not an unencrypted" in refused.value.message
+    assert "c2VjcmV0LWJ5dGVz" not in str(refused.value)

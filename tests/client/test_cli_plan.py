@@ -55,6 +55,24 @@ def test_a_valid_file_is_validated_offline_and_exits_0(offline: str, tmp_path: P
     )
 
 
+def test_a_file_with_secure_values_is_planned_without_any_key(
+    offline: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack repository's CI checks its files with no worker and no secret key."""
+    monkeypatch.setenv("OPSFLOW_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("OPSFLOW_SECRET_KEY", raising=False)
+    monkeypatch.delenv("OPSFLOW_ARTIFACTS", raising=False)
+    (tmp_path / "site").mkdir()
+    secure = (
+        "apps:\n  - name: site\n    layers: [app]\n    source: {source: ./site}\n"
+        "    environment: {TOKEN: {value: s3cret, secure: true}}\n"
+    )
+    result = plan(str(stack_file(tmp_path, STACK + secure)))
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert not (tmp_path / "home" / "secret.key").exists()
+
+
 def test_offline_json_is_null_with_the_note_on_stderr(offline: str, tmp_path: Path) -> None:
     result = plan(str(stack_file(tmp_path)), "-o", "json")
     assert result.exit_code == 0, result.output

@@ -21,6 +21,7 @@ from client.stackfile import load_stack_file
 from opsflow.errors import InvalidInput, SpecError
 from opsflow.secrets import new_key
 from opsflow.spec import StackSpec
+from tests.helpers import write_private_key
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -102,7 +103,7 @@ def stack_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Path]
         (directory / "cookbooks" / "web").mkdir(parents=True)
         (directory / "cookbooks" / "web" / "setup.sh").write_text("true\n")
         (directory / "app").mkdir()
-        (directory / "deploy_key").write_text("not a real key\n")
+        write_private_key(directory / "deploy_key")
         (directory / "stack.yml").write_text(text)
         files.append(directory / "stack.yml")
     with pytest.MonkeyPatch.context() as patch:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities import local_provider
+from activities import local_provider, ssh
 from client.api import OpsflowClient
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, StackDescription
 from opsflow.spec import Provider
@@ -219,7 +219,21 @@ async def test_a_host_that_cannot_be_registered_leaves_nothing_behind(
         task_queue,
     )
     assert no_key.returncode == 2
-    assert "--key-file: '/nope' is not a readable file" in no_key.stderr
+    assert "--key-file: '/nope' is not a file" in no_key.stderr
+    (tmp_path / "notes.txt").write_text("not a key\n")
+    not_a_key = await opsflow_cli(
+        [
+            *register_args("regbad", machine, root, "--hostname", "legacy2"),
+            *("--key-file", str(tmp_path / "notes.txt")),
+        ],
+        address,
+        task_queue,
+    )
+    assert not_a_key.returncode == 2
+    assert (
+        f"--key-file: {tmp_path / 'notes.txt'} is not an unencrypted SSH private key"
+        in not_a_key.stderr
+    )
 
     no_name = await opsflow_cli(register_args("regbad", machine, root), address, task_queue)
     assert no_name.returncode == 2
@@ -281,6 +295,17 @@ async def test_a_registered_stack_file_brings_its_hosts_in_and_refuses_launching
     assert (legacy.provider, legacy.status) == (Provider.REGISTERED, InstanceStatus.ONLINE)
     assert legacy.ssh is not None and legacy.ssh.host_key == machine.ssh.host_key
     assert lines(root / "setup.log") == ["setup legacy4"]
+
+    # The key travelled sealed: with the file gone and no open connection, the worker
+    # still logs in (from the key in memory) to run a command.
+    assert legacy.ssh.key is not None and legacy.ssh.key_file == str(tmp_path / "deploy_key")
+    (tmp_path / "deploy_key").unlink()
+    ssh.close_all()
+    configured = len(lines(root / "configure.log"))
+    ran = await opsflow_cli(["run", "regfile", "configure", "--wait"], address, task_queue)
+    assert ran.returncode == 0, ran.stderr
+    assert len(lines(root / "configure.log")) == configured + 1
+    shutil.copy(machine.ssh.key_file, tmp_path / "deploy_key")  # the file is read again below
 
     # A host in the file that does not answer: the apply fails and nothing changes.
     stack_file.write_text(stack_file.read_text() + instance("legacy5", 1))

@@ -17,13 +17,18 @@ from opsflow import settings
 from opsflow.errors import InvalidInput
 from opsflow.secrets import (
     MASK,
+    SEALED_PREFIX,
     SecureValue,
     conceal,
     decrypt,
     encrypt,
+    fingerprint,
+    key_fingerprint,
     new_key,
+    public_key,
     redact,
     reveal,
+    seal,
     valid_key,
 )
 
@@ -86,6 +91,39 @@ def test_a_wrong_key_or_tampered_ciphertext_is_invalid_input_without_leaking() -
         assert value.ciphertext not in message
         assert raised.value.__cause__ is None
         assert raised.value.__suppress_context__
+
+
+def test_a_value_sealed_with_the_public_key_alone_opens_with_the_secret_key() -> None:
+    public = public_key(KEY)
+    value = seal(public, SECRET)
+    assert value.ciphertext.startswith(SEALED_PREFIX)
+    assert SECRET not in value.ciphertext
+    assert decrypt(KEY, value) == SECRET
+    assert seal(public, SECRET).ciphertext != value.ciphertext  # randomised
+    with pytest.raises(InvalidInput):
+        decrypt(new_key(), value)
+
+
+def test_values_made_before_sealing_still_decrypt() -> None:
+    """Fernet tokens under the key itself: what running stacks' histories hold."""
+    legacy = SecureValue(ciphertext=Fernet(KEY).encrypt(SECRET.encode()).decode())
+    assert decrypt(KEY, legacy) == SECRET
+    assert reveal({"a": legacy.model_dump()}, KEY) == ({"a": SECRET}, [SECRET])
+
+
+def test_the_key_pair_derivation_never_changes() -> None:
+    """Known answer: every sealed value in a running stack depends on this derivation."""
+    key = b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # bytes 0..31
+    assert public_key(key).hex() == (
+        "e62c4c6a9bcb1c6b8492aa61dd3ddcfc9e32d53d2a4daeaabb10bc16cc352866"
+    )
+    assert key_fingerprint(key) == fingerprint(public_key(key)) == "496b692ff9d73cdd"
+    assert key_fingerprint(new_key()) != key_fingerprint(key)
+
+
+def test_a_malformed_public_key_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="32 bytes"):
+        seal(b"short", SECRET)
 
 
 def test_a_malformed_key_is_invalid_input() -> None:

@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.messages import (
         ApplyInput,
         ApplyResult,
+        DeleteStackInput,
         DeleteStackResult,
         DescribeRdsInput,
         InstanceCommandKind,
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import common
     from workflows.failures import invalid
+    from workflows.origin import check as check_origin
     from workflows.stack.loops import HEALING, LOAD_SCALING, LoopsMixin
     from workflows.stack.members import MembersMixin
 
@@ -93,13 +95,15 @@ class ApplyMixin(MembersMixin, LoopsMixin):
 
     @apply.validator
     def _validate_apply(self, request: ApplyInput) -> None:
+        check_origin(request.origin)
         self._refuse_if_deleting()
         problems = conflicts(self._state.applied.spec, self._state.members.instances, request.spec)
         if problems:
             raise invalid("; ".join(problems))
 
     @workflow.update
-    async def delete(self) -> DeleteStackResult:
+    async def delete(self, request: DeleteStackInput | None = None) -> DeleteStackResult:
+        """`stack delete`; `request` is None from clients before the origin check."""
         async with self._lock:
             self._state.deleting = True
             self._event(EventKind.DELETING, "stack delete requested")
@@ -111,7 +115,8 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             return DeleteStackResult(instances=hostnames)
 
     @delete.validator
-    def _validate_delete(self) -> None:
+    def _validate_delete(self, request: DeleteStackInput | None = None) -> None:
+        check_origin(request.origin if request is not None else None)
         self._refuse_if_deleting()
 
     async def _describe_rds(self, spec: StackSpec) -> dict[str, RdsInfo]:

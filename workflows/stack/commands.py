@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import common, handlers
     from workflows.deployment import DeploymentWorkflow
     from workflows.failures import invalid
+    from workflows.origin import check as check_origin
     from workflows.stack.base import StackBase, detach, refusals
 
 
@@ -94,6 +95,7 @@ class CommandsMixin(StackBase):
 
     @run_command.validator
     def _validate_run_command(self, request: RunCommandInput) -> None:
+        check_origin(request.origin)
         self._refuse_if_deleting()
         if request.command not in RUN_COMMANDS:
             raise invalid(
@@ -147,6 +149,7 @@ class CommandsMixin(StackBase):
 
     @deploy.validator
     def _validate_deploy(self, request: DeployInput) -> None:
+        check_origin(request.origin)
         self._refuse_if_deleting()
         app = self._app(request.app)
         if request.strategy not in {s.value for s in Strategy}:
@@ -193,6 +196,7 @@ class CommandsMixin(StackBase):
 
     @app_command.validator
     def _validate_app_command(self, request: AppCommandInput) -> None:
+        check_origin(request.origin)
         self._refuse_if_deleting()
         self._app(request.app)
         if request.action == AppAction.DEPLOY:

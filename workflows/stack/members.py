@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import common, handlers
     from workflows.failures import invalid, not_found
     from workflows.instance import failure_message
+    from workflows.origin import check as check_origin
     from workflows.stack.base import StackBase, refusals
 
 
@@ -78,6 +79,7 @@ class MembersMixin(StackBase):
 
     @add_instance.validator
     def _validate_add_instance(self, request: AddInstanceInput) -> None:
+        check_origin(request.origin)
         spec = self._spec()
         if spec.provider == Provider.REGISTERED:
             raise invalid(
@@ -122,6 +124,7 @@ class MembersMixin(StackBase):
 
     @register_instance.validator
     def _validate_register_instance(self, request: RegisterInstanceInput) -> None:
+        check_origin(request.origin)
         self._check_new_instance(request.layer, request.hostname)
 
     @workflow.update
@@ -137,6 +140,7 @@ class MembersMixin(StackBase):
 
     @instance_action.validator
     def _validate_instance_action(self, request: InstanceActionInput) -> None:
+        check_origin(request.origin)
         self._refuse_if_deleting()
         view = self._instance(request.hostname)
         match request.action:
