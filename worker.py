@@ -1,7 +1,9 @@
 """The opsflow worker: every workflow and activity on the `opsflow` task queue.
 
-Run it with `opsflow worker` (or `python -m worker` in the source tree); TEMPORAL_ADDRESS
-says where Temporal is. `opsflow dev up` starts one for the embedded environment.
+Run it with `opsflow worker` (or `python -m worker` in the source tree). Where Temporal
+is, and with what TLS, client certificate or API key, comes from the SDK's environment
+configuration (TEMPORAL_ADDRESS, TEMPORAL_TLS_*, TEMPORAL_PROFILE...: runtime/
+temporal_config.py). `opsflow dev up` starts one for the embedded environment.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +29,7 @@ from activities.recipes.runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.stack_context import StackReader, stack_context_source
 from opsflow import settings
+from opsflow.errors import OpsflowError
 from runtime.connection import connect
 from runtime.telemetry import tracing_interceptors
 from workflows.deployment import DeploymentWorkflow
@@ -91,5 +95,15 @@ async def main() -> None:
         await stop.wait()
 
 
+def run() -> None:
+    """Run the worker; a connection it cannot make ends it with the error's exit code and
+    a message naming the setting, not a traceback."""
+    try:
+        asyncio.run(main())
+    except OpsflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    run()

@@ -37,11 +37,10 @@ def stack_plan(file: str, fmt: str) -> None:
     TEMPORAL_ADDRESS, that is all (offline: nothing compared, exit 0).
     """
     from client.stackfile import load_stack_file
-    from opsflow import settings
-    from runtime import connection
+    from runtime import connection, temporal_config
 
     spec = load_stack_file(file)
-    address = settings.temporal_address()
+    address = temporal_config.address()
     # Probed first: a Temporal that is certainly not there costs no temporalio import.
     if connection.answers(address):
         try:
