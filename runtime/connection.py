@@ -40,9 +40,11 @@ _WRONG_SERVER_NAME = "NotValidForName"
 _NOT_TLS = "InvalidContentType"  # TLS on, the server answers in plain text
 _EXPECTS_TLS = ("FRAME_SIZE_ERROR", "h2 protocol error")  # TLS off, the server speaks TLS
 _UNAUTHENTICATED = ("code: Unauthenticated", "code: PermissionDenied")
-_NO_CERTIFICATE = "NoCertificatesPresented"  # the client certificate data holds no PEM
+# Checked before connecting (runtime/temporal_config.py); the core's words in case a PEM
+# reads there and not here. The client's own certificate errors are not in a ConnectError.
+_BAD_CERTIFICATE = ("NoCertificatesPresented", "Transport, InvalidCertificate(")
+_BAD_KEY = ("PrivateKeyParseError", "failed to parse private key")
 _KEY_MISMATCH = "InconsistentKeys"
-_BAD_KEY = ("private key", "PrivateKey")
 
 
 async def connect(address: str | None = None, interceptors: Sequence[Interceptor] = ()) -> Client:
@@ -70,9 +72,11 @@ def explain(target: TemporalTarget, failure: str) -> OpsflowError:
     at = f"Temporal at {target.address}"
     cert = target.setting("TEMPORAL_TLS_CLIENT_CERT_PATH", "tls.client_cert_path")
     key = target.setting("TEMPORAL_TLS_CLIENT_KEY_PATH", "tls.client_key_path")
-    if _NO_CERTIFICATE in failure:
-        return InvalidInput(f"{cert}: the client certificate holds no PEM certificate")
-    if _KEY_MISMATCH in failure or (target.has_client_cert and _any(_BAD_KEY, failure)):
+    if _any(_BAD_CERTIFICATE, failure):
+        return InvalidInput(f"{cert}: the client certificate cannot be read as PEM")
+    if _any(_BAD_KEY, failure):
+        return InvalidInput(f"{key}: the private key cannot be read as PEM")
+    if _KEY_MISMATCH in failure:
         return InvalidInput(f"{key}: not the private key of the client certificate ({cert})")
     if target.uses_tls and _any(_REFUSED_CLIENT_CERT, failure):
         why = (

@@ -192,23 +192,60 @@ def _tls_config(base: TemporalTarget, tls: ClientConfigTLS) -> bool | TLSConfig:
     )
 
 
-def _named(base: TemporalTarget, which: TlsFile) -> str:
+def _named(base: TemporalTarget, which: TlsFile, data: bool = False) -> str:
+    if data:
+        return base.setting(TLS_FILE_VARIABLES[which][: -len("PATH")] + "DATA", f"tls.{which}_data")
     return base.setting(TLS_FILE_VARIABLES[which], f"tls.{which}_path")
 
 
 def _read(base: TemporalTarget, which: TlsFile, source: DataSource | None) -> bytes | None:
+    """The PEM text of a TLS file, checked to hold what it must: the core would take a
+    CA file without a certificate as "no CA" and report an untrusted server instead."""
     if source is None:
         return None
-    if isinstance(source, str):
-        return source.encode()
-    if isinstance(source, bytes):
-        return source
+    if isinstance(source, str | bytes):
+        pem = source.encode() if isinstance(source, str) else source
+        where = _named(base, which, data=True)
+    else:
+        try:
+            pem = source.read_bytes()
+        except FileNotFoundError:
+            problem = "does not exist"
+        except IsADirectoryError:
+            problem = "is a directory, not a PEM file"
+        except OSError as err:
+            problem = f"cannot be read ({err.strerror})"
+        else:
+            problem = ""
+        if problem:
+            raise InvalidInput(f"{_named(base, which)}: {source} {problem}")
+        where = f"{_named(base, which)}: {source}"
+    problem = _pem_problem(which, pem)
+    if problem:
+        raise InvalidInput(f"{where} {problem}")
+    return pem
+
+
+def _pem_problem(which: TlsFile, pem: bytes) -> str:
+    """What keeps `pem` from being the certificate or key it must be; "" when nothing."""
+    # Here, not at the top: cryptography is paid only when TLS files are given.
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    if which == "client_key":
+        if b"PRIVATE KEY-----" not in pem:
+            return "holds no PEM private key"
+        try:
+            load_pem_private_key(pem, password=None)
+        except TypeError:
+            return "holds an encrypted private key: Temporal's client needs it unencrypted"
+        except ValueError:
+            return "holds a PEM private key that cannot be read"
+        return ""
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        return "holds no PEM certificate"
     try:
-        return source.read_bytes()
-    except FileNotFoundError:
-        problem = "does not exist"
-    except IsADirectoryError:
-        problem = "is a directory, not a PEM file"
-    except OSError as err:
-        problem = f"cannot be read ({err.strerror})"
-    raise InvalidInput(f"{_named(base, which)}: {source} {problem}")
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        return "holds a PEM certificate that cannot be read"
+    return ""

@@ -13,7 +13,8 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from opsflow.errors import InvalidInput, OpsflowError, Unreachable
-from runtime.connection import answers, connect
+from runtime.connection import answers, connect, explain
+from runtime.temporal_config import TemporalTarget
 from tests.tls_proxy import Certificates, Pair, make_certificates, mtls_proxy
 
 
@@ -176,15 +177,26 @@ async def test_a_key_that_is_not_the_certificates_is_bad_input(
     )
 
 
-async def test_a_certificate_file_without_a_certificate_is_bad_input(
-    proxy: str, certs: Certificates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "empty.pem").write_text("not a certificate\n")
-    use_client_cert(monkeypatch, certs, certs.client)
-    use(monkeypatch, TLS_CLIENT_CERT_PATH=tmp_path / "empty.pem")
-    err = await refusal(monkeypatch, proxy)
+@pytest.mark.parametrize(
+    ("core_says", "message"),
+    [
+        (
+            "Transport, InvalidCertificate(BadEncoding)",
+            "TEMPORAL_TLS_CLIENT_CERT_PATH: the client certificate cannot be read as PEM",
+        ),
+        (
+            'General("failed to parse private key as RSA, ECDSA, or EdDSA")',
+            "TEMPORAL_TLS_CLIENT_KEY_PATH: the private key cannot be read as PEM",
+        ),
+    ],
+)
+def test_pem_the_core_cannot_read_is_bad_input(core_says: str, message: str) -> None:
+    # What the core said for PEM files damaged inside (runtime/temporal_config.py now
+    # refuses those itself, before connecting).
+    target = TemporalTarget(address="h:1", namespace="default", tls=True, has_client_cert=True)
+    err = explain(target, f"Failed client connect: tonic::transport::Error({core_says})")
     assert isinstance(err, InvalidInput)
-    assert "TEMPORAL_TLS_CLIENT_CERT_PATH: the client certificate holds no PEM" in str(err)
+    assert str(err) == message
 
 
 async def test_the_api_key_reaches_the_server_and_a_wrong_one_is_refused(

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from temporalio.service import TLSConfig
 
 from opsflow.errors import InvalidInput
@@ -136,6 +137,78 @@ def test_a_missing_certificate_file_names_the_variable_and_the_path(
     with pytest.raises(InvalidInput) as caught:
         load()
     assert str(caught.value) == f"TEMPORAL_TLS_CLIENT_CERT_PATH: {missing} does not exist"
+
+
+@pytest.mark.parametrize(
+    ("variable", "what"),
+    [
+        ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", "certificate"),
+        ("TEMPORAL_TLS_CLIENT_CERT_PATH", "certificate"),
+        ("TEMPORAL_TLS_CLIENT_KEY_PATH", "private key"),
+    ],
+)
+def test_a_file_without_its_pem_is_refused_before_connecting(
+    variable: str, what: str, certs: Certificates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A CA file without a certificate would otherwise be "no CA": an untrusted server.
+    not_pem = tmp_path / "not.pem"
+    not_pem.write_text("hello\n")
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(certs.client.cert))
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(certs.client.key))
+    monkeypatch.setenv(variable, str(not_pem))
+    with pytest.raises(InvalidInput) as caught:
+        load()
+    assert str(caught.value) == f"{variable}: {not_pem} holds no PEM {what}"
+
+
+DAMAGED = "-----BEGIN {0}-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END {0}-----\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "text", "problem"),
+    [
+        ("SERVER_CA_CERT", DAMAGED.format("CERTIFICATE"), "a PEM certificate that cannot be read"),
+        ("CLIENT_CERT", DAMAGED.format("CERTIFICATE"), "a PEM certificate that cannot be read"),
+        ("CLIENT_KEY", DAMAGED.format("PRIVATE KEY"), "a PEM private key that cannot be read"),
+    ],
+)
+def test_pem_damaged_inside_is_refused_before_connecting(
+    variable: str, text: str, problem: str, certs: Certificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The core would ignore a damaged CA (then report an untrusted server).
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(certs.client.cert))
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(certs.client.key))
+    monkeypatch.delenv(f"TEMPORAL_TLS_{variable}_PATH", raising=False)
+    monkeypatch.setenv(f"TEMPORAL_TLS_{variable}_DATA", text)
+    with pytest.raises(InvalidInput) as caught:
+        load()
+    assert str(caught.value) == f"TEMPORAL_TLS_{variable}_DATA holds {problem}"
+
+
+def test_an_encrypted_private_key_is_refused(
+    certs: Certificates, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = serialization.load_pem_private_key(certs.client.key.read_bytes(), password=None)
+    encrypted = tmp_path / "encrypted.key"
+    encrypted.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"passphrase"),
+        )
+    )
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_CERT_PATH", str(certs.client.cert))
+    monkeypatch.setenv("TEMPORAL_TLS_CLIENT_KEY_PATH", str(encrypted))
+    with pytest.raises(InvalidInput, match="holds an encrypted private key"):
+        load()
+
+
+def test_pem_data_without_a_certificate_names_the_data_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TEMPORAL_TLS_SERVER_CA_CERT_DATA", "hello")
+    with pytest.raises(InvalidInput, match=r"^TEMPORAL_TLS_SERVER_CA_CERT_DATA holds no PEM"):
+        load()
 
 
 def test_a_certificate_without_its_key_is_refused(
