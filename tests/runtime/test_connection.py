@@ -31,6 +31,19 @@ def test_an_address_that_is_not_host_port_is_left_to_connect() -> None:
     assert answers("no-port-here")
 
 
+def test_the_probe_goes_to_the_address_of_the_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profiles = tmp_path / "temporal.toml"
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(profiles))
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        profiles.write_text(f'[profile.default]\naddress = "127.0.0.1:{server.getsockname()[1]}"\n')
+        assert answers()
+    assert not answers()  # closed now: the profile's address, not the embedded default
+
+
 # ---- through nginx requiring a client certificate (tests/tls_proxy.py) -----------------
 
 
