@@ -34,7 +34,8 @@ def stack_plan(file: str, fmt: str) -> None:
     """Validate FILE and show what apply would change; change nothing.
 
     FILE is validated first (exit 2 if it is not valid); when no Temporal answers at
-    TEMPORAL_ADDRESS, that is all (offline: nothing compared, exit 0).
+    the configured address (TEMPORAL_ADDRESS or a profile), that is all (offline: nothing
+    compared, exit 0).
     """
     from client.stackfile import load_stack_file
     from runtime import connection, temporal_config

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.conftest import binary
 from tests.integration.conftest import REPO, cli_env, make_stack_dir, opsflow_cli, start_worker
 from tests.tls_proxy import Certificates, make_certificates, mtls_proxy
 
@@ -123,6 +124,17 @@ async def test_cli_and_worker_work_through_mtls_with_a_profile(
         stop(worker)
     worker_log = log.read_text()
     assert f"on {proxy}" in worker_log
+    # The same settings work for the `temporal` CLI (opsflow dev's readiness checks use it).
+    env = {k: v for k, v in cli_env("", task_queue, extra).items() if k != "TEMPORAL_ADDRESS"}
+    temporal = subprocess.run(
+        [binary("temporal"), "workflow", "list", "--limit", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert temporal.returncode == 0, temporal.stderr
     for output in (applied.stdout, applied.stderr, listed.stderr, deleted.stderr, worker_log):
         assert API_KEY not in output
 
