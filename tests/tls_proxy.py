@@ -8,6 +8,7 @@ test's directory; /etc/nginx and the system service are never touched.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -122,6 +123,15 @@ def make_certificates(directory: Path) -> Certificates:
         stranger=_leaf(directory, "stranger", other, ExtendedKeyUsageOID.CLIENT_AUTH),
         other_ca=directory / "other-ca.crt",
     )
+
+
+def clear_temporal_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No TEMPORAL_* of the machine running the tests, and no profile file of its user:
+    a test sees only the settings it gives."""
+    for name in list(os.environ):
+        if name.startswith("TEMPORAL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
 
 
 def free_port() -> int:

@@ -18,7 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import binary
 from tests.integration.conftest import REPO, cli_env, make_stack_dir, opsflow_cli, start_worker
-from tests.tls_proxy import Certificates, make_certificates, mtls_proxy
+from tests.tls_proxy import Certificates, clear_temporal_settings, make_certificates, mtls_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +43,7 @@ def proxy(
 @pytest.fixture(autouse=True)
 def no_ambient_temporal_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The processes see only the TEMPORAL_* a test gives them, and no user profile."""
-    for name in list(os.environ):
-        if name.startswith("TEMPORAL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    clear_temporal_settings(monkeypatch, tmp_path)
 
 
 def client_cert_env(certs: Certificates) -> dict[str, str]:

@@ -4,7 +4,6 @@ the right certificate goes through, every refusal says what was refused."""
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,13 @@ from temporalio.testing import WorkflowEnvironment
 from opsflow.errors import InvalidInput, OpsflowError, Unreachable
 from runtime.connection import answers, connect, explain
 from runtime.temporal_config import TemporalTarget
-from tests.tls_proxy import Certificates, Pair, make_certificates, mtls_proxy
+from tests.tls_proxy import (
+    Certificates,
+    Pair,
+    clear_temporal_settings,
+    make_certificates,
+    mtls_proxy,
+)
 
 
 def test_answers_when_something_listens_and_not_when_nothing_does() -> None:
@@ -50,10 +55,7 @@ def test_the_probe_goes_to_the_address_of_the_profile(
 @pytest.fixture(autouse=True)
 def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No TEMPORAL_* of the machine running the tests, and no profile file of its user."""
-    for name in list(os.environ):
-        if name.startswith("TEMPORAL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    clear_temporal_settings(monkeypatch, tmp_path)
 
 
 @pytest.fixture(scope="module")

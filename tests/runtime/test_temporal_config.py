@@ -4,7 +4,6 @@ be used is an error naming the setting or the file."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,13 @@ from temporalio.service import TLSConfig
 from opsflow.errors import InvalidInput
 from runtime import temporal_config
 from runtime.temporal_config import load
-from tests.tls_proxy import Certificates, make_certificates
+from tests.tls_proxy import Certificates, clear_temporal_settings, make_certificates
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No TEMPORAL_* of the machine running the tests, and no profile file of its user."""
-    for name in list(os.environ):
-        if name.startswith("TEMPORAL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    clear_temporal_settings(monkeypatch, tmp_path)
     monkeypatch.setenv("OPSFLOW_DEV_PORT", "7999")
 
 
