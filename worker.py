@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -101,8 +102,10 @@ def run() -> None:
     try:
         asyncio.run(main())
     except OpsflowError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        # As the CLI does: the SDK's Rust runtime, loaded by the failed connect, can abort
+        # the interpreter while it shuts down (temporalio/sdk-python#300).
+        os._exit(err.exit_code)
 
 
 if __name__ == "__main__":
