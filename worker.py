@@ -1,7 +1,9 @@
 """The opsflow worker: every workflow and activity on the `opsflow` task queue.
 
-Run it with `opsflow worker` (or `python -m worker` in the source tree); TEMPORAL_ADDRESS
-says where Temporal is. `opsflow dev up` starts one for the embedded environment.
+Run it with `opsflow worker` (or `python -m worker` in the source tree). Where Temporal
+is, and with what TLS, client certificate or API key, comes from the SDK's environment
+configuration (TEMPORAL_ADDRESS, TEMPORAL_TLS_*, TEMPORAL_PROFILE...: runtime/
+temporal_config.py). `opsflow dev up` starts one for the embedded environment.
 
 At startup it publishes its public key in the artifact store (runtime/sealing.py: a
 store whose workers have another key refuses it, exit 2) and records its store and key,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -106,9 +109,17 @@ async def main() -> None:
         await stop.wait()
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Run the worker; a connection it cannot make ends it with the error's exit code and
+    a message naming the setting, not a traceback."""
     try:
         asyncio.run(main())
     except OpsflowError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(err.exit_code)
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        # As the CLI does: the SDK's Rust runtime, loaded by the failed connect, can abort
+        # the interpreter while it shuts down (temporalio/sdk-python#300).
+        os._exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    run()

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 
 from opsflow import settings
 from opsflow.errors import OperationFailed
+from runtime import temporal_config
 
 if TYPE_CHECKING:
     from temporalio.common import SearchAttributeKey
@@ -96,8 +97,9 @@ class _Layout:
         return self.home / "logs" / f"{part}.log"
 
     def external_address(self) -> str | None:
-        """TEMPORAL_ADDRESS when it names another Temporal than the embedded one."""
-        address = os.environ.get("TEMPORAL_ADDRESS")
+        """The configured address (TEMPORAL_ADDRESS, or a profile's) when it names another
+        Temporal than the embedded one."""
+        address = temporal_config.address()
         embedded = {self.address, f"localhost:{self.port}"}
         return address if address and address not in embedded else None
 
@@ -238,7 +240,7 @@ def _temporal_command(layout: _Layout) -> list[str]:
         "--db-filename",
         str(layout.db),
         "--namespace",
-        settings.temporal_namespace(),
+        temporal_config.namespace(),
         "--log-level",
         "warn",
     ]
@@ -361,7 +363,8 @@ def _wait_for_worker(layout: _Layout, pid: int, deadline: float) -> None:
 def _temporal_cli_json(layout: _Layout, *args: str) -> dict[str, object] | None:
     """Run a `temporal` CLI query against the part's server; None while it cannot answer."""
     argv = [_temporal_binary(), *args, "--address", layout.target()]
-    argv += ["--namespace", settings.temporal_namespace(), "-o", "json"]
+    # The `temporal` CLI reads TLS, API key and profile from the environment as we do.
+    argv += ["--namespace", temporal_config.namespace(), "-o", "json"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
         answer = json.loads(done.stdout) if done.returncode == 0 else None

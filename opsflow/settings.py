@@ -1,4 +1,5 @@
-"""Where opsflow keeps its files and which Temporal it talks to (from the environment)."""
+"""Where opsflow keeps its files and which Temporal it talks to (from the environment;
+profiles, TLS and API keys are resolved in runtime/temporal_config.py)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def ui_port() -> int:
 
 
 def temporal_address() -> str:
-    """TEMPORAL_ADDRESS, or the embedded dev server."""
+    """TEMPORAL_ADDRESS, or the embedded dev server: the environment's part alone.
+    runtime/temporal_config.py resolves the whole (a profile file, TLS, API key)."""
     return os.environ.get("TEMPORAL_ADDRESS") or f"localhost:{dev_port()}"
 
 
@@ -50,6 +52,7 @@ def task_queue() -> str:
 
 
 def temporal_namespace() -> str:
+    """TEMPORAL_NAMESPACE, default `default` (a profile's: runtime/temporal_config.py)."""
     return os.environ.get("TEMPORAL_NAMESPACE") or DEFAULT_NAMESPACE
 
 

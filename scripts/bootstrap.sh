@@ -36,6 +36,8 @@ missing_packages() {
   command -v sudo >/dev/null || echo sudo
   # `make lint` checks every shell script with it.
   command -v shellcheck >/dev/null || echo shellcheck
+  # The mTLS tests put nginx (a gRPC proxy requiring a client certificate) before Temporal.
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || echo nginx
   # Debian's own python3 has no ensurepip (so no `python3 -m venv`) without python3-venv.
   if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -m ensurepip --version >/dev/null 2>&1; then
     echo python3-venv

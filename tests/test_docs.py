@@ -62,7 +62,7 @@ def test_the_where_is_table_names_code_and_tests_of_each_capability() -> None:
     rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
     assert len(rows) > 30
     untested = [row.split("|")[1].strip() for row in rows if "`tests/" not in row]
-    assert untested == ["Temporal TLS"]  # not built yet, and the table says so
+    assert untested == []
 
 
 def test_the_layout_names_every_module_and_nothing_else() -> None:

@@ -24,6 +24,7 @@ from opsflow.errors import ErrorType, InvalidInput, NotFound, OperationFailed
 from opsflow.messages import InstanceView
 from opsflow.origin import ClientOrigin
 from opsflow.status import SETTLED, InstanceStatus
+from runtime import temporal_config
 from workflows.common import STACK_ATTRIBUTE
 
 T = TypeVar("T")
@@ -50,7 +51,7 @@ NO_ANSWER = (
 
 def run_url(workflow_id: str) -> str:
     """The Temporal UI page of a workflow, where its whole history can be read."""
-    namespace = quote(settings.temporal_namespace(), safe="")
+    namespace = quote(temporal_config.namespace(), safe="")
     return f"{settings.ui_url()}/namespaces/{namespace}/workflows/{quote(workflow_id, safe='')}"
 
 

@@ -23,6 +23,7 @@ from opsflow.errors import InvalidInput, NotFound, OperationFailed
 from opsflow.messages import InstanceView, StackDescription
 from opsflow.spec import WEEKDAYS, Scaling, WeeklySchedule
 from opsflow.status import InstanceStatus
+from runtime import temporal_config
 
 
 class ScheduleRun(BaseModel):
@@ -49,7 +50,7 @@ class ScheduleView(BaseModel):
 
 def schedule_url(schedule_id: str) -> str:
     """The Temporal UI page of a schedule."""
-    namespace = quote(settings.temporal_namespace(), safe="")
+    namespace = quote(temporal_config.namespace(), safe="")
     return f"{settings.ui_url()}/namespaces/{namespace}/schedules/{quote(schedule_id, safe='')}"
 
 

@@ -34,16 +34,16 @@ def stack_plan(file: str, fmt: str) -> None:
     """Validate FILE and show what apply would change; change nothing.
 
     FILE is validated first (exit 2 if it is not valid); when no Temporal answers at
-    TEMPORAL_ADDRESS, that is all (offline: nothing compared, exit 0).
+    the configured address (TEMPORAL_ADDRESS or a profile), that is all (offline: nothing
+    compared, exit 0).
     """
     from client.stackfile import load_stack_file
-    from opsflow import settings
-    from runtime import connection
+    from runtime import connection, temporal_config
     from runtime.sealing import Sealer
 
     # The plan's spec is compared here and never sent: no workers' key is needed.
     spec = load_stack_file(file, Sealer.throwaway())
-    address = settings.temporal_address()
+    address = temporal_config.address()
     # Probed first: a Temporal that is certainly not there costs no temporalio import.
     if connection.answers(address):
         try:

@@ -9,11 +9,12 @@ import click
 def worker() -> None:
     """Run an opsflow worker: every workflow and activity, polling the task queue.
 
-    TEMPORAL_ADDRESS says where Temporal is, OPSFLOW_TASK_QUEUE which queue (default
-    opsflow); it runs until SIGTERM or Ctrl-C.
+    TEMPORAL_ADDRESS (or a TEMPORAL_PROFILE, with TLS and API key as the `temporal` CLI
+    reads them) says where Temporal is, OPSFLOW_TASK_QUEUE which queue (default opsflow);
+    it runs until SIGTERM or Ctrl-C.
     """
     import asyncio
 
     from worker import main
 
-    asyncio.run(main())
+    asyncio.run(main())  # its errors reach the CLI's one handler: a message, an exit code

@@ -79,6 +79,18 @@ def test_another_temporal_address_is_reported_external_and_not_started(
     assert temporal.address == f"127.0.0.1:{closed_port}" and temporal.pid is None
 
 
+def test_a_profile_naming_another_temporal_is_external_too(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (closed_port,) = _free_ports(1)
+    profiles = home / "temporal.toml"
+    profiles.write_text(f'[profile.remote]\naddress = "127.0.0.1:{closed_port}"\n')
+    monkeypatch.setenv("TEMPORAL_CONFIG_FILE", str(profiles))
+    monkeypatch.setenv("TEMPORAL_PROFILE", "remote")
+    temporal = _by_name(dev.status())["temporal"]
+    assert temporal.external and temporal.address == f"127.0.0.1:{closed_port}"
+
+
 @pytest.fixture
 def listener(home: Path) -> Iterator[subprocess.Popen[str]]:
     """A process that listens on a port given on its stdin (another program's server)."""

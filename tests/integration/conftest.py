@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,20 +77,26 @@ def make_stack_dir(
     return stack_file
 
 
-def cli_env(address: str, task_queue: str) -> dict[str, str]:
+def cli_env(
+    address: str, task_queue: str, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment plus `extra` (TLS settings, say) on `address` and `task_queue`."""
     env = dict(os.environ)
     env.update(TEMPORAL_ADDRESS=address, OPSFLOW_TASK_QUEUE=task_queue)
+    env.update(extra or {})
     return env
 
 
-def start_worker(address: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    address: str, task_queue: str, log: Path, extra: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """The real worker as a process of its own (its own session, so a test can SIGKILL
     the whole group as a crash would)."""
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "worker"],
             cwd=REPO,
-            env=cli_env(address, task_queue),
+            env=cli_env(address, task_queue, extra),
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -110,6 +116,7 @@ async def opsflow_cli(
     task_queue: str,
     timeout: float = 180,
     env: dict[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> CliResult:
     """The real console script, as a user runs it (asynchronously: the test's in-process
     worker shares this event loop and must keep running meanwhile); `env` is set over the
@@ -119,7 +126,7 @@ async def opsflow_cli(
         "-m",
         "client.cli",
         *args,
-        env={**cli_env(address, task_queue), **(env or {})},
+        env={**cli_env(address, task_queue, extra), **(env or {})},
         cwd=REPO,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
