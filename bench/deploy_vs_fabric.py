@@ -17,7 +17,9 @@ times:
   the stack knows them, look_for_keys off) from connecting to done, running `sleep 0.5`.
 
 Prints each round, the medians and the median ratio opsflow / fabric (the issue's
-target: at most 1.0). Figures only, never assertions: the machine decides them.
+target: at most 1.0), and where the last opsflow round's time went, read back from the
+workflow histories (seconds from exec; min/median/max over the instances). Figures only,
+never assertions: the machine decides them.
 """
 
 from __future__ import annotations
@@ -34,13 +36,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from temporalio.api.enums.v1 import EventType  # noqa: E402
+from temporalio.api.history.v1 import HistoryEvent  # noqa: E402
+
 from client.api import OpsflowClient, settled  # noqa: E402
 from client.stackfile import load_stack_file  # noqa: E402
+from opsflow import names  # noqa: E402
 from opsflow.messages import SshEndpoint  # noqa: E402
 from opsflow.status import InstanceStatus  # noqa: E402
 from runtime.connection import connect  # noqa: E402
@@ -114,14 +121,70 @@ async def bring_online(
     raise TimeoutError(f"stack {STACK} did not become quiet within {timeout:.0f}s")
 
 
-def opsflow_round(env: dict[str, str]) -> float:
+def opsflow_round(env: dict[str, str]) -> tuple[float, float, float, str]:
+    """(seconds, epoch at exec, epoch at exit, deployment id) of one deploy --wait."""
     argv = [str(OPSFLOW), "deploy", STACK, APP, "--wait"]
-    started = time.perf_counter()
+    started, exec_at = time.perf_counter(), time.time()
     done = subprocess.run(argv, env=env, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True)
-    seconds = time.perf_counter() - started
+    seconds, exit_at = time.perf_counter() - started, time.time()
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.decode()}")
-    return seconds
+    deployment = done.stdout.decode().splitlines()[0].rsplit(": ", 1)[1]
+    return seconds, exec_at, exit_at, deployment
+
+
+async def history(client: OpsflowClient, workflow_id: str) -> list[HistoryEvent]:
+    handle = client.temporal.get_workflow_handle(workflow_id)
+    return [event async for event in handle.fetch_history_events()]
+
+
+def at(event: HistoryEvent) -> float:
+    return event.event_time.ToDatetime().timestamp()
+
+
+def spread(values: Sequence[float]) -> str:
+    return f"{min(values):.2f}/{statistics.median(values):.2f}/{max(values):.2f}"
+
+
+async def breakdown(
+    client: OpsflowClient, deployment: str, exec_at: float, exit_at: float, count: int
+) -> list[str]:
+    """Where one deploy --wait's time went, from the histories of the stack, the
+    deployment and each instance."""
+    stack = await history(client, names.stack_workflow_id(STACK))
+    run = await history(client, deployment)
+
+    def times(events: list[HistoryEvent], wanted: EventType.ValueType, after: float) -> list[float]:
+        return [at(e) - exec_at for e in events if e.event_type == wanted and at(e) >= after]
+
+    accepted = times(stack, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, exec_at)
+    begun = at(run[0])
+    received, waited, ran, replied = [], [], [], []
+    for number in range(1, count + 1):
+        events = await history(client, names.instance_workflow_id(STACK, f"d{number}"))
+        signal = times(events, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, begun)[0]
+        start = times(events, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED, begun)[0]
+        end = times(events, EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED, begun)[-1]
+        reply = times(
+            events, EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED, begun
+        )
+        received.append(signal)
+        waited.append(start - signal)
+        ran.append(end - start)
+        replied.append(reply[0] - end)
+    results = times(run, EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, begun)
+    tasks = len(times(run, EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED, begun))
+    return [
+        f"last opsflow round, {deployment} (s from exec; min/median/max over instances):",
+        f"  CLI start, connect, deploy update accepted by the stack: {accepted[0]:.2f}",
+        f"  deployment started: {begun - exec_at:.2f}; its signal reached the instances: "
+        f"{spread(received)}",
+        f"  signal -> run_recipes started: {spread(waited)}; run_recipes (SSH, remote "
+        f"script, sleep 0.5): {spread(ran)}; -> result signalled: {spread(replied)}",
+        f"  results at the deployment: {spread(results)}; closed: {at(run[-1]) - exec_at:.2f}; "
+        f"CLI exited: {exit_at - exec_at:.2f}",
+        f"  deployment history: {len(run)} events, {tasks} workflow tasks",
+    ]
 
 
 def fabric_round(endpoints: list[SshEndpoint]) -> float:
@@ -156,6 +219,7 @@ async def main() -> None:
     subprocess.run([str(OPSFLOW), "dev", "up"], env=env, cwd=REPO, check=True)
     opsflow: list[float] = []
     fabric: list[float] = []
+    timeline: list[str] = []
     try:
         client = OpsflowClient(await connect())
         started = time.perf_counter()
@@ -167,13 +231,15 @@ async def main() -> None:
             flush=True,
         )
         for number in range(1, options.rounds + 1):
-            opsflow.append(await asyncio.to_thread(opsflow_round, env))
+            seconds, exec_at, exit_at, deployment = await asyncio.to_thread(opsflow_round, env)
+            opsflow.append(seconds)
             fabric.append(await asyncio.to_thread(fabric_round, endpoints))
             print(
                 f"  round {number}: opsflow {opsflow[-1]:.3f}s  fabric {fabric[-1]:.3f}s  "
                 f"ratio {opsflow[-1] / fabric[-1]:.2f}",
                 flush=True,
             )
+        timeline = await breakdown(client, deployment, exec_at, exit_at, options.instances)
     finally:
         subprocess.run([str(OPSFLOW), "dev", "down"], env=env, cwd=REPO, check=False)
         stop_instances(home)
@@ -184,6 +250,7 @@ async def main() -> None:
     print(f"opsflow deploy {STACK} {APP} --wait (whole process): median {ops:.3f}s")
     print(f"fabric ThreadingGroup, connect + run (in its process): median {fab:.3f}s")
     print(f"median ratio opsflow / fabric: {statistics.median(ratios):.2f}")
+    print("\n".join(timeline))
     print(f"worker log: {home / 'logs' / 'worker.log'}")
 
 
