@@ -582,6 +582,14 @@ class DeploymentDetail(DeploymentSummary):
     instances: list[InstanceDeployment] = Field(default_factory=list)
 
 
+class DeploymentEnd(BaseModel):
+    """How a deployment ended: its result and its last detail (None when it came from the
+    closed run's result, which has no detail)."""
+
+    result: DeploymentResult
+    detail: DeploymentDetail | None = None
+
+
 # ---- auto healing ------------------------------------------------------------------------
 
 

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         AppAction,
         CancelCommand,
         DeploymentDetail,
+        DeploymentEnd,
         DeploymentInput,
         DeploymentResult,
         DeploymentStatus,
@@ -79,6 +80,7 @@ class DeploymentWorkflow:
         self._gate: Gate | None = None  # from the canary updates
         self._awaiting_approval = False
         self._changed: list[str] = []  # instances whose release this deployment switched
+        self._ended = False  # the status is final: the `ended` update may answer
 
     @workflow.run
     async def run(self, request: DeploymentInput) -> DeploymentResult:
@@ -257,6 +259,7 @@ class DeploymentWorkflow:
             await stack.signal(handlers.DEPLOYMENT_FINISHED, self._summary())
         except Exception:  # the stack was deleted meanwhile: nobody keeps the history
             workflow.logger.warning("stack %s is gone", self._request.stack)
+        self._ended = True  # after the stack knows: whoever hears of the end may ask it
 
     def _command_id(self, hostname: str) -> str:
         return f"{self._request.id}:{hostname}"
@@ -265,6 +268,14 @@ class DeploymentWorkflow:
     def instance_result(self, result: InstanceCommandResult) -> None:
         if result.command_id in self._sent:
             self._results[result.command_id] = result
+
+    @workflow.update
+    async def ended(self) -> DeploymentEnd:
+        """Answers once the deployment has ended and its stack knows, in the workflow task
+        that closes the run: with the last detail, so a follower needs no query of the
+        closed run (which the worker would replay from its whole history)."""
+        await workflow.wait_condition(lambda: self._ended)
+        return DeploymentEnd(result=self._progress(), detail=self.detail())
 
     @workflow.update
     def approve(self) -> None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.exceptions import CancelledError
 from temporalio.service import RPCError
 from temporalio.workflow import UpdateMethodMultiParam
@@ -16,6 +23,7 @@ from opsflow.messages import (
     AppCommandInput,
     DeployInput,
     DeploymentDetail,
+    DeploymentEnd,
     DeploymentResult,
     DeploymentStatus,
     DeploymentSummary,
@@ -40,11 +48,31 @@ class DeploymentCalls(StackCalls):
 
     async def wait_deployment(self, deployment_id: str) -> DeploymentResult:
         """The deployment's result once it ends; OperationFailed if it failed or was cancelled."""
+        return require_success((await self.deployment_end(deployment_id)).result)
+
+    async def deployment_end(self, deployment_id: str) -> DeploymentEnd:
+        """How the deployment ended, as soon as it has: its result (whatever its status)
+        and last detail. Asked with the `ended` update, which answers in the workflow task
+        that closes the run; a run that has closed already, a worker without that update,
+        or an update without an answer in time, answers with the run's result instead (and
+        no detail)."""
+        handle = self.temporal.get_workflow_handle_for(DeploymentWorkflow.run, deployment_id)
+        try:
+            return await handle.execute_update(DeploymentWorkflow.ended)
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError from None  # Ctrl-C: the caller cancels the run
+        except (WorkflowUpdateFailedError, RPCError):
+            pass
+        return DeploymentEnd(result=await self._closed_result(deployment_id))
+
+    async def _closed_result(self, deployment_id: str) -> DeploymentResult:
         handle: WorkflowHandle[Any, DeploymentResult] = self.temporal.get_workflow_handle_for(
             DeploymentWorkflow.run, deployment_id
         )
         try:
-            result = await handle.result()
+            return await handle.result()
         except WorkflowFailureError as err:
             if not isinstance(err.cause, CancelledError):
                 raise from_failure(err.cause, deployment_id) from None
@@ -52,11 +80,9 @@ class DeploymentCalls(StackCalls):
                 deployment_id, lambda: handle.query(DeploymentWorkflow.progress)
             )
             result.status = DeploymentStatus.CANCELLED
+            return result
         except RPCError:
             return await self._call(deployment_id, handle.result)  # maps the error
-        if result.status != DeploymentStatus.SUCCESSFUL:
-            raise OperationFailed(_deployment_failure(result), run_url(deployment_id))
-        return result
 
     async def cancel_deployment(self, deployment_id: str) -> None:
         """Ask a running deployment to stop: queued runs are dropped, running ones killed."""
@@ -135,6 +161,14 @@ class DeploymentCalls(StackCalls):
             handle.id,
             lambda: handle.query(StackWorkflow.deployments, rpc_timeout=self.query_timeout),
         )
+
+
+def require_success(result: DeploymentResult) -> DeploymentResult:
+    """The result of a deployment that succeeded; OperationFailed saying what went wrong
+    for any other."""
+    if result.status != DeploymentStatus.SUCCESSFUL:
+        raise OperationFailed(_deployment_failure(result), run_url(result.id))
+    return result
 
 
 def _deployment_failure(result: DeploymentResult) -> str:

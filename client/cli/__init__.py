@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from client.cli import render
+from client.cli import render, session
 from client.cli.commands import command, run_command
 from client.cli.deploy import deploy, rollback
 from client.cli.deployments import deployments
@@ -69,6 +69,7 @@ def _main() -> int:
 
 
 def main() -> None:
+    session.collect_garbage = False  # this process ends with os._exit below
     code = _main()
     # Spans are buffered only if a command connected (and so loaded telemetry).
     telemetry = sys.modules.get("runtime.telemetry")

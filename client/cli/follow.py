@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from client.api import OpsflowClient
-    from opsflow.messages import DeploymentDetail, DeploymentResult, RunCommandResult
+    from opsflow.messages import DeploymentDetail, DeploymentEnd, DeploymentResult, RunCommandResult
 
 POLL_SECONDS = 0.5
 
@@ -51,15 +51,18 @@ async def _follow(client: OpsflowClient, deployment_id: str, fmt: str) -> Deploy
     one line per instance status change otherwise, nothing with `-o json`."""
     import asyncio
 
-    waiting = asyncio.ensure_future(client.wait_deployment(deployment_id))
+    from client.api.deployments import require_success
+
+    # The end comes from the server as soon as it is decided (the `ended` update), not
+    # from polling; the progress shown meanwhile is polled.
+    waiting = asyncio.ensure_future(client.deployment_end(deployment_id))
     try:
-        if fmt == "json":
-            return await waiting
-        if sys.stdout.isatty():
-            await _live_progress(client, deployment_id, waiting)
-        else:
-            await _line_progress(client, deployment_id, waiting)
-        return await waiting
+        if fmt != "json":
+            if sys.stdout.isatty():
+                await _live_progress(client, deployment_id, waiting)
+            else:
+                await _line_progress(client, deployment_id, waiting)
+        return require_success((await waiting).result)
     finally:
         if not waiting.done():
             waiting.cancel()
@@ -68,25 +71,36 @@ async def _follow(client: OpsflowClient, deployment_id: str, fmt: str) -> Deploy
 
 
 async def _details(
-    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentResult]
+    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentEnd]
 ) -> AsyncIterator[DeploymentDetail]:
-    """Yield the deployment's detail every POLL_SECONDS until it ends (and once after)."""
+    """Yield the deployment's detail every POLL_SECONDS until it ends, then its last one:
+    from the end itself when it has it (a query of the closed run would replay it)."""
     import asyncio
 
     while True:
+        ended = waiting.done()
+        last = waiting.result().detail if _ended(waiting) else None
+        if last is not None:
+            yield last
+            return
         try:
             yield await client.deployment_detail(deployment_id)
         except OpsflowError as err:
-            # Progress is a courtesy: the result still comes from wait_deployment.
+            # Progress is a courtesy: the result still comes from deployment_end.
             click.echo(f"(no progress from {deployment_id}: {err})", err=True)
             return
-        if waiting.done():
+        if ended:
             return
         await asyncio.wait([waiting], timeout=POLL_SECONDS)
 
 
+def _ended(waiting: asyncio.Future[DeploymentEnd]) -> bool:
+    """Whether the end came (not an error: `_follow` raises that)."""
+    return waiting.done() and not waiting.cancelled() and waiting.exception() is None
+
+
 async def _line_progress(
-    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentResult]
+    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentEnd]
 ) -> None:
     seen: dict[str, str] = {}
     gate_shown = False
@@ -102,7 +116,7 @@ async def _line_progress(
 
 
 async def _live_progress(
-    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentResult]
+    client: OpsflowClient, deployment_id: str, waiting: asyncio.Future[DeploymentEnd]
 ) -> None:
     from rich.console import Console
     from rich.live import Live

@@ -21,6 +21,7 @@ from opsflow.messages import (
     AppCommandInput,
     DeployInput,
     DeploymentDetail,
+    DeploymentEnd,
     DeploymentResult,
     DeploymentStatus,
     DeploymentSummary,
@@ -40,6 +41,7 @@ class FakeApi:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.summaries: list[DeploymentSummary] = []
+        self.end_detail: DeploymentDetail | None = None  # what the end says, if not `detail`
         self.detail = DeploymentDetail(
             id=DEPLOYMENT_ID,
             stack="shop",
@@ -84,11 +86,12 @@ class FakeApi:
         self.calls.append(("deployment_detail", (deployment_id,)))
         return self.detail
 
-    async def wait_deployment(self, deployment_id: str) -> DeploymentResult:
-        self.calls.append(("wait_deployment", (deployment_id,)))
-        return DeploymentResult(
+    async def deployment_end(self, deployment_id: str) -> DeploymentEnd:
+        self.calls.append(("deployment_end", (deployment_id,)))
+        result = DeploymentResult(
             id=deployment_id, command="deploy", status=DeploymentStatus.SUCCESSFUL
         )
+        return DeploymentEnd(result=result, detail=self.end_detail or self.detail)
 
 
 @pytest.fixture
@@ -255,10 +258,25 @@ def test_deploy_wait_prints_a_line_per_instance_and_the_result(api: FakeApi) -> 
     result = invoke("deploy", "shop", "store", "--wait")
     assert result.exit_code == 0, result.output
     assert api.calls[0][0] == "deploy"
-    assert ("wait_deployment", (DEPLOYMENT_ID,)) in api.calls
+    assert ("deployment_end", (DEPLOYMENT_ID,)) in api.calls
     assert "web1: successful  batch 1  release r1" in result.output
     assert "web2: successful  batch 2  release r1" in result.output
     assert result.output.rstrip().endswith(f"{DEPLOYMENT_ID}: successful")
+
+
+def test_deploy_wait_shows_the_last_detail_from_the_end_without_querying_again(
+    api: FakeApi,
+) -> None:
+    api.end_detail = api.detail
+    running = [
+        i.model_copy(update={"status": InstanceDeployStatus.RUNNING}) for i in api.detail.instances
+    ]
+    api.detail = api.detail.model_copy(update={"status": "running", "instances": running})
+    result = invoke("deploy", "shop", "store", "--wait")
+    assert result.exit_code == 0, result.output
+    assert "web1: running  batch 1  release r1" in result.output  # polled while it ran
+    assert "web2: successful  batch 2  release r1" in result.output  # from the end
+    assert [name for name, _ in api.calls].count("deployment_detail") == 1
 
 
 def test_deployments_list_json(api: FakeApi) -> None:

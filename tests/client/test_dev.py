@@ -60,6 +60,8 @@ def test_dev_server_command_registers_every_search_attribute(home: Path) -> None
     flags = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--search-attribute"]
     assert flags == [f"{key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
     assert argv[argv.index("--db-filename") + 1] == str(home / "temporal.db")
+    pragmas = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--sqlite-pragma"]
+    assert pragmas == ["journal_mode=wal", "synchronous=normal"]
 
 
 def test_status_of_nothing_started_is_all_stopped(home: Path) -> None:

@@ -80,6 +80,26 @@ async def test_rolling_deploy_in_batches_records_history_and_current_release(
         assert cloud.releases["late"] == [history[0].release]
 
 
+async def test_the_end_comes_with_the_last_detail_and_a_closed_run_answers_with_its_result(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = await online_stack(client, 2)
+        cloud.fail_deploy = {"web02"}
+        started = await client.deploy(name, DeployInput(app="hello"))
+        end = await client.deployment_end(started.deployment_id)  # the `ended` update
+        assert end.result.status == DeploymentStatus.ROLLED_BACK  # web01 had changed
+        assert end.detail is not None and end.detail.status == DeploymentStatus.ROLLED_BACK
+        assert [i.status for i in end.detail.instances] == [InstanceDeployStatus.FAILED] * 2
+        assert end.detail.instances == (await client.deployment_detail(end.result.id)).instances
+        with pytest.raises(OperationFailed, match="rolled back"):
+            await client.wait_deployment(started.deployment_id)
+        await client.temporal.get_workflow_handle(started.deployment_id).result()
+        closed = await client.deployment_end(started.deployment_id)  # no update: the result
+        assert closed.detail is None and closed.result == end.result
+
+
 async def test_failures_beyond_the_budget_stop_and_roll_back_in_reverse_order(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
