@@ -65,6 +65,15 @@ class InstanceView(BaseModel):
     )
 
 
+class InstanceStatusLine(BaseModel):
+    """One instance's status, all that waiting for instances to settle needs: the stack's
+    `statuses` query answers these (a few dozen bytes an instance, not the whole view)."""
+
+    hostname: str
+    status: InstanceStatus
+    updated_at: datetime | None = None
+
+
 # ---- stack updates ---------------------------------------------------------------------
 
 

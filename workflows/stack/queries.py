@@ -1,5 +1,5 @@
-"""What the stack answers without changing: its description, a recipe run's context, a
-layer's instances, its deployments."""
+"""What the stack answers without changing: its description, its instances' statuses, a
+recipe run's context, a layer's instances, its deployments."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.messages import (
         ConfigurationQuery,
         DeploymentSummary,
+        InstanceStatusLine,
         InstanceView,
         RunContext,
         StackDescription,
@@ -35,6 +36,14 @@ class QueriesMixin(StackBase):
             configure_pending=self._state.members.configure_pending,
             events=self._state.events,
         )
+
+    @workflow.query
+    def statuses(self) -> list[InstanceStatusLine]:
+        """Every instance's status: what a wait polls (small at any size, unlike describe)."""
+        return [
+            InstanceStatusLine(hostname=h, status=v.status, updated_at=v.updated_at)
+            for h, v in sorted(self._state.members.instances.items())
+        ]
 
     @workflow.query(name=handlers.RUN_CONTEXT)
     def run_context(self, request: ConfigurationQuery) -> RunContext:
