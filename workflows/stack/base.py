@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -34,6 +35,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import common
     from workflows.failures import invalid, not_found
     from workflows.instance import InstanceWorkflow
+    from workflows.stack import patches
+
+
+# The failure's type when the workflow a signal was sent to has ended.
+ENDED = "ExternalWorkflowExecutionNotFound"
 
 
 @contextmanager
@@ -106,7 +112,31 @@ class StackBase:
         handle = workflow.get_external_workflow_handle(
             names.instance_workflow_id(self._spec().name, hostname)
         )
-        await handle.signal(InstanceWorkflow.enqueue, command)
+        try:
+            await handle.signal(InstanceWorkflow.enqueue, command)
+        except ApplicationError as err:
+            # The instance's workflow has ended (deleted, its report of that not read
+            # yet; or ended by hand): one gone instance must not fail a delete or a
+            # configure round of all the others.
+            if err.type != ENDED or not workflow.patched(patches.SEND_TO_ENDED):
+                raise
+            self._instance_ended(hostname)
+
+    def _instance_ended(self, hostname: str) -> None:
+        """Forget an instance whose workflow has ended: nothing can reach it any more (a
+        deleted one reports terminated before it ends; that report may still be on its
+        way, and then it has nothing left to do)."""
+        view = self._state.members.instances.pop(hostname, None)
+        if view is None:
+            return
+        self._state.applied.registered.pop(hostname, None)
+        if view.status == InstanceStatus.ONLINE:
+            self._state.members.configure_pending = True
+        self._event(
+            EventKind.INSTANCE_STATUS,
+            f"{hostname}: {view.status.value} -> gone (its workflow has ended)",
+            hostname=hostname,
+        )
 
     async def _send_all(
         self, hostnames: Iterable[str], make: Callable[[str], InstanceCommand]
