@@ -11,7 +11,9 @@ as it would parse AWS's:
 - JSON protocol (an `X-Amz-Target` header; CloudWatch with this botocore):
   `{"__type": CODE, "message": ...}` (plus `x-amzn-query-error` when the client sent
   `x-amzn-query-mode`, as AWS does for query-compatible services);
-- smithy RPC v2 CBOR (`/service/S/operation/OP` paths): the same map, CBOR-encoded.
+- smithy RPC v2 CBOR (`/service/S/operation/OP` paths): the same map, CBOR-encoded;
+- S3 (REST, path-style `/bucket/key`): `<Error>` XML; the action is named from the
+  method and path (PutObject, GetObject, HeadObject, DeleteObject, ListObjectsV2, ...).
 
 moto's EC2 instances are `running` as soon as RunInstances returns (moto's state manager
 has no `ec2::instance` model), so `instances_pending_for(seconds)` makes the proxy show
@@ -43,7 +45,7 @@ __all__ = ["Call", "FaultProxy", "Protocol", "identify"]
 
 LOOPBACK = "127.0.0.1"
 
-Protocol = Literal["ec2", "query", "json", "cbor"]
+Protocol = Literal["ec2", "query", "json", "cbor", "s3"]
 
 # Headers that describe one hop, not the message: never forwarded either way.
 _HOP_BY_HOP = frozenset(
@@ -65,6 +67,7 @@ _DEFAULT_THROTTLE_CODE: dict[Protocol, str] = {
     "query": "Throttling",
     "json": "Throttling",
     "cbor": "Throttling",
+    "s3": "SlowDown",
 }
 
 
@@ -107,6 +110,8 @@ def identify(
     parts = url.path.strip("/").split("/")
     if len(parts) >= 4 and parts[0] == "service" and parts[2] == "operation":
         return service, parts[3], "cbor"  # smithy RPC v2: /service/NAME/operation/OP
+    if service == "s3":
+        return service, _s3_action(method, url.path, url.query), "s3"
     protocol: Protocol = "ec2" if service == "ec2" else "query"
     action = _first(parse_qs(url.query), "Action")
     if not action and method == "POST":
@@ -114,6 +119,18 @@ def identify(
         if not content_type or content_type.startswith("application/x-www-form-urlencoded"):
             action = _first(parse_qs(body.decode("utf-8", "replace")), "Action")
     return service, action, protocol
+
+
+def _s3_action(method: str, path: str, query: str) -> str:
+    """The S3 operation of a path-style request (the few an object store uses)."""
+    has_key = "/" in path.strip("/")
+    if not has_key:
+        bucket_actions = {"GET": "ListObjectsV2" if "list-type=2" in query else "ListObjects"}
+        bucket_actions |= {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}
+        return bucket_actions.get(method, method)
+    object_actions = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject"}
+    object_actions |= {"DELETE": "DeleteObject", "POST": "PostObject"}
+    return object_actions.get(method, method)
 
 
 def _scope_service(authorization: str) -> str:
@@ -144,7 +161,15 @@ def error_response(
     """An AWS error response (status, headers, body) as botocore expects for `protocol`."""
     request_id = str(uuid.uuid4())
     headers = {"x-amzn-RequestId": request_id}
-    if protocol == "ec2":
+    if protocol == "s3":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        headers["Content-Type"] = "application/xml"
+        headers["x-amz-request-id"] = request_id
+    elif protocol == "ec2":
         body = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Response><Errors><Error><Code>{escape(code)}</Code>"
@@ -270,9 +295,9 @@ class FaultProxy:
         """The next `times` calls of `action` are throttled.
 
         `code` defaults to what AWS sends: RequestLimitExceeded (HTTP 503) for ec2,
-        Throttling (HTTP 400) for the other protocols. `service` (the credential scope's
-        name, e.g. "ec2", "elasticloadbalancing", "monitoring") narrows the match when two
-        services share an action name.
+        SlowDown (HTTP 503) for s3, Throttling (HTTP 400) for the other protocols.
+        `service` (the credential scope's name, e.g. "ec2", "elasticloadbalancing",
+        "monitoring") narrows the match when two services share an action name.
         """
         if times < 1:
             raise ValueError("times must be at least 1")
@@ -493,7 +518,7 @@ class _Handler(BaseHTTPRequestHandler):
         call = Call(service, action, protocol, faulted=False)
         rule = proxy._decide(call)
         if rule is not None:
-            status = rule.status or (503 if protocol == "ec2" else 400)
+            status = rule.status or (503 if protocol in ("ec2", "s3") else 400)
             code = rule.code or _DEFAULT_THROTTLE_CODE[protocol]
             status, out_headers, data = error_response(
                 protocol,
