@@ -56,3 +56,21 @@ async def test_configure_round_skips_an_instance_workflow_that_has_ended(
         assert any("web3" in e.message and "ended" in e.message for e in found.events)
         stack = client.temporal.get_workflow_handle(names.stack_workflow_id(name))
         assert (await stack.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_runs_read_the_snapshot_of_their_generation_published_once_per_burst(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=3, db=0))
+        await quiet(client, name)
+        # One publish for the apply's starts, one for the configure round after them (the
+        # three instances coming online are one burst), nothing per run.
+        assert len(cloud.snapshots) == 2, cloud.snapshots
+        setups = {d for _, event, d in cloud.run_snapshots if event == "setup"}
+        configures = {d for _, event, d in cloud.run_snapshots if event == "configure"}
+        assert setups == {f"snap{cloud.snapshots[0]}"}
+        assert configures == {f"snap{cloud.snapshots[1]}"}
+        assert cloud.snapshots[1] > cloud.snapshots[0]

@@ -63,19 +63,28 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             self._state.applied.source_file = request.source_file
             if created or plan.changes:
                 self._event(EventKind.APPLIED, "; ".join(plan.changes) or "no changes")
+            self._changed()
             # Started together, not one after another: each await is a round trip.
             self._state.loops.scaling = scaling_after_apply(
                 request.spec, self._state.members.instances, self._state.loops.scaling
             )
+            # One snapshot for every start this apply sends (their setup runs read it).
+            snapshot = await self._snapshot()
             await asyncio.gather(
                 *(
                     self._create_instance(
-                        hostname, layer, from_file=True, start=hostname not in plan.stay_stopped
+                        hostname,
+                        layer,
+                        from_file=True,
+                        start=hostname not in plan.stay_stopped,
+                        snapshot=snapshot,
                     )
                     for hostname, layer in plan.create_instances.items()
                 )
             )
-            await self._send_all(plan.restart_instances, self._start_command_for)
+            await self._send_all(
+                plan.restart_instances, lambda h: self._start_command_for(h, snapshot)
+            )
             await self._send_all(
                 plan.delete_instances, lambda _: self._command(InstanceCommandKind.DELETE)
             )

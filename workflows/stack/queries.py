@@ -6,9 +6,10 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from opsflow.attributes import stack_configuration
+    from opsflow import snapshots
     from opsflow.messages import (
         ConfigurationQuery,
+        ConfigurationSnapshot,
         DeploymentSummary,
         InstanceStatusLine,
         InstanceView,
@@ -16,8 +17,6 @@ with workflow.unsafe.imports_passed_through():
         StackDescription,
     )
     from opsflow.spec import Scaling
-    from opsflow.starts import recipes_for
-    from opsflow.targets import manager_of
     from workflows import handlers
     from workflows.stack.base import StackBase
 
@@ -47,18 +46,21 @@ class QueriesMixin(StackBase):
 
     @workflow.query(name=handlers.RUN_CONTEXT)
     def run_context(self, request: ConfigurationQuery) -> RunContext:
-        spec = self._spec()
+        """A run's context (runs sent without a snapshot digest, before the upgrade)."""
         this = request.instance or self._instance(request.hostname)
-        recipes = recipes_for(spec, this.layers, request.event)
-        cookbooks = self._state.applied.cookbooks
-        return RunContext(
-            configuration=stack_configuration(
-                spec, self._state.members.instances.values(), this, request.event
-            ),
-            recipes=recipes,
-            configuration_manager=manager_of(spec, this),
-            cookbooks_dir=cookbooks.directory if cookbooks else None,
-            cookbooks_digest=cookbooks.digest if cookbooks else None,
+        return snapshots.run_context(self._configuration_snapshot(), this, request.event)
+
+    @workflow.query(name=handlers.CONFIGURATION_SNAPSHOT)
+    def configuration_snapshot(self) -> ConfigurationSnapshot:
+        """The current generation, for the activity that publishes it to the store."""
+        return self._configuration_snapshot()
+
+    def _configuration_snapshot(self) -> ConfigurationSnapshot:
+        return snapshots.configuration_snapshot(
+            self._spec(),
+            self._state.members.instances.values(),
+            self._state.applied.cookbooks,
+            self._state.members.generation,
         )
 
     @workflow.query(name=handlers.LAYER_INSTANCES)
