@@ -204,6 +204,9 @@ class DeploymentInput(BaseModel):
     stack: str
     id: str
     command: str
+    snapshot: str | None = Field(
+        default=None, description="the configuration snapshot its runs read (None: a query)"
+    )
     event: str = Field(description="the lifecycle event whose recipes run")
     targets: list[str]
     recipes: list[str] | None = None

@@ -1,6 +1,7 @@
-"""A stack whose instance workflow has already ended (deleted, its report of that not yet
-read; or ended by hand): deleting the stack, and configure rounds, still work (a signal to
-the ended instance failed the delete update, or the whole stack workflow, before)."""
+"""What large stacks need of the stack workflow: an instance whose workflow has already
+ended (deleted, its report of that not yet read; or ended by hand) no longer fails a
+delete or a configure round (a signal to it failed the delete update, or the whole stack
+workflow, before); runs read configuration snapshots, published once per burst."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from opsflow import names
-from opsflow.messages import InstanceActionKind
+from opsflow.messages import InstanceActionKind, RunCommandInput
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
@@ -74,3 +75,22 @@ async def test_runs_read_the_snapshot_of_their_generation_published_once_per_bur
         assert setups == {f"snap{cloud.snapshots[0]}"}
         assert configures == {f"snap{cloud.snapshots[1]}"}
         assert cloud.snapshots[1] > cloud.snapshots[0]
+
+
+async def test_a_deployment_and_its_runs_carry_a_snapshot_of_now(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=2, db=0))
+        await quiet(client, name)
+        published = len(cloud.snapshots)
+        started = await client.run_command(
+            name, RunCommandInput(command="update_custom_cookbooks", layer="web")
+        )
+        await client.wait_deployment(started.deployment_id)
+        # The cookbooks were fetched again: a new generation, published for these runs.
+        assert len(cloud.snapshots) == published + 1
+        runs = [d for _, event, d in cloud.run_snapshots[-2:]]
+        assert runs == [f"snap{cloud.snapshots[-1]}"] * 2
