@@ -32,6 +32,9 @@ async def test_delete_stack_with_an_instance_workflow_that_has_ended(
         stack = client.temporal.get_workflow_handle(names.stack_workflow_id(name))
         assert (await stack.describe()).status == WorkflowExecutionStatus.COMPLETED
         assert cloud.machines["web1"] == "gone"
+        # The shutdown run read a snapshot, not a query.
+        shutdowns = [d for _, event, d in cloud.run_snapshots if event == "shutdown"]
+        assert shutdowns and None not in shutdowns
 
 
 async def test_configure_round_skips_an_instance_workflow_that_has_ended(

@@ -86,7 +86,8 @@ class ApplyMixin(MembersMixin, LoopsMixin):
                 plan.restart_instances, lambda h: self._start_command_for(h, snapshot)
             )
             await self._send_all(
-                plan.delete_instances, lambda _: self._command(InstanceCommandKind.DELETE)
+                plan.delete_instances,
+                lambda _: self._command(InstanceCommandKind.DELETE, snapshot),
             )
             await self._sync_layer_loops(HEALING, healing_wanted(request.spec))
             await self._sync_layer_loops(LOAD_SCALING, load_scaling_wanted(request.spec))
@@ -115,8 +116,12 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             await self._stop_layer_loops(HEALING, list(self._state.loops.healing))
             await self._stop_layer_loops(LOAD_SCALING, list(self._state.loops.load_scaling))
             await self._sync_schedules({})
+            # Every instance's shutdown run reads this one snapshot (not a query each).
+            snapshot = await self._snapshot()
             hostnames = sorted(self._state.members.instances)
-            await self._send_all(hostnames, lambda _: self._command(InstanceCommandKind.DELETE))
+            await self._send_all(
+                hostnames, lambda _: self._command(InstanceCommandKind.DELETE, snapshot)
+            )
             return DeleteStackResult(instances=hostnames)
 
     @delete.validator

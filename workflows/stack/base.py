@@ -161,8 +161,10 @@ class StackBase:
     ) -> None:
         await asyncio.gather(*(self._send(hostname, make(hostname)) for hostname in hostnames))
 
-    def _command(self, kind: InstanceCommandKind) -> InstanceCommand:
-        return InstanceCommand(id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind)
+    def _command(self, kind: InstanceCommandKind, snapshot: str | None = None) -> InstanceCommand:
+        return InstanceCommand(
+            id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind, snapshot=snapshot
+        )
 
     def _start_command(
         self, layer: str, hostname: str, snapshot: str | None = None

@@ -130,10 +130,11 @@ class MembersMixin(StackBase):
     @workflow.update
     async def instance_action(self, request: InstanceActionInput) -> InstanceView:
         kind = InstanceCommandKind(request.action.value)
+        snapshot = await self._snapshot()
         command = (
-            self._start_command_for(request.hostname)
+            self._start_command_for(request.hostname, snapshot)
             if kind == InstanceCommandKind.START
-            else self._command(kind)
+            else self._command(kind, snapshot)
         )
         await self._send(request.hostname, command)
         return self._state.members.instances[request.hostname]
