@@ -95,18 +95,16 @@ def peak_rss_mib(pid: int) -> float | None:
 
 
 def snapshot_sizes(home: Path) -> list[int]:
-    """Sizes of the configuration snapshots in the directory store (the default one)."""
-    store = home / "artifacts" / "named"
-    pointers = sorted(store.glob("snapshots/**/*")) if store.exists() else []
-    blobs = home / "artifacts" / "blobs" / "sha256"
-    sizes = []
-    for pointer in pointers:
-        if not pointer.is_file():
-            continue
-        digest = pointer.read_text().strip()
-        blob = blobs / digest[:2] / digest
-        if blob.exists():
-            sizes.append(blob.stat().st_size)
+    """Sizes of the configuration snapshots in the directory store (the default one), the
+    one the stack names now first."""
+    root = home / "artifacts"
+    pointer = root / "named" / "snapshots" / "scale"
+    current = pointer.read_text().strip() if pointer.exists() else ""
+    sizes: list[int] = []
+    for blob in sorted((root / "blobs" / "sha256").glob("*/*")):
+        if blob.read_bytes().startswith(b'{"stack":'):
+            size = blob.stat().st_size
+            sizes.insert(0 if blob.name == current else len(sizes), size)
     return sizes
 
 
@@ -157,7 +155,10 @@ def main() -> None:
             print(f"    {line[:240]}")
     print(f"worker peak RSS: {rss:.0f} MiB" if rss is not None else "worker peak RSS: unknown")
     if sizes:
-        print(f"configuration snapshots: {len(sizes)}, largest {max(sizes) / 1024:.1f} KiB")
+        print(
+            f"configuration snapshots published: {len(sizes)}; the last one "
+            f"{sizes[0] / 1024:.1f} KiB, the largest {max(sizes) / 1024:.1f} KiB"
+        )
 
 
 if __name__ == "__main__":
