@@ -64,9 +64,12 @@ async def test_the_stack_publishes_its_generation_and_runs_read_it_from_the_stor
         client = OpsflowClient(time_skipping_env.client, task_queue=queue, tag_runs=False)
         await client.apply(make_spec(name, web=2, db=1))
         found = await quiet(client, name)
-    digests = {d for _, event, d in cloud.run_snapshots if event == "configure"}
-    assert len(digests) == 1 and None not in digests
-    (digest,) = digests
+    digests = [d for _, event, d in cloud.run_snapshots if event == "configure"]
+    assert digests and None not in digests
+    # Instances that come online apart (a slow machine) make more than one round: the
+    # last one is the one after all three are online.
+    digest = digests[-1]
+    assert digest is not None
     pointer = store().read_named(snapshots.POINTER.format(stack=name))
     assert pointer is not None and pointer.decode() == digest
     # The round's snapshot shows every instance online: the generation that caused it.
