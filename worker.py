@@ -32,6 +32,7 @@ from activities.metrics import read_metrics
 from activities.rds import describe_rds
 from activities.recipes.runner import RecipeActivities
 from activities.schedules import ScheduleActivities
+from activities.snapshots import SnapshotActivities
 from activities.stack_context import StackReader, stack_context_source
 from opsflow import settings
 from opsflow.errors import OpsflowError
@@ -73,6 +74,7 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
         check_health,
         LivenessActivities(client).probe_layer,
         StackReader(client).describe_layer,
+        SnapshotActivities(client).publish_snapshot,
         read_metrics,
         ScheduleActivities(client).sync_schedules,
         describe_rds,

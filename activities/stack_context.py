@@ -1,8 +1,8 @@
-"""Read from the stack workflow what activities need: a recipe run's attributes, recipes
-and cookbooks; a layer's instances (healing and scaling loops).
+"""Read from the stack what activities need: a recipe run's attributes, recipes and
+cookbooks (from the configuration snapshot its command names; a query for runs sent
+without one); a layer's instances (healing and scaling loops, a query).
 
-Asked when the run starts rather than carried in the command, so a run always sees the
-latest stack configuration and the attributes never enter workflow history.
+Never carried in the command itself, so the attributes never enter workflow history.
 """
 
 from __future__ import annotations
@@ -14,14 +14,25 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import names
+from activities.snapshots import SnapshotReader
 from opsflow import names as opsflow_names
+from opsflow import snapshots
 from opsflow.messages import ConfigurationQuery, InstanceView, RecipeRunInput, RunContext
 from workflows import handlers
 from workflows.failures import not_found
 
 
-def stack_context_source(client: Client) -> Callable[[RecipeRunInput], Awaitable[RunContext]]:
+def stack_context_source(
+    client: Client, reader: SnapshotReader | None = None
+) -> Callable[[RecipeRunInput], Awaitable[RunContext]]:
+    """A run's context: from the snapshot its command names (read from the store, cached),
+    or, for a run sent without one (before the upgrade), by asking the stack."""
+    reader = reader or SnapshotReader()
+
     async def fetch(run: RecipeRunInput) -> RunContext:
+        if run.snapshot is not None:
+            snapshot = await reader.read(run.snapshot)
+            return snapshots.run_context(snapshot, run.instance, run.event)
         handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(run.stack))
         request = ConfigurationQuery(hostname=run.hostname, event=run.event, instance=run.instance)
         try:

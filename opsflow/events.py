@@ -18,6 +18,8 @@ class EventKind(StrEnum):
     INSTANCE_ADDED = "instance_added"
     INSTANCE_STATUS = "instance_status"
     CONFIGURE = "configure"
+    # A configuration snapshot that could not be published (runs then ask the stack).
+    SNAPSHOT_FAILED = "snapshot_failed"
     # Commands and deployments across instances.
     COMMAND = "command"
     DEPLOYMENT = "deployment"

@@ -71,6 +71,15 @@ class InstanceView(BaseModel):
     )
 
 
+class InstanceStatusLine(BaseModel):
+    """One instance's status, all that waiting for instances to settle needs: the stack's
+    `statuses` query answers these (a few dozen bytes an instance, not the whole view)."""
+
+    hostname: str
+    status: InstanceStatus
+    updated_at: datetime | None = None
+
+
 # ---- stack updates ---------------------------------------------------------------------
 
 ORIGIN_HELP = "the sender's store and key, checked by the validator (None: not checked)"
@@ -178,6 +187,10 @@ class InstanceCommand(BaseModel):
     )
     terminate_on_setup_failure: bool = False
     reason: str | None = Field(default=None, description="heal: why the instance is lost")
+    snapshot: str | None = Field(
+        default=None,
+        description="digest of the configuration snapshot its runs read (None: ask the stack)",
+    )
 
 
 class InstanceCommandResult(BaseModel):
@@ -210,6 +223,9 @@ class DeploymentInput(BaseModel):
     stack: str
     id: str
     command: str
+    snapshot: str | None = Field(
+        default=None, description="the configuration snapshot its runs read (None: a query)"
+    )
     event: str = Field(description="the lifecycle event whose recipes run")
     targets: list[str]
     recipes: list[str] | None = None
@@ -334,6 +350,10 @@ class RecipeRunInput(BaseModel):
     app: AppRelease | None = Field(
         default=None, description="deploy, roll back or undeploy this app within the run"
     )
+    snapshot: str | None = Field(
+        default=None,
+        description="digest of the stack's configuration snapshot to read (None: a query)",
+    )
 
 
 class RecipeRunResult(BaseModel):
@@ -406,6 +426,32 @@ class ResolvedCookbooks(BaseModel):
 
 
 # ---- apps -------------------------------------------------------------------------------
+
+
+class ConfigurationSnapshot(BaseModel):
+    """One generation of what every recipe run of a stack reads from it: the spec, its
+    instances (only what the attributes show of them) and its cookbooks. Published to the
+    artifact store by digest; a run derives its own document from it (opsflow.snapshots)
+    with its instance, its event and its app release."""
+
+    stack: str
+    generation: int
+    spec: StackSpec
+    instances: list[InstanceView]
+    cookbooks: ResolvedCookbooks | None = None
+
+
+class PublishSnapshotInput(BaseModel):
+    stack: str
+    generation: int = Field(description="the stack's generation when it asked (or newer)")
+
+
+class SnapshotRef(BaseModel):
+    """A published configuration snapshot: its generation and its digest in the store."""
+
+    generation: int
+    digest: str
+    size: int = Field(default=0, description="bytes")
 
 
 class AppAction(StrEnum):

@@ -17,6 +17,7 @@ from opsflow.messages import (
     InstanceView,
     RdsInfo,
     ResolvedCookbooks,
+    SnapshotRef,
     StackEvent,
 )
 from opsflow.spec import (
@@ -79,6 +80,11 @@ class MembersState(BaseModel):
     instances: dict[str, InstanceView] = Field(default_factory=dict)
     configure_pending: bool = False
     configure_rounds: int = 0
+    # Configuration generation: moves on with every change a run's configuration shows
+    # (spec, cookbooks, any instance's status or address); `snapshot` is the newest
+    # published to the artifact store.
+    generation: int = 0
+    snapshot: SnapshotRef | None = None
 
 
 class CommandsState(BaseModel):

@@ -131,6 +131,7 @@ class DeploymentWorkflow:
                 stage_only=request.stage_only,
                 app=request.app,
                 health_check=request.health_check,
+                snapshot=request.snapshot,
             )
             for command_id in ids
         ]
@@ -185,6 +186,7 @@ class DeploymentWorkflow:
                     event="rollback",
                     reply_to=workflow.info().workflow_id,
                     app=undo,
+                    snapshot=request.snapshot,
                 ),
             )
             await workflow.wait_condition(lambda cid=command_id: cid in self._results)  # type: ignore[misc]

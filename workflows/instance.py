@@ -379,6 +379,7 @@ class InstanceWorkflow:
                 ssh=view.ssh,
                 root=view.root,
                 instance=view,
+                snapshot=command.snapshot,
             ),
             result_type=RecipeRunResult,
             start_to_close_timeout=common.RECIPE_TIMEOUT,

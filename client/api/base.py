@@ -21,7 +21,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from opsflow import names, settings
 from opsflow.errors import ErrorType, InvalidInput, NotFound, OperationFailed
-from opsflow.messages import InstanceView
+from opsflow.messages import InstanceStatusLine, InstanceView
 from opsflow.origin import ClientOrigin
 from opsflow.status import SETTLED, InstanceStatus
 from runtime import temporal_config
@@ -154,9 +154,9 @@ def from_failure(cause: BaseException | None, workflow_id: str) -> Exception:
     return OperationFailed(str(cause), run_url(workflow_id))
 
 
-def settled(view: InstanceView | None) -> bool:
+def settled(view: InstanceView | InstanceStatusLine | None) -> bool:
     return view is None or view.status in SETTLED
 
 
-def gone(view: InstanceView | None) -> bool:
+def gone(view: InstanceView | InstanceStatusLine | None) -> bool:
     return view is None or view.status == InstanceStatus.TERMINATED

@@ -19,6 +19,7 @@ from opsflow.messages import (
     AddInstanceInput,
     InstanceActionInput,
     InstanceActionKind,
+    InstanceStatusLine,
     InstanceView,
     RegisterInstanceInput,
     RegisterInstanceResult,
@@ -29,6 +30,10 @@ from opsflow.state import InstanceState
 from workflows.drills import KillInstanceWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
+
+# A wait asks the statuses this often after a change, backing off to POLL_MOST meanwhile.
+POLL_FIRST = 0.25
+POLL_MOST = 2.0
 
 
 class InstanceCalls(StackCalls):
@@ -73,28 +78,34 @@ class InstanceCalls(StackCalls):
     async def wait_instances(
         self,
         stack: str,
-        until: Callable[[InstanceView | None], bool],
+        until: Callable[[InstanceStatusLine | None], bool],
         hostnames: Iterable[str] | None = None,
         timeout: float = 900,
-        on_change: Callable[[StackDescription], None] | None = None,
     ) -> StackDescription:
-        """Poll the stack until `until` holds for each instance named (or every instance)."""
+        """Wait until `until` holds for each instance named (or every instance); then the
+        stack's description, once.
+
+        Asks only the instances' statuses (a small query: describe carries the spec, every
+        view and the events), first every POLL_FIRST seconds, then less often while nothing
+        changes (up to POLL_MOST), so a wait on a large stack does not flood its workflow."""
         deadline = time.monotonic() + timeout
         wanted = list(hostnames) if hostnames is not None else None
+        pause = POLL_FIRST
+        seen: list[InstanceStatusLine] | None = None
         while True:
-            found = await self.describe(stack)
-            if on_change is not None:
-                on_change(found)
-            views = {v.hostname: v for v in found.instances}
-            targets = wanted if wanted is not None else list(views)
-            if all(until(views.get(h)) for h in targets):
-                return found
+            found = await self.statuses(stack)
+            lines = {line.hostname: line for line in found}
+            targets = wanted if wanted is not None else list(lines)
+            if all(until(lines.get(h)) for h in targets):
+                return await self.describe(stack)
             if time.monotonic() > deadline:
                 raise OperationFailed(
                     f"instances of {stack} did not settle within {timeout:.0f}s",
                     run_url(names.stack_workflow_id(stack)),
                 )
-            await asyncio.sleep(0.25)
+            pause = POLL_FIRST if found != seen else min(pause * 1.5, POLL_MOST)
+            seen = found
+            await asyncio.sleep(pause)
 
     async def kill_instance(self, stack: str, hostname: str) -> StackDescription:
         """A machine crash for drills: SIGKILL a local instance's sshd and its connections.

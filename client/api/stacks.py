@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -23,6 +24,7 @@ from opsflow.messages import (
     ApplyResult,
     DeleteStackInput,
     DeleteStackResult,
+    InstanceStatusLine,
     StackDescription,
     StackEvent,
 )
@@ -31,6 +33,8 @@ from opsflow.spec import StackSpec
 from opsflow.state import StackState
 from opsflow.status import InstanceStatus
 from workflows.stack import StackWorkflow
+
+T = TypeVar("T")
 
 
 class StackSummary(BaseModel):
@@ -80,19 +84,27 @@ class StackCalls(ApiBase):
             return None
 
     async def describe(self, stack: str) -> StackDescription:
+        return await self._ask_stack(stack, StackWorkflow.describe)
+
+    async def statuses(self, stack: str) -> list[InstanceStatusLine]:
+        """Every instance's status only: what a wait asks again and again."""
+        return await self._ask_stack(stack, StackWorkflow.statuses)
+
+    async def _ask_stack(self, stack: str, query: Callable[[StackWorkflow], Awaitable[T] | T]) -> T:
         handle = self._stack(stack)
         # A query that reaches a run as it continues as new is rejected with that status:
         # the stack is there, in its next run, which the same handle asks next time.
         for _ in range(CONTINUED_QUERY_ATTEMPTS):
             try:
-                return await self._call(
+                answer: T = await self._call(
                     handle.id,
                     lambda: handle.query(
-                        StackWorkflow.describe,
+                        query,
                         reject_condition=QueryRejectCondition.NOT_OPEN,
                         rpc_timeout=self.query_timeout,
                     ),
                 )
+                return answer
             except WorkflowQueryRejectedError as err:
                 if err.status != WorkflowExecutionStatus.CONTINUED_AS_NEW:
                     raise NotFound(f"no stack named {stack}") from None

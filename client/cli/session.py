@@ -21,7 +21,7 @@ from opsflow.status import FAILED
 
 if TYPE_CHECKING:
     from client.api import OpsflowClient
-    from opsflow.messages import InstanceView, StackDescription
+    from opsflow.messages import InstanceStatusLine, InstanceView, StackDescription
 
 T = TypeVar("T")
 
@@ -89,13 +89,13 @@ async def wait_for(
     client: OpsflowClient,
     stack_name: str,
     hostname: str,
-    until: Callable[[InstanceView | None], bool],
+    until: Callable[[InstanceStatusLine | None], bool],
     after: InstanceView | None = None,
 ) -> None:
     # The command is queued on the instance; a status that settled before it ran is stale.
     stale_at = after.updated_at if after else None
 
-    def fresh(view: InstanceView | None) -> bool:
+    def fresh(view: InstanceStatusLine | None) -> bool:
         if view is not None and stale_at is not None and view.updated_at == stale_at:
             return False
         return until(view)

@@ -31,10 +31,12 @@ from opsflow.messages import (
     MetricsReport,
     ProbeLayerInput,
     ProbeOutcome,
+    PublishSnapshotInput,
     ReadMetricsInput,
     RecipeRunInput,
     RecipeRunResult,
     ResolvedCookbooks,
+    SnapshotRef,
     SshEndpoint,
     SyncSchedulesInput,
 )
@@ -84,6 +86,10 @@ class FakeCloud:
     gauges: list[tuple[datetime, LayerGaugesInput]] = field(default_factory=list)
     refuse_gauges: bool = False
     refused_gauges: int = 0
+    # Configuration snapshots published (the generation each was asked for), and the
+    # snapshot digest each run was given (hostname, event, digest).
+    snapshots: list[int] = field(default_factory=list)
+    run_snapshots: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     def events_for(self, event: str) -> list[str]:
         return [host for host, ev in self.runs if ev == event]
@@ -140,6 +146,7 @@ class FakeCloud:
         @activity.defn(name=names.RUN_RECIPES)
         async def run_recipes(request: RecipeRunInput) -> RecipeRunResult:
             self.runs.append((request.hostname, request.event))
+            self.run_snapshots.append((request.hostname, request.event, request.snapshot))
             self.run_ids.append(request.run_id)
             if request.stage_only:
                 self.stage_only_runs.append(request.hostname)
@@ -197,6 +204,11 @@ class FakeCloud:
             self.schedule_syncs.append(request)
             return [f"synced {h}" for h in request.changed]
 
+        @activity.defn(name=names.PUBLISH_SNAPSHOT)
+        async def publish_snapshot(request: PublishSnapshotInput) -> SnapshotRef:
+            self.snapshots.append(request.generation)
+            return SnapshotRef(generation=request.generation, digest=f"snap{request.generation}")
+
         @activity.defn(name=names.PUBLISH_LAYER_GAUGES)
         async def publish_layer_gauges(request: LayerGaugesInput) -> None:
             if self.refuse_gauges:
@@ -220,6 +232,7 @@ class FakeCloud:
             read_metrics,
             sync_schedules,
             publish_layer_gauges,
+            publish_snapshot,
         ]
 
     def _app_run(self, request: RecipeRunInput) -> RecipeRunResult:

@@ -27,7 +27,8 @@ def test_the_stack_declares_every_signal_and_query_named_for_it() -> None:
         handlers.SCALE_INSTANCE,
     }
     assert signals <= set(named(stack.signals))
-    assert {handlers.RUN_CONTEXT, handlers.LAYER_INSTANCES} <= set(named(stack.queries))
+    queries = {handlers.RUN_CONTEXT, handlers.LAYER_INSTANCES, handlers.CONFIGURATION_SNAPSHOT}
+    assert queries <= set(named(stack.queries))
 
 
 def test_the_healing_loop_declares_the_instance_result_signal() -> None:
@@ -46,4 +47,7 @@ def test_the_stack_keeps_its_type_name_and_every_handler_name() -> None:
         "deployment_finished", "heal_instance", "instance_changed", "record_event",
         "scale_instance",
     ]  # fmt: skip
-    assert named(stack.queries) == ["deployments", "describe", "layer_instances", "run_context"]
+    assert named(stack.queries) == [
+        "configuration_snapshot", "deployments", "describe", "layer_instances", "run_context",
+        "statuses",
+    ]  # fmt: skip

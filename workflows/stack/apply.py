@@ -65,21 +65,31 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             self._state.applied.source_file = request.source_file
             if created or plan.changes:
                 self._event(EventKind.APPLIED, "; ".join(plan.changes) or "no changes")
+            self._changed()
             # Started together, not one after another: each await is a round trip.
             self._state.loops.scaling = scaling_after_apply(
                 request.spec, self._state.members.instances, self._state.loops.scaling
             )
+            # One snapshot for every start this apply sends (their setup runs read it).
+            snapshot = await self._snapshot()
             await asyncio.gather(
                 *(
                     self._create_instance(
-                        hostname, layer, from_file=True, start=hostname not in plan.stay_stopped
+                        hostname,
+                        layer,
+                        from_file=True,
+                        start=hostname not in plan.stay_stopped,
+                        snapshot=snapshot,
                     )
                     for hostname, layer in plan.create_instances.items()
                 )
             )
-            await self._send_all(plan.restart_instances, self._start_command_for)
             await self._send_all(
-                plan.delete_instances, lambda _: self._command(InstanceCommandKind.DELETE)
+                plan.restart_instances, lambda h: self._start_command_for(h, snapshot)
+            )
+            await self._send_all(
+                plan.delete_instances,
+                lambda _: self._command(InstanceCommandKind.DELETE, snapshot),
             )
             await self._sync_layer_loops(HEALING, healing_wanted(request.spec))
             await self._sync_layer_loops(LOAD_SCALING, load_scaling_wanted(request.spec))
@@ -110,8 +120,12 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             await self._stop_layer_loops(HEALING, list(self._state.loops.healing))
             await self._stop_layer_loops(LOAD_SCALING, list(self._state.loops.load_scaling))
             await self._sync_schedules({})
+            # Every instance's shutdown run reads this one snapshot (not a query each).
+            snapshot = await self._snapshot()
             hostnames = sorted(self._state.members.instances)
-            await self._send_all(hostnames, lambda _: self._command(InstanceCommandKind.DELETE))
+            await self._send_all(
+                hostnames, lambda _: self._command(InstanceCommandKind.DELETE, snapshot)
+            )
             return DeleteStackResult(instances=hostnames)
 
     @delete.validator

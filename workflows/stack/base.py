@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -23,7 +25,9 @@ with workflow.unsafe.imports_passed_through():
         InstanceCommand,
         InstanceCommandKind,
         InstanceView,
+        PublishSnapshotInput,
         ResolvedCookbooks,
+        SnapshotRef,
         StackEvent,
     )
     from opsflow.spec import Provider, StackSpec
@@ -33,7 +37,22 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.targets import instance_of
     from workflows import common
     from workflows.failures import invalid, not_found
-    from workflows.instance import InstanceWorkflow
+    from workflows.instance import InstanceWorkflow, failure_message
+    from workflows.stack import patches
+
+
+# Publishing a configuration snapshot: one query and one small write; a store that does
+# not answer within a few tries leaves the runs to ask the stack instead.
+SNAPSHOT_TIMEOUT = timedelta(minutes=1)
+SNAPSHOT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
+    non_retryable_error_types=common.NOT_RETRYABLE,
+)
+
+# The failure's type when the workflow a signal was sent to has ended.
+ENDED = "ExternalWorkflowExecutionNotFound"
 
 
 @contextmanager
@@ -61,6 +80,8 @@ class StackBase:
     # Guards state across the awaits of apply/add/delete (starting children), so two
     # updates never interleave half-applied changes.
     _lock: asyncio.Lock
+    # A snapshot publish is in flight (at most one: later asks wait for it).
+    _publishing: bool
 
     async def _create_instance(
         self,
@@ -70,6 +91,7 @@ class StackBase:
         from_file: bool,
         start: bool,
         provider: Provider | None = None,
+        snapshot: str | None = None,
     ) -> None:
         spec = self._spec()
         view = InstanceView(
@@ -81,10 +103,11 @@ class StackBase:
             updated_at=workflow.now(),
         )
         self._state.members.instances[hostname] = view
+        self._changed()
         self._event(
             EventKind.INSTANCE_ADDED, f"{hostname} added to layer {layer}", hostname=hostname
         )
-        queue = [self._start_command(layer, hostname)] if start else []
+        queue = [self._start_command(layer, hostname, snapshot)] if start else []
         child = await workflow.start_child_workflow(
             InstanceWorkflow.run,
             InstanceState(
@@ -106,20 +129,49 @@ class StackBase:
         handle = workflow.get_external_workflow_handle(
             names.instance_workflow_id(self._spec().name, hostname)
         )
-        await handle.signal(InstanceWorkflow.enqueue, command)
+        try:
+            await handle.signal(InstanceWorkflow.enqueue, command)
+        except ApplicationError as err:
+            # The instance's workflow has ended (deleted, its report of that not read
+            # yet; or ended by hand): one gone instance must not fail a delete or a
+            # configure round of all the others.
+            if err.type != ENDED or not workflow.patched(patches.SEND_TO_ENDED):
+                raise
+            self._instance_ended(hostname)
+
+    def _instance_ended(self, hostname: str) -> None:
+        """Forget an instance whose workflow has ended: nothing can reach it any more (a
+        deleted one reports terminated before it ends; that report may still be on its
+        way, and then it has nothing left to do)."""
+        view = self._state.members.instances.pop(hostname, None)
+        if view is None:
+            return
+        self._state.applied.registered.pop(hostname, None)
+        self._changed()
+        if view.status == InstanceStatus.ONLINE:
+            self._state.members.configure_pending = True
+        self._event(
+            EventKind.INSTANCE_STATUS,
+            f"{hostname}: {view.status.value} -> gone (its workflow has ended)",
+            hostname=hostname,
+        )
 
     async def _send_all(
         self, hostnames: Iterable[str], make: Callable[[str], InstanceCommand]
     ) -> None:
         await asyncio.gather(*(self._send(hostname, make(hostname)) for hostname in hostnames))
 
-    def _command(self, kind: InstanceCommandKind) -> InstanceCommand:
-        return InstanceCommand(id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind)
+    def _command(self, kind: InstanceCommandKind, snapshot: str | None = None) -> InstanceCommand:
+        return InstanceCommand(
+            id=f"{kind.value}-{workflow.uuid4().hex[:8]}", kind=kind, snapshot=snapshot
+        )
 
-    def _start_command(self, layer: str, hostname: str) -> InstanceCommand:
+    def _start_command(
+        self, layer: str, hostname: str, snapshot: str | None = None
+    ) -> InstanceCommand:
         """Start = launch, setup, then the current release of each app on the layer."""
         spec = self._spec()
-        return start_command(
+        command = start_command(
             self._command(InstanceCommandKind.START).id,
             spec,
             layer,
@@ -127,12 +179,55 @@ class StackBase:
             current_releases(spec, self._state.commands.apps, self._state.applied.rds, layer),
             self._state.applied.registered.get(hostname),
         )
+        return command.model_copy(update={"snapshot": snapshot}) if snapshot else command
 
-    def _start_command_for(self, hostname: str) -> InstanceCommand:
+    def _start_command_for(self, hostname: str, snapshot: str | None = None) -> InstanceCommand:
         layers = self._state.members.instances[hostname].layers
         if not layers:
             return self._command(InstanceCommandKind.START)
-        return self._start_command(layers[0], hostname)
+        return self._start_command(layers[0], hostname, snapshot)
+
+    def _changed(self) -> None:
+        """Something a run's configuration shows changed: a new configuration generation."""
+        self._state.members.generation += 1
+
+    async def _snapshot(self) -> str | None:
+        """The digest of a configuration snapshot at least as new as the generation now,
+        published first when there is none yet. Asks that come while a publish is in
+        flight wait for it (bursts of changes coalesce into one publish), then publish
+        once more only if the generation has moved past what that one published. None
+        for runs recorded before snapshots (their runs ask the stack)."""
+        if not workflow.patched(patches.SNAPSHOTS):
+            return None
+        wanted = self._state.members.generation
+        while True:
+            published = self._state.members.snapshot
+            if published is not None and published.generation >= wanted:
+                return published.digest
+            if self._publishing:
+                await workflow.wait_condition(lambda: not self._publishing)
+                continue
+            self._publishing = True
+            try:
+                ref: SnapshotRef = await workflow.execute_activity(
+                    activity.PUBLISH_SNAPSHOT,
+                    PublishSnapshotInput(stack=self._spec().name, generation=wanted),
+                    result_type=SnapshotRef,
+                    start_to_close_timeout=SNAPSHOT_TIMEOUT,
+                    retry_policy=SNAPSHOT_RETRY,
+                )
+            except ActivityError as err:
+                # The store cannot be written: these runs ask the stack, as before.
+                self._event(
+                    EventKind.SNAPSHOT_FAILED,
+                    f"configuration snapshot not published: {failure_message(err)[0]}",
+                )
+                return None
+            finally:
+                self._publishing = False
+            if published is None or ref.generation > published.generation:
+                self._state.members.snapshot = ref
+            return ref.digest  # as new as `wanted` at least: asked after it
 
     async def _fetch_cookbooks(self, spec: StackSpec) -> ResolvedCookbooks | None:
         if spec.cookbooks is None:

@@ -57,6 +57,7 @@ class CommandsMixin(StackBase):
         if request.command == "update_custom_cookbooks":
             async with self._lock:
                 self._state.applied.cookbooks = await self._fetch_cookbooks(self._spec())
+                self._changed()
             fetched = self._state.applied.cookbooks
             self._event(
                 EventKind.COOKBOOKS, f"cookbooks fetched: {fetched.digest[:12] if fetched else '-'}"
@@ -70,10 +71,12 @@ class CommandsMixin(StackBase):
             f"{request.command} on {', '.join(targets)}",
             details={"deployment": deployment_id},
         )
+        snapshot = await self._snapshot()
         child = await workflow.start_child_workflow(
             DeploymentWorkflow.run,
             DeploymentInput(
                 stack=self._spec().name,
+                snapshot=snapshot,
                 id=deployment_id,
                 command=request.command,
                 event=RUN_COMMANDS[request.command],
@@ -223,6 +226,10 @@ class CommandsMixin(StackBase):
             self._state.commands.apps.pop(summary.app, None)
 
     async def _start_deployment(self, number: int, request: DeploymentInput) -> RunCommandResult:
+        # The deployment's runs read the configuration of now (they ran a query each before).
+        snapshot = await self._snapshot()
+        if snapshot is not None:
+            request = request.model_copy(update={"snapshot": snapshot})
         child = await workflow.start_child_workflow(
             DeploymentWorkflow.run,
             request,

@@ -51,6 +51,8 @@ class MembersMixin(StackBase):
         # Changes that arrive during the quiet period join this round.
         await workflow.sleep(timedelta(seconds=configure.QUIET_PERIOD_SECONDS))
         self._state.members.configure_pending = False
+        # The round's runs read the generation that caused it (or a newer one).
+        snapshot = await self._snapshot()
         self._state.members.configure_rounds += 1
         generation = self._state.members.configure_rounds
         online = sorted(
@@ -66,6 +68,7 @@ class MembersMixin(StackBase):
             kind=InstanceCommandKind.RUN,
             event="configure",
             generation=generation,
+            snapshot=snapshot,
         )
         await self._send_all(online, lambda _: command)
 
@@ -130,10 +133,11 @@ class MembersMixin(StackBase):
     @workflow.update
     async def instance_action(self, request: InstanceActionInput) -> InstanceView:
         kind = InstanceCommandKind(request.action.value)
+        snapshot = await self._snapshot()
         command = (
-            self._start_command_for(request.hostname)
+            self._start_command_for(request.hostname, snapshot)
             if kind == InstanceCommandKind.START
-            else self._command(kind)
+            else self._command(kind, snapshot)
         )
         await self._send(request.hostname, command)
         return self._state.members.instances[request.hostname]
@@ -168,6 +172,7 @@ class MembersMixin(StackBase):
                 f"{view.status.value}" + (f" ({view.message})" if view.message else ""),
                 hostname=view.hostname,
             )
+        self._changed()
         if view.status == InstanceStatus.TERMINATED:
             self._state.members.instances.pop(view.hostname, None)
             self._state.applied.registered.pop(view.hostname, None)  # deregistered

@@ -1,22 +1,22 @@
-"""What the stack answers without changing: its description, a recipe run's context, a
-layer's instances, its deployments."""
+"""What the stack answers without changing: its description, its instances' statuses, a
+recipe run's context, a layer's instances, its deployments."""
 
 from __future__ import annotations
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from opsflow.attributes import stack_configuration
+    from opsflow import snapshots
     from opsflow.messages import (
         ConfigurationQuery,
+        ConfigurationSnapshot,
         DeploymentSummary,
+        InstanceStatusLine,
         InstanceView,
         RunContext,
         StackDescription,
     )
     from opsflow.spec import Scaling
-    from opsflow.starts import recipes_for
-    from opsflow.targets import manager_of
     from workflows import handlers
     from workflows.stack.base import StackBase
 
@@ -36,20 +36,31 @@ class QueriesMixin(StackBase):
             events=self._state.events,
         )
 
+    @workflow.query
+    def statuses(self) -> list[InstanceStatusLine]:
+        """Every instance's status: what a wait polls (small at any size, unlike describe)."""
+        return [
+            InstanceStatusLine(hostname=h, status=v.status, updated_at=v.updated_at)
+            for h, v in sorted(self._state.members.instances.items())
+        ]
+
     @workflow.query(name=handlers.RUN_CONTEXT)
     def run_context(self, request: ConfigurationQuery) -> RunContext:
-        spec = self._spec()
+        """A run's context (runs sent without a snapshot digest, before the upgrade)."""
         this = request.instance or self._instance(request.hostname)
-        recipes = recipes_for(spec, this.layers, request.event)
-        cookbooks = self._state.applied.cookbooks
-        return RunContext(
-            configuration=stack_configuration(
-                spec, self._state.members.instances.values(), this, request.event
-            ),
-            recipes=recipes,
-            configuration_manager=manager_of(spec, this),
-            cookbooks_dir=cookbooks.directory if cookbooks else None,
-            cookbooks_digest=cookbooks.digest if cookbooks else None,
+        return snapshots.run_context(self._configuration_snapshot(), this, request.event)
+
+    @workflow.query(name=handlers.CONFIGURATION_SNAPSHOT)
+    def configuration_snapshot(self) -> ConfigurationSnapshot:
+        """The current generation, for the activity that publishes it to the store."""
+        return self._configuration_snapshot()
+
+    def _configuration_snapshot(self) -> ConfigurationSnapshot:
+        return snapshots.configuration_snapshot(
+            self._spec(),
+            self._state.members.instances.values(),
+            self._state.applied.cookbooks,
+            self._state.members.generation,
         )
 
     @workflow.query(name=handlers.LAYER_INSTANCES)

@@ -32,6 +32,7 @@ class StackWorkflow(ApplyMixin, CommandsMixin, QueriesMixin):
         # Guards state across the awaits of apply/add/delete (starting children), so two
         # updates never interleave half-applied changes.
         self._lock = asyncio.Lock()
+        self._publishing = False
 
     @workflow.run
     async def run(self, state: StackState) -> None:

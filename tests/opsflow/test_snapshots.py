@@ -1,0 +1,138 @@
+"""Configuration snapshots: a run's context derived from a stored snapshot is what the
+stack's query answers for the same state; and how big a snapshot is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from opsflow import snapshots
+from opsflow.attributes import stack_configuration
+from opsflow.messages import InstanceView, ResolvedCookbooks, RunContext, SshEndpoint
+from opsflow.spec import ConfigurationManager, Provider, StackSpec
+from opsflow.starts import recipes_for
+from opsflow.status import InstanceStatus
+from opsflow.targets import manager_of
+
+COOKBOOKS = ResolvedCookbooks(
+    directory="/cache/cookbooks/abc", digest="abc", description="./cookbooks"
+)
+
+
+def spec(instances: int = 3) -> StackSpec:
+    return StackSpec.model_validate(
+        {
+            "name": "shop",
+            "custom_json": {"shop": {"greeting": "hello", "port": 80}},
+            "layers": [
+                {
+                    "name": "web",
+                    "custom_json": {"shop": {"port": 8080}},
+                    "recipes": {"setup": ["web::setup"], "configure": ["web::configure"]},
+                    "instances": [{"hostname": f"web{i}"} for i in range(1, instances + 1)],
+                },
+                {
+                    "name": "db",
+                    "configuration_manager": "puppet",
+                    "recipes": {"configure": ["db::configure"]},
+                    "instances": [{"hostname": "db1"}],
+                },
+            ],
+        }
+    )
+
+
+def view(hostname: str, layer: str, status: InstanceStatus, port: int = 2200) -> InstanceView:
+    """A view with everything the stack keeps (SSH, root, times, messages)."""
+    return InstanceView(
+        hostname=hostname,
+        layers=[layer],
+        status=status,
+        provider=Provider.LOCAL,
+        private_ip=f"10.0.0.{port % 250}",
+        root=f"/r/{hostname}",
+        ssh=SshEndpoint(
+            host="127.0.0.1", port=port, user="opsflow", key_file="/k/id", host_key="ssh-ed25519 A"
+        ),
+        message="last run failed" if status == InstanceStatus.SETUP_FAILED else None,
+        updated_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+
+
+def queried(
+    stack: StackSpec, instances: list[InstanceView], this: InstanceView, event: str
+) -> RunContext:
+    """What the stack's run_context query answered before snapshots, for this state."""
+    return RunContext(
+        configuration=stack_configuration(stack, instances, this, event),
+        recipes=recipes_for(stack, this.layers, event),
+        configuration_manager=manager_of(stack, this),
+        cookbooks_dir=COOKBOOKS.directory,
+        cookbooks_digest=COOKBOOKS.digest,
+    )
+
+
+STATUSES = st.sampled_from(list(InstanceStatus))
+
+
+@given(
+    statuses=st.lists(STATUSES, min_size=4, max_size=4),
+    own=STATUSES,
+    event=st.sampled_from(["setup", "configure", "deploy", "shutdown", "undeploy"]),
+    which=st.integers(min_value=0, max_value=3),
+)
+def test_context_from_a_stored_snapshot_is_what_the_query_answered(
+    statuses: list[InstanceStatus], own: InstanceStatus, event: str, which: int
+) -> None:
+    stack = spec()
+    hosts = [("web1", "web"), ("web2", "web"), ("web3", "web"), ("db1", "db")]
+    instances = [
+        view(h, layer, status, 2200 + i)
+        for i, ((h, layer), status) in enumerate(zip(hosts, statuses, strict=True))
+    ]
+    # The run's own view is fresher than the stack's (it has moved on since).
+    this = instances[which].model_copy(update={"status": own, "private_ip": "10.9.9.9"})
+    snapshot = snapshots.configuration_snapshot(stack, instances, COOKBOOKS, generation=7)
+    stored = snapshots.decode(snapshots.encode(snapshot))
+    assert stored == snapshot
+    assert snapshots.run_context(stored, this, event) == queried(stack, instances, this, event)
+
+
+def test_the_same_state_gives_the_same_bytes_and_no_ssh_details() -> None:
+    stack = spec()
+    instances = [
+        view("web1", "web", InstanceStatus.ONLINE),
+        view("db1", "db", InstanceStatus.ONLINE),
+    ]
+    one = snapshots.encode(snapshots.configuration_snapshot(stack, instances, COOKBOOKS, 3))
+    other = snapshots.encode(
+        snapshots.configuration_snapshot(stack, list(reversed(instances)), COOKBOOKS, 3)
+    )
+    assert one == other
+    assert b"ssh-ed25519" not in one and b"/r/web1" not in one
+
+
+def test_puppet_layer_and_recipes_come_from_the_snapshot() -> None:
+    stack = spec()
+    this = view("db1", "db", InstanceStatus.ONLINE)
+    snapshot = snapshots.configuration_snapshot(stack, [this], None, 1)
+    context = snapshots.run_context(snapshot, this, "configure")
+    assert context.configuration_manager == ConfigurationManager.PUPPET
+    assert context.recipes == ["db::configure"]
+    assert context.cookbooks_dir is None
+
+
+@pytest.mark.parametrize("count", [200, 1000])
+def test_snapshot_size(count: int) -> None:
+    """The figure the issue asks for: bytes of one stack-wide snapshot of `count` online
+    instances (one layer, declared in the stack file), printed with `-s`."""
+    stack = spec(count)
+    instances = [view(f"web{i}", "web", InstanceStatus.ONLINE, 2200 + i) for i in range(count)]
+    data = snapshots.encode(snapshots.configuration_snapshot(stack, instances, COOKBOOKS, 1))
+    print(
+        f"snapshot of {count} instances: {len(data)} bytes ({len(data) / count:.0f} per instance)"
+    )
+    assert len(data) < 400 * count  # a few hundred bytes an instance, never their whole views
