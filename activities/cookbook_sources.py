@@ -47,19 +47,16 @@ import contextlib
 import http.client
 import logging
 import os
-import posixpath
 import re
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -76,15 +73,16 @@ from activities.heartbeat import heartbeating
 # The digest must be the runner's own: it names the staged cookbooks on instances.
 from activities.recipes.payload import cookbooks_digest
 from opsflow import settings
-from opsflow.errors import ErrorType
+from opsflow.errors import ErrorType, InvalidInput
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import inventory as recipe_inventory
 from opsflow.spec import ConfigurationManager, CookbookSource
+from runtime import packing
 from runtime.cookbook_tree import read_tree
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
-MAX_EXTRACTED_BYTES = 2 * 1024 * 1024 * 1024
-MAX_MEMBERS = 200_000
+MAX_EXTRACTED_BYTES = packing.MAX_EXTRACTED_BYTES
+MAX_MEMBERS = packing.MAX_MEMBERS
 CACHE_MAX_AGE = timedelta(days=7)
 STAGING_MAX_AGE = timedelta(hours=1)
 HEARTBEAT_SECONDS = 5.0
@@ -512,49 +510,16 @@ def _describe(reason: object) -> str:
 
 
 def extract_tar_gz(archive: Path, into: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
-    """Extract the gzip-compressed tar `archive` into `into` after checking every member;
-    the single top-level directory when there is exactly one, else `into`."""
+    """Extract the gzip-compressed tar `archive` into `into` after checking every member
+    (runtime/packing.py's checks); the single top-level directory when there is exactly
+    one, else `into`."""
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
-            members = _checked_members(tar, limits)
-            into.mkdir(parents=True)
-            tar.extractall(into, members=members, filter="data")
-    except tarfile.FilterError as error:
-        raise FetchProblem(f"unsafe archive member: {error}") from error
-    except (tarfile.TarError, EOFError, zlib.error) as error:
-        raise FetchProblem(f"not a .tar.gz archive: {error}") from error
+        packing.extract(
+            archive, into, max_bytes=limits.max_extracted_bytes, max_members=limits.max_members
+        )
+    except InvalidInput as error:
+        raise FetchProblem(str(error)) from error
     entries = list(into.iterdir())
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]
     return into
-
-
-def _checked_members(tar: tarfile.TarFile, limits: Limits) -> list[tarfile.TarInfo]:
-    members: list[tarfile.TarInfo] = []
-    total = 0
-    for member in tar:
-        _check_member(member)
-        total += member.size if member.isreg() else 0
-        members.append(member)
-        if total > limits.max_extracted_bytes or len(members) > limits.max_members:
-            raise FetchProblem(
-                f"archive holds more than {limits.max_extracted_bytes} bytes "
-                f"or {limits.max_members} members"
-            )
-    return members
-
-
-def _check_member(member: tarfile.TarInfo) -> None:
-    name = member.name
-    if name.startswith("/") or ".." in PurePosixPath(name).parts:
-        raise FetchProblem(f"unsafe archive member {name!r}: its path leads outside")
-    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-        raise FetchProblem(f"unsafe archive member {name!r}: a device, fifo or special file")
-    if member.issym():
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-        if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
-            raise FetchProblem(f"unsafe archive member {name!r}: a link leading outside")
-    if member.islnk() and (
-        member.linkname.startswith("/") or ".." in PurePosixPath(member.linkname).parts
-    ):
-        raise FetchProblem(f"unsafe archive member {name!r}: a link leading outside")

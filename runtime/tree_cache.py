@@ -1,0 +1,57 @@
+"""This machine's unpacked trees (cookbooks, app code), by the digest of their packed blob
+in the artifact store: `$OPSFLOW_HOME/cache/trees/<digest>/`, complete or absent.
+
+A missing tree is fetched from the store (verified against its digest before it is
+unpacked), unpacked aside and renamed into place, so any worker can run any run: none
+needs the machine that packed or fetched the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from opsflow import settings
+from runtime.artifacts import ArtifactStore, check_digest, corrupt, file_digest
+from runtime.packing import extract
+
+STAGING_PREFIX = ".staging-"
+
+
+def trees_dir() -> Path:
+    return settings.opsflow_home() / "cache" / "trees"
+
+
+def tree(store: ArtifactStore, digest: str, *, archive: Path | None = None) -> Path:
+    """The unpacked tree of blob `digest`; fetched from `store` unless this machine has it
+    (or from `archive`, a local copy of that blob the caller has just packed).
+
+    Raises what the store raises (NotFound, StoreCorrupt, StoreUnavailable) and InvalidInput
+    for a blob that is not a safe .tar.gz.
+    """
+    entry = trees_dir() / check_digest(digest)
+    if entry.is_dir():
+        os.utime(entry)  # its age is the time since its last use
+        return entry
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=entry.parent))
+    try:
+        blob = staging / "blob.tar.gz"
+        if archive is not None:
+            shutil.copyfile(archive, blob)
+            if file_digest(blob) != digest:
+                raise corrupt(digest, str(archive), file_digest(blob))
+        else:
+            store.get_to(digest, blob)
+        unpacked = staging / "tree"
+        extract(blob, unpacked)
+        try:
+            unpacked.rename(entry)
+        except OSError:
+            if not entry.is_dir():
+                raise  # not another process that placed the same tree meanwhile
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return entry
