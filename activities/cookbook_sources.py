@@ -57,7 +57,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -77,7 +77,8 @@ from opsflow.errors import ErrorType, InvalidInput
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import inventory as recipe_inventory
 from opsflow.spec import ConfigurationManager, CookbookSource
-from runtime import packing
+from runtime import packing, tree_cache
+from runtime.artifacts import ArtifactStore, StoreCorrupt, StoreUnavailable, shared_store
 from runtime.cookbook_tree import read_tree
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
@@ -163,16 +164,25 @@ def resolve(
     *,
     limits: Limits = DEFAULT_LIMITS,
     cancel: threading.Event | None = None,
+    store: ArtifactStore | None = None,
 ) -> ResolvedCookbooks:
-    """Fetch `request.source` (into the cache unless it is a directory) and describe it.
+    """Fetch `request.source` (into the cache unless it is a directory, from the artifact
+    store when it carries an `artifact`), describe it, and put the packed tree in `store`
+    (default: the shared one) so any worker can run with it.
 
     Raises ApplicationError (types above) or FetchCancelled.
     """
     source = request.source
     run = _Run(limits, time.monotonic() + limits.seconds, cancel or threading.Event())
     try:
-        directory, digest = _materialize(source, run)
-        recipes = inventory(directory)
+        with _store_problems():
+            store = store or shared_store()
+            directory, digest = _materialize(source, run, store)
+            recipes = inventory(directory)
+            if source.artifact is not None and source.path is None:
+                blob = source.artifact  # the tree itself, as the CLI packed it
+            else:
+                blob = tree_cache.publish(store, directory)
     except FetchProblem as problem:
         raise _failure(request, problem) from problem
     prune_cache(keep=digest)
@@ -181,7 +191,20 @@ def resolve(
         digest=digest,
         description=source.describe(),
         recipes=recipes,
+        blob=blob,
     )
+
+
+@contextlib.contextmanager
+def _store_problems() -> Iterator[None]:
+    """The artifact store's errors as FetchProblems: unavailable is worth retrying; a
+    missing or corrupt blob, or a tree that cannot be packed, is not."""
+    try:
+        yield
+    except StoreUnavailable as err:
+        raise FetchProblem(str(err), retryable=True) from err
+    except (InvalidInput, StoreCorrupt) as err:  # NotFound is an InvalidInput
+        raise FetchProblem(str(err)) from err
 
 
 def _failure(request: FetchCookbooksInput, problem: FetchProblem) -> ApplicationError:
@@ -194,8 +217,12 @@ def _failure(request: FetchCookbooksInput, problem: FetchProblem) -> Application
     return ApplicationError(message, type=ErrorType.COOKBOOKS_FETCH_FAILED, non_retryable=True)
 
 
-def _materialize(source: CookbookSource, run: _Run) -> tuple[Path, str]:
+def _materialize(source: CookbookSource, run: _Run, store: ArtifactStore) -> tuple[Path, str]:
     """The cookbooks directory on this worker and its digest."""
+    if source.artifact is not None:
+        # Packed by the CLI: never read from `source`, a path on the CLI's machine.
+        directory = subdirectory(tree_cache.tree(store, source.artifact), source.path)
+        return directory, cookbooks_digest(str(directory))
     if source.source is not None:
         directory = subdirectory(_existing_directory(source.source), source.path)
         return directory, cookbooks_digest(str(directory))

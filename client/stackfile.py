@@ -14,23 +14,29 @@ validation error can quote a plaintext.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
 from opsflow import settings
-from opsflow.errors import SpecError
+from opsflow.errors import InvalidInput, SpecError
 from opsflow.recipes import inventory
 from opsflow.secrets import encrypt
 from opsflow.spec import StackSpec, missing_recipes, recipe_references
 from runtime.cookbook_tree import read_tree
 
+if TYPE_CHECKING:
+    from runtime.artifacts import ArtifactStore
+
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
 
 
-def load_stack_file(path: str | Path) -> StackSpec:
+def load_stack_file(path: str | Path, *, store: ArtifactStore | None = None) -> StackSpec:
+    """The validated spec of the stack file at `path`. Each source directory (cookbooks,
+    apps) is packed and carries its digest (`artifact`): put in `store` (apply: before the
+    update is sent, so any worker fetches it), or only computed without one (plan)."""
     file = Path(path)
     name = str(path)
     raw = _read_yaml(file, name)
@@ -41,9 +47,9 @@ def load_stack_file(path: str | Path) -> StackSpec:
     except ValidationError as err:
         raise SpecError(name, [_describe(e) for e in err.errors()]) from None
     _check_region(spec, name)
-    spec = _resolve_cookbooks(spec, file, name)
+    spec = _resolve_cookbooks(spec, file, name, store)
     spec = _resolve_key_files(spec, file, name)
-    return _resolve_app_sources(spec, file, name)
+    return _resolve_app_sources(spec, file, name, store)
 
 
 def _check_region(spec: StackSpec, name: str) -> None:
@@ -189,7 +195,9 @@ def _describe(error: Any) -> str:
     return f"{field}: {message}" if field else message
 
 
-def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
+def _resolve_cookbooks(
+    spec: StackSpec, file: Path, name: str, store: ArtifactStore | None
+) -> StackSpec:
     refs = recipe_references(spec)
     if spec.cookbooks is None:
         if refs:
@@ -212,13 +220,16 @@ def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
     problems = missing_recipes(spec, inventory(tree))
     if problems:
         raise SpecError(name, problems)
-    cookbooks = spec.cookbooks.model_copy(update={"source": str(directory)})
-    return spec.model_copy(update={"cookbooks": cookbooks})
+    artifact = _artifact(directory, "cookbooks.source", name, store)
+    update = {"source": str(directory), "artifact": artifact}
+    return spec.model_copy(update={"cookbooks": spec.cookbooks.model_copy(update=update)})
 
 
-def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
-    """Each app's source directory made absolute (relative to the stack file), as for the
-    cookbooks; git and archive sources are fetched by the worker."""
+def _resolve_app_sources(
+    spec: StackSpec, file: Path, name: str, store: ArtifactStore | None
+) -> StackSpec:
+    """Each app's source directory made absolute (relative to the stack file) and packed,
+    as for the cookbooks; git and archive sources are fetched by the worker."""
     apps = []
     problems: list[str] = []
     for index, app in enumerate(spec.apps):
@@ -230,11 +241,30 @@ def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
         if isinstance(directory, str):
             problems.append(directory)
             continue
-        source = app.source.model_copy(update={"source": str(directory)})
+        artifact = _artifact(directory, field, name, store)
+        update = {"source": str(directory), "artifact": artifact}
+        source = app.source.model_copy(update=update)
         apps.append(app.model_copy(update={"source": source}))
     if problems:
         raise SpecError(name, problems)
     return spec.model_copy(update={"apps": apps}) if spec.apps else spec
+
+
+def _artifact(directory: Path, field: str, name: str, store: ArtifactStore | None) -> str:
+    """The digest workers fetch `directory` by: packed into `store`, or only computed.
+    What cannot be packed (a link leading out of the tree, a fifo) is the field's problem;
+    an unavailable store raises StoreUnavailable (exit 1, naming it)."""
+    from runtime import packing, tree_cache  # tarfile and gzip only for a stack file
+
+    try:
+        if store is None:
+            return packing.tree_digest(directory)
+        return tree_cache.publish(store, directory, cache=False)
+    except InvalidInput as err:
+        raise SpecError(name, [f"{field}: {err}"]) from None
+    except OSError as err:
+        where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        raise SpecError(name, [f"{field}: cannot read {where}"]) from None
 
 
 def _resolve_key_files(spec: StackSpec, file: Path, name: str) -> StackSpec:

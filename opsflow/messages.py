@@ -370,6 +370,11 @@ class RunContext(BaseModel):
     cookbooks_digest: str | None = Field(
         default=None, description="content hash of cookbooks_dir, when the stack knows it"
     )
+    cookbooks_blob: str | None = Field(
+        default=None,
+        description="the packed cookbooks in the artifact store: used instead of "
+        "cookbooks_dir (a directory on the worker that fetched them) when set",
+    )
 
 
 class FetchCookbooksInput(BaseModel):
@@ -378,12 +383,17 @@ class FetchCookbooksInput(BaseModel):
 
 
 class ResolvedCookbooks(BaseModel):
-    """Cookbooks fetched onto the worker's disk, by content hash."""
+    """Cookbooks (or an app's code) fetched, by content hash: the packed tree's blob in the
+    artifact store, which any worker unpacks (runtime/tree_cache.py), and the directory on
+    the worker that fetched it (all a stack made before the artifact store has)."""
 
     directory: str
-    digest: str
+    digest: str  # cookbooks_digest of the tree: names the tree staged on instances
     description: str
     recipes: dict[ConfigurationManager, list[str]] = Field(default_factory=dict)
+    blob: str | None = Field(
+        default=None, description="sha256 of the packed tree in the artifact store"
+    )
 
 
 # ---- apps -------------------------------------------------------------------------------
@@ -417,6 +427,11 @@ class AppRelease(BaseModel):
     )
     source_digest: str | None = Field(
         default=None, description="content hash of source_dir, when the caller knows it"
+    )
+    source_blob: str | None = Field(
+        default=None,
+        description="deploy: the packed code in the artifact store, used instead of "
+        "source_dir (a directory on the worker that fetched it) when set",
     )
     deploy_to: str | None = Field(default=None, description="default {root}/srv/www/{app}")
     environment: dict[str, str | SecureValue] = Field(

@@ -17,6 +17,7 @@ Two backends behind one Protocol, chosen by `settings.artifacts_location()`:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -96,6 +97,17 @@ def open_store(location: str | None = None) -> ArtifactStore:
     if not where.startswith("/"):
         raise InvalidInput(f"artifact store {where!r}: not an absolute path nor s3://bucket/prefix")
     return DirectoryStore(where)
+
+
+def shared_store() -> ArtifactStore:
+    """The store at settings.artifacts_location(), opened once per process and location
+    (an S3 client is thread-safe and worth keeping)."""
+    return _opened(settings.artifacts_location())
+
+
+@functools.lru_cache(maxsize=4)
+def _opened(location: str) -> ArtifactStore:
+    return open_store(location)
 
 
 # -- checks and hashing, shared by both backends ----------------------------------------

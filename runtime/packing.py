@@ -15,13 +15,14 @@ defence.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import posixpath
 import stat
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from opsflow.errors import InvalidInput
 
@@ -63,6 +64,25 @@ def pack_to(directory: Path, target: Path) -> None:
     except BaseException:
         target.unlink(missing_ok=True)
         raise
+
+
+def tree_digest(directory: Path) -> str:
+    """The sha256 of what `pack` writes for `directory`, without keeping the bytes."""
+    sink = _HashingSink()
+    pack(directory, cast(BinaryIO, sink))
+    return sink.hasher.hexdigest()
+
+
+class _HashingSink:
+    def __init__(self) -> None:
+        self.hasher = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hasher.update(data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 def _members(directory: Path) -> list[str]:

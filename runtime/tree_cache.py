@@ -15,7 +15,7 @@ from pathlib import Path
 
 from opsflow import settings
 from runtime.artifacts import ArtifactStore, check_digest, corrupt, file_digest
-from runtime.packing import extract
+from runtime.packing import extract, pack_to
 
 STAGING_PREFIX = ".staging-"
 
@@ -55,3 +55,19 @@ def tree(store: ArtifactStore, digest: str, *, archive: Path | None = None) -> P
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return entry
+
+
+def publish(store: ArtifactStore, directory: Path, *, cache: bool = True) -> str:
+    """Pack `directory` (runtime/packing.py), put it in `store`; the blob's digest. With
+    `cache`, this machine's tree cache gets the unpacked blob too (no download later).
+
+    Raises InvalidInput for what cannot be packed (a link leading out, a fifo), and what
+    the store raises.
+    """
+    with tempfile.TemporaryDirectory(prefix="opsflow-pack-") as temp:
+        archive = Path(temp, "tree.tar.gz")
+        pack_to(directory, archive)
+        digest = store.put_file(archive)
+        if cache:
+            tree(store, digest, archive=archive)
+    return digest

@@ -50,6 +50,7 @@ class QueriesMixin(StackBase):
             configuration_manager=manager_of(spec, this),
             cookbooks_dir=cookbooks.directory if cookbooks else None,
             cookbooks_digest=cookbooks.digest if cookbooks else None,
+            cookbooks_blob=cookbooks.blob if cookbooks else None,
         )
 
     @workflow.query(name=handlers.LAYER_INSTANCES)
