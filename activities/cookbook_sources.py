@@ -1,6 +1,10 @@
-"""Fetch a stack's cookbooks onto this worker: a local directory, a git repository or a .tar.gz.
+"""Fetch a stack's cookbooks (or an app's code) and put them in the artifact store: a
+directory the CLI packed (`artifact`), a local directory, a git repository or a .tar.gz.
 
-A directory is used where it is (nothing is copied). A git repository or an archive is
+A source with an `artifact` is taken from the artifact store by that digest into this
+worker's tree cache (runtime/tree_cache.py), never read from its `source` path (a path on
+the CLI's machine). A directory without one is used where it is. A git repository or an
+archive is
 fetched into a staging directory under `cookbooks_cache_dir()`, reduced to the tree the
 stack uses (no `.git`; the `path` subdirectory when given), hashed with the recipe
 runner's own `cookbooks_digest`, and renamed to `cookbooks_cache_dir()/<digest>`: an entry
@@ -36,8 +40,13 @@ the tool's own error line):
   non-retryable error types, which overrides `non_retryable=False`.)
 A cancelled activity kills git / stops the download and removes its staging directory.
 
-Cache entries live on this worker's disk only: a recipe run on another worker, or after
-the entry was pruned, does not find the directory (see prune_cache).
+Whatever the kind, the tree is then packed (runtime/packing.py) and put in the artifact
+store, and ResolvedCookbooks.blob names it: a recipe run on any worker unpacks it from
+there (activities/recipes/trees.py), so this worker's cache entries (see prune_cache) are
+only a shortcut. A tree that cannot be packed (a link leading out of it) fails
+non-retryably naming the link; an unavailable store is retryable. Each fetch records the
+stack's reference to its blob and, at most daily, prunes the store
+(runtime/artifact_pruning.py).
 """
 
 from __future__ import annotations
@@ -77,7 +86,7 @@ from opsflow.errors import ErrorType, InvalidInput
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import inventory as recipe_inventory
 from opsflow.spec import ConfigurationManager, CookbookSource
-from runtime import packing, tree_cache
+from runtime import artifact_pruning, packing, tree_cache
 from runtime.artifacts import ArtifactStore, StoreCorrupt, StoreUnavailable, shared_store
 from runtime.cookbook_tree import read_tree
 
@@ -183,9 +192,13 @@ def resolve(
                 blob = source.artifact  # the tree itself, as the CLI packed it
             else:
                 blob = tree_cache.publish(store, directory)
+            # What the stack now uses of this source: kept when the store is pruned.
+            key = source.model_dump_json(exclude={"artifact"})
+            artifact_pruning.record_reference(store, request.stack, key, blob)
     except FetchProblem as problem:
         raise _failure(request, problem) from problem
     prune_cache(keep=digest)
+    artifact_pruning.prune_if_due(store)
     return ResolvedCookbooks(
         directory=str(directory),
         digest=digest,

@@ -2,8 +2,10 @@
 
 Everything that needs the user's disk happens here, before any request leaves the
 machine: YAML parsing, encrypting secure app environment values, schema validation,
-resolving the cookbooks and app source directories and registered hosts' key files, and
-checking that every named recipe exists in the cookbooks.
+resolving the cookbooks and app source directories and registered hosts' key files,
+checking that every named recipe exists in the cookbooks, and packing each source
+directory into the artifact store (apply) or only computing its digest (plan), so the
+workers fetch it by digest rather than by a path on this machine.
 
 Secure values (`NAME: {value: s3cret, secure: true}` under `apps[*].environment`, and
 `rds[*].password`, which must be one) are encrypted with `opsflow.settings.secret_key()`

@@ -23,6 +23,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -233,7 +234,9 @@ class DirectoryStore:
         digest = digest_of(data)
         target = self._blob(digest)
         with self._io(f"store blob {digest}"):
-            if not target.exists():
+            if target.exists():
+                os.utime(target)  # stored again: its retention starts afresh
+            else:
                 with _aside(self._root / "tmp" / digest) as temp:
                     temp.write_bytes(data)
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -250,7 +253,9 @@ class DirectoryStore:
                         out.write(chunk)
                 digest = hasher.hexdigest()
                 target = self._blob(digest)
-                if not target.exists():
+                if target.exists():
+                    os.utime(target)
+                else:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     self._install(temp, target, read_only=True)
         return digest
@@ -284,6 +289,15 @@ class DirectoryStore:
     def delete(self, digest: str) -> None:
         with self._io(f"delete blob {digest}"):
             self._blob(digest).unlink(missing_ok=True)
+
+    def list_blobs(self) -> dict[str, datetime]:
+        """Every blob's digest and when it was last stored (for pruning)."""
+        found: dict[str, datetime] = {}
+        with self._io("list blobs"):
+            for path in (self._root / "blobs" / "sha256").glob("??/*"):
+                if _DIGEST.fullmatch(path.name):
+                    found[path.name] = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return found
 
     def write_named(self, name: str, data: bytes) -> None:
         target = self._named(name)
