@@ -82,7 +82,7 @@ from activities.heartbeat import heartbeating
 # The digest must be the runner's own: it names the staged cookbooks on instances.
 from activities.recipes.payload import cookbooks_digest
 from opsflow import settings
-from opsflow.errors import ErrorType, InvalidInput
+from opsflow.errors import ErrorType, InvalidInput, NotFound
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import inventory as recipe_inventory
 from opsflow.spec import ConfigurationManager, CookbookSource
@@ -218,6 +218,8 @@ def _store_problems() -> Iterator[None]:
         raise FetchProblem(str(err), retryable=True) from err
     except (InvalidInput, StoreCorrupt) as err:  # NotFound is an InvalidInput
         raise FetchProblem(str(err)) from err
+    except OSError as err:  # packing a tree this worker cannot read
+        raise FetchProblem(f"cannot read {err.filename or 'the tree'}: {err.strerror}") from err
 
 
 def _failure(request: FetchCookbooksInput, problem: FetchProblem) -> ApplicationError:
@@ -233,8 +235,10 @@ def _failure(request: FetchCookbooksInput, problem: FetchProblem) -> Application
 def _materialize(source: CookbookSource, run: _Run, store: ArtifactStore) -> tuple[Path, str]:
     """The cookbooks directory on this worker and its digest."""
     if source.artifact is not None:
-        # Packed by the CLI: never read from `source`, a path on the CLI's machine.
-        directory = subdirectory(tree_cache.tree(store, source.artifact), source.path)
+        # Packed by the CLI: taken from the store, not from `source` (a path on the CLI's
+        # machine), unless the blob is missing and `source` here packs to that very digest.
+        tree = _artifact_tree(store, source.artifact, source.source)
+        directory = subdirectory(tree, source.path)
         return directory, cookbooks_digest(str(directory))
     if source.source is not None:
         directory = subdirectory(_existing_directory(source.source), source.path)
@@ -250,6 +254,23 @@ def _materialize(source: CookbookSource, run: _Run, store: ArtifactStore) -> tup
         tree = subdirectory(tree, source.path)
         digest = cookbooks_digest(str(tree))
         return place_in_cache(tree, digest), digest
+
+
+def _artifact_tree(store: ArtifactStore, artifact: str, source: str | None) -> Path:
+    """The unpacked blob `artifact`. A blob not in the store (the spec loaded without one,
+    as `load_stack_file` does for a plan) is put there from `source` when this worker has
+    that directory and it packs to exactly `artifact`: the same content, by its digest."""
+    try:
+        return tree_cache.tree(store, artifact)
+    except NotFound as missing:
+        local = Path(source) if source is not None else None
+        if local is None or not local.is_dir() or packing.tree_digest(local) != artifact:
+            raise FetchProblem(
+                f"{missing} (`opsflow stack apply` uploads it from the machine that has "
+                "the directory)"
+            ) from missing
+        tree_cache.publish(store, local)
+        return tree_cache.tree(store, artifact)
 
 
 def _existing_directory(name: str) -> Path:

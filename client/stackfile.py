@@ -25,7 +25,7 @@ from opsflow import settings
 from opsflow.errors import InvalidInput, SpecError
 from opsflow.recipes import inventory
 from opsflow.secrets import encrypt
-from opsflow.spec import StackSpec, missing_recipes, recipe_references
+from opsflow.spec import CookbookSource, StackSpec, missing_recipes, recipe_references
 from runtime.cookbook_tree import read_tree
 
 if TYPE_CHECKING:
@@ -250,6 +250,30 @@ def _resolve_app_sources(
     if problems:
         raise SpecError(name, problems)
     return spec.model_copy(update={"apps": apps}) if spec.apps else spec
+
+
+def repack(source: CookbookSource | None) -> str | None:
+    """A `source` directory packed into the artifact store again, as it is now, when this
+    machine has it (a deploy or update_custom_cookbooks takes the code as it is now, as
+    OpsWorks fetches again); None for git and archive sources (the worker fetches those)
+    and for a directory elsewhere (the workers keep what the last apply packed)."""
+    from runtime.artifacts import open_store
+
+    if source is None or source.source is None or not Path(source.source).is_dir():
+        return None
+    return pack_directory(Path(source.source), open_store())
+
+
+def pack_directory(directory: Path, store: ArtifactStore) -> str:
+    """`directory` packed into `store`; the digest workers fetch it by. InvalidInput (exit
+    2) naming what cannot be packed; StoreUnavailable (exit 1) naming the store."""
+    from runtime import tree_cache
+
+    try:
+        return tree_cache.publish(store, directory, cache=False)
+    except OSError as err:
+        where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        raise InvalidInput(f"{directory}: cannot read {where}") from None
 
 
 def _artifact(directory: Path, field: str, name: str, store: ArtifactStore | None) -> str:

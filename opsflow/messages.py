@@ -114,6 +114,12 @@ class RunCommandInput(BaseModel):
     layer: str | None = None
     instance: str | None = None
     recipes: list[str] = Field(default_factory=list)
+    artifact: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="update_custom_cookbooks, set by the CLI: the cookbooks' `source` "
+        "directory packed again (as it is now); None: as packed by the last apply",
+    )
 
 
 class RunCommandResult(BaseModel):
@@ -524,6 +530,12 @@ class DeployInput(BaseModel):
     )
     health_check: HealthCheckSpec | None = Field(
         default=None, description="overrides the app's health_check for this deployment"
+    )
+    artifact: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="set by the CLI: the app's `source` directory packed again for this "
+        "deployment (the code as it is now); None: as packed by the last apply",
     )
 
 

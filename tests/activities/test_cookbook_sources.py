@@ -29,6 +29,7 @@ from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.spec import ConfigurationManager, CookbookSource
 from runtime import tree_cache
 from runtime.artifacts import open_store
+from runtime.packing import tree_digest
 from tests.activities.cookbook_fixtures import (
     CHEF_V1,
     PUPPET_V1,
@@ -529,6 +530,21 @@ def test_a_git_source_is_put_in_the_store_for_every_worker(
     assert resolved.blob is not None and store.has(resolved.blob)
     shutil.rmtree(home / "cache" / "trees")  # another worker: only the store is shared
     assert read_tree(tree_cache.tree(store, resolved.blob)) == V1
+
+
+def test_a_missing_artifact_is_put_from_a_directory_here_of_that_very_digest(
+    tmp_path: Path,
+) -> None:
+    # A spec loaded without a store (load_stack_file for a plan) carries only the digest.
+    top = write_tree(tmp_path / "cookbooks", V1)
+    store = open_store(str(tmp_path / "shared store"))
+    artifact = tree_digest(top)
+    resolved = resolve(request(source=str(top), artifact=artifact), store=store)
+    assert resolved.blob == artifact and store.has(artifact)
+    (top / "web" / "setup.sh").write_text("changed\n")  # no longer that digest: refused
+    other = "ef" * 32
+    with pytest.raises(ApplicationError, match=f"blob {other} is not there"):
+        resolve(request(source=str(top), artifact=other), store=store)
 
 
 def test_a_missing_artifact_fails_naming_it_not_retried(tmp_path: Path) -> None:
