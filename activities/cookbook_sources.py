@@ -198,6 +198,7 @@ def resolve(
     except FetchProblem as problem:
         raise _failure(request, problem) from problem
     prune_cache(keep=digest)
+    tree_cache.prune()
     artifact_pruning.prune_if_due(store)
     return ResolvedCookbooks(
         directory=str(directory),

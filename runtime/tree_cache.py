@@ -8,9 +8,13 @@ needs the machine that packed or fetched the tree.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from opsflow import settings
@@ -18,6 +22,10 @@ from runtime.artifacts import ArtifactStore, check_digest, corrupt, file_digest
 from runtime.packing import extract, pack_to
 
 STAGING_PREFIX = ".staging-"
+MAX_AGE = timedelta(days=7)  # unused this long: removed (it refills from the store)
+STAGING_MAX_AGE = timedelta(hours=1)
+
+_log = logging.getLogger(__name__)
 
 
 def trees_dir() -> Path:
@@ -71,3 +79,27 @@ def publish(store: ArtifactStore, directory: Path, *, cache: bool = True) -> str
         if cache:
             tree(store, digest, archive=archive)
     return digest
+
+
+def prune(*, max_age: timedelta = MAX_AGE, now: float | None = None) -> list[Path]:
+    """Remove trees unused for `max_age` (each `tree` call is a use) and staging left by a
+    crash; best effort: problems are logged, never raised. Returns what was removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        entries = list(trees_dir().iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        limit = STAGING_MAX_AGE if entry.name.startswith(STAGING_PREFIX) else max_age
+        try:
+            stale = now - entry.lstat().st_mtime > limit.total_seconds()
+            if stale:
+                # Renamed aside first: a reader finds the tree whole or not at all.
+                aside = entry.with_name(f"{STAGING_PREFIX}removed-{uuid.uuid4().hex}")
+                entry.rename(aside)
+                shutil.rmtree(aside)
+                removed.append(entry)
+        except OSError as error:
+            _log.warning("could not remove cached tree %s: %s", entry, error)
+    return removed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import pytest
 from opsflow.errors import NotFound
 from runtime.artifacts import StoreCorrupt, open_store
 from runtime.packing import pack_to
-from runtime.tree_cache import tree, trees_dir
+from runtime.tree_cache import prune, tree, trees_dir
 
 
 def packed_blob(tmp_path: Path) -> Path:
@@ -53,3 +55,15 @@ def test_a_local_archive_must_match_its_digest(opsflow_home: Path, tmp_path: Pat
     archive = packed_blob(tmp_path)
     with pytest.raises(StoreCorrupt):
         tree(store, "1" * 64, archive=archive)
+
+
+def test_trees_unused_for_a_week_are_pruned_and_refill(opsflow_home: Path, tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "store"))
+    digest = store.put_file(packed_blob(tmp_path))
+    found = tree(store, digest)
+    assert prune() == []
+    old = time.time() - 8 * 86400
+    os.utime(found, (old, old))
+    assert prune() == [found]
+    assert list(trees_dir().iterdir()) == []
+    assert tree(store, digest) == found  # fetched again from the store
