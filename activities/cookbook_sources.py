@@ -1,6 +1,10 @@
-"""Fetch a stack's cookbooks onto this worker: a local directory, a git repository or a .tar.gz.
+"""Fetch a stack's cookbooks (or an app's code) and put them in the artifact store: a
+directory the CLI packed (`artifact`), a local directory, a git repository or a .tar.gz.
 
-A directory is used where it is (nothing is copied). A git repository or an archive is
+A source with an `artifact` is taken from the artifact store by that digest into this
+worker's tree cache (runtime/tree_cache.py), never read from its `source` path (a path on
+the CLI's machine). A directory without one is used where it is. A git repository or an
+archive is
 fetched into a staging directory under `cookbooks_cache_dir()`, reduced to the tree the
 stack uses (no `.git`; the `path` subdirectory when given), hashed with the recipe
 runner's own `cookbooks_digest`, and renamed to `cookbooks_cache_dir()/<digest>`: an entry
@@ -36,8 +40,13 @@ the tool's own error line):
   non-retryable error types, which overrides `non_retryable=False`.)
 A cancelled activity kills git / stops the download and removes its staging directory.
 
-Cache entries live on this worker's disk only: a recipe run on another worker, or after
-the entry was pruned, does not find the directory (see prune_cache).
+Whatever the kind, the tree is then packed (runtime/packing.py) and put in the artifact
+store, and ResolvedCookbooks.blob names it: a recipe run on any worker unpacks it from
+there (activities/recipes/trees.py), so this worker's cache entries (see prune_cache) are
+only a shortcut. A tree that cannot be packed (a link leading out of it) fails
+non-retryably naming the link; an unavailable store is retryable. Each fetch records the
+stack's reference to its blob and, at most daily, prunes the store
+(runtime/artifact_pruning.py).
 """
 
 from __future__ import annotations
@@ -47,20 +56,17 @@ import contextlib
 import http.client
 import logging
 import os
-import posixpath
 import re
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
@@ -76,15 +82,17 @@ from activities.heartbeat import heartbeating
 # The digest must be the runner's own: it names the staged cookbooks on instances.
 from activities.recipes.payload import cookbooks_digest
 from opsflow import settings
-from opsflow.errors import ErrorType
+from opsflow.errors import ErrorType, InvalidInput, NotFound
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.recipes import inventory as recipe_inventory
 from opsflow.spec import ConfigurationManager, CookbookSource
+from runtime import artifact_pruning, packing, tree_cache
+from runtime.artifacts import ArtifactStore, StoreCorrupt, StoreUnavailable, shared_store
 from runtime.cookbook_tree import read_tree
 
 MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
-MAX_EXTRACTED_BYTES = 2 * 1024 * 1024 * 1024
-MAX_MEMBERS = 200_000
+MAX_EXTRACTED_BYTES = packing.MAX_EXTRACTED_BYTES
+MAX_MEMBERS = packing.MAX_MEMBERS
 CACHE_MAX_AGE = timedelta(days=7)
 STAGING_MAX_AGE = timedelta(hours=1)
 HEARTBEAT_SECONDS = 5.0
@@ -165,25 +173,54 @@ def resolve(
     *,
     limits: Limits = DEFAULT_LIMITS,
     cancel: threading.Event | None = None,
+    store: ArtifactStore | None = None,
 ) -> ResolvedCookbooks:
-    """Fetch `request.source` (into the cache unless it is a directory) and describe it.
+    """Fetch `request.source` (into the cache unless it is a directory, from the artifact
+    store when it carries an `artifact`), describe it, and put the packed tree in `store`
+    (default: the shared one) so any worker can run with it.
 
     Raises ApplicationError (types above) or FetchCancelled.
     """
     source = request.source
     run = _Run(limits, time.monotonic() + limits.seconds, cancel or threading.Event())
     try:
-        directory, digest = _materialize(source, run)
-        recipes = inventory(directory)
+        with _store_problems():
+            store = store or shared_store()
+            directory, digest = _materialize(source, run, store)
+            recipes = inventory(directory)
+            if source.artifact is not None and source.path is None:
+                blob = source.artifact  # the tree itself, as the CLI packed it
+            else:
+                blob = tree_cache.publish(store, directory)
+            # What the stack now uses of this source: kept when the store is pruned.
+            key = source.model_dump_json(exclude={"artifact"})
+            artifact_pruning.record_reference(store, request.stack, key, blob)
     except FetchProblem as problem:
         raise _failure(request, problem) from problem
     prune_cache(keep=digest)
+    tree_cache.prune()
+    artifact_pruning.prune_if_due(store)
     return ResolvedCookbooks(
         directory=str(directory),
         digest=digest,
         description=source.describe(),
         recipes=recipes,
+        blob=blob,
     )
+
+
+@contextlib.contextmanager
+def _store_problems() -> Iterator[None]:
+    """The artifact store's errors as FetchProblems: unavailable is worth retrying; a
+    missing or corrupt blob, or a tree that cannot be packed, is not."""
+    try:
+        yield
+    except StoreUnavailable as err:
+        raise FetchProblem(str(err), retryable=True) from err
+    except (InvalidInput, StoreCorrupt) as err:  # NotFound is an InvalidInput
+        raise FetchProblem(str(err)) from err
+    except OSError as err:  # packing a tree this worker cannot read
+        raise FetchProblem(f"cannot read {err.filename or 'the tree'}: {err.strerror}") from err
 
 
 def _failure(request: FetchCookbooksInput, problem: FetchProblem) -> ApplicationError:
@@ -196,8 +233,14 @@ def _failure(request: FetchCookbooksInput, problem: FetchProblem) -> Application
     return ApplicationError(message, type=ErrorType.COOKBOOKS_FETCH_FAILED, non_retryable=True)
 
 
-def _materialize(source: CookbookSource, run: _Run) -> tuple[Path, str]:
+def _materialize(source: CookbookSource, run: _Run, store: ArtifactStore) -> tuple[Path, str]:
     """The cookbooks directory on this worker and its digest."""
+    if source.artifact is not None:
+        # Packed by the CLI: taken from the store, not from `source` (a path on the CLI's
+        # machine), unless the blob is missing and `source` here packs to that very digest.
+        tree = _artifact_tree(store, source.artifact, source.source)
+        directory = subdirectory(tree, source.path)
+        return directory, cookbooks_digest(str(directory))
     if source.source is not None:
         directory = subdirectory(_existing_directory(source.source), source.path)
         return directory, cookbooks_digest(str(directory))
@@ -212,6 +255,23 @@ def _materialize(source: CookbookSource, run: _Run) -> tuple[Path, str]:
         tree = subdirectory(tree, source.path)
         digest = cookbooks_digest(str(tree))
         return place_in_cache(tree, digest), digest
+
+
+def _artifact_tree(store: ArtifactStore, artifact: str, source: str | None) -> Path:
+    """The unpacked blob `artifact`. A blob not in the store (the spec loaded without one,
+    as `load_stack_file` does for a plan) is put there from `source` when this worker has
+    that directory and it packs to exactly `artifact`: the same content, by its digest."""
+    try:
+        return tree_cache.tree(store, artifact)
+    except NotFound as missing:
+        local = Path(source) if source is not None else None
+        if local is None or not local.is_dir() or packing.tree_digest(local) != artifact:
+            raise FetchProblem(
+                f"{missing} (`opsflow stack apply` uploads it from the machine that has "
+                "the directory)"
+            ) from missing
+        tree_cache.publish(store, local)
+        return tree_cache.tree(store, artifact)
 
 
 def _existing_directory(name: str) -> Path:
@@ -512,49 +572,16 @@ def _describe(reason: object) -> str:
 
 
 def extract_tar_gz(archive: Path, into: Path, limits: Limits = DEFAULT_LIMITS) -> Path:
-    """Extract the gzip-compressed tar `archive` into `into` after checking every member;
-    the single top-level directory when there is exactly one, else `into`."""
+    """Extract the gzip-compressed tar `archive` into `into` after checking every member
+    (runtime/packing.py's checks); the single top-level directory when there is exactly
+    one, else `into`."""
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
-            members = _checked_members(tar, limits)
-            into.mkdir(parents=True)
-            tar.extractall(into, members=members, filter="data")
-    except tarfile.FilterError as error:
-        raise FetchProblem(f"unsafe archive member: {error}") from error
-    except (tarfile.TarError, EOFError, zlib.error) as error:
-        raise FetchProblem(f"not a .tar.gz archive: {error}") from error
+        packing.extract(
+            archive, into, max_bytes=limits.max_extracted_bytes, max_members=limits.max_members
+        )
+    except InvalidInput as error:
+        raise FetchProblem(str(error)) from error
     entries = list(into.iterdir())
     if len(entries) == 1 and entries[0].is_dir() and not entries[0].is_symlink():
         return entries[0]
     return into
-
-
-def _checked_members(tar: tarfile.TarFile, limits: Limits) -> list[tarfile.TarInfo]:
-    members: list[tarfile.TarInfo] = []
-    total = 0
-    for member in tar:
-        _check_member(member)
-        total += member.size if member.isreg() else 0
-        members.append(member)
-        if total > limits.max_extracted_bytes or len(members) > limits.max_members:
-            raise FetchProblem(
-                f"archive holds more than {limits.max_extracted_bytes} bytes "
-                f"or {limits.max_members} members"
-            )
-    return members
-
-
-def _check_member(member: tarfile.TarInfo) -> None:
-    name = member.name
-    if name.startswith("/") or ".." in PurePosixPath(name).parts:
-        raise FetchProblem(f"unsafe archive member {name!r}: its path leads outside")
-    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
-        raise FetchProblem(f"unsafe archive member {name!r}: a device, fifo or special file")
-    if member.issym():
-        target = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-        if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
-            raise FetchProblem(f"unsafe archive member {name!r}: a link leading outside")
-    if member.islnk() and (
-        member.linkname.startswith("/") or ".." in PurePosixPath(member.linkname).parts
-    ):
-        raise FetchProblem(f"unsafe archive member {name!r}: a link leading outside")

@@ -2,8 +2,10 @@
 
 Everything that needs the user's disk happens here, before any request leaves the
 machine: YAML parsing, sealing secure app environment values, schema validation,
-resolving the cookbooks and app source directories, reading SSH private keys, and
-checking that every named recipe exists in the cookbooks.
+resolving the cookbooks and app source directories, reading SSH private keys, checking
+that every named recipe exists in the cookbooks, and packing each source directory into
+the artifact store (apply) or only computing its digest (plan), so the workers fetch it
+by digest rather than by a path on this machine.
 
 Secure values (`NAME: {value: s3cret, secure: true}` under `apps[*].environment`, and
 `rds[*].password`, which must be one) are sealed (runtime/sealing.py: the workers'
@@ -16,16 +18,25 @@ worker reads a key by a path from the stack file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import ValidationError
 
-from opsflow.errors import SpecError
+from opsflow.errors import InvalidInput, SpecError
 from opsflow.recipes import inventory
-from opsflow.spec import Ec2Options, StackSpec, missing_recipes, recipe_references
+from opsflow.spec import (
+    CookbookSource,
+    Ec2Options,
+    StackSpec,
+    missing_recipes,
+    recipe_references,
+)
 from runtime.cookbook_tree import read_tree
 from runtime.sealing import Sealer
+
+if TYPE_CHECKING:
+    from runtime.artifacts import ArtifactStore
 
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
@@ -34,9 +45,14 @@ RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
 KEY_FILE_LIMIT = 64 * 1024  # far above any SSH private key: refuse reading a wrong file
 
 
-def load_stack_file(path: str | Path, sealer: Sealer | None = None) -> StackSpec:
+def load_stack_file(
+    path: str | Path, sealer: Sealer | None = None, *, store: ArtifactStore | None = None
+) -> StackSpec:
     """The stack file as a StackSpec; `sealer` seals its secure values (default: with the
-    key runtime/sealing.py chooses, found at the first secure value)."""
+    key runtime/sealing.py chooses, found at the first secure value). Each source
+    directory (cookbooks, apps) is packed and carries its digest (`artifact`): put in
+    `store` (apply: before the update is sent, so any worker fetches it), or only computed
+    without one (plan)."""
     file = Path(path)
     name = str(path)
     sealer = sealer or Sealer()
@@ -48,10 +64,10 @@ def load_stack_file(path: str | Path, sealer: Sealer | None = None) -> StackSpec
     except ValidationError as err:
         raise SpecError(name, [_describe(e) for e in err.errors()]) from None
     _check_region(spec, name)
-    spec = _resolve_cookbooks(spec, file, name)
+    spec = _resolve_cookbooks(spec, file, name, store)
     spec = _resolve_key_files(spec, file, name, sealer)
     spec = _resolve_ec2_key_files(spec, file, name, sealer)
-    return _resolve_app_sources(spec, file, name)
+    return _resolve_app_sources(spec, file, name, store)
 
 
 def _check_region(spec: StackSpec, name: str) -> None:
@@ -191,7 +207,9 @@ def _describe(error: Any) -> str:
     return f"{field}: {message}" if field else message
 
 
-def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
+def _resolve_cookbooks(
+    spec: StackSpec, file: Path, name: str, store: ArtifactStore | None
+) -> StackSpec:
     refs = recipe_references(spec)
     if spec.cookbooks is None:
         if refs:
@@ -214,13 +232,16 @@ def _resolve_cookbooks(spec: StackSpec, file: Path, name: str) -> StackSpec:
     problems = missing_recipes(spec, inventory(tree))
     if problems:
         raise SpecError(name, problems)
-    cookbooks = spec.cookbooks.model_copy(update={"source": str(directory)})
-    return spec.model_copy(update={"cookbooks": cookbooks})
+    artifact = _artifact(directory, "cookbooks.source", name, store)
+    update = {"source": str(directory), "artifact": artifact}
+    return spec.model_copy(update={"cookbooks": spec.cookbooks.model_copy(update=update)})
 
 
-def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
-    """Each app's source directory made absolute (relative to the stack file), as for the
-    cookbooks; git and archive sources are fetched by the worker."""
+def _resolve_app_sources(
+    spec: StackSpec, file: Path, name: str, store: ArtifactStore | None
+) -> StackSpec:
+    """Each app's source directory made absolute (relative to the stack file) and packed,
+    as for the cookbooks; git and archive sources are fetched by the worker."""
     apps = []
     problems: list[str] = []
     for index, app in enumerate(spec.apps):
@@ -232,11 +253,54 @@ def _resolve_app_sources(spec: StackSpec, file: Path, name: str) -> StackSpec:
         if isinstance(directory, str):
             problems.append(directory)
             continue
-        source = app.source.model_copy(update={"source": str(directory)})
+        artifact = _artifact(directory, field, name, store)
+        update = {"source": str(directory), "artifact": artifact}
+        source = app.source.model_copy(update=update)
         apps.append(app.model_copy(update={"source": source}))
     if problems:
         raise SpecError(name, problems)
     return spec.model_copy(update={"apps": apps}) if spec.apps else spec
+
+
+def repack(source: CookbookSource | None) -> str | None:
+    """A `source` directory packed into the artifact store again, as it is now, when this
+    machine has it (a deploy or update_custom_cookbooks takes the code as it is now, as
+    OpsWorks fetches again); None for git and archive sources (the worker fetches those)
+    and for a directory elsewhere (the workers keep what the last apply packed)."""
+    from runtime.artifacts import open_store
+
+    if source is None or source.source is None or not Path(source.source).is_dir():
+        return None
+    return pack_directory(Path(source.source), open_store())
+
+
+def pack_directory(directory: Path, store: ArtifactStore) -> str:
+    """`directory` packed into `store`; the digest workers fetch it by. InvalidInput (exit
+    2) naming what cannot be packed; StoreUnavailable (exit 1) naming the store."""
+    from runtime import tree_cache
+
+    try:
+        return tree_cache.publish(store, directory, cache=False)
+    except OSError as err:
+        where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        raise InvalidInput(f"{directory}: cannot read {where}") from None
+
+
+def _artifact(directory: Path, field: str, name: str, store: ArtifactStore | None) -> str:
+    """The digest workers fetch `directory` by: packed into `store`, or only computed.
+    What cannot be packed (a link leading out of the tree, a fifo) is the field's problem;
+    an unavailable store raises StoreUnavailable (exit 1, naming it)."""
+    from runtime import packing, tree_cache  # tarfile and gzip only for a stack file
+
+    try:
+        if store is None:
+            return packing.tree_digest(directory)
+        return tree_cache.publish(store, directory, cache=False)
+    except InvalidInput as err:
+        raise SpecError(name, [f"{field}: {err}"]) from None
+    except OSError as err:
+        where = f"{err.filename}: {err.strerror}" if err.filename else str(err)
+        raise SpecError(name, [f"{field}: cannot read {where}"]) from None
 
 
 def _resolve_key_files(spec: StackSpec, file: Path, name: str, sealer: Sealer) -> StackSpec:

@@ -69,6 +69,7 @@ def deploy_release(
         revision=revision,
         source_dir=code.directory if code else None,
         source_digest=code.digest if code else None,
+        source_blob=code.blob if code else None,
         deploy_to=app.deploy_to,
         environment=app.environment,
         database=database_for(spec, rds, app),

@@ -136,6 +136,12 @@ class RunCommandInput(BaseModel):
     instance: str | None = None
     recipes: list[str] = Field(default_factory=list)
     origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
+    artifact: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="update_custom_cookbooks, set by the CLI: the cookbooks' `source` "
+        "directory packed again (as it is now); None: as packed by the last apply",
+    )
 
 
 class RunCommandResult(BaseModel):
@@ -409,6 +415,11 @@ class RunContext(BaseModel):
     cookbooks_digest: str | None = Field(
         default=None, description="content hash of cookbooks_dir, when the stack knows it"
     )
+    cookbooks_blob: str | None = Field(
+        default=None,
+        description="the packed cookbooks in the artifact store: used instead of "
+        "cookbooks_dir (a directory on the worker that fetched them) when set",
+    )
 
 
 class FetchCookbooksInput(BaseModel):
@@ -417,12 +428,17 @@ class FetchCookbooksInput(BaseModel):
 
 
 class ResolvedCookbooks(BaseModel):
-    """Cookbooks fetched onto the worker's disk, by content hash."""
+    """Cookbooks (or an app's code) fetched, by content hash: the packed tree's blob in the
+    artifact store, which any worker unpacks (runtime/tree_cache.py), and the directory on
+    the worker that fetched it (all a stack made before the artifact store has)."""
 
     directory: str
-    digest: str
+    digest: str  # cookbooks_digest of the tree: names the tree staged on instances
     description: str
     recipes: dict[ConfigurationManager, list[str]] = Field(default_factory=dict)
+    blob: str | None = Field(
+        default=None, description="sha256 of the packed tree in the artifact store"
+    )
 
 
 # ---- apps -------------------------------------------------------------------------------
@@ -482,6 +498,11 @@ class AppRelease(BaseModel):
     )
     source_digest: str | None = Field(
         default=None, description="content hash of source_dir, when the caller knows it"
+    )
+    source_blob: str | None = Field(
+        default=None,
+        description="deploy: the packed code in the artifact store, used instead of "
+        "source_dir (a directory on the worker that fetched it) when set",
     )
     deploy_to: str | None = Field(default=None, description="default {root}/srv/www/{app}")
     environment: dict[str, str | SecureValue] = Field(
@@ -576,6 +597,12 @@ class DeployInput(BaseModel):
         default=None, description="overrides the app's health_check for this deployment"
     )
     origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
+    artifact: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="set by the CLI: the app's `source` directory packed again for this "
+        "deployment (the code as it is now); None: as packed by the last apply",
+    )
 
 
 class AppCommandInput(BaseModel):

@@ -56,6 +56,7 @@ def run_context(snapshot: ConfigurationSnapshot, this: InstanceView, event: str)
         configuration_manager=manager_of(spec, this),
         cookbooks_dir=cookbooks.directory if cookbooks else None,
         cookbooks_digest=cookbooks.digest if cookbooks else None,
+        cookbooks_blob=cookbooks.blob if cookbooks else None,
     )
 
 

@@ -17,11 +17,13 @@ Two backends behind one Protocol, chosen by `settings.artifacts_location()`:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import re
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -96,6 +98,17 @@ def open_store(location: str | None = None) -> ArtifactStore:
     if not where.startswith("/"):
         raise InvalidInput(f"artifact store {where!r}: not an absolute path nor s3://bucket/prefix")
     return DirectoryStore(where)
+
+
+def shared_store() -> ArtifactStore:
+    """The store at settings.artifacts_location(), opened once per process and location
+    (an S3 client is thread-safe and worth keeping)."""
+    return _opened(settings.artifacts_location())
+
+
+@functools.lru_cache(maxsize=4)
+def _opened(location: str) -> ArtifactStore:
+    return open_store(location)
 
 
 # -- checks and hashing, shared by both backends ----------------------------------------
@@ -221,7 +234,9 @@ class DirectoryStore:
         digest = digest_of(data)
         target = self._blob(digest)
         with self._io(f"store blob {digest}"):
-            if not target.exists():
+            if target.exists():
+                os.utime(target)  # stored again: its retention starts afresh
+            else:
                 with _aside(self._root / "tmp" / digest) as temp:
                     temp.write_bytes(data)
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +253,9 @@ class DirectoryStore:
                         out.write(chunk)
                 digest = hasher.hexdigest()
                 target = self._blob(digest)
-                if not target.exists():
+                if target.exists():
+                    os.utime(target)
+                else:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     self._install(temp, target, read_only=True)
         return digest
@@ -272,6 +289,15 @@ class DirectoryStore:
     def delete(self, digest: str) -> None:
         with self._io(f"delete blob {digest}"):
             self._blob(digest).unlink(missing_ok=True)
+
+    def list_blobs(self) -> dict[str, datetime]:
+        """Every blob's digest and when it was last stored (for pruning)."""
+        found: dict[str, datetime] = {}
+        with self._io("list blobs"):
+            for path in (self._root / "blobs" / "sha256").glob("??/*"):
+                if _DIGEST.fullmatch(path.name):
+                    found[path.name] = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        return found
 
     def write_named(self, name: str, data: bytes) -> None:
         target = self._named(name)

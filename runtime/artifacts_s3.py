@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -170,6 +171,19 @@ class S3Store:
         key = self._blob(digest)
         with self._calls(f"delete blob {digest}"):
             self._s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def list_blobs(self) -> dict[str, datetime]:
+        """Every blob's digest and when it was stored (for pruning)."""
+        top = f"{self._prefix}blobs/sha256/"
+        found: dict[str, datetime] = {}
+        with self._calls("list blobs"):
+            pages = self._s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=top
+            )
+            for page in pages:
+                for item in page.get("Contents", []):
+                    found[item["Key"].removeprefix(top)] = item["LastModified"]
+        return found
 
     def write_named(self, name: str, data: bytes) -> None:
         key = self._named(name)

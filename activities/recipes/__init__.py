@@ -81,7 +81,10 @@ command per 30 s chunk. So: staged and fresh, 1 command; first run of small cook
 1; of big ones, 2; a retry, 1 (plus the chunks); no SFTP. `stage_only` (for
 update_custom_cookbooks) is steps 1-2 alone: 1 command (2 for big unseen cookbooks).
 The content hash is RunContext.cookbooks_digest when the stack knows it, else the worker
-hashes the tree.
+hashes the tree. The tree itself is the artifact store's blob RunContext.cookbooks_blob
+(AppRelease.source_blob for an app's code), unpacked on whichever worker runs the run
+(trees.py); a stack resolved before the store has only cookbooks_dir / source_dir, a
+directory on the worker that fetched it.
 
 Apps (RecipeRunInput.app, an AppRelease), OpsWorks style, inside the same run (one
 exec, exactly once; the release step is part of run.sh). On the instance:

@@ -41,6 +41,7 @@ class App:
     environment: dict[str, str]
     secrets: list[str]  # the decrypted secure values: redacted from everything reported
     database: dict[str, Any] | None = None  # deploy.{app}.database, password in plaintext
+    source_blob: str | None = None  # the code in the artifact store (activities/recipes/trees.py)
 
     @property
     def releases(self) -> str:
@@ -67,7 +68,9 @@ def check_app(request: RecipeRunInput) -> App | None:
                 "(see opsflow.releases.release_name)"
             )
         release = app.release
-        if app.source_dir is not None and not Path(app.source_dir).is_dir():
+        # With a blob, source_dir is where the fetching worker had it: not looked at here.
+        local = None if app.source_blob is not None else app.source_dir
+        if local is not None and not Path(local).is_dir():
             raise invalid(f"app {app.app}: {app.source_dir} does not exist on this worker")
     elif app.action == AppAction.ROLLBACK and app.release is not None:
         # rollback --to RELEASE: that release, if the instance still has it.
@@ -107,6 +110,7 @@ def check_app(request: RecipeRunInput) -> App | None:
         environment=environment,
         secrets=secrets,
         database=database,
+        source_blob=app.source_blob if app.action == AppAction.DEPLOY else None,
     )
 
 

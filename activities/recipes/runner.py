@@ -30,6 +30,7 @@ from activities.recipes.managers import SCRIPTS, chef_config, chef_node, hiera_c
 from activities.recipes.payload import DIGEST, compressed, cookbooks_digest, payload
 from activities.recipes.releases import App, check_app, deploy_attributes
 from activities.recipes.report import Claim, Outcome, Report, RunState, parse
+from activities.recipes.trees import local_trees
 from opsflow import settings
 from opsflow.attributes import deep_merge
 from opsflow.errors import ErrorType, OpsflowError
@@ -80,6 +81,7 @@ class RecipeActivities:
         _check_context(context, recipes)
         if not recipes and not request.stage_only and app is None:
             return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="")
+        context, app = await local_trees(context, app)
         # One span for the remote run, under the activity's span from TracingInterceptor;
         # it carries names and numbers only, never the attributes (they may hold secrets).
         with _tracer.start_as_current_span(

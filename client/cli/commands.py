@@ -102,11 +102,18 @@ async def _run_recipes(
     import asyncio
 
     from client.api import run_url
+    from client.stackfile import repack
     from opsflow.messages import RunCommandInput
 
+    artifact = None
+    if command == "update_custom_cookbooks":
+        # The cookbooks as they are now, when their directory is on this machine.
+        artifact = repack((await client.describe(stack_name)).spec.cookbooks)
     started = await client.run_command(
         stack_name,
-        RunCommandInput(command=command, layer=layer, instance=hostname, recipes=recipes),
+        RunCommandInput(
+            command=command, layer=layer, instance=hostname, recipes=recipes, artifact=artifact
+        ),
     )
     if fmt != "json":
         click.echo(f"{command} on {', '.join(started.targets)}: {started.deployment_id}")

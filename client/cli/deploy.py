@@ -182,12 +182,25 @@ def deploy_app(
     call_with_client(_deploy, stack_name, request, wait, fmt)
 
 
+async def _code_as_it_is_now(
+    client: OpsflowClient, stack_name: str, request: DeployInput
+) -> DeployInput:
+    """An app whose source is a directory on this machine is packed into the artifact
+    store again, so a deploy takes the code as it is now (as OpsWorks fetches an app's
+    source at each deploy); elsewhere the deploy takes what the last apply packed."""
+    from client.stackfile import repack
+
+    spec = (await client.describe(stack_name)).spec
+    artifact = repack(next((a.source for a in spec.apps if a.name == request.app), None))
+    return request.model_copy(update={"artifact": artifact})
+
+
 async def _deploy(
     client: OpsflowClient, stack_name: str, request: DeployInput, wait: bool, fmt: str
 ) -> None:
     from client.api import run_url
 
-    started = await client.deploy(stack_name, request)
+    started = await client.deploy(stack_name, await _code_as_it_is_now(client, stack_name, request))
     if fmt != "json":
         click.echo(
             f"deploying {request.app} ({request.strategy}) to {', '.join(started.targets)}: "

@@ -79,8 +79,10 @@ async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) ->
     """Create or update a stack from a YAML FILE."""
     from client.api import run_url, settled
     from client.stackfile import load_stack_file
+    from runtime.artifacts import open_store
 
-    spec = load_stack_file(file)
+    # The source directories go into the artifact store before the update is sent.
+    spec = load_stack_file(file, store=open_store())
     result = await client.apply(spec, source_file=file)
     if fmt == "json" and not wait:
         render.emit_json(result)

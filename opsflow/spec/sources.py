@@ -22,6 +22,13 @@ class CookbookSource(StrictModel):
     path: PathText | None = Field(
         default=None, description="subdirectory of the repository or archive to use"
     )
+    artifact: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="set by the CLI, not written by users: the sha256 of the `source` "
+        "directory packed into the artifact store, which workers fetch it by (`source` "
+        "stays, for display)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> CookbookSource:
@@ -31,6 +38,8 @@ class CookbookSource(StrictModel):
                 "cookbooks: give exactly one of `source` (a directory), `git` (a repository, "
                 f"with `revision`) or `archive` (a .tar.gz URL); got {kinds or 'none'}"
             )
+        if self.artifact is not None and self.source is None:
+            raise ValueError("cookbooks.artifact: only a `source` directory is packed")
         if self.revision is not None and self.git is None:
             raise ValueError("cookbooks.revision: only a `git` source has a revision")
         if self.path is not None and (self.path.startswith("/") or ".." in self.path.split("/")):

@@ -27,6 +27,9 @@ from activities.recipes.payload import cookbooks_digest
 from opsflow.errors import ErrorType
 from opsflow.messages import FetchCookbooksInput, ResolvedCookbooks
 from opsflow.spec import ConfigurationManager, CookbookSource
+from runtime import tree_cache
+from runtime.artifacts import open_store
+from runtime.packing import tree_digest
 from tests.activities.cookbook_fixtures import (
     CHEF_V1,
     PUPPET_V1,
@@ -399,10 +402,19 @@ def test_inventory_counts_a_link_only_if_it_leads_to_a_file_inside_the_tree(
     (top / "web").mkdir()
     (top / "web" / "setup.sh").symlink_to("../common/setup.sh")
     (top / "web" / "deploy.sh").symlink_to("missing.sh")
-    (tmp_path / "outside.sh").write_text("true\n")
-    (top / "web" / "configure.sh").symlink_to(tmp_path / "outside.sh")
     resolved = fetch(source=str(top))
     assert resolved.recipes[ConfigurationManager.SHELL] == ["common::setup", "web::setup"]
+
+
+def test_a_link_leading_out_of_the_tree_is_refused_naming_it(tmp_path: Path) -> None:
+    # It would point at the worker's disk, not the instance's: the tree cannot be packed.
+    top = tmp_path / "cookbooks"
+    (top / "web").mkdir(parents=True)
+    (tmp_path / "outside.sh").write_text("true\n")
+    (top / "web" / "configure.sh").symlink_to(tmp_path / "outside.sh")
+    with pytest.raises(ApplicationError, match=r"configure\.sh: a link leading out") as caught:
+        fetch(source=str(top))
+    assert caught.value.non_retryable
 
 
 def test_same_source_twice_is_one_cache_entry(repo: Repo, cache: Path) -> None:
@@ -490,3 +502,64 @@ def test_git_is_required(monkeypatch: pytest.MonkeyPatch, repo: Repo, tmp_path: 
     monkeypatch.setenv("PATH", str(empty))
     assert shutil.which("git") is None
     assert_non_retryable(failure(git=str(repo.path)), "git is not installed on this worker")
+
+
+# ---- the artifact store ------------------------------------------------------------------
+
+
+def test_a_packed_directory_is_fetched_from_the_store_not_its_path(
+    tmp_path: Path, home: Path
+) -> None:
+    top = write_tree(tmp_path / "cli machine" / "cookbooks", V1)
+    store = open_store(str(tmp_path / "shared store"))
+    artifact = tree_cache.publish(store, top, cache=False)
+    shutil.rmtree(top)  # the CLI's machine, not this worker's
+    source = {"source": str(top), "artifact": artifact}
+    resolved = resolve(request(**source), store=open_store(str(tmp_path / "shared store")))
+    assert resolved.blob == artifact
+    assert Path(resolved.directory) == home / "cache" / "trees" / artifact
+    assert read_tree(Path(resolved.directory)) == V1
+    assert resolved.description == f"directory {top}"
+
+
+def test_a_git_source_is_put_in_the_store_for_every_worker(
+    repo: Repo, tmp_path: Path, home: Path
+) -> None:
+    store = open_store(str(tmp_path / "shared store"))
+    resolved = resolve(request(git=str(repo.path), revision="v1"), store=store)
+    assert resolved.blob is not None and store.has(resolved.blob)
+    shutil.rmtree(home / "cache" / "trees")  # another worker: only the store is shared
+    assert read_tree(tree_cache.tree(store, resolved.blob)) == V1
+
+
+def test_a_missing_artifact_is_put_from_a_directory_here_of_that_very_digest(
+    tmp_path: Path,
+) -> None:
+    # A spec loaded without a store (load_stack_file for a plan) carries only the digest.
+    top = write_tree(tmp_path / "cookbooks", V1)
+    store = open_store(str(tmp_path / "shared store"))
+    artifact = tree_digest(top)
+    resolved = resolve(request(source=str(top), artifact=artifact), store=store)
+    assert resolved.blob == artifact and store.has(artifact)
+    (top / "web" / "setup.sh").write_text("changed\n")  # no longer that digest: refused
+    other = "ef" * 32
+    with pytest.raises(ApplicationError, match=f"blob {other} is not there"):
+        resolve(request(source=str(top), artifact=other), store=store)
+
+
+def test_a_missing_artifact_fails_naming_it_not_retried(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "shared store"))
+    artifact = "ab" * 32
+    with pytest.raises(ApplicationError, match=f"blob {artifact} is not there") as caught:
+        resolve(request(source=str(tmp_path), artifact=artifact), store=store)
+    assert caught.value.non_retryable
+
+
+def test_an_unavailable_store_is_retried(tmp_path: Path) -> None:
+    (tmp_path / "not a directory").write_text("")
+    store = open_store(str(tmp_path / "not a directory" / "store"))
+    top = write_tree(tmp_path / "cookbooks", V1)
+    with pytest.raises(ApplicationError, match="artifact store") as caught:
+        resolve(request(source=str(top)), store=store)
+    assert caught.value.type == ErrorType.COOKBOOKS_UNAVAILABLE
+    assert not caught.value.non_retryable

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,7 +31,7 @@ from opsflow.messages import (
     InstanceDeployStatus,
     RunCommandResult,
 )
-from opsflow.spec import HealthCheckSpec
+from opsflow.spec import HealthCheckSpec, StackSpec
 
 STARTED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 DEPLOYMENT_ID = "deployment:shop:7"
@@ -40,6 +42,7 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.app_source: dict[str, str] = {"git": "repo"}
         self.summaries: list[DeploymentSummary] = []
         self.end_detail: DeploymentDetail | None = None  # what the end says, if not `detail`
         self.detail = DeploymentDetail(
@@ -63,6 +66,18 @@ class FakeApi:
 
     def _started(self) -> RunCommandResult:
         return RunCommandResult(deployment_id=DEPLOYMENT_ID, targets=["web1", "web2"])
+
+    async def describe(self, stack: str) -> Any:
+        # The CLI reads the app's source first (a directory here is packed again); git:
+        # nothing to pack. Not recorded: the calls below are what these tests compare.
+        spec = StackSpec.model_validate(
+            {
+                "name": stack,
+                "layers": [{"name": "web"}],
+                "apps": [{"name": "store", "layers": ["web"], "source": self.app_source}],
+            }
+        )
+        return SimpleNamespace(spec=spec)  # all the CLI reads of a StackDescription
 
     async def deploy(self, stack: str, request: DeployInput) -> RunCommandResult:
         self.calls.append(("deploy", (stack, request)))
@@ -328,3 +343,21 @@ def test_deployments_describe_refuses_what_is_not_a_deployment_id(api: FakeApi) 
     assert result.exit_code == 2
     assert "deployment:STACK:N" in result.output
     assert api.calls == []
+
+
+def test_an_app_directory_here_is_packed_again_for_each_deploy(
+    api: FakeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime.artifacts import open_store
+    from runtime.packing import tree_digest
+
+    monkeypatch.setenv("OPSFLOW_ARTIFACTS", str(tmp_path / "store"))
+    code = tmp_path / "site"
+    code.mkdir()
+    (code / "index.html").write_text("v2\n")
+    api.app_source = {"source": str(code)}
+    result = invoke("deploy", "shop", "store")
+    assert result.exit_code == 0, result.output
+    _, request = only_call(api, "deploy")
+    assert request.artifact == tree_digest(code)
+    assert open_store(str(tmp_path / "store")).has(request.artifact)

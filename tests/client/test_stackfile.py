@@ -295,3 +295,50 @@ def test_cookbooks_that_cannot_be_read_are_refused_naming_the_field(
     assert caught.value.problems == [
         f"cookbooks.source: cannot read {stack_dir / 'cookbooks'}/secret: Permission denied"
     ]
+
+
+APP_GOOD = (
+    GOOD
+    + """\
+apps:
+  - name: site
+    layers: [web]
+    source: {source: ./site}
+"""
+)
+
+
+def test_source_directories_are_packed_into_the_store_before_sending(
+    stack_dir: Path, tmp_path: Path
+) -> None:
+    from runtime import tree_cache
+    from runtime.artifacts import open_store
+    from runtime.packing import tree_digest
+
+    (stack_dir / "site").mkdir()
+    (stack_dir / "site" / "index.html").write_text("hello\n")
+    (stack_dir / "stack.yml").write_text(APP_GOOD)
+    store = open_store(str(tmp_path / "store"))
+    spec = load_stack_file(stack_dir / "stack.yml", store=store)
+    assert spec.cookbooks is not None and spec.cookbooks.artifact is not None
+    assert spec.cookbooks.artifact == tree_digest(stack_dir / "cookbooks")
+    assert store.has(spec.cookbooks.artifact)
+    site = spec.apps[0].source
+    assert site is not None and site.artifact is not None and store.has(site.artifact)
+    unpacked = tree_cache.tree(store, site.artifact)
+    assert (unpacked / "index.html").read_text() == "hello\n"
+    # Without a store (plan, offline) the same digest, computed only.
+    offline = load_stack_file(stack_dir / "stack.yml")
+    assert offline.cookbooks is not None and offline.cookbooks.artifact == spec.cookbooks.artifact
+
+
+def test_a_link_leading_out_of_the_cookbooks_is_refused_naming_it(stack_dir: Path) -> None:
+    (stack_dir / "cookbooks" / "web" / "out.sh").symlink_to("/etc/passwd")
+    (stack_dir / "stack.yml").write_text(GOOD)
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml")
+    assert caught.value.exit_code == 2
+    assert str(caught.value) == (
+        f"{stack_dir / 'stack.yml'}: cookbooks.source: {stack_dir / 'cookbooks' / 'web' / 'out.sh'}"
+        ": a link leading out of the tree (to /etc/passwd)"
+    )

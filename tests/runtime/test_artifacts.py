@@ -17,31 +17,11 @@ from opsflow.errors import InvalidInput, NotFound
 from runtime import artifacts_s3
 from runtime.artifacts import ArtifactStore, StoreCorrupt, StoreUnavailable, open_store
 from tests.aws.conftest import AwsEnv, free_port
-
-BUCKET = "opsflow-artifacts"
-S3_LOCATION = f"s3://{BUCKET}/team/a"
+from tests.runtime.conftest import BUCKET, S3_LOCATION
 
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-@pytest.fixture
-def s3_store(aws_env: AwsEnv) -> ArtifactStore:
-    boto3.client("s3").create_bucket(Bucket=BUCKET)
-    return open_store(S3_LOCATION)
-
-
-@pytest.fixture
-def dir_store(tmp_path: Path) -> ArtifactStore:
-    return open_store(str(tmp_path / "store"))
-
-
-@pytest.fixture(params=["directory", "s3"])
-def store(request: pytest.FixtureRequest) -> ArtifactStore:
-    fixture = "dir_store" if request.param == "directory" else "s3_store"
-    found: ArtifactStore = request.getfixturevalue(fixture)
-    return found
 
 
 def corrupt_blob(store: ArtifactStore, digest: str, data: bytes) -> None:

@@ -55,8 +55,13 @@ class CommandsMixin(StackBase):
     async def run_command(self, request: RunCommandInput) -> RunCommandResult:
         targets = self._targets(request)
         if request.command == "update_custom_cookbooks":
+            spec = self._spec()
+            if spec.cookbooks is not None and spec.cookbooks.source and request.artifact:
+                # The directory as the CLI packed it now, not as the last apply did.
+                cookbooks = spec.cookbooks.model_copy(update={"artifact": request.artifact})
+                spec = spec.model_copy(update={"cookbooks": cookbooks})
             async with self._lock:
-                self._state.applied.cookbooks = await self._fetch_cookbooks(self._spec())
+                self._state.applied.cookbooks = await self._fetch_cookbooks(spec)
                 self._changed()
             fetched = self._state.applied.cookbooks
             self._event(
@@ -124,6 +129,8 @@ class CommandsMixin(StackBase):
         source = app.source
         if source is not None and request.revision is not None:
             source = source.model_copy(update={"revision": request.revision})
+        if source is not None and source.source is not None and request.artifact is not None:
+            source = source.model_copy(update={"artifact": request.artifact})
         code = None
         if source is not None:
             # The code is fetched (and a bad revision refused) before any instance is touched.

@@ -20,7 +20,8 @@ from opsflow.messages import AppAction, AppRelease, LaunchResult, RecipeRunResul
 from opsflow.releases import release_name
 from opsflow.secrets import encrypt
 from opsflow.spec import ConfigurationManager
-from runtime import run_logs
+from runtime import run_logs, tree_cache
+from runtime.artifacts import shared_store
 from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
 from tests.activities.recipes.test_runner import SshSpy
 
@@ -417,3 +418,14 @@ async def test_the_apps_own_variables_reach_its_recipes_whatever_their_names(
     names = {"APP_NAME": "theirs", "APP_RELEASE": "v9", "RUN_DIR": "/their/dir"}
     await deploy(acts, request_for, 1, source, recipes=["app::names"], environment=names)
     assert (Path(instance.root) / "names.txt").read_text() == "theirs|v9|/their/dir\n"
+
+
+async def test_app_code_comes_from_the_store_on_any_worker(
+    acts: runner.RecipeActivities, request_for: Runner, instance: LaunchResult, source: Path
+) -> None:
+    blob = tree_cache.publish(shared_store(), source, cache=False)
+    gone = source.with_name("fetching worker")
+    source.rename(gone)
+    result = await deploy(acts, request_for, 1, source, source_blob=blob)
+    assert result.release == "0001-rev1"
+    assert (app_dir(instance) / "current/index.html").read_text() == "version 1\n"

@@ -30,7 +30,8 @@ from opsflow.messages import (
     SshEndpoint,
 )
 from opsflow.spec import ConfigurationManager
-from runtime import run_logs
+from runtime import run_logs, tree_cache
+from runtime.artifacts import shared_store
 from tests.activities.conftest import STACK, Runner, lines, run, runner_for, write_tree
 
 pytestmark = pytest.mark.integration
@@ -602,3 +603,43 @@ async def test_a_worker_shutting_down_leaves_the_run_going_for_the_next_attempt(
     result = await run(acts, request_for("r1", ["web::slow"]))  # the restarted worker
     assert result.attached and result.exit_code == 0
     assert lines(root / "slow.txt") == ["started", "finished"]
+
+
+async def test_any_worker_runs_a_run_the_cookbooks_coming_from_the_store(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult, opsflow_home: Path
+) -> None:
+    blob = tree_cache.publish(shared_store(), cookbooks, cache=False)
+    moved = cookbooks.rename(cookbooks.with_name("elsewhere"))  # the fetching worker's disk
+    acts = runner_for(
+        RunContext(
+            configuration=CONFIGURATION,
+            recipes=[],
+            configuration_manager=ConfigurationManager.SHELL,
+            cookbooks_dir=str(cookbooks),  # not on this worker
+            cookbooks_blob=blob,
+        )
+    )
+    result = await run(acts, request_for("r-blob", ["web::count"]))
+    assert result.exit_code == 0
+    assert lines(Path(instance.root) / "count.txt") == ["ran"]
+    assert (opsflow_home / "cache" / "trees" / blob / "web" / "count.sh").is_file()
+    assert moved.is_dir()
+
+
+async def test_cookbooks_missing_from_the_store_fail_naming_the_blob(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    blob = "cd" * 32
+    acts = runner_for(
+        RunContext(
+            configuration=CONFIGURATION,
+            recipes=[],
+            configuration_manager=ConfigurationManager.SHELL,
+            cookbooks_dir=str(cookbooks),
+            cookbooks_blob=blob,
+        )
+    )
+    with pytest.raises(ApplicationError, match=f"cookbooks: .*blob {blob} is not there") as caught:
+        await run(acts, request_for("r-lost", ["web::count"]))
+    assert caught.value.non_retryable
+    assert not (Path(instance.root) / "count.txt").exists()
