@@ -128,8 +128,9 @@ def _activities(client: Client) -> list[Any]:
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    worker_id = settings.worker_id()  # bad OPSFLOW_WORKER_ID: exit 2 before connecting
     client = await connect(interceptors=tracing_interceptors("opsflow-worker"))
-    workers = build_worker(client)
+    workers = build_worker(client, worker_id=worker_id)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -112,5 +112,6 @@ def worker_gone(err: BaseException) -> bool:
 
 
 def gone_message(task_queue: str) -> str:
-    minutes = WORKER_GONE_TIMEOUT.total_seconds() / 60
-    return f"worker {task_queue} is gone: nothing has run its tasks for {minutes:g}m"
+    seconds = int(WORKER_GONE_TIMEOUT.total_seconds())
+    span = f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+    return f"worker {task_queue} is gone: nothing has run its tasks for {span}"

@@ -83,14 +83,19 @@ def cli_env(address: str, task_queue: str) -> dict[str, str]:
     return env
 
 
-def start_worker(address: str, task_queue: str, log: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    address: str, task_queue: str, log: Path, home: Path | None = None
+) -> subprocess.Popen[bytes]:
     """The real worker as a process of its own (its own session, so a test can SIGKILL
-    the whole group as a crash would)."""
+    the whole group as a crash would); `home`: its own OPSFLOW_HOME, as on another machine."""
+    env = cli_env(address, task_queue)
+    if home is not None:
+        env["OPSFLOW_HOME"] = str(home)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "worker"],
             cwd=REPO,
-            env=cli_env(address, task_queue),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
