@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from activities import names as activity
 from client.api import OpsflowClient
+from opsflow import names
 from opsflow.errors import OperationFailed
 from opsflow.messages import DeployInput, InstanceActionKind
 from opsflow.settings import worker_queue
@@ -118,6 +120,18 @@ async def test_each_local_instance_runs_everything_on_the_worker_that_launched_i
         await c.client.instance_action(name, "web1", InstanceActionKind.START)
         await until(env, c.client, name, lambda d: status(d, "web1") == InstanceStatus.ONLINE)
         assert cloud.queues_of(activity.LAUNCH_INSTANCE, "web1") == {c.shared, c.own["a"]}
+
+        # What these runs recorded replays (sandboxed): the routing is deterministic.
+        replayer = Replayer(
+            workflows=[InstanceWorkflow, LayerHealingWorkflow],
+            data_converter=pydantic_data_converter,
+        )
+        for workflow_id in [
+            *(names.instance_workflow_id(name, h) for h in ("web1", "web2")),
+            names.healing_workflow_id(name, "web"),
+        ]:
+            history = await env.client.get_workflow_handle(workflow_id).fetch_history()
+            await replayer.replay_workflow(history)
 
 
 async def test_a_gone_worker_makes_its_instances_lost_and_healing_replaces_them_elsewhere(
