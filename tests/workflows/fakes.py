@@ -207,6 +207,7 @@ class FakeCloud:
         async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
             found = []
             for view in request.instances:
+                self._ran(names.READ_METRICS, view.hostname)
                 values = self.metrics.get(view.hostname, {})
                 wanted = {m: v for m, v in values.items() if m in request.metrics}
                 found.append(InstanceMetrics(hostname=view.hostname, values=wanted))

@@ -29,10 +29,13 @@ from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
 from tests.workflows.test_healing import kinds, spec, status, until
+from tests.workflows.test_scaling import LOAD
+from tests.workflows.test_scaling import spec as scaling_spec
 from workflows import common
 from workflows.deployment import DeploymentWorkflow
 from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow
+from workflows.scaling import LoadScalingWorkflow
 from workflows.stack import StackWorkflow
 
 GONE_AFTER = timedelta(seconds=10)
@@ -68,6 +71,7 @@ async def cluster(env: WorkflowEnvironment, cloud: FakeCloud) -> AsyncIterator[C
                     InstanceWorkflow,
                     DeploymentWorkflow,
                     LayerHealingWorkflow,
+                    LoadScalingWorkflow,
                 ],
                 activities=cloud.activities(),
                 workflow_runner=UnsandboxedWorkflowRunner(),
@@ -191,3 +195,21 @@ async def test_without_healing_a_command_on_a_gone_worker_fails_naming_it_and_de
         done = await until(env, c.client, name, lambda d: not d.instances)
         ended = [e.message for e in done.events if e.kind == "instance_status"]
         assert any("-> terminated" in m and "its files stay on that machine" in m for m in ended)
+
+
+async def test_load_scaling_reads_each_local_instance_on_its_own_worker(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env, cloud = time_skipping_env, FakeCloud()
+    async with cluster(env, cloud) as c:
+        cloud.binding = {"w1": c.own["a"], "w2": c.own["b"]}
+        name = f"b{uuid.uuid4().hex[:8]}"
+        await c.client.apply(scaling_spec(name, load=LOAD))
+        await quiet(c.client, name)
+        cloud.metrics = {"w1": {"custom": 90.0}}
+        up = await until(env, c.client, name, lambda d: status(d, "w2") == InstanceStatus.ONLINE)
+        assert any(e.kind == "scaled_up" for e in up.events)  # w1's reading reached the loop
+        cloud.metrics = {"w1": {"custom": 5.0}, "w2": {"custom": 7.0}}
+        await until(env, c.client, name, lambda d: status(d, "w2") == InstanceStatus.STOPPED)
+        assert cloud.queues_of(activity.READ_METRICS, "w1") == {c.own["a"]}
+        assert cloud.queues_of(activity.READ_METRICS, "w2") == {c.own["b"]}
