@@ -137,7 +137,7 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     async with workers:
         logging.getLogger("opsflow.worker").info(
-            "worker polling task queues %s and %s (its own) on %s",
+            "worker polling task queue %s and its own %s on %s",
             workers.shared.task_queue,
             workers.own_queue,
             client.service_client.config.target_host,
