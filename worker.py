@@ -1,4 +1,10 @@
-"""The opsflow worker: every workflow and activity on the `opsflow` task queue.
+"""The opsflow worker: every workflow and activity on the shared `opsflow` task queue,
+and the activities of the local instances it launched on its own queue (`opsflow@<id>`,
+settings.worker_id: stable per OPSFLOW_HOME, so a restarted worker is the same worker).
+
+A local instance lives on this host, so its workflow sends everything done to it to the
+queue its launch returned (Temporal's worker-specific task queue pattern); the own queue
+has a worker of its own so shared work can never take all its slots.
 
 Run it with `opsflow worker` (or `python -m worker` in the source tree). Where Temporal
 is, and with what TLS, client certificate or API key, comes from the SDK's environment
@@ -18,6 +24,9 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from temporalio.client import Client
@@ -59,12 +68,63 @@ WORKFLOWS: Sequence[type] = (
 )
 
 
-def build_worker(client: Client, task_queue: str | None = None) -> Worker:
-    """A worker with every workflow and the real activities, on `client`; its public key
-    published in the store first, so CLIs can seal values for it."""
+@dataclass
+class Workers:
+    """The shared worker and this worker's own one, run together (`async with`)."""
+
+    shared: Worker
+    own: Worker
+    _stack: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+    @property
+    def own_queue(self) -> str:
+        return self.own.task_queue
+
+    async def __aenter__(self) -> Workers:
+        await self._stack.__aenter__()
+        await self._stack.enter_async_context(self.own)
+        await self._stack.enter_async_context(self.shared)
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(kind, error, trace)
+
+
+def build_worker(
+    client: Client, task_queue: str | None = None, worker_id: str | None = None
+) -> Workers:
+    """The workers of one opsflow worker process, with the real activities, on `client`;
+    its public key published in the store first, so CLIs can seal values for it."""
     publish_key(open_store(), settings.secret_key())
+    shared = task_queue or settings.task_queue()
+    activities = _activities(client)
+    own = Worker(
+        client,
+        task_queue=settings.worker_queue(shared, worker_id or settings.worker_id()),
+        activities=activities,
+        max_concurrent_activities=200,
+    )
+    return Workers(
+        shared=Worker(
+            client,
+            task_queue=shared,
+            workflows=list(WORKFLOWS),
+            activities=activities,
+            # Recipe runs wait on SSH in threads; leave room for many instances at once.
+            max_concurrent_activities=200,
+        ),
+        own=own,
+    )
+
+
+def _activities(client: Client) -> list[Any]:
     recipes = RecipeActivities(context_source=stack_context_source(client))
-    activities: list[Any] = [
+    return [
         *providers.ACTIVITIES,
         *registered.ACTIVITIES,
         *elb.ACTIVITIES,
@@ -80,30 +140,24 @@ def build_worker(client: Client, task_queue: str | None = None) -> Worker:
         describe_rds,
         kill_instance,
     ]
-    return Worker(
-        client,
-        task_queue=task_queue or settings.task_queue(),
-        workflows=list(WORKFLOWS),
-        activities=activities,
-        # Recipe runs wait on SSH in threads; leave room for many instances at once.
-        max_concurrent_activities=200,
-    )
 
 
 async def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     own = worker_origin(open_store(), settings.secret_key())
     origin.set_own(own)
+    worker_id = settings.worker_id()  # bad OPSFLOW_WORKER_ID: exit 2 before connecting
     client = await connect(interceptors=tracing_interceptors("opsflow-worker"))
-    worker = build_worker(client)
+    workers = build_worker(client, worker_id=worker_id)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
+    async with workers:
         logging.getLogger("opsflow.worker").info(
-            "worker polling task queue %s on %s (store %s, key %s)",
-            settings.task_queue(),
+            "worker polling task queue %s and its own %s on %s (store %s, key %s)",
+            workers.shared.task_queue,
+            workers.own_queue,
             client.service_client.config.target_host,
             own.store,
             own.key_fingerprint,

@@ -9,6 +9,10 @@ always sees the stack's current view), then checks at once every instance that i
   instance, so checking hundreds of instances every few seconds costs them nothing);
 - then the layer's URL (2xx/3xx) or command (exit 0), if it has one (activities.health).
 
+A local instance is checked by the worker that launched it (its own task queue, where
+the healing loop sends one probe per worker; `request.task_queue`); the shared-queue probe
+checks the rest.
+
 A failed check is an answer, not an error: the outcome says what was seen ("SSH failed:
 connection refused", "HTTP 503 ...", "timed out after 3s", the command's last line). Only
 a stack that no longer exists is an error (NotFound, non-retryable: the loop ends).
@@ -43,10 +47,12 @@ class LivenessActivities:
     async def probe_layer(self, request: ProbeLayerInput) -> LayerProbeReport:
         views = await layer_instances(self._client, request.stack, request.layer)
         now = datetime.now(UTC)
+        # Only the instances on this worker's host (or, on the shared queue, the unbound).
         due = [
             v
             for v in views
-            if due_for_check(v, now, request.check) or v.hostname in request.recheck
+            if v.task_queue == request.task_queue
+            and (due_for_check(v, now, request.check) or v.hostname in request.recheck)
         ]
         loop = asyncio.get_running_loop()
         outcomes = await asyncio.gather(

@@ -40,7 +40,7 @@ from activities.names import KILL_INSTANCE
 from opsflow.drills import KillInstanceInput
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.names import HOSTNAME, STACK_NAME
-from opsflow.settings import instances_dir
+from opsflow.settings import instances_dir, worker_id, worker_queue
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
@@ -130,7 +130,17 @@ def launch(request: LaunchInput) -> LaunchResult:
         key_file=str(paths.client_key),
         host_key=_public_key(paths.host_key.with_suffix(".pub")),
     )
-    return LaunchResult(ssh=endpoint, root=str(paths.root), private_ip=HOST)
+    return LaunchResult(
+        ssh=endpoint, root=str(paths.root), private_ip=HOST, task_queue=_own_queue()
+    )
+
+
+def _own_queue() -> str | None:
+    """This worker's own task queue: the instance is on this host, so everything later
+    done to it must run here. None outside a worker (benches, tests of the functions)."""
+    if not activity.in_activity():
+        return None
+    return worker_queue(activity.info().task_queue, worker_id())
 
 
 def stop(request: MachineInput) -> None:
@@ -162,8 +172,8 @@ def kill(stack: str, hostname: str) -> bool:
 
 @activity.defn(name=KILL_INSTANCE)
 async def kill_instance(request: KillInstanceInput) -> bool:
-    """`kill` as an activity: it runs where the instance's sshd runs, on a worker (today
-    any worker of the task queue; the instance's own one when instances get theirs)."""
+    """`kill` as an activity: it runs where the instance's sshd runs, on the task queue of
+    the worker that launched it (KillInstanceWorkflow sends it there)."""
     return await asyncio.to_thread(kill, request.stack, request.hostname)
 
 

@@ -14,6 +14,7 @@ class KillInstanceInput(BaseModel):
 
     stack: str
     hostname: str
+    task_queue: str | None = None  # the worker the instance is bound to (None: any worker)
 
 
 def kill_workflow_id(stack: str, hostname: str, nonce: str) -> str:

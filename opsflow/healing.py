@@ -80,6 +80,7 @@ class Decision(BaseModel):
     message: str
     detail: str | None = Field(default=None, description="the check output behind it")
     unreachable: bool = False
+    worker_gone: bool = False
 
 
 class InstanceHealth(BaseModel):
@@ -115,6 +116,11 @@ class HealingState(BaseModel):
         default=0, description="ec2: healing events not yet in a published HealingEvents gauge"
     )
     gauges_error: str | None = Field(default=None, description="why the last publish failed")
+
+
+# What a gone worker's instances may be when the loop learns it: the instance workflow may
+# have marked itself lost first (a command of it found nobody on the worker's queue).
+_GONE_WITH_WORKER = frozenset({InstanceStatus.ONLINE, InstanceStatus.CONNECTION_LOST})
 
 
 def due_for_check(view: InstanceView, now: datetime, check: LayerHealthCheckSpec) -> bool:
@@ -173,6 +179,19 @@ def _count(
         return []
     health.failures += 1
     health.detail = outcome.detail
+    if outcome.worker_gone and health.lost_at is None and view.status in _GONE_WITH_WORKER:
+        # Certain at once: no threshold (its worker's queue has been idle for minutes).
+        health.lost_at = now
+        return [
+            Decision(
+                hostname=view.hostname,
+                action=Action.DETECTED,
+                message=f"{view.hostname}: {outcome.detail}; connection lost",
+                detail=outcome.detail,
+                unreachable=True,
+                worker_gone=True,
+            )
+        ]
     if view.status != InstanceStatus.ONLINE or health.lost_at is not None:
         return []
     if health.failures < threshold:

@@ -69,6 +69,11 @@ class InstanceView(BaseModel):
     ec2_instance_id: str | None = Field(
         default=None, description="ec2: the EC2 instance id (cpu then comes from CloudWatch)"
     )
+    task_queue: str | None = Field(
+        default=None,
+        description="local: the task queue of the worker that launched it, where all its "
+        "activities run; None: the shared queue (any worker)",
+    )
 
 
 class InstanceStatusLine(BaseModel):
@@ -327,6 +332,10 @@ class LaunchResult(BaseModel):
     root: str
     private_ip: str
     ec2: Ec2Resources | None = None
+    task_queue: str | None = Field(
+        default=None,
+        description="the machine is on the launching worker's host: its own task queue",
+    )
 
 
 class MachineInput(BaseModel):
@@ -673,6 +682,10 @@ class ProbeLayerInput(BaseModel):
     # Besides the online instances past their grace period: these lost ones, to see whether
     # they came back (those the loop does not replace).
     recheck: list[str] = Field(default_factory=list)
+    task_queue: str | None = Field(
+        default=None,
+        description="check only the instances bound to this worker queue (None: the unbound)",
+    )
 
 
 class ProbeOutcome(BaseModel):
@@ -680,6 +693,9 @@ class ProbeOutcome(BaseModel):
     healthy: bool
     reachable: bool = Field(description="False: SSH itself failed (not just the URL/command)")
     detail: str = Field(description="what the check saw: the error, or 'ok'")
+    worker_gone: bool = Field(
+        default=False, description="the worker the instance is bound to is gone: lost at once"
+    )
 
 
 class LayerProbeReport(BaseModel):
@@ -693,6 +709,9 @@ class LayerProbeReport(BaseModel):
 class ConnectionLost(BaseModel):
     reason: str
     unreachable: bool = Field(description="SSH failed: a run in flight there cannot finish")
+    worker_gone: bool = Field(
+        default=False, description="its worker is gone: nothing more can run on its queue"
+    )
 
 
 class HealRequest(BaseModel):

@@ -14,6 +14,7 @@ DEFAULT_NAMESPACE = "default"
 DEFAULT_UI_PORT = 8233
 DEFAULT_TASK_QUEUE = "opsflow"
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_WORKER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def opsflow_home() -> Path:
@@ -49,6 +50,46 @@ def temporal_address() -> str:
 def task_queue() -> str:
     """OPSFLOW_TASK_QUEUE, default `opsflow`: where the worker polls and stacks start."""
     return os.environ.get("OPSFLOW_TASK_QUEUE") or DEFAULT_TASK_QUEUE
+
+
+def worker_id() -> str:
+    """OPSFLOW_WORKER_ID, else the id in `opsflow_home()/worker.id`, written once.
+
+    Stable per OPSFLOW_HOME: a restarted worker on the same machine is the same worker and
+    serves the local instances its predecessor launched (their files are in that home).
+    """
+    value = (os.environ.get("OPSFLOW_WORKER_ID") or "").strip()
+    if value:
+        if not _WORKER_ID.fullmatch(value):
+            raise InvalidInput(
+                f"OPSFLOW_WORKER_ID: {value!r} must be 1-64 of A-Z a-z 0-9 . _ - "
+                "(starting with a letter or digit)"
+            )
+        return value
+    path = opsflow_home() / "worker.id"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".worker.id.{os.getpid()}.{os.urandom(4).hex()}")
+        temp.write_text(os.urandom(6).hex() + "\n")
+        try:
+            os.link(temp, path)  # fails if another process published first: its id wins
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links
+            if not path.exists():
+                os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+    found = path.read_text().strip()
+    if not _WORKER_ID.fullmatch(found):
+        raise InvalidInput(f"{path} does not hold a worker id: delete it or set OPSFLOW_WORKER_ID")
+    return found
+
+
+def worker_queue(queue: str, worker: str) -> str:
+    """The task queue only worker `worker` polls, beside the shared queue; `queue` is
+    either (an activity knows the one it runs on)."""
+    return f"{queue.split('@', 1)[0]}@{worker}"
 
 
 def temporal_namespace() -> str:

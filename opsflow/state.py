@@ -60,6 +60,9 @@ class InstanceState(BaseModel):
     ec2: Ec2Resources | None = None
     region: str | None = None
     target_group: str | None = None
+    # local: why the worker its view.task_queue names is taken as gone (nothing ran there
+    # for workflows.common.WORKER_GONE_TIMEOUT); its activities are then not sent there.
+    worker_gone: str | None = None
 
 
 class AppliedState(BaseModel):

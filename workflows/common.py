@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, TimeoutError, TimeoutType
 
 from opsflow.errors import ErrorType
 
@@ -85,3 +86,32 @@ GAUGES_RETRY = RetryPolicy(
 )
 GAUGES_START_TO_CLOSE = timedelta(seconds=15)
 GAUGES_SCHEDULE_TO_CLOSE = timedelta(seconds=45)
+
+
+# A local instance's activities go to the queue of the worker that launched it. A task
+# there that no worker starts within this long means that worker is gone for good (a
+# restarted worker is back well within it); the instance is then reported lost. A worker
+# whose own queue is this far behind (all its slots busy this long) is taken as gone too.
+WORKER_GONE_TIMEOUT = timedelta(minutes=2)
+# Recorded when a run first sends an instance's activities to its worker's own queue.
+BOUND_TO_WORKER_PATCH = "local-instances-bound-to-their-worker"
+
+
+def start_within(task_queue: str | None) -> timedelta | None:
+    """An activity's schedule-to-start timeout: on a worker's own queue, WORKER_GONE_TIMEOUT;
+    on the shared queue none (some worker takes it whenever one runs)."""
+    return None if task_queue is None else WORKER_GONE_TIMEOUT
+
+
+def worker_gone(err: BaseException) -> bool:
+    """The activity failed because no worker started it in time: its worker is gone."""
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError):
+        cause = cause.cause
+    return isinstance(cause, TimeoutError) and cause.type == TimeoutType.SCHEDULE_TO_START
+
+
+def gone_message(task_queue: str) -> str:
+    seconds = int(WORKER_GONE_TIMEOUT.total_seconds())
+    span = f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+    return f"worker {task_queue} is gone: nothing has run its tasks for {span}"

@@ -8,6 +8,11 @@ the apps' current releases), and every decision is an event on the stack with th
 output behind it. Heal results come back by signal. It runs until the stack stops it
 (auto_healing off, layer or stack removed), continuing-as-new to bound its history.
 
+Local instances are checked on the worker that launched them: one probe per worker queue
+the layer's instances are bound to, beside the shared one. A probe that no worker starts
+within common.WORKER_GONE_TIMEOUT means its worker is gone: its instances are lost at once
+(no threshold) and replaced, the heal's launch going to the shared queue (a live worker).
+
 On an ec2 stack it also publishes the layer's gauges to CloudWatch once a minute
 (opsflow.healing.gauges_due), in the background: a slow or refusing CloudWatch never holds
 up or stops a check round; a failure is logged, kept in the state (`gauges_error`) and
@@ -41,10 +46,17 @@ with workflow.unsafe.imports_passed_through():
         LayerGaugesInput,
         LayerProbeReport,
         ProbeLayerInput,
+        ProbeOutcome,
         StackEvent,
     )
+    from opsflow.status import InstanceStatus
     from workflows import common, handlers
     from workflows.instance import InstanceWorkflow
+
+
+# A worker's own queue is probed while some instance of the layer is bound to it and online,
+# or lost (so a worker found gone by the instance itself is confirmed and healed).
+_CHECKED_ON_WORKER = frozenset({InstanceStatus.ONLINE, InstanceStatus.CONNECTION_LOST})
 
 
 @workflow.defn
@@ -111,30 +123,74 @@ class LayerHealingWorkflow:
     async def _probe(self) -> tuple[LayerProbeReport, bool] | None:
         """The round's report and whether it is fresh (False: the check failed, the last
         views stand in); None when the stack is gone."""
+        queues = sorted(
+            {
+                v.task_queue
+                for v in self._last_views
+                if v.task_queue is not None and v.status in _CHECKED_ON_WORKER
+            }
+        )
+        if queues and not workflow.patched(common.BOUND_TO_WORKER_PATCH):
+            queues = []
+        shared, *bound = await asyncio.gather(
+            self._probe_on(None), *(self._probe_on(q) for q in queues), return_exceptions=True
+        )
+        if isinstance(shared, ActivityError):
+            cause = shared.cause
+            if isinstance(cause, ApplicationError) and cause.type == ErrorType.NOT_FOUND:
+                return None
+            workflow.logger.warning("healing %s: check round failed: %s", self._where(), shared)
+            return LayerProbeReport(instances=self._last_views, outcomes=[]), False
+        if isinstance(shared, BaseException):
+            raise shared
+        report = shared
+        for queue, answer in zip(queues, bound, strict=True):
+            if isinstance(answer, LayerProbeReport):
+                report.outcomes.extend(answer.outcomes)
+            elif isinstance(answer, ActivityError) and common.worker_gone(answer):
+                report.outcomes.extend(self._gone(queue, report.instances))
+            elif isinstance(answer, ActivityError):
+                workflow.logger.warning(
+                    "healing %s: check on %s failed: %s", self._where(), queue, answer
+                )
+            else:
+                raise answer
+        self._last_views = report.instances
+        return report, True
+
+    async def _probe_on(self, queue: str | None) -> LayerProbeReport:
+        """One probe: the unbound instances (None), or those of one worker, on its queue."""
         check = self._state.config.check
         request = ProbeLayerInput(
             stack=self._state.stack,
             layer=self._state.layer,
             check=check,
             recheck=healing.to_recheck(self._state, self._last_views),
+            task_queue=queue,
         )
-        try:
-            report: LayerProbeReport = await workflow.execute_activity(
-                activity.PROBE_LAYER,
-                request,
-                result_type=LayerProbeReport,
-                # Probes run at once: SSH (connect + one round trip), then URL or command.
-                start_to_close_timeout=timedelta(seconds=3 * check.timeout + 30),
-                retry_policy=common.PROBE_RETRY,
+        report: LayerProbeReport = await workflow.execute_activity(
+            activity.PROBE_LAYER,
+            request,
+            result_type=LayerProbeReport,
+            # Probes run at once: SSH (connect + one round trip), then URL or command.
+            start_to_close_timeout=timedelta(seconds=3 * check.timeout + 30),
+            retry_policy=common.PROBE_RETRY,
+            task_queue=queue,
+            schedule_to_start_timeout=common.start_within(queue),
+        )
+        return report
+
+    @staticmethod
+    def _gone(queue: str, views: list[InstanceView]) -> list[ProbeOutcome]:
+        """What a gone worker's instances are: unreachable, and certainly so."""
+        detail = common.gone_message(queue)
+        return [
+            ProbeOutcome(
+                hostname=v.hostname, healthy=False, reachable=False, detail=detail, worker_gone=True
             )
-        except ActivityError as err:
-            cause = err.cause
-            if isinstance(cause, ApplicationError) and cause.type == ErrorType.NOT_FOUND:
-                return None
-            workflow.logger.warning("healing %s: check round failed: %s", self._where(), err)
-            return LayerProbeReport(instances=self._last_views, outcomes=[]), False
-        self._last_views = report.instances
-        return report, True
+            for v in views
+            if v.task_queue == queue and v.status in _CHECKED_ON_WORKER
+        ]
 
     async def _carry_out(self, decision: Decision) -> None:
         await self._event(
@@ -145,7 +201,11 @@ class LayerHealingWorkflow:
         )
         match decision.action:
             case Action.DETECTED:
-                lost = ConnectionLost(reason=decision.message, unreachable=decision.unreachable)
+                lost = ConnectionLost(
+                    reason=decision.message,
+                    unreachable=decision.unreachable,
+                    worker_gone=decision.worker_gone,
+                )
                 await self._signal(instance, InstanceWorkflow.connection_lost, lost)
             case Action.RECOVERED:
                 await self._signal(instance, InstanceWorkflow.connection_restored, None)

@@ -3,6 +3,13 @@
 Runbook: start = launch the machine, run the setup recipes, online. Stop = shutdown
 recipes, then stop the machine. Every status change is reported to the stack, which
 decides when configure runs everywhere.
+
+A local instance is bound to the worker that launched it (view.task_queue): every later
+activity of it goes to that worker's own queue. When nothing starts there within
+common.WORKER_GONE_TIMEOUT the worker is gone: the command in flight fails naming it, an
+online instance is connection_lost (a stack event says why), and what cannot run any more
+is not waited for: stop and delete finish (the machine went with its worker), a start or
+heal launches a new machine on whichever worker takes the shared queue.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from temporalio.workflow import ActivityCancellationType, ActivityHandle
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
     from opsflow import configure, names
+    from opsflow.events import EventKind
     from opsflow.healing import HEALABLE
     from opsflow.messages import (
         AppAction,
@@ -36,12 +44,17 @@ with workflow.unsafe.imports_passed_through():
         MachineInput,
         RecipeRunInput,
         RecipeRunResult,
+        StackEvent,
         TargetInput,
     )
     from opsflow.spec import HealthCheckSpec
     from opsflow.state import MAX_RUNS_KEPT, InstanceState, RunRecord
     from opsflow.status import RUNNING, InstanceStatus
     from workflows import common, handlers
+
+
+class _WorkerGone(Exception):
+    """The worker this instance is bound to took nothing from its queue in time."""
 
 
 class _RecipesFailed(Exception):
@@ -118,6 +131,8 @@ class InstanceWorkflow:
     @workflow.signal
     async def connection_lost(self, lost: ConnectionLost) -> None:
         """The healing loop saw this online instance fail its checks."""
+        if lost.worker_gone and self._state.view.task_queue is not None:
+            self._state.worker_gone = lost.reason  # a heal then waits for nothing there
         if self._state.view.status != InstanceStatus.ONLINE:
             return  # stopped, set up or healed meanwhile: the loss no longer applies
         if lost.unreachable and self._running is not None:
@@ -173,27 +188,30 @@ class InstanceWorkflow:
         if view.status in (InstanceStatus.ONLINE, InstanceStatus.TERMINATED):
             return self._skipped(command, f"instance is already {view.status.value}")
         await self._set_status(InstanceStatus.BOOTING, message=None)
+        request = LaunchInput(
+            stack=self._state.stack,
+            hostname=view.hostname,
+            provider=view.provider,
+            ec2=command.machine,
+            kept=kept,
+            registered=command.registered,
+        )
         try:
-            launched: LaunchResult = await workflow.execute_activity(
-                activity.LAUNCH_INSTANCE,
-                LaunchInput(
-                    stack=self._state.stack,
-                    hostname=view.hostname,
-                    provider=view.provider,
-                    ec2=command.machine,
-                    kept=kept,
-                    registered=command.registered,
-                ),
-                result_type=LaunchResult,
-                start_to_close_timeout=common.PROVIDER_TIMEOUT,
-                retry_policy=common.PROVIDER_RETRY,
-            )
+            try:  # a stopped local instance starts again where its files are
+                if self._state.worker_gone is not None:
+                    raise _WorkerGone()
+                launched = await self._launch(request, self._queue())
+            except _WorkerGone:  # they went with its worker: a new machine, on any worker
+                view.task_queue, self._state.worker_gone = None, None
+                launched = await self._launch(request, None)
         except ActivityError as err:
             message, _ = failure_message(err)
             self._state.ec2 = kept  # a later delete still releases what the lost one had
             await self._set_status(InstanceStatus.START_FAILED, message=message)
             return self._result(command, ok=False, error=message)
         view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
+        if launched.task_queue is not None and workflow.patched(common.BOUND_TO_WORKER_PATCH):
+            view.task_queue, self._state.worker_gone = launched.task_queue, None
         if launched.ec2 is not None and command.machine is not None:
             self._state.ec2, self._state.region = launched.ec2, command.machine.region
             self._state.target_group = command.machine.target_group
@@ -226,6 +244,24 @@ class InstanceWorkflow:
             return self._result(command, ok=False, error=message)
         await self._set_status(InstanceStatus.ONLINE, message=None)
         return self._result(command, ok=True, run_id=run.run_id)
+
+    async def _launch(self, request: LaunchInput, queue: str | None) -> LaunchResult:
+        try:
+            launched: LaunchResult = await workflow.execute_activity(
+                activity.LAUNCH_INSTANCE,
+                request,
+                result_type=LaunchResult,
+                start_to_close_timeout=common.PROVIDER_TIMEOUT,
+                retry_policy=common.PROVIDER_RETRY,
+                task_queue=queue,
+                schedule_to_start_timeout=common.start_within(queue),
+            )
+        except ActivityError as err:
+            if queue is not None and common.worker_gone(err):
+                await self._worker_lost(queue)
+                raise _WorkerGone() from None
+            raise
+        return launched
 
     async def _target(self, name: str) -> None:
         """Register with (or deregister from, draining) the layer's load balancer, if any."""
@@ -264,6 +300,8 @@ class InstanceWorkflow:
             return self._result(command, ok=False, error=message)
         view.ssh, view.private_ip, self._state.ec2 = None, None, None
         view.ec2_instance_id = None
+        # The replacement is a new machine: whichever worker takes the launch gets it.
+        view.task_queue, self._state.worker_gone = None, None
         return await self._start(command, kept=kept)
 
     async def _stop(self, command: InstanceCommand) -> InstanceCommandResult:
@@ -284,7 +322,8 @@ class InstanceWorkflow:
                 await self._run_recipes(command, "shutdown", None)
             except _RecipesFailed as failed:
                 message = f"shutdown recipes failed: {failed}"
-        await self._machine(activity.STOP_INSTANCE)
+        if not await self._machine(activity.STOP_INSTANCE):
+            message = f"{self._state.worker_gone}: its machine went with it"
         await self._set_status(InstanceStatus.STOPPED, message=message)
         return self._result(command, ok=True)
 
@@ -292,10 +331,11 @@ class InstanceWorkflow:
         if self._state.view.status in RUNNING:
             await self._stop(command)
         await self._set_status(InstanceStatus.TERMINATING, message=None)
-        await self._machine(activity.TERMINATE_INSTANCE)
+        gone = not await self._machine(activity.TERMINATE_INSTANCE)
         view = self._state.view
         view.ssh, view.private_ip = None, None
-        await self._set_status(InstanceStatus.TERMINATED, message=None)
+        message = f"{self._state.worker_gone}: its files stay on that machine" if gone else None
+        await self._set_status(InstanceStatus.TERMINATED, message=message)
         return self._result(command, ok=True)
 
     async def _run(self, command: InstanceCommand) -> InstanceCommandResult:
@@ -331,21 +371,34 @@ class InstanceWorkflow:
     async def _check_health(self, check: HealthCheckSpec) -> HealthCheckResult:
         view = self._state.view
         assert view.ssh is not None
-        result: HealthCheckResult = await workflow.execute_activity(
-            activity.CHECK_HEALTH,
-            HealthCheckInput(
-                stack=self._state.stack,
-                hostname=view.hostname,
-                private_ip=view.private_ip,
-                ssh=view.ssh,
-                check=check,
-            ),
-            result_type=HealthCheckResult,
-            # A check lasts up to its deadline plus one probe's timeout.
-            start_to_close_timeout=timedelta(seconds=check.deadline + check.timeout + 30),
-            heartbeat_timeout=common.HEALTH_HEARTBEAT_TIMEOUT,
-            retry_policy=common.PROVIDER_RETRY,
-        )
+        queue = self._queue()
+        try:
+            if self._state.worker_gone is not None:
+                raise _WorkerGone()
+            result: HealthCheckResult = await workflow.execute_activity(
+                activity.CHECK_HEALTH,
+                HealthCheckInput(
+                    stack=self._state.stack,
+                    hostname=view.hostname,
+                    private_ip=view.private_ip,
+                    ssh=view.ssh,
+                    check=check,
+                ),
+                result_type=HealthCheckResult,
+                # A check lasts up to its deadline plus one probe's timeout.
+                start_to_close_timeout=timedelta(seconds=check.deadline + check.timeout + 30),
+                heartbeat_timeout=common.HEALTH_HEARTBEAT_TIMEOUT,
+                retry_policy=common.PROVIDER_RETRY,
+                task_queue=queue,
+                schedule_to_start_timeout=common.start_within(queue),
+            )
+        except (ActivityError, _WorkerGone) as err:
+            if queue is None or not (isinstance(err, _WorkerGone) or common.worker_gone(err)):
+                raise
+            await self._worker_lost(queue)
+            return HealthCheckResult(
+                healthy=False, attempts=0, seconds=0, detail=str(self._state.worker_gone)
+            )
         return result
 
     # ---- activities ----------------------------------------------------------------
@@ -365,6 +418,11 @@ class InstanceWorkflow:
         suffix = str(workflow.uuid4())[:8]
         run_id = f"{view.hostname}-{event}-{self._state.run_counter}-{suffix}"
         started = workflow.now()
+        queue = self._queue()
+        if queue is not None and self._state.worker_gone is not None:
+            message = f"{self._state.stack}/{view.hostname}: {self._state.worker_gone}"
+            self._remember(run_id, command, event, started, ok=False, error=message, tail=None)
+            raise _RecipesFailed(message, None, run_id)
         self._running = workflow.start_activity(
             activity.RUN_RECIPES,
             RecipeRunInput(
@@ -387,6 +445,8 @@ class InstanceWorkflow:
             retry_policy=common.RECIPE_RETRY,
             # A cancelled run is over only when the runner has stopped it on the instance.
             cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            task_queue=queue,
+            schedule_to_start_timeout=common.start_within(queue),
         )
         try:
             result = await self._running
@@ -395,6 +455,9 @@ class InstanceWorkflow:
             message, tail = failure_message(err)
             if cancelled:
                 message = f"{self._state.stack}/{view.hostname}: {event} run {run_id} cancelled"
+            elif queue is not None and common.worker_gone(err):
+                await self._worker_lost(queue)
+                message = f"{self._state.stack}/{view.hostname}: {self._state.worker_gone}"
             self._remember(
                 run_id,
                 command,
@@ -411,21 +474,59 @@ class InstanceWorkflow:
         self._remember(run_id, command, event, started, ok=True, error=None, tail=result.log_tail)
         return result
 
-    async def _machine(self, name: str, keep: bool = False) -> None:
+    async def _machine(self, name: str, keep: bool = False) -> bool:
+        """Stop or terminate the machine; False when its worker is gone (and it with it)."""
         view = self._state.view
-        await workflow.execute_activity(
-            name,
-            MachineInput(
-                stack=self._state.stack,
-                hostname=view.hostname,
-                provider=view.provider,
-                region=self._state.region,
-                ec2=self._state.ec2,
-                keep=keep,
-            ),
-            start_to_close_timeout=common.PROVIDER_TIMEOUT,
-            retry_policy=common.PROVIDER_RETRY,
+        queue = self._queue()
+        if queue is not None and self._state.worker_gone is not None:
+            return False
+        try:
+            await workflow.execute_activity(
+                name,
+                MachineInput(
+                    stack=self._state.stack,
+                    hostname=view.hostname,
+                    provider=view.provider,
+                    region=self._state.region,
+                    ec2=self._state.ec2,
+                    keep=keep,
+                ),
+                start_to_close_timeout=common.PROVIDER_TIMEOUT,
+                retry_policy=common.PROVIDER_RETRY,
+                task_queue=queue,
+                schedule_to_start_timeout=common.start_within(queue),
+            )
+        except ActivityError as err:
+            if queue is None or not common.worker_gone(err):
+                raise
+            await self._worker_lost(queue)
+            return False
+        return True
+
+    def _queue(self) -> str | None:
+        """Where this instance's activities go: its worker's own queue, or the shared one."""
+        return self._state.view.task_queue
+
+    async def _worker_lost(self, queue: str) -> None:
+        """Its worker is gone: said once on the stack (as healing says a loss); an online
+        instance is connection_lost, so the layer's healing loop replaces it."""
+        if self._state.worker_gone is not None:
+            return
+        reason = common.gone_message(queue)
+        self._state.worker_gone = reason
+        hostname = self._state.view.hostname
+        stack = workflow.get_external_workflow_handle(names.stack_workflow_id(self._state.stack))
+        event = StackEvent(
+            at=workflow.now(),
+            kind=EventKind.HEALTH_DETECTED,
+            message=f"{hostname}: {reason}; the instance is lost",
+            hostname=hostname,
+            details={"worker": queue},
         )
+        with contextlib.suppress(Exception):  # the stack is gone: nobody to tell
+            await stack.signal(handlers.RECORD_EVENT, event)
+        if self._state.view.status == InstanceStatus.ONLINE:
+            await self._set_status(InstanceStatus.CONNECTION_LOST, message=reason)
 
     # ---- bookkeeping ---------------------------------------------------------------
 

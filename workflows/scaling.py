@@ -89,6 +89,27 @@ class LoadScalingWorkflow:
     def status(self) -> LoadScalingState:
         return self._state
 
+    async def _read(self, instances: list[InstanceView], queue: str | None) -> MetricsReport:
+        config = self._state.config
+        report: MetricsReport = await workflow.execute_activity(
+            activity.READ_METRICS,
+            ReadMetricsInput(
+                stack=self._state.stack,
+                layer=self._state.layer,
+                instances=instances,
+                metrics=sorted(config.up.metrics().keys() | config.down.metrics().keys()),
+                custom_metric=config.custom_metric,
+                custom_cloudwatch_metric=config.custom_cloudwatch_metric,
+                region=self._state.region,
+            ),
+            result_type=MetricsReport,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=common.PROBE_RETRY,
+            task_queue=queue,
+            schedule_to_start_timeout=common.start_within(queue),
+        )
+        return report
+
     async def _round(self) -> bool:
         config = self._state.config
         try:
@@ -101,22 +122,21 @@ class LoadScalingWorkflow:
             )
             online = [v for v in views if v.status == InstanceStatus.ONLINE]
             report = MetricsReport(instances=[])
-            if online:
-                report = await workflow.execute_activity(
-                    activity.READ_METRICS,
-                    ReadMetricsInput(
-                        stack=self._state.stack,
-                        layer=self._state.layer,
-                        instances=online,
-                        metrics=sorted(config.up.metrics().keys() | config.down.metrics().keys()),
-                        custom_metric=config.custom_metric,
-                        custom_cloudwatch_metric=config.custom_cloudwatch_metric,
-                        region=self._state.region,
-                    ),
-                    result_type=MetricsReport,
-                    start_to_close_timeout=timedelta(seconds=60),
-                    retry_policy=common.PROBE_RETRY,
-                )
+            # Local instances are read on the worker that launched them (its own queue).
+            bound = sorted({v.task_queue for v in online if v.task_queue is not None})
+            if bound and not workflow.patched(common.BOUND_TO_WORKER_PATCH):
+                bound = []
+            unbound = [v for v in online if v.task_queue is None or v.task_queue not in bound]
+            if unbound:
+                report = await self._read(unbound, None)
+            for queue in bound:
+                try:
+                    found = await self._read([v for v in online if v.task_queue == queue], queue)
+                except ActivityError as err:
+                    if not common.worker_gone(err):
+                        raise
+                    continue  # its instances read nothing; healing reports them lost
+                report.instances.extend(found.instances)
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == ErrorType.NOT_FOUND:

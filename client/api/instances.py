@@ -128,7 +128,7 @@ class InstanceCalls(StackCalls):
             try:
                 return await self.temporal.execute_workflow(
                     KillInstanceWorkflow.run,
-                    KillInstanceInput(stack=stack, hostname=hostname),
+                    KillInstanceInput(stack=stack, hostname=hostname, task_queue=view.task_queue),
                     id=workflow_id,
                     task_queue=self.task_queue,
                     # Without a worker it would wait forever; a kill takes a moment.

@@ -10,8 +10,10 @@ def worker() -> None:
     """Run an opsflow worker: every workflow and activity, polling the task queue.
 
     TEMPORAL_ADDRESS (or a TEMPORAL_PROFILE, with TLS and API key as the `temporal` CLI
-    reads them) says where Temporal is, OPSFLOW_TASK_QUEUE which queue (default opsflow);
-    it runs until SIGTERM or Ctrl-C.
+    reads them) says where Temporal is, OPSFLOW_TASK_QUEUE which queue (default
+    opsflow); the local instances it launches run on its own queue QUEUE@ID (ID:
+    OPSFLOW_WORKER_ID, else kept in OPSFLOW_HOME/worker.id). It runs until SIGTERM or
+    Ctrl-C.
     """
     import asyncio
 

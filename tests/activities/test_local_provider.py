@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities import local_provider, providers
+from opsflow import settings
 from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput
 from opsflow.spec import Provider
@@ -156,9 +157,20 @@ async def test_activities_launch_stop_and_terminate(opsflow_home: Path) -> None:
         )
         await env.run(providers.stop_instance, MACHINE)
         assert refuses_connections(launched.ssh.port)
+        # The machine is this worker's: the launch names the worker's own queue.
+        assert launched.task_queue == f"{env.info.task_queue}@{settings.worker_id()}"
+        again = await env.run(
+            providers.launch_instance,
+            LaunchInput(stack=STACK, hostname="web1", provider=Provider.LOCAL),
+        )
+        assert again.task_queue == launched.task_queue
     finally:
         await env.run(providers.terminate_instance, MACHINE)
     assert not Path(launched.root).exists()
+
+
+def test_a_launch_outside_a_worker_is_bound_to_no_queue(launch: Launcher) -> None:
+    assert launch("web1").task_queue is None
 
 
 async def test_a_registered_launch_without_its_host_is_refused_and_makes_nothing(

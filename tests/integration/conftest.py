@@ -88,15 +88,22 @@ def cli_env(
 
 
 def start_worker(
-    address: str, task_queue: str, log: Path, extra: Mapping[str, str] | None = None
+    address: str,
+    task_queue: str,
+    log: Path,
+    home: Path | None = None,
+    extra: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """The real worker as a process of its own (its own session, so a test can SIGKILL
-    the whole group as a crash would)."""
+    the whole group as a crash would); `home`: its own OPSFLOW_HOME, as on another machine."""
+    env = cli_env(address, task_queue, extra)
+    if home is not None:
+        env["OPSFLOW_HOME"] = str(home)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "worker"],
             cwd=REPO,
-            env=cli_env(address, task_queue, extra),
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -69,7 +69,7 @@ async def test_cli_and_worker_work_through_mtls_with_certificate_variables(
     extra = client_cert_env(certs)
     stack_file = make_stack_dir(tmp_path, "tlsvars", ONE_INSTANCE, recipes={})
     log = tmp_path / "worker.log"
-    worker = start_worker(proxy, task_queue, log, extra)
+    worker = start_worker(proxy, task_queue, log, extra=extra)
     try:
         # The stack workflow, its instance's workflow and the local provider's activities
         # all run on the worker, which reaches Temporal only through nginx.
@@ -104,7 +104,7 @@ async def test_cli_and_worker_work_through_mtls_with_a_profile(
     extra = {"TEMPORAL_CONFIG_FILE": str(profiles), "TEMPORAL_PROFILE": "secured"}
     stack_file = make_stack_dir(tmp_path, "tlsprofile", "layers:\n  - name: web\n", recipes={})
     log = tmp_path / "worker.log"
-    worker = start_worker("", task_queue, log, extra)
+    worker = start_worker("", task_queue, log, extra=extra)
     try:
         applied = await opsflow_cli(
             ["stack", "apply", str(stack_file), "--wait"], "", task_queue, extra=extra

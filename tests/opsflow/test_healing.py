@@ -261,3 +261,22 @@ def test_gauge_fields_default_so_old_states_and_configs_still_decode() -> None:
     decoded = HealingState.model_validate(old)
     assert decoded.config.region is None
     assert (decoded.gauges_at, decoded.healing_events, decoded.gauges_error) == (None, 0, None)
+
+
+def test_a_gone_worker_makes_its_instances_lost_at_once_even_if_they_marked_themselves() -> None:
+    s, now = state(threshold=3), T0 + timedelta(minutes=1)
+    views = [view("w1"), view("w2", status=InstanceStatus.CONNECTION_LOST), view("w3")]
+    gone = "worker opsflow@b is gone: nothing has run its tasks for 2m"
+    outcomes = [
+        ProbeOutcome(hostname=h, healthy=False, reachable=False, detail=gone, worker_gone=True)
+        for h in ("w1", "w2")
+    ]
+    decisions = assess(s, LayerProbeReport(instances=views, outcomes=outcomes), now)
+    assert actions(decisions) == [
+        ("w1", Action.DETECTED),
+        ("w2", Action.DETECTED),
+        ("w1", Action.HEAL),
+        ("w2", Action.HEAL),
+    ]
+    assert all(d.worker_gone and d.unreachable for d in decisions[:2])
+    assert decisions[0].message == f"w1: {gone}; connection lost"

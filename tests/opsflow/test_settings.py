@@ -1,4 +1,5 @@
-"""Where the artifact store is: OPSFLOW_ARTIFACTS, normalised so machines agree."""
+"""Where the artifact store is: OPSFLOW_ARTIFACTS, normalised so machines agree; the
+worker's id (per OPSFLOW_HOME) and its own task queue."""
 
 from __future__ import annotations
 
@@ -54,3 +55,24 @@ def test_bad_values_name_the_setting(
     with pytest.raises(InvalidInput, match="OPSFLOW_ARTIFACTS") as err:
         settings.artifacts_location()
     assert problem in str(err.value)
+
+
+def test_the_worker_id_is_written_once_per_home_and_kept(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPSFLOW_WORKER_ID", raising=False)
+    first = settings.worker_id()
+    assert first == settings.worker_id() == (home / "worker.id").read_text().strip()
+    monkeypatch.setenv("OPSFLOW_HOME", str(home / "other"))
+    assert settings.worker_id() != first  # another home is another worker
+    monkeypatch.setenv("OPSFLOW_WORKER_ID", "web-box.1")
+    assert settings.worker_id() == "web-box.1"
+    assert settings.worker_queue("opsflow", "web-box.1") == "opsflow@web-box.1"
+    assert settings.worker_queue("opsflow@old", "web-box.1") == "opsflow@web-box.1"
+
+
+@pytest.mark.parametrize("value", ["-x", "a b", "x" * 65, "a@b"])
+def test_a_bad_worker_id_names_the_setting(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("OPSFLOW_WORKER_ID", value)
+    with pytest.raises(InvalidInput, match="OPSFLOW_WORKER_ID"):
+        settings.worker_id()

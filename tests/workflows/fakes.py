@@ -90,6 +90,17 @@ class FakeCloud:
     # snapshot digest each run was given (hostname, event, digest).
     snapshots: list[int] = field(default_factory=list)
     run_snapshots: list[tuple[str, str, str | None]] = field(default_factory=list)
+    # Local instances bound to workers: the queue a host's launch returns (absent: none),
+    # and every (activity, hostname, task queue it ran on) of the instances' activities.
+    binding: dict[str, str] = field(default_factory=dict)
+    ran_on: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def queues_of(self, name: str, hostname: str) -> set[str]:
+        """The task queues that ran activity `name` for `hostname`."""
+        return {q for n, h, q in self.ran_on if n == name and h == hostname}
+
+    def _ran(self, name: str, hostname: str) -> None:
+        self.ran_on.append((name, hostname, activity.info().task_queue))
 
     def events_for(self, event: str) -> list[str]:
         return [host for host, ev in self.runs if ev == event]
@@ -97,8 +108,10 @@ class FakeCloud:
     def activities(self) -> list[Callable[..., Any]]:
         @activity.defn(name=names.LAUNCH_INSTANCE)
         async def launch(request: LaunchInput) -> LaunchResult:
+            self._ran(names.LAUNCH_INSTANCE, request.hostname)
             self.machines[request.hostname] = "running"
             return LaunchResult(
+                task_queue=self.binding.get(request.hostname),
                 ssh=SshEndpoint(
                     host="127.0.0.1",
                     port=2200,
@@ -112,10 +125,12 @@ class FakeCloud:
 
         @activity.defn(name=names.STOP_INSTANCE)
         async def stop(request: MachineInput) -> None:
+            self._ran(names.STOP_INSTANCE, request.hostname)
             self.machines[request.hostname] = "stopped"
 
         @activity.defn(name=names.TERMINATE_INSTANCE)
         async def terminate(request: MachineInput) -> None:
+            self._ran(names.TERMINATE_INSTANCE, request.hostname)
             self.machines[request.hostname] = "gone"
             if request.hostname not in self.stays_dead:
                 self.dead.discard(request.hostname)
@@ -131,6 +146,9 @@ class FakeCloud:
                     view.hostname not in request.recheck
                 ):
                     continue
+                if view.task_queue != request.task_queue:
+                    continue  # another worker's instance: its own probe checks it
+                self._ran(names.PROBE_LAYER, view.hostname)
                 self.probes.append(view.hostname)
                 dead = view.hostname in self.dead
                 outcomes.append(
@@ -145,6 +163,7 @@ class FakeCloud:
 
         @activity.defn(name=names.RUN_RECIPES)
         async def run_recipes(request: RecipeRunInput) -> RecipeRunResult:
+            self._ran(names.RUN_RECIPES, request.hostname)
             self.runs.append((request.hostname, request.event))
             self.run_snapshots.append((request.hostname, request.event, request.snapshot))
             self.run_ids.append(request.run_id)
@@ -180,6 +199,7 @@ class FakeCloud:
 
         @activity.defn(name=names.CHECK_HEALTH)
         async def check_health(request: HealthCheckInput) -> HealthCheckResult:
+            self._ran(names.CHECK_HEALTH, request.hostname)
             self.health_checks.append(request.hostname)
             healthy = request.hostname not in self.unhealthy
             detail = "HTTP 200 OK" if healthy else "HTTP 503 Service Unavailable"
@@ -194,6 +214,7 @@ class FakeCloud:
         async def read_metrics(request: ReadMetricsInput) -> MetricsReport:
             found = []
             for view in request.instances:
+                self._ran(names.READ_METRICS, view.hostname)
                 values = self.metrics.get(view.hostname, {})
                 wanted = {m: v for m, v in values.items() if m in request.metrics}
                 found.append(InstanceMetrics(hostname=view.hostname, values=wanted))

@@ -86,3 +86,41 @@ async def test_no_worker_is_a_clear_error_instead_of_a_hang(
     )
     with pytest.raises(OperationFailed, match=r"no answer from kill:shop:web1:.* nobody-kills"):
         await client.kill_instance("shop", "web1")
+
+
+class StackOfOneBoundInstance(OpsflowClient):
+    """As StackOfOneLocalInstance, web1 bound to the worker `bound_to` names."""
+
+    bound_to = ""
+
+    async def describe(self, stack: str) -> StackDescription:
+        view = InstanceView(
+            hostname="web1", layers=["web"], status=InstanceStatus.ONLINE, task_queue=self.bound_to
+        )
+        return one_instance_stack(stack, view)
+
+
+async def test_a_bound_instance_is_killed_by_its_own_worker_and_a_gone_one_says_so(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    env, queue = time_skipping_env, f"kill-{uuid.uuid4().hex[:8]}"
+    client = StackOfOneBoundInstance(env.client, task_queue=queue, tag_runs=False)
+    client.bound_to = f"{queue}@a"
+    shared, own = FakeKill(running=True), FakeKill(running=True)
+    async with (
+        Worker(
+            env.client,
+            task_queue=queue,
+            workflows=[KillInstanceWorkflow],
+            activities=[shared.kill_instance],
+        ),
+        Worker(env.client, task_queue=f"{queue}@a", activities=[own.kill_instance]),
+    ):
+        await client.kill_instance("shop", "web1")
+        assert shared.asked == [] and len(own.asked) == 1
+        assert own.asked[0][0].task_queue == f"{queue}@a"
+
+        client.bound_to = f"{queue}@gone"  # nobody polls it: given up after 30 s
+        with pytest.raises(OperationFailed, match=rf"worker {queue}@gone is gone: .* for 30s"):
+            await client.kill_instance("shop", "web1")
+        assert shared.asked == []
