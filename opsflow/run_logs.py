@@ -31,6 +31,11 @@ class RunLogMeta(BaseModel):
     stack: str
     stage_only: bool = False
     started: str = Field("", description="UTC ISO 8601, as the instance reported it")
+    task_queue: str | None = Field(
+        None,
+        description="the task queue its activity came from: a local instance's runs come "
+        "from the own queue (QUEUE@ID) of the worker that launched it",
+    )
 
 
 # One saved run: its metadata and its whole log.

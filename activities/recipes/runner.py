@@ -379,6 +379,7 @@ async def _save_log(
         "attached": outcome.attached,
         "cancelled": outcome.cancelled,
         "stage_only": request.stage_only,
+        "task_queue": activity.info().task_queue if activity.in_activity() else None,
     }
     try:
         await asyncio.to_thread(run_logs.save_run_log, meta, outcome.log, keep=run_logs.KEEP_RUNS)

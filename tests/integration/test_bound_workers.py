@@ -20,8 +20,11 @@ from temporalio.testing import WorkflowEnvironment
 from client.api import OpsflowClient
 from client.stackfile import load_stack_file
 from opsflow.messages import StackDescription
+from opsflow.secrets import new_key
 from opsflow.settings import worker_queue
 from opsflow.status import InstanceStatus
+from runtime import run_logs
+from runtime.artifacts import open_store
 from tests.helpers import quiet
 from tests.integration.conftest import make_stack_dir, opsflow_cli, start_worker
 
@@ -51,9 +54,9 @@ def _stop_sshds(home: Path) -> None:
             os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
 
 
-def _runs_in(home: Path, stack: str, hostname: str) -> list[str]:
-    """The run logs a worker wrote for an instance (its home's, so its own runs)."""
-    return sorted(p.stem for p in (home / "logs" / "runs" / stack / hostname).glob("*.json"))
+def _queues_of_runs(store: Path, stack: str, hostname: str) -> list[str | None]:
+    """The task queue each saved run of an instance came from (newest first)."""
+    return [s.meta.task_queue for s in run_logs.saved_runs(stack, hostname, open_store(str(store)))]
 
 
 async def _worker_id(home: Path) -> str:
@@ -88,18 +91,25 @@ async def test_runs_stay_on_the_launching_worker_and_a_gone_worker_is_healed_on_
     stack = "bound"
     spec = load_stack_file(make_stack_dir(tmp_path, stack, BODY, RECIPES))
     home_a, home_b = tmp_path / "home-a", tmp_path / "home-b"
-    worker_a = start_worker(address, task_queue, tmp_path / "a.log", home_a)
+    # Two machines: homes of their own, one store and one key between them (the CLI
+    # names the same store and seals to the key the workers publish there).
+    store = tmp_path / "store"
+    shared = {"OPSFLOW_ARTIFACTS": str(store), "OPSFLOW_SECRET_KEY": new_key().decode()}
+    cli = {"OPSFLOW_ARTIFACTS": str(store)}
+    worker_a = start_worker(address, task_queue, tmp_path / "a.log", home_a, shared)
     worker_b: subprocess.Popen[bytes] | None = None
     try:
         queue_a = worker_queue(task_queue, await _worker_id(home_a))
         await client.apply(spec)  # only worker a runs: it launches both instances
         await quiet(client, stack, timeout=120)
-        worker_b = start_worker(address, task_queue, tmp_path / "b.log", home_b)
+        worker_b = start_worker(address, task_queue, tmp_path / "b.log", home_b, shared)
         queue_b = worker_queue(task_queue, await _worker_id(home_b))
         assert queue_a != queue_b
 
         # With b polling the shared queue too, every run of a's instances stays on a.
-        listed = await opsflow_cli(["instance", "list", stack, "-o", "json"], address, task_queue)
+        listed = await opsflow_cli(
+            ["instance", "list", stack, "-o", "json"], address, task_queue, extra=cli
+        )
         assert listed.returncode == 0, listed.stderr
         assert {i["hostname"]: i["task_queue"] for i in json.loads(listed.stdout)} == {
             h: queue_a for h in HOSTS
@@ -109,11 +119,13 @@ async def test_runs_stay_on_the_launching_worker_and_a_gone_worker_is_healed_on_
                 ["run", stack, "execute_recipes", "--recipes", "web::configure", "--wait"],
                 address,
                 task_queue,
+                extra=cli,
             )
             assert ran.returncode == 0, f"round {round_}: {ran.stdout}{ran.stderr}"
         for host in HOSTS:
-            assert len(_runs_in(home_a, stack, host)) >= 4  # setup, configure, 3 commands
-            assert _runs_in(home_b, stack, host) == []
+            queues = _queues_of_runs(store, stack, host)
+            assert len(queues) >= 4  # setup, configure, 3 commands
+            assert set(queues) == {queue_a}  # each from a's own queue, which only a polls
             assert not (home_b / "instances" / stack / host).exists()
 
         # a is gone for good: its instances are lost, then healed on b.
@@ -139,7 +151,7 @@ async def test_runs_stay_on_the_launching_worker_and_a_gone_worker_is_healed_on_
                 detected[0].message
             )
             assert (home_b / "instances" / stack / host / "root").is_dir()
-            assert _runs_in(home_b, stack, host)  # its new machine's setup ran on b
+            assert _queues_of_runs(store, stack, host)[0] == queue_b  # the new machine's setup
     finally:
         _stop(worker_a)
         if worker_b is not None:

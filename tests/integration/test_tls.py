@@ -85,7 +85,9 @@ async def test_cli_and_worker_work_through_mtls_with_certificate_variables(
         assert deleted.returncode == 0, deleted.stderr
     finally:
         stop(worker)
-    assert f"worker polling task queue {task_queue} on {proxy}" in log.read_text()
+    polling = next(line for line in log.read_text().splitlines() if "worker polling" in line)
+    assert f"worker polling task queue {task_queue} and its own {task_queue}@" in polling
+    assert f" on {proxy} " in polling
 
 
 async def test_cli_and_worker_work_through_mtls_with_a_profile(

@@ -25,6 +25,7 @@ WRITTEN = {
     "stack": "shop",
     "stage_only": False,
     "started": "2025-01-02T03:04:05Z",
+    "task_queue": "opsflow@1a2b3c",
 }
 
 
@@ -40,6 +41,7 @@ def test_an_older_file_without_some_fields_reads_with_defaults_and_ignores_unkno
         {"stack": "shop", "hostname": "web1", "run_id": "r1", "exit_code": 0, "later": 1}
     )
     assert (meta.event, meta.recipes, meta.command_id, meta.finished) == (None, [], None, "")
+    assert meta.task_queue is None  # saved before runs said where they came from
     assert not meta.cancelled and "later" not in meta.model_dump()
 
 
