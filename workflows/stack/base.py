@@ -82,6 +82,7 @@ class StackBase:
     _lock: asyncio.Lock
     # A snapshot publish is in flight (at most one: later asks wait for it).
     _publishing: bool
+    _configuring: bool
 
     async def _create_instance(
         self,

@@ -51,26 +51,32 @@ class MembersMixin(StackBase):
         # Changes that arrive during the quiet period join this round.
         await workflow.sleep(timedelta(seconds=configure.QUIET_PERIOD_SECONDS))
         self._state.members.configure_pending = False
-        # The round's runs read the generation that caused it (or a newer one).
-        snapshot = await self._snapshot()
-        self._state.members.configure_rounds += 1
-        generation = self._state.members.configure_rounds
-        online = sorted(
-            h for h, v in self._state.members.instances.items() if v.status == InstanceStatus.ONLINE
-        )
-        self._event(
-            EventKind.CONFIGURE,
-            f"configure round {generation} on {len(online)} online instance(s)",
-            details={"instances": online},
-        )
-        command = InstanceCommand(
-            id=f"configure-{generation}",
-            kind=InstanceCommandKind.RUN,
-            event="configure",
-            generation=generation,
-            snapshot=snapshot,
-        )
-        await self._send_all(online, lambda _: command)
+        self._configuring = True
+        try:
+            # The round's runs read the generation that caused it (or a newer one).
+            snapshot = await self._snapshot()
+            self._state.members.configure_rounds += 1
+            generation = self._state.members.configure_rounds
+            online = sorted(
+                h
+                for h, v in self._state.members.instances.items()
+                if v.status == InstanceStatus.ONLINE
+            )
+            self._event(
+                EventKind.CONFIGURE,
+                f"configure round {generation} on {len(online)} online instance(s)",
+                details={"instances": online},
+            )
+            command = InstanceCommand(
+                id=f"configure-{generation}",
+                kind=InstanceCommandKind.RUN,
+                event="configure",
+                generation=generation,
+                snapshot=snapshot,
+            )
+            await self._send_all(online, lambda _: command)
+        finally:
+            self._configuring = False
 
     @workflow.update
     async def add_instance(self, request: AddInstanceInput) -> InstanceView:

@@ -32,7 +32,7 @@ class QueriesMixin(StackBase):
             instances=self._views(),
             deleting=self._state.deleting,
             configure_rounds=self._state.members.configure_rounds,
-            configure_pending=self._state.members.configure_pending,
+            configure_pending=self._state.members.configure_pending or self._configuring,
             events=self._state.events,
         )
 

@@ -33,6 +33,9 @@ class StackWorkflow(ApplyMixin, CommandsMixin, QueriesMixin):
         # updates never interleave half-applied changes.
         self._lock = asyncio.Lock()
         self._publishing = False
+        # A configure round between its quiet period and its commands sent (publishing
+        # its snapshot): describe still says a round is pending, so waits do not end early.
+        self._configuring = False
 
     @workflow.run
     async def run(self, state: StackState) -> None:

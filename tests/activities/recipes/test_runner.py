@@ -462,6 +462,7 @@ async def test_the_whole_log_and_what_the_run_was_are_kept_on_the_worker(
         "attached": False,
         "cancelled": False,
         "stage_only": False,
+        "task_queue": "test",  # the queue the activity came from (ActivityEnvironment's)
     }
 
     with pytest.raises(ApplicationError):  # a retry re-attaches, and saves it again
