@@ -4,8 +4,10 @@ gathers the facts and deletes."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+
+from opsflow.releases import KEEP_RELEASES
 
 DEFAULT_RETENTION = timedelta(days=30)
 # Listing a whole bucket is not free: a worker prunes at most this often.
@@ -24,6 +26,13 @@ def prunable(
     cutoff = now - retention
     keep = set(live)
     return sorted(digest for digest, at in stored.items() if digest not in keep and at < cutoff)
+
+
+def with_reference(held: Sequence[str], digest: str, keep: int = KEEP_RELEASES) -> list[str]:
+    """A source's references after it resolved to `digest`: newest first, each once, the
+    newest `keep` (an app's kept releases may be rolled back to, and a heal deploys the
+    current one again: their code must stay fetchable)."""
+    return [digest, *[d for d in held if d != digest]][: max(keep, 1)]
 
 
 def due(last: datetime | None, *, now: datetime, every: timedelta = PRUNE_EVERY) -> bool:

@@ -1,10 +1,15 @@
 """Pruning the artifact store: the references stacks hold, and the prune a worker runs
 after a fetch, at most daily (opsflow/artifact_pruning.py decides what goes).
 
-A live reference is a named object `refs/<stack>/<source key>` holding the digest of the
-blob a stack's cookbooks or an app's code last resolved to (written by fetch_cookbooks).
-Blobs no reference names are deleted once stored longer ago than the retention period:
-OPSFLOW_ARTIFACTS_RETENTION_DAYS, default 30.
+Live references, gathered from the named objects at each prune:
+- `refs/<stack>/<source key>`: the blobs a stack's cookbooks or an app's code resolved to,
+  newest first, the newest KEEP_RELEASES (written by fetch_cookbooks: so the code of the
+  kept releases stays fetchable for a rollback or a heal);
+- `snapshots/<stack>`: the stack's live configuration snapshot;
+- `runs/<stack>/<hostname>.json`: the logs of the retained runs (runtime/run_logs.py).
+Blobs none of them names are deleted once stored longer ago than the retention period:
+OPSFLOW_ARTIFACTS_RETENTION_DAYS, default 30 (a run or deployment in flight that still
+holds an older snapshot or tree has that long to finish).
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
-from opsflow.artifact_pruning import DEFAULT_RETENTION, due, prunable
+from opsflow.artifact_pruning import DEFAULT_RETENTION, due, prunable, with_reference
 from opsflow.errors import InvalidInput, OpsflowError
+from opsflow.run_logs import parse_index
 from runtime.artifacts import ArtifactStore, check_digest
 
 REFS = "refs/"
+SNAPSHOTS = "snapshots/"  # opsflow/snapshots.py POINTER: one digest per stack
+RUN_INDEXES = "runs/"  # runtime/run_logs.py: one index per instance
 LAST_PRUNE = "prune/last"
 RETENTION_VARIABLE = "OPSFLOW_ARTIFACTS_RETENTION_DAYS"
 
@@ -49,16 +57,34 @@ def reference_name(stack: str, source_key: str) -> str:
 
 
 def record_reference(store: ArtifactStore, stack: str, source_key: str, digest: str) -> None:
-    store.write_named(reference_name(stack, source_key), check_digest(digest).encode())
+    """`digest` is now the newest blob of the stack's source (fetches of one stack's
+    sources are serial: its workflow runs them one at a time)."""
+    name = reference_name(stack, source_key)
+    held = _digests(store.read_named(name))
+    refs = with_reference(held, check_digest(digest))
+    store.write_named(name, "".join(f"{d}\n" for d in refs).encode())
 
 
 def live_references(store: ArtifactStore) -> set[str]:
+    """Every digest a stack still needs: its sources' kept blobs, its live snapshot, the
+    logs of its retained runs."""
     live: set[str] = set()
-    for name in store.list_named(REFS):
+    for name in [*store.list_named(REFS), *store.list_named(SNAPSHOTS)]:
+        live.update(_digests(store.read_named(name)))
+    for name in store.list_named(RUN_INDEXES):
         data = store.read_named(name)
         if data is not None:
-            live.add(data.decode(errors="replace").strip())
+            live.update(run.log for run in parse_index(data))
     return live
+
+
+def _digests(data: bytes | None) -> list[str]:
+    """The digests a reference or pointer object holds, one per line; words that are no
+    digest are skipped, so a damaged object costs only itself."""
+    if data is None:
+        return []
+    words = data.decode(errors="replace").split()
+    return [w for w in words if len(w) == 64 and all(c in "0123456789abcdef" for c in w)]
 
 
 def prune(

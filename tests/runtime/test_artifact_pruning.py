@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from opsflow.errors import InvalidInput
+from runtime import run_logs
 from runtime.artifact_pruning import (
     PrunableStore,
     live_references,
@@ -39,11 +40,27 @@ def test_old_blobs_no_stack_references_are_deleted(store: ArtifactStore) -> None
     assert store.has(used) and not store.has(unused)
 
 
-def test_a_new_reference_replaces_the_old_one(store: ArtifactStore) -> None:
-    first, second = store.put(b"v1"), store.put(b"v2")
-    record_reference(store, "shop", "cookbooks", first)
-    record_reference(store, "shop", "cookbooks", second)
-    assert prune(prunable_store(store), now=datetime.now(UTC) + LATER) == [first]
+def test_a_source_keeps_the_blobs_of_its_newest_releases(store: ArtifactStore) -> None:
+    versions = [store.put(f"v{n}".encode()) for n in range(1, 8)]
+    for digest in versions:
+        record_reference(store, "shop", "app site", digest)
+    record_reference(store, "shop", "app site", versions[3])  # a redeploy of v4: newest again
+    # Kept: v4 and the four before it by recency (v7, v6, v5, v3); v1 and v2 are gone.
+    assert sorted(prune(prunable_store(store), now=datetime.now(UTC) + LATER)) == sorted(
+        versions[:2]
+    )
+    assert all(store.has(d) for d in versions[2:])
+
+
+def test_live_snapshots_and_retained_run_logs_are_kept(store: ArtifactStore) -> None:
+    snapshot = store.put(b"the live configuration")
+    store.write_named("snapshots/shop", snapshot.encode())
+    log = store.put(b"a retained run's log")
+    meta = {"stack": "shop", "hostname": "web1", "run_id": "r1"}
+    run_logs.save_run_log(meta, "a retained run's log", store=store)
+    stale = store.put(b"a snapshot nothing names any more")
+    assert live_references(store) == {snapshot, log}
+    assert prune(prunable_store(store), now=datetime.now(UTC) + LATER) == [stale]
 
 
 def test_a_prune_runs_at_most_daily(store: ArtifactStore) -> None:
