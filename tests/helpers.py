@@ -4,6 +4,9 @@ description of a one-instance stack for clients whose describe is stubbed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 from client.api import OpsflowClient, settled
@@ -71,3 +74,15 @@ def write_private_key(path: Path) -> Path:
     path.write_bytes(text)
     path.chmod(0o600)
     return path
+
+
+def stop_local_sshds(home: Path) -> None:
+    """SIGTERM every local instance's sshd under `home` that still runs: only a process
+    whose command line names that instance's sshd_config (pids are reused: a long test
+    run wraps pid_max, and a stale pidfile may name another test's process)."""
+    for pidfile in home.glob("instances/*/*/ssh/sshd.pid"):
+        config = str(pidfile.with_name("sshd_config")).encode()
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pidfile.read_text().strip())
+            if config in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGTERM)

@@ -11,8 +11,6 @@ an instance whose machine died even when CloudWatch refuses them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -31,7 +29,7 @@ from opsflow.errors import SpecError
 from opsflow.messages import InstanceActionKind, StackDescription
 from opsflow.status import InstanceStatus
 from tests.aws.conftest import AwsEnv
-from tests.helpers import quiet
+from tests.helpers import quiet, stop_local_sshds
 from worker import build_worker
 
 pytestmark = pytest.mark.integration
@@ -70,9 +68,7 @@ async def opsflow(
     queue = f"ec2-{uuid.uuid4().hex[:8]}"
     async with build_worker(dev_env.client, task_queue=queue):
         yield OpsflowClient(dev_env.client, task_queue=queue)
-    for pidfile in (tmp_path / "home").glob("instances/*/*/ssh/sshd.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            os.kill(int(pidfile.read_text()), 15)
+    stop_local_sshds(tmp_path / "home")
 
 
 def moto(aws: AwsEnv) -> Any:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import uuid
@@ -19,6 +17,7 @@ import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
 from client.api import OpsflowClient
+from tests.helpers import stop_local_sshds
 from worker import build_worker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,9 +41,7 @@ def opsflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _stop_all_sshd(home: Path) -> None:
-    for pidfile in home.glob("instances/*/*/ssh/sshd.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
+    stop_local_sshds(home)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from opsflow.settings import worker_queue
 from opsflow.status import InstanceStatus
 from runtime import run_logs
 from runtime.artifacts import open_store
-from tests.helpers import quiet
+from tests.helpers import quiet, stop_local_sshds
 from tests.integration.conftest import make_stack_dir, opsflow_cli, start_worker
 
 pytestmark = pytest.mark.integration
@@ -46,12 +46,6 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(worker.pid, signal.SIGKILL)
     worker.wait()
-
-
-def _stop_sshds(home: Path) -> None:
-    for pidfile in home.glob("instances/*/*/ssh/sshd.pid"):
-        with contextlib.suppress(ValueError, ProcessLookupError):
-            os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
 
 
 def _queues_of_runs(store: Path, stack: str, hostname: str) -> list[str | None]:
@@ -156,5 +150,5 @@ async def test_runs_stay_on_the_launching_worker_and_a_gone_worker_is_healed_on_
         _stop(worker_a)
         if worker_b is not None:
             _stop(worker_b)
-        _stop_sshds(home_a)
-        _stop_sshds(home_b)
+        stop_local_sshds(home_a)
+        stop_local_sshds(home_b)
