@@ -115,3 +115,9 @@ def gone_message(task_queue: str) -> str:
     seconds = int(WORKER_GONE_TIMEOUT.total_seconds())
     span = f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
     return f"worker {task_queue} is gone: nothing has run its tasks for {span}"
+
+
+# A stack's fan-out of commands (configure rounds, deployments) goes out this many
+# instances per workflow task (workflows/stack/base.py `_send_all`), behind this patch.
+SEND_CHUNK = 100
+PATCH_SEND_IN_CHUNKS = "stack-send-in-chunks"

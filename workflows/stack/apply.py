@@ -4,8 +4,6 @@ stack."""
 
 from __future__ import annotations
 
-import asyncio
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -72,17 +70,15 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             )
             # One snapshot for every start this apply sends (their setup runs read it).
             snapshot = await self._snapshot()
-            await asyncio.gather(
-                *(
-                    self._create_instance(
-                        hostname,
-                        layer,
-                        from_file=True,
-                        start=hostname not in plan.stay_stopped,
-                        snapshot=snapshot,
-                    )
-                    for hostname, layer in plan.create_instances.items()
-                )
+            await self._each(
+                list(plan.create_instances.items()),
+                lambda item: self._create_instance(
+                    item[0],
+                    item[1],
+                    from_file=True,
+                    start=item[0] not in plan.stay_stopped,
+                    snapshot=snapshot,
+                ),
             )
             await self._send_all(
                 plan.restart_instances, lambda h: self._start_command_for(h, snapshot)

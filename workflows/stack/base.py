@@ -4,10 +4,10 @@ instance, sends commands, records events and refuses bad requests."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
@@ -39,6 +39,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.failures import invalid, not_found
     from workflows.instance import InstanceWorkflow, failure_message
     from workflows.stack import patches
+
+_T = TypeVar("_T")
 
 
 # Publishing a configuration snapshot: one query and one small write; a store that does
@@ -160,7 +162,17 @@ class StackBase:
     async def _send_all(
         self, hostnames: Iterable[str], make: Callable[[str], InstanceCommand]
     ) -> None:
-        await asyncio.gather(*(self._send(hostname, make(hostname)) for hostname in hostnames))
+        await self._each(list(hostnames), lambda hostname: self._send(hostname, make(hostname)))
+
+    async def _each(self, items: Sequence[_T], act: Callable[[_T], Awaitable[object]]) -> None:
+        """`act` on every item at once. A workflow task must end within the SDK's 2 s
+        deadlock limit: a thousand commands (and their payloads) in one can take longer on
+        a busy worker, so a large fan-out goes SEND_CHUNK at a time, a workflow task each."""
+        if len(items) <= common.SEND_CHUNK or not workflow.patched(common.PATCH_SEND_IN_CHUNKS):
+            await asyncio.gather(*(act(item) for item in items))
+            return
+        for first in range(0, len(items), common.SEND_CHUNK):
+            await asyncio.gather(*(act(item) for item in items[first : first + common.SEND_CHUNK]))
 
     def _command(self, kind: InstanceCommandKind, snapshot: str | None = None) -> InstanceCommand:
         return InstanceCommand(
