@@ -293,12 +293,21 @@ def _start_sshd(paths: _Paths) -> int:
     return since
 
 
+PORT_REUSE_WAIT = 1.0
+
+
 def _choose_port(paths: _Paths) -> int:
-    """The instance's previous port if it is still free, so its address stays the same."""
+    """The instance's previous port if it is free (within PORT_REUSE_WAIT: the children
+    of an sshd that just died may hold it a moment), so its address stays the same."""
     with contextlib.suppress(OSError, ValueError):
         previous = int(paths.port.read_text())
-        if _port_free(previous):
-            return previous
+        deadline = time.monotonic() + PORT_REUSE_WAIT
+        while True:
+            if _port_free(previous):
+                return previous
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         port: int = sock.getsockname()[1]
