@@ -35,12 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities import local_machine
 from activities.names import KILL_INSTANCE
 from opsflow.drills import KillInstanceInput
+from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.names import HOSTNAME, STACK_NAME
-from opsflow.settings import instances_dir, worker_id, worker_queue
+from opsflow.settings import Isolation, instances_dir, isolation, worker_id, worker_queue
+from runtime import local_network, processes
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
@@ -110,9 +114,14 @@ def instance_dir(stack: str, hostname: str) -> Path:
 
 
 def launch(request: LaunchInput) -> LaunchResult:
-    """Create the instance if needed and make sure its sshd is up and answering."""
+    """Create the instance if needed and make sure its sshd is up and answering: an
+    isolated machine (activities/local_machine.py) or an sshd process, as chosen when it
+    was first made (`isolated`)."""
     paths = _Paths(instance_dir(request.stack, request.hostname))
     with _locked(request.stack, request.hostname):
+        if isolated(paths.base):
+            machine = local_machine.Machine(request.stack, request.hostname, paths.base)
+            return local_machine.launch(machine, _own_queue())
         _ensure_files(paths)
         # Twice: an sshd that was dying when we looked (killed, crashed), or that lost its
         # port to another process between choosing and binding it, is started again.
@@ -147,15 +156,45 @@ def stop(request: MachineInput) -> None:
     """Stop the instance's sshd, keeping every file; a stopped instance is a no-op."""
     paths = _Paths(instance_dir(request.stack, request.hostname))
     with _locked(request.stack, request.hostname):
-        _stop_sshd(paths)
+        if local_machine.is_machine(paths.base):
+            local_machine.stop(local_machine.Machine(request.stack, request.hostname, paths.base))
+        else:
+            _stop_sshd(paths)
 
 
 def terminate(request: MachineInput) -> None:
     """Stop the instance and delete its directory; an absent instance is a no-op."""
     paths = _Paths(instance_dir(request.stack, request.hostname))
     with _locked(request.stack, request.hostname):
+        if local_machine.is_machine(paths.base):
+            machine = local_machine.Machine(request.stack, request.hostname, paths.base)
+            local_machine.terminate(machine)
+            return
         _stop_sshd(paths)
         shutil.rmtree(paths.base, ignore_errors=True)
+
+
+def isolated(base: Path) -> bool:
+    """Whether the instance at `base` is (or, new, becomes) an isolated machine: one made
+    keeps its kind; a new one follows OPSFLOW_ISOLATION (`auto`: a machine where this
+    host can make one). `machine` on a host that cannot is a non-retryable error."""
+    if local_machine.is_machine(base):
+        return True
+    if (base / "root").exists():
+        return False  # an sshd process instance, made before isolation or with it off
+    wanted = isolation()
+    if wanted == Isolation.NONE:
+        return False
+    problem = local_network.isolation_problem()
+    if problem is None:
+        return True
+    if wanted == Isolation.MACHINE:
+        raise ApplicationError(
+            f"OPSFLOW_ISOLATION=machine, but this host cannot make isolated machines: {problem}",
+            type=ErrorType.INVALID_INPUT,
+            non_retryable=True,
+        )
+    return False
 
 
 def kill(stack: str, hostname: str) -> bool:
@@ -163,10 +202,12 @@ def kill(stack: str, hostname: str) -> bool:
     and every connection it serves, leaving its files and pidfile as a crash would.
     False when it was not running."""
     paths = _Paths(instance_dir(stack, hostname))
+    if local_machine.is_machine(paths.base):
+        return local_machine.kill(local_machine.Machine(stack, hostname, paths.base))
     pid = _sshd_pid(paths)
     if pid is None:
         return False
-    _signal_all([pid, *_children(pid)], signal.SIGKILL)
+    processes.signal_all([pid, *processes.children(pid)], signal.SIGKILL)
     return True
 
 
@@ -330,28 +371,13 @@ def _sshd_pid(paths: _Paths) -> int | None:
         pid = int(paths.pidfile.read_text())
     except (OSError, ValueError):
         return None
-    if not _alive(pid):
+    if not processes.alive(pid):
         return None
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return pid  # no /proc: trust the pidfile
     return pid if str(paths.config).encode() in cmdline else None
-
-
-def _alive(pid: int) -> bool:
-    """Whether pid runs; a zombie (nobody reaped it yet) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _wait_ready(paths: _Paths, port: int, since: int | None = None) -> bool:
@@ -377,28 +403,13 @@ def _stop_sshd(paths: _Paths) -> None:
     if pid is None:
         return
     # The listener's children serve the open connections: a stopped machine drops them.
-    pids = [pid, *_children(pid)]
-    _signal_all(pids, signal.SIGTERM)
+    pids = [pid, *processes.children(pid)]
+    processes.signal_all(pids, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(processes.alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
-    _signal_all([p for p in pids if _alive(p)], signal.SIGKILL)
+    processes.signal_all([p for p in pids if processes.alive(p)], signal.SIGKILL)
     paths.pidfile.unlink(missing_ok=True)
-
-
-def _signal_all(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-
-def _children(pid: int) -> list[int]:
-    children = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
-                children.append(int(stat.parent.name))
-    return children
 
 
 def _log_size(paths: _Paths) -> int:

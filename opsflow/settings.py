@@ -3,8 +3,10 @@ profiles, TLS and API keys are resolved in runtime/temporal_config.py)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+from enum import StrEnum
 from pathlib import Path
 
 from opsflow.errors import InvalidInput
@@ -104,6 +106,53 @@ def ui_url() -> str:
 
 def instances_dir() -> Path:
     return opsflow_home() / "instances"
+
+
+class Isolation(StrEnum):
+    """How a local instance is made (OPSFLOW_ISOLATION)."""
+
+    AUTO = "auto"  # an isolated machine where this host allows one, else a process
+    MACHINE = "machine"  # an isolated machine, or the launch fails saying why
+    NONE = "none"  # an sshd process on 127.0.0.1 sharing this host's files (lighter)
+
+
+def isolation() -> Isolation:
+    """OPSFLOW_ISOLATION, default `auto`."""
+    value = (os.environ.get("OPSFLOW_ISOLATION") or Isolation.AUTO.value).strip()
+    try:
+        return Isolation(value)
+    except ValueError:
+        choices = ", ".join(i.value for i in Isolation)
+        raise InvalidInput(f"OPSFLOW_ISOLATION: {value!r} must be one of {choices}") from None
+
+
+DEFAULT_NETWORK = "10.213.0.0/23"
+# At least 250 machines (the bridge takes the first address), at most a /16.
+_NETWORK_PREFIXES = range(16, 25)
+
+
+def local_network() -> ipaddress.IPv4Network:
+    """OPSFLOW_NETWORK, default 10.213.0.0/23: the IPv4 subnet of this home's isolated
+    local instances (the bridge holds its first address, the machines the others). Give
+    each OPSFLOW_HOME on one host its own (parallel test runs do)."""
+    value = (os.environ.get("OPSFLOW_NETWORK") or DEFAULT_NETWORK).strip()
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as err:
+        raise InvalidInput(
+            f"OPSFLOW_NETWORK: {value!r} is not an IPv4 subnet such as {DEFAULT_NETWORK} ({err})"
+        ) from None
+    if network.prefixlen not in _NETWORK_PREFIXES:
+        raise InvalidInput(
+            f"OPSFLOW_NETWORK: {value!r} must be a /16 to /24 (room for at least 250 "
+            "machines and the bridge)"
+        )
+    if not network.is_private or network.is_loopback or network.is_link_local:
+        raise InvalidInput(
+            f"OPSFLOW_NETWORK: {value!r} must be a private range (10/8, 172.16/12, "
+            "192.168/16): the machines are on this host only"
+        )
+    return network
 
 
 def cookbooks_cache_dir() -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -19,6 +20,11 @@ from workflows.common import SEARCH_ATTRIBUTES
 # hypothesis is imported up front: its pytest plugin otherwise imports it at the very end
 # of a session, and CPython 3.11.7 can fail to compile it then ("AST constructor recursion
 # depth mismatch"), failing a run whose tests all passed.
+
+# Local instances in tests are sshd processes unless a test asks for isolated machines
+# (OPSFLOW_ISOLATION=machine, tests/integration/test_isolated_machines.py and the like):
+# the lighter kind keeps `make test` within its time; subprocesses inherit the setting.
+os.environ.setdefault("OPSFLOW_ISOLATION", "none")
 
 BIN = Path(sys.executable).parent
 # The SDK gives a server 5 s to answer: too little on a 2-core machine running the tests
