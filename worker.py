@@ -36,7 +36,7 @@ from activities import cloudwatch, elb, providers, registered
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
 from activities.liveness import LivenessActivities
-from activities.local_provider import kill_instance
+from activities.local_provider import kill_instance, network_drill_activity
 from activities.metrics import read_metrics
 from activities.rds import describe_rds
 from activities.recipes.runner import RecipeActivities
@@ -51,7 +51,7 @@ from runtime.sealing import publish_key, worker_origin
 from runtime.telemetry import tracing_interceptors
 from workflows import origin
 from workflows.deployment import DeploymentWorkflow
-from workflows.drills import KillInstanceWorkflow
+from workflows.drills import KillInstanceWorkflow, NetworkDrillWorkflow
 from workflows.healing import LayerHealingWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.scaling import LoadScalingWorkflow, TimeScalingWorkflow
@@ -65,6 +65,7 @@ WORKFLOWS: Sequence[type] = (
     LoadScalingWorkflow,
     TimeScalingWorkflow,
     KillInstanceWorkflow,
+    NetworkDrillWorkflow,
 )
 
 
@@ -139,6 +140,7 @@ def _activities(client: Client) -> list[Any]:
         ScheduleActivities(client).sync_schedules,
         describe_rds,
         kill_instance,
+        network_drill_activity,
     ]
 
 

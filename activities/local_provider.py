@@ -38,8 +38,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import local_machine
-from activities.names import KILL_INSTANCE
-from opsflow.drills import KillInstanceInput
+from activities.names import KILL_INSTANCE, NETWORK_DRILL
+from opsflow.drills import KillInstanceInput, NetworkDrillInput
 from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.names import HOSTNAME, STACK_NAME
@@ -216,6 +216,30 @@ async def kill_instance(request: KillInstanceInput) -> bool:
     """`kill` as an activity: it runs where the instance's sshd runs, on the task queue of
     the worker that launched it (KillInstanceWorkflow sends it there)."""
     return await asyncio.to_thread(kill, request.stack, request.hostname)
+
+
+def network_drill(request: NetworkDrillInput) -> str:
+    """Cut or restore an isolated machine's link; says what it did (or why nothing).
+    An sshd-process instance has no link of its own: InvalidInput, non-retryable."""
+    paths = _Paths(instance_dir(request.stack, request.hostname))
+    with _locked(request.stack, request.hostname):
+        if not local_machine.is_machine(paths.base):
+            raise ApplicationError(
+                f"{request.stack}/{request.hostname} is not an isolated machine (an sshd "
+                "process sharing the worker's network): it has no link of its own to cut",
+                type=ErrorType.INVALID_INPUT,
+                non_retryable=True,
+            )
+        machine = local_machine.Machine(request.stack, request.hostname, paths.base)
+        if request.cut:
+            return local_machine.cut_network(machine)
+        return local_machine.restore_network(machine)
+
+
+@activity.defn(name=NETWORK_DRILL)
+async def network_drill_activity(request: NetworkDrillInput) -> str:
+    """`network_drill` as an activity, on the worker that launched the machine."""
+    return await asyncio.to_thread(network_drill, request)
 
 
 # ---- files ------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from opsflow import local_network as names
 from opsflow.errors import OpsflowError

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
@@ -13,7 +14,12 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 from client.api.base import NO_ANSWER, run_url
 from client.api.stacks import StackCalls
 from opsflow import names
-from opsflow.drills import KillInstanceInput, kill_workflow_id
+from opsflow.drills import (
+    KillInstanceInput,
+    NetworkDrillInput,
+    kill_workflow_id,
+    network_drill_workflow_id,
+)
 from opsflow.errors import InvalidInput, NotFound, OperationFailed, OpsflowError
 from opsflow.messages import (
     AddInstanceInput,
@@ -27,7 +33,7 @@ from opsflow.messages import (
 )
 from opsflow.spec import Provider
 from opsflow.state import InstanceState
-from workflows.drills import KillInstanceWorkflow
+from workflows.drills import KillInstanceWorkflow, NetworkDrillWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
 
@@ -108,30 +114,66 @@ class InstanceCalls(StackCalls):
             await asyncio.sleep(pause)
 
     async def kill_instance(self, stack: str, hostname: str) -> StackDescription:
-        """A machine crash for drills: SIGKILL a local instance's sshd and its connections.
+        """A machine crash for drills: every process of a local instance SIGKILLed (an
+        isolated machine), or its sshd and connections (an sshd-process instance).
 
         Nothing is told to the stack: its healing loop (if the layer has one) has to notice.
         A worker does it (KillInstanceWorkflow), on the machine where the instance runs (its
         `OPSFLOW_HOME`). NotFound for an unknown stack or instance, InvalidInput for a
-        provider other than local, OperationFailed when the instance's sshd is not running
-        there or no worker answers. Returns the stack as it was just before the kill.
+        provider other than local, OperationFailed when the instance is not running there
+        or no worker answers. Returns the stack as it was just before the kill.
         """
+        found, view = await self._local_instance(stack, hostname, "instance kill")
+        request = KillInstanceInput(stack=stack, hostname=hostname, task_queue=view.task_queue)
+        killed = await self._drill(
+            KillInstanceWorkflow.run, request, kill_workflow_id(stack, hostname, _nonce())
+        )
+        if not killed:
+            raise OperationFailed(
+                f"{hostname} is not running here (the stack shows it {view.status.value}): "
+                "nothing to kill"
+            )
+        return found
+
+    async def network_drill(self, stack: str, hostname: str, cut: bool) -> str:
+        """Cut an isolated local instance's link (a partition: its processes keep running)
+        or give it back; what the worker did, or why it changed nothing (a restore after a
+        heal replaced the machine). InvalidInput for an instance that is not local or not
+        an isolated machine."""
+        what = "instance kill --network" if cut else "instance restore-network"
+        _, view = await self._local_instance(stack, hostname, what)
+        request = NetworkDrillInput(
+            stack=stack, hostname=hostname, cut=cut, task_queue=view.task_queue
+        )
+        workflow_id = network_drill_workflow_id(stack, hostname, _nonce())
+        said: str = await self._drill(NetworkDrillWorkflow.run, request, workflow_id)
+        return said
+
+    async def _local_instance(
+        self, stack: str, hostname: str, what: str
+    ) -> tuple[StackDescription, InstanceView]:
         found = await self.describe(stack)
         view = next((v for v in found.instances if v.hostname == hostname), None)
         if view is None:
             raise NotFound(f"stack {stack} has no instance {hostname!r}")
         if view.provider != Provider.LOCAL:
-            raise InvalidInput("instance kill supports local instances in this version")
-        workflow_id = kill_workflow_id(stack, hostname, uuid.uuid4().hex)
+            raise InvalidInput(
+                f"{what}: {hostname} is an instance of provider {view.provider.value}; "
+                "drills are for local instances (their machines are on a worker's host)"
+            )
+        return found, view
 
-        async def kill() -> bool:
+    async def _drill(self, run: Any, request: Any, workflow_id: str) -> Any:
+        stack = request.stack
+
+        async def start() -> Any:
             try:
                 return await self.temporal.execute_workflow(
-                    KillInstanceWorkflow.run,
-                    KillInstanceInput(stack=stack, hostname=hostname, task_queue=view.task_queue),
+                    run,
+                    request,
                     id=workflow_id,
                     task_queue=self.task_queue,
-                    # Without a worker it would wait forever; a kill takes a moment.
+                    # Without a worker it would wait forever; a drill takes a moment.
                     execution_timeout=self.update_timeout,
                     search_attributes=self._stack_attributes(stack),
                 )
@@ -144,13 +186,7 @@ class InstanceCalls(StackCalls):
                     run_url(workflow_id),
                 ) from None
 
-        killed = await self._call(workflow_id, kill)
-        if not killed:
-            raise OperationFailed(
-                f"{hostname} is not running here (no live sshd; the stack shows it "
-                f"{view.status.value}): nothing to kill"
-            )
-        return found
+        return await self._call(workflow_id, start)
 
     async def instance_state(self, stack: str, hostname: str) -> InstanceState:
         workflow_id = names.instance_workflow_id(stack, hostname)
@@ -168,3 +204,7 @@ class InstanceCalls(StackCalls):
             return None
         failed = [run for run in state.runs if not run.ok]
         return failed[-1].log_tail if failed else None
+
+
+def _nonce() -> str:
+    return uuid.uuid4().hex

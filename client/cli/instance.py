@@ -187,17 +187,29 @@ _instance_action("delete", "Stop (if running) and delete the instance.")
 @instance.command("kill")
 @click.argument("stack_name", metavar="STACK")
 @click.argument("hostname")
+@click.option(
+    "--network",
+    is_flag=True,
+    help="Cut the machine's link instead (a partition: its processes keep running); "
+    "`opsflow instance restore-network` gives it back.",
+)
 @with_client
-async def instance_kill(client: OpsflowClient, stack_name: str, hostname: str) -> None:
-    """Crash a local instance, for drills: SIGKILL its sshd and every connection it serves.
+async def instance_kill(
+    client: OpsflowClient, stack_name: str, hostname: str, network: bool
+) -> None:
+    """Crash a local instance, for drills: SIGKILL every process of its machine (of its
+    sshd and connections, for an instance that is an sshd process).
 
     opsflow is not told: the stack still shows the instance online until the layer's
     healing loop notices. A worker does the kill, on its own machine (local instances
     live in its OPSFLOW_HOME), so the CLI may run anywhere.
     """
+    if network:
+        click.echo(await client.network_drill(stack_name, hostname, cut=True))
+        return
     found = await client.kill_instance(stack_name, hostname)
     layers = next(v.layers for v in found.instances if v.hostname == hostname)
-    click.echo(f"{hostname}: machine killed (sshd and its connections, SIGKILL)")
+    click.echo(f"{hostname}: machine killed (every process of it, SIGKILL)")
     for layer in found.spec.layers:
         if layer.name not in layers:
             continue
@@ -209,3 +221,13 @@ async def instance_kill(client: OpsflowClient, stack_name: str, hostname: str) -
             )
         else:
             click.echo(f"  layer {layer.name}: auto_healing is off, nothing will replace it")
+
+
+@instance.command("restore-network")
+@click.argument("stack_name", metavar="STACK")
+@click.argument("hostname")
+@with_client
+async def instance_restore_network(client: OpsflowClient, stack_name: str, hostname: str) -> None:
+    """Give a machine cut by `instance kill --network` its link back. If a heal has
+    replaced the machine since, says so and changes nothing."""
+    click.echo(await client.network_drill(stack_name, hostname, cut=False))

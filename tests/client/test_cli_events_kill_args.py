@@ -48,17 +48,27 @@ class StackOfOneEc2Instance(OpsflowClient):
         return one_instance_stack(stack, view)
 
 
-def test_instance_kill_refuses_an_instance_that_is_not_local(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["instance", "kill", "shop", "web1"],
+        ["instance", "kill", "--network", "shop", "web1"],
+        ["instance", "restore-network", "shop", "web1"],
+    ],
+)
+def test_drills_refuse_an_instance_that_is_not_local(
+    monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     async def connect() -> OpsflowClient:
         return StackOfOneEc2Instance()
 
     monkeypatch.setattr(session, "open_client", connect)
-    result = CliRunner().invoke(cli, ["instance", "kill", "shop", "web1"])
+    result = CliRunner().invoke(cli, args)
     assert isinstance(result.exception, InvalidInput)
     assert result.exception.exit_code == 2
-    assert str(result.exception) == "instance kill supports local instances in this version"
+    assert "web1 is an instance of provider ec2; drills are for local instances" in str(
+        result.exception
+    )
 
 
 def test_an_events_check_output_is_shown_indented_under_its_message() -> None:
