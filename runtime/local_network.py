@@ -32,7 +32,7 @@ from typing import Any
 
 from opsflow import local_network as names
 from opsflow.errors import OpsflowError
-from opsflow.settings import local_network, opsflow_home
+from opsflow.settings import Isolation, isolation, local_network, opsflow_home
 from runtime import processes
 
 NETNS_DIR = Path("/run/netns")
@@ -266,3 +266,31 @@ def _processes() -> Iterator[tuple[int, list[str]]]:
         with contextlib.suppress(OSError, ValueError):
             argv = entry.read_bytes().split(b"\0")
             yield int(entry.parent.name), [a.decode(errors="replace") for a in argv if a]
+
+
+# ---- what `dev up` and `stack apply` say --------------------------------------------------
+
+
+def isolation_summary(claim: bool) -> tuple[bool, str]:
+    """Whether new local instances will be isolated machines here, and one line saying so
+    (or why not). With `claim`, the network is claimed too: NetworkInUse (exit 1) when its
+    subnet is taken, InvalidInput (exit 2) for a malformed OPSFLOW_NETWORK;
+    IsolationUnavailable (exit 1) when OPSFLOW_ISOLATION=machine cannot be had."""
+    wanted = isolation()
+    if wanted == Isolation.NONE:
+        return False, "local instances: sshd processes on 127.0.0.1 (OPSFLOW_ISOLATION=none)"
+    problem = isolation_problem()
+    if problem is not None:
+        if wanted == Isolation.MACHINE:
+            raise IsolationUnavailable(
+                f"OPSFLOW_ISOLATION=machine, but this host cannot make isolated machines: {problem}"
+            )
+        return False, (
+            f"local instances are not isolated here ({problem}): they run as sshd processes "
+            "sharing this host's files"
+        )
+    network = claim_network() if claim else local_network()
+    return True, (
+        f"local instances: isolated machines (systemd-nspawn) on {network}, "
+        f"bridge {names.bridge_name(network)}"
+    )

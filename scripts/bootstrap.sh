@@ -38,6 +38,11 @@ missing_packages() {
   command -v shellcheck >/dev/null || echo shellcheck
   # The mTLS tests put nginx (a gRPC proxy requiring a client certificate) before Temporal.
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || echo nginx
+  # Isolated local instances: machines under systemd-nspawn, each in a network namespace.
+  command -v systemd-nspawn >/dev/null || echo systemd-container
+  command -v ip >/dev/null || [ -x /usr/sbin/ip ] || echo iproute2
+  # The demo shop's load balancer layer.
+  command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || echo haproxy
   # Debian's own python3 has no ensurepip (so no `python3 -m venv`) without python3-venv.
   if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -m ensurepip --version >/dev/null 2>&1; then
     echo python3-venv

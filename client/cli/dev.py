@@ -31,9 +31,14 @@ def _show_parts(parts: list[PartStatus], fmt: str) -> None:
 @dev.command("up")
 @output_option
 def dev_up(fmt: str) -> None:
-    """Start whatever part is not running; leave running parts alone."""
+    """Start whatever part is not running; leave running parts alone. Says in one line
+    how local instances are made here (isolated machines, or why not)."""
     from client import dev as devenv
+    from runtime.local_network import isolation_summary
 
+    # Before anything starts: a taken or malformed OPSFLOW_NETWORK stops here.
+    _, line = isolation_summary(claim=True)
+    click.echo(line, err=fmt == "json")
     parts = devenv.up()
     _show_parts(parts, fmt)
     ui = next((p.ui for p in parts if p.ui), None)
@@ -43,11 +48,26 @@ def dev_up(fmt: str) -> None:
 
 @dev.command("down")
 @output_option
-def dev_down(fmt: str) -> None:
-    """Stop the worker and the dev server (local instances keep running)."""
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Also stop every isolated machine of this OPSFLOW_HOME (disks kept) and remove "
+    "their namespaces and bridge.",
+)
+def dev_down(fmt: str, everything: bool) -> None:
+    """Stop the worker and the dev server (local instances keep running, unless --all)."""
     from client import dev as devenv
 
-    _show_parts(devenv.down(), fmt)
+    parts = devenv.down()
+    if everything:
+        from runtime.local_network import reap_home
+
+        machines = reap_home()
+        click.echo(
+            f"stopped {len(machines)} isolated machine(s); bridge removed", err=fmt == "json"
+        )
+    _show_parts(parts, fmt)
 
 
 @dev.command("status")

@@ -83,6 +83,8 @@ async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) ->
 
     # The source directories go into the artifact store before the update is sent.
     spec = load_stack_file(file, store=open_store())
+    if spec.provider == "local":
+        _say_if_not_isolated()
     result = await client.apply(spec, source_file=file)
     if fmt == "json" and not wait:
         render.emit_json(result)
@@ -100,6 +102,20 @@ async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) ->
     else:
         render.instance_table(found)
     await fail_if_failed(client, found, declared)
+
+
+def _say_if_not_isolated() -> None:
+    """One line when this host cannot make isolated local instances (the embedded
+    default's worker is on this host): recipes will share this host's files."""
+    from opsflow.settings import Isolation, isolation
+    from runtime.local_network import isolation_problem
+
+    if isolation() != Isolation.NONE and (problem := isolation_problem()) is not None:
+        click.echo(
+            f"note: local instances are not isolated here ({problem}): they run as sshd "
+            "processes sharing this host's files",
+            err=True,
+        )
 
 
 @stack.command("list")
