@@ -243,7 +243,7 @@ def reap_home() -> list[str]:
     at the same address), and the bridge goes. Returns the machines' names."""
     prefix = names.machine_name(str(opsflow_home()), "", "")[: -len("--")]
     killed = []
-    for pid, argv in _processes():
+    for pid, argv in processes.command_lines():
         machine = next((a[len(_MACHINE_ARG) :] for a in argv if a.startswith(_MACHINE_ARG)), "")
         if argv and Path(argv[0]).name == "systemd-nspawn" and machine.startswith(prefix + "-"):
             # The machine's init first: the kernel ends every process of its PID namespace.
@@ -259,13 +259,6 @@ def reap_home() -> list[str]:
     if found.returncode == 0 and json.loads(found.stdout)[0].get("ifalias") == _owner_alias():
         run_ip("link", "del", bridge, check=False)
     return sorted(killed)
-
-
-def _processes() -> Iterator[tuple[int, list[str]]]:
-    for entry in Path("/proc").glob("[0-9]*/cmdline"):
-        with contextlib.suppress(OSError, ValueError):
-            argv = entry.read_bytes().split(b"\0")
-            yield int(entry.parent.name), [a.decode(errors="replace") for a in argv if a]
 
 
 # ---- what `dev up` and `stack apply` say --------------------------------------------------

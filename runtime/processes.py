@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -64,3 +64,11 @@ def signal_all(pids: Iterable[int], sig: signal.Signals) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
+
+
+def command_lines() -> Iterator[tuple[int, list[str]]]:
+    """Every process's pid and argv (those that cannot be read are left out)."""
+    for entry in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError, ValueError):
+            argv = entry.read_bytes().split(b"\0")
+            yield int(entry.parent.name), [a.decode(errors="replace") for a in argv if a]
