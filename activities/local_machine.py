@@ -50,7 +50,7 @@ AUTHORIZED_KEYS = "/etc/opsflow/authorized_keys"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 BOOT_COMMAND = f"mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -f {SSHD_CONFIG}"
 # Characters overlayfs's mount options or nspawn's arguments cannot carry in a path.
-_UNSAFE_IN_PATH = set(",:\n\"'\\ ")
+_UNSAFE_IN_PATH = set(",:\n\"'\\")
 # The machines this worker booted: polled, so an ended one is reaped (not a zombie).
 _BOOTED: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -149,7 +149,7 @@ def stop(machine: Machine) -> None:
         deadline = time.monotonic() + STOP_TIMEOUT
         while any(processes.descendants(i) for i in inits) and time.monotonic() < deadline:
             time.sleep(0.05)
-        processes.signal_all([*inits, pid], signal.SIGKILL)
+        processes.signal_all(inits, signal.SIGKILL)
         _wait_gone(machine, pid)
     local_network.unplug(machine.name, machine.veth)
 
@@ -169,7 +169,8 @@ def kill(machine: Machine) -> bool:
     pid = booted_pid(machine)
     if pid is None:
         return False
-    processes.signal_all([*processes.children(pid), pid], signal.SIGKILL)
+    # nspawn sees its init die and exits by itself, reaping it (no zombie is left).
+    processes.signal_all(processes.children(pid), signal.SIGKILL)
     _wait_gone(machine, pid)
     return True
 
@@ -258,7 +259,7 @@ def _check_path(path: Path) -> None:
     if _UNSAFE_IN_PATH & set(str(path)):
         raise RuntimeError(
             f"OPSFLOW_HOME cannot hold an isolated machine at {str(path)!r}: overlay mounts "
-            "cannot name a path with , : quotes, backslashes or blanks"
+            "cannot name a path with , : quotes or backslashes"
         )
 
 
@@ -338,8 +339,12 @@ def _boot(machine: Machine) -> None:
 def booted_pid(machine: Machine) -> int | None:
     """systemd-nspawn's pid while the machine runs (a reused pid is not taken for it)."""
     booted = _BOOTED.get(machine.name)
-    if booted is not None and booted.poll() is not None:
+    if booted is not None:
+        # Ours: its exit status says it all (its command line is in flux while it execs).
+        if booted.poll() is None:
+            return booted.pid
         del _BOOTED[machine.name]  # reaped
+        return None
     try:
         pid = int(machine.pidfile.read_text())
     except (OSError, ValueError):
@@ -361,6 +366,7 @@ def _boot_id(machine: Machine) -> str:
 
 
 def _wait_gone(machine: Machine, pid: int) -> None:
+    """Until systemd-nspawn has ended (after its init did); SIGKILL if it lingers."""
     deadline = time.monotonic() + STOP_TIMEOUT
     while booted_pid(machine) == pid and time.monotonic() < deadline:
         time.sleep(0.02)

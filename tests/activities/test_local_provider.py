@@ -30,7 +30,9 @@ def openssh(
     """The stock OpenSSH client, trusting only the pinned host key."""
     endpoint = launched.ssh
     known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(f"[{endpoint.host}]:{endpoint.port} {endpoint.host_key}\n")
+    # known_hosts names port 22 by the host alone, any other port as [host]:port.
+    name = endpoint.host if endpoint.port == 22 else f"[{endpoint.host}]:{endpoint.port}"
+    known_hosts.write_text(f"{name} {endpoint.host_key}\n")
     return subprocess.run(
         [
             "ssh", "-F", "/dev/null", "-i", endpoint.key_file, "-p", str(endpoint.port),

@@ -1,0 +1,131 @@
+"""Isolated local instances, activity by activity: real systemd-nspawn machines in real
+network namespaces (on a subnet of the test's own), reached with the stock OpenSSH client
+trusting only the pinned host key."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities import local_machine, local_provider
+from opsflow.drills import NetworkDrillInput
+from opsflow.messages import LaunchResult, MachineInput
+from opsflow.spec import Provider
+from runtime import local_network
+from tests.activities.conftest import STACK, Launcher
+from tests.activities.test_local_provider import openssh
+from tests.integration.isolated import free_subnet, left_on_host
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def isolated(monkeypatch: pytest.MonkeyPatch, opsflow_home: Path) -> Iterator[str]:
+    problem = local_network.isolation_problem()
+    if problem is not None:
+        pytest.skip(f"this host cannot make isolated machines: {problem}")
+    subnet = free_subnet()
+    monkeypatch.setenv("OPSFLOW_ISOLATION", "machine")
+    monkeypatch.setenv("OPSFLOW_NETWORK", subnet)
+    try:
+        yield subnet
+    finally:
+        local_network.reap_home()
+
+
+def answers(launched: LaunchResult, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((launched.private_ip, 22), timeout) as sock:
+            return sock.recv(4) == b"SSH-"
+    except OSError:
+        return False
+
+
+def drill(hostname: str, cut: bool) -> str:
+    return local_provider.network_drill(NetworkDrillInput(stack=STACK, hostname=hostname, cut=cut))
+
+
+def test_a_machine_boots_answers_on_its_own_address_and_keeps_its_disk(
+    launch: Launcher, isolated: str, tmp_path: Path
+) -> None:
+    web1 = launch("web1")
+    assert (web1.root, web1.ssh.port, web1.ssh.user) == ("/", 22, "root")
+    assert web1.ssh.host == web1.private_ip != "127.0.0.1"
+    # The pinned host key is the one the machine shows (StrictHostKeyChecking=yes).
+    shown = openssh(web1, tmp_path, "hostname; echo mine > /etc/motd; cat /proc/1/cmdline")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("web1\n")
+    assert launch("web1") == web1  # a retried launch finds it running
+    local_provider.stop(MachineInput(stack=STACK, hostname="web1", provider=Provider.LOCAL))
+    assert not answers(web1)
+    again = launch("web1")
+    assert again == web1  # same address, same keys
+    assert openssh(again, tmp_path, "cat /etc/motd").stdout == "mine\n"
+
+
+def test_kill_ends_every_process_and_start_boots_the_same_disk(
+    launch: Launcher, isolated: str, tmp_path: Path, opsflow_home: Path
+) -> None:
+    web1 = launch("web1")
+    started = openssh(web1, tmp_path, "setsid sleep 600 >/dev/null 2>&1 < /dev/null & echo x > /x")
+    assert started.returncode == 0, started.stderr
+    assert local_provider.kill(STACK, "web1") is True
+    assert not answers(web1)
+    assert left_on_host(opsflow_home)["nspawn"] == []
+    assert local_provider.kill(STACK, "web1") is False  # nothing left to kill
+    again = launch("web1")
+    assert openssh(again, tmp_path, "cat /x; pgrep -c sleep || true").stdout == "x\n0\n"
+
+
+def test_a_cut_machine_keeps_running_unreachable_until_restored(
+    launch: Launcher, isolated: str, tmp_path: Path
+) -> None:
+    web1 = launch("web1")
+    assert "network cut" in drill("web1", cut=True)
+    assert not answers(web1, timeout=1.0)
+    assert local_network.link_is_up(local_machine.machine_of(STACK, "web1").veth) is False
+    assert drill("web1", cut=False) == "web1: network restored"
+    deadline = time.monotonic() + 10
+    while not answers(web1) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert answers(web1)
+    assert drill("web1", cut=False) == "web1: its network is not cut: nothing changed"
+
+
+def test_a_restore_after_a_heal_replaced_the_machine_changes_nothing(
+    launch: Launcher, isolated: str
+) -> None:
+    launch("web1")
+    drill("web1", cut=True)
+    local_provider.terminate(MachineInput(stack=STACK, hostname="web1", provider=Provider.LOCAL))
+    healed = launch("web1")  # a heal: a new machine with the same hostname
+    said = drill("web1", cut=False)
+    assert "the machine that was cut is gone" in said and "nothing changed" in said
+    assert answers(healed)
+
+
+def test_an_sshd_process_instance_has_no_link_to_cut(
+    launch: Launcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSFLOW_ISOLATION", "none")
+    launch("web1")
+    with pytest.raises(ApplicationError, match="not an isolated machine") as raised:
+        drill("web1", cut=True)
+    assert raised.value.non_retryable
+
+
+def test_terminate_leaves_nothing_on_the_host(
+    launch: Launcher, isolated: str, opsflow_home: Path
+) -> None:
+    for host in ("web1", "web2"):
+        launch(host)
+    assert len(left_on_host(opsflow_home)["netns"]) == 2
+    for host in ("web1", "web2"):
+        local_provider.terminate(MachineInput(stack=STACK, hostname=host, provider=Provider.LOCAL))
+    assert left_on_host(opsflow_home) == {"netns": [], "mounts": [], "nspawn": [], "bridges": []}
+    assert not (opsflow_home / "instances" / STACK / "web1").exists()
