@@ -8,17 +8,25 @@ process of its own for each command, `opsflow dev down` and every instance's ssh
 at the end.
 
     .venv/bin/python bench/stack_scale.py [--instances 200] [--timeout 1800]
+                                          [--isolation none|machine]
+
+`--isolation machine` makes every instance an isolated machine (systemd-nspawn, a network
+namespace on a subnet of the bench's own); `none` (the default) an sshd process.
 
 Printed: seconds of each CLI command and its exit code (an error's last lines when it
 failed); the lines of the worker's and the dev server's logs that say a query buffer was
 full or a resource exhausted; the worker's peak RSS (VmHWM); the size of the stack's
-configuration snapshot, when the stack published one.
+configuration snapshot, when the stack published one; memory once all are online: how
+much MemAvailable fell since before the apply, and the proportional set size (PSS) of the
+instances' own processes (each machine's nspawn, init, sshd; or each sshd), per instance.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
+import json
 import os
 import re
 import signal
@@ -108,6 +116,60 @@ def snapshot_sizes(home: Path) -> list[int]:
     return sizes
 
 
+def mem_available_mib() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def instances_pss_mib(home: Path) -> tuple[int, float]:
+    """How many processes the instances run, and their PSS: every process below a machine's
+    systemd-nspawn of this home, or an sshd whose config is in this home."""
+    parents: dict[int, int] = {}
+    roots: set[int] = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int(stat.parent.name)
+            parents[pid] = int(stat.read_text().rpartition(")")[2].split()[1])
+            argv = (stat.parent / "cmdline").read_bytes()
+            if str(home).encode() in argv and (b"systemd-nspawn" in argv or b"sshd" in argv):
+                roots.add(pid)
+    mine = {pid for pid in parents if _below(pid, roots, parents)}
+    pss = 0
+    for pid in mine:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return len(mine), pss / 1024
+
+
+def _below(pid: int, roots: set[int], parents: dict[int, int]) -> bool:
+    while pid > 1:
+        if pid in roots:
+            return True
+        pid = parents.get(pid, 0)
+    return False
+
+
+def free_subnet(count: int) -> str:
+    """A subnet of 10.215.0.0/16 big enough for `count` machines that no interface uses."""
+    prefix = 24 if count <= 250 else 22 if count <= 1000 else 20
+    links = json.loads(
+        subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=True).stdout
+    )
+    used = [
+        ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
+        for link in links
+        for a in link.get("addr_info", [])
+    ]
+    for subnet in ipaddress.IPv4Network("10.215.0.0/16").subnets(new_prefix=prefix):
+        if not any(subnet.overlaps(u) for u in used if u.version == 4):
+            return str(subnet)
+    raise SystemExit("no free subnet in 10.215.0.0/16")
+
+
 def stop_instances(home: Path) -> None:
     for pidfile in home.glob("instances/*/*/ssh/sshd.pid"):
         with contextlib.suppress(ValueError, ProcessLookupError, OSError):
@@ -124,6 +186,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--instances", type=int, default=200)
     parser.add_argument("--timeout", type=float, default=1800, help="per CLI command")
+    parser.add_argument("--isolation", choices=["none", "machine"], default="none")
     options = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="opsflow-scale-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "OTEL_"))}
@@ -133,20 +196,29 @@ def main() -> None:
         OPSFLOW_UI_PORT=str(free_port()),
     )
     env.pop("OPSFLOW_TASK_QUEUE", None)
-    print(f"{options.instances} local instances; OPSFLOW_HOME={home}", flush=True)
+    env["OPSFLOW_ISOLATION"] = options.isolation
+    if options.isolation == "machine":
+        env["OPSFLOW_NETWORK"] = free_subnet(options.instances)
+    print(
+        f"{options.instances} local instances (isolation {options.isolation}); OPSFLOW_HOME={home}",
+        flush=True,
+    )
     subprocess.run([str(OPSFLOW), "dev", "up"], env=env, cwd=REPO, check=True)
     worker_pid = int((home / "run" / "worker.pid").read_text().strip())
     try:
         stack = write_stack(home, "scale", options.instances)
+        available = mem_available_mib()
         show(
             "opsflow stack apply --wait",
             cli(["stack", "apply", str(stack), "--wait"], env, options.timeout),
         )
+        fell = available - mem_available_mib()
+        count, pss = instances_pss_mib(home)
         sizes = snapshot_sizes(home)
         show("opsflow stack delete --wait", cli(["stack", "delete", "scale", "--wait"], env, 600))
         rss = peak_rss_mib(worker_pid)
     finally:
-        subprocess.run([str(OPSFLOW), "dev", "down"], env=env, cwd=REPO, check=False)
+        subprocess.run([str(OPSFLOW), "dev", "down", "--all"], env=env, cwd=REPO, check=False)
         stop_instances(home)
     for part in ("worker", "temporal"):
         found = flooded(home / "logs" / f"{part}.log")
@@ -154,6 +226,12 @@ def main() -> None:
         for line in found[:3]:
             print(f"    {line[:240]}")
     print(f"worker peak RSS: {rss:.0f} MiB" if rss is not None else "worker peak RSS: unknown")
+    n = options.instances
+    print(
+        f"memory with all online: MemAvailable fell {fell:.0f} MiB ({fell / n:.1f} MiB an "
+        f"instance); the instances' {count} processes: {pss:.0f} MiB PSS ({pss / n:.1f} MiB "
+        "an instance)"
+    )
     if sizes:
         print(
             f"configuration snapshots published: {len(sizes)}; the last one "
