@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,12 @@ from runtime import local_network, processes
 # embedded default may use; a random /24 each, so parallel runs rarely meet (and a taken
 # one is skipped: its address is on an interface already).
 _TEST_RANGE = ipaddress.IPv4Network("10.214.0.0/16")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def free_subnet() -> str:

@@ -20,7 +20,7 @@ from opsflow.messages import InstanceActionKind, InstanceView, StackDescription
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet, wait_for_event
 from tests.integration.conftest import opsflow_cli
-from tests.integration.isolated import left_on_host, machines, on_machine
+from tests.integration.isolated import free_port, left_on_host, machines, on_machine
 
 pytestmark = pytest.mark.integration
 __all__ = ["machines"]  # the fixture, used by name
@@ -186,3 +186,39 @@ async def test_kill_and_partition_drills_heal_and_a_late_restore_changes_nothing
         assert on_machine(view_of(found, host), "cat /var/log/setup.log") == "set up\n"
     await opsflow.delete_stack("drills")
     await opsflow.wait_stack_deleted("drills", timeout=120)
+
+
+async def test_dev_up_says_machines_and_dev_down_all_leaves_nothing_behind(
+    tmp_path: Path, machines: str
+) -> None:
+    """The embedded default as a user runs it: `dev up`, a stack of two machines, then
+    `dev down --all` stops them and removes their namespaces and bridge."""
+    home = tmp_path / "home"
+    env = {
+        "OPSFLOW_HOME": str(home),
+        "OPSFLOW_DEV_PORT": str(free_port()),
+        "OPSFLOW_UI_PORT": str(free_port()),
+        "TEMPORAL_ADDRESS": "",
+        "OPSFLOW_TASK_QUEUE": "opsflow",
+    }
+    (tmp_path / "cookbooks/web").mkdir(parents=True)
+    (tmp_path / "cookbooks/web/setup.sh").write_text("echo up > /var/tmp/up\n")
+    (tmp_path / "stack.yml").write_text(
+        "name: embedded\ncookbooks: {source: ./cookbooks}\nlayers:\n  - name: web\n"
+        "    recipes: {setup: [web::setup]}\n    instances: [{hostname: a1}, {hostname: a2}]\n"
+    )
+    address = f"127.0.0.1:{env['OPSFLOW_DEV_PORT']}"
+    try:
+        up = await opsflow_cli(["dev", "up"], address, "opsflow", env=env)
+        assert up.returncode == 0, up.stderr
+        assert f"local instances: isolated machines (systemd-nspawn) on {machines}" in up.stdout
+        applied = await opsflow_cli(
+            ["stack", "apply", str(tmp_path / "stack.yml"), "--wait"], address, "opsflow", env=env
+        )
+        assert applied.returncode == 0, applied.stderr
+        assert len(left_on_host(home)["nspawn"]) == 2
+    finally:
+        down = await opsflow_cli(["dev", "down", "--all"], address, "opsflow", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "stopped 2 isolated machine(s); bridge removed" in down.stdout
+    assert left_on_host(home) == {"netns": [], "mounts": [], "nspawn": [], "bridges": []}
