@@ -125,7 +125,11 @@ def launch(machine: Machine, task_queue: str | None) -> LaunchResult:
     local_network.plug(machine.name, machine.veth, address)
     if not running:
         _boot(machine)
-    _wait_ready(machine, str(address))
+    try:
+        _wait_ready(machine, str(address))
+    except RuntimeError:
+        stop(machine)  # no process or namespace is left of a machine that did not come up
+        raise
     endpoint = SshEndpoint(
         host=str(address),
         port=SSH_PORT,

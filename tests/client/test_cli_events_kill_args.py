@@ -5,6 +5,7 @@ tests/integration/test_cli_events_kill.py.
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime
 
 import pytest
@@ -83,3 +84,23 @@ def test_an_events_check_output_is_shown_indented_under_its_message() -> None:
     assert render.event_message(event) == ("replacing web1\n  check: curl: (7) refused\n    exit 7")
     plain = event.model_copy(update={"details": {"layer": "web"}})
     assert render.event_message(plain) == "replacing web1"
+
+
+def test_stack_apply_says_in_one_line_when_local_instances_cannot_be_isolated(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runtime import local_network
+
+    # The module, not the `stack` group that client.cli exports under the same name.
+    stack_commands = importlib.import_module("client.cli.stack")
+
+    monkeypatch.setenv("OPSFLOW_ISOLATION", "auto")
+    monkeypatch.setattr(local_network, "isolation_problem", lambda: "not root (test)")
+    stack_commands._say_if_not_isolated()
+    assert capsys.readouterr().err == (
+        "note: local instances are not isolated here (not root (test)): they run as sshd "
+        "processes sharing this host's files\n"
+    )
+    monkeypatch.setattr(local_network, "isolation_problem", lambda: None)
+    stack_commands._say_if_not_isolated()
+    assert capsys.readouterr().err == ""

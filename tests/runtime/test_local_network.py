@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import local_network as net
 from runtime.local_network import isolation_problem
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,3 +130,32 @@ def test_a_malformed_network_setting_makes_dev_up_exit_2(tmp_path: Path) -> None
     assert up.returncode == 2
     assert "OPSFLOW_NETWORK: '10.213.0.0/33' is not an IPv4 subnet" in up.stderr
     assert "Traceback" not in up.stderr
+
+
+def test_where_isolation_is_impossible_auto_says_so_and_machine_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(net, "isolation_problem", lambda: "not root (for the test)")
+    monkeypatch.setenv("OPSFLOW_ISOLATION", "auto")
+    isolated, line = net.isolation_summary(claim=True)
+    assert not isolated
+    assert line == (
+        "local instances are not isolated here (not root (for the test)): they run as sshd "
+        "processes sharing this host's files"
+    )
+    monkeypatch.setenv("OPSFLOW_ISOLATION", "machine")
+    with pytest.raises(net.IsolationUnavailable, match="not root") as raised:
+        net.isolation_summary(claim=True)
+    assert raised.value.exit_code == 1
+    monkeypatch.setenv("OPSFLOW_ISOLATION", "none")
+    assert net.isolation_summary(claim=True) == (
+        False,
+        "local instances: sshd processes on 127.0.0.1 (OPSFLOW_ISOLATION=none)",
+    )
+
+
+def test_not_root_is_a_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert net.isolation_problem() == (
+        "not root (network namespaces, bridges and overlay mounts need root)"
+    )
