@@ -129,3 +129,18 @@ def test_terminate_leaves_nothing_on_the_host(
         local_provider.terminate(MachineInput(stack=STACK, hostname=host, provider=Provider.LOCAL))
     assert left_on_host(opsflow_home) == {"netns": [], "mounts": [], "nspawn": [], "bridges": []}
     assert not (opsflow_home / "instances" / STACK / "web1").exists()
+
+
+def test_an_instance_keeps_its_kind_a_process_made_before_stays_one(
+    launch: Launcher, isolated: str
+) -> None:
+    """Stacks made before isolated machines (or with isolation off) keep working: their
+    sshd-process instances stay processes across stop and start; new ones are machines."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSFLOW_ISOLATION", "none")
+        before = launch("old1")
+    assert before.private_ip == "127.0.0.1"
+    local_provider.stop(MachineInput(stack=STACK, hostname="old1", provider=Provider.LOCAL))
+    again = launch("old1")  # OPSFLOW_ISOLATION=machine now
+    assert (again.private_ip, again.root) == ("127.0.0.1", before.root)
+    assert launch("new1").private_ip != "127.0.0.1"
