@@ -53,6 +53,11 @@ class web::show {
   exec { 'pwd > cwd.txt': provider => shell }
 }
 """,
+    "web/manifests/init.pp": """
+class web (String $greeting = 'main class') {
+  file { "${facts['opsflow_root']}/init.txt": content => "${greeting}\n" }
+}
+""",
     "web/manifests/broken.pp": "class web::broken {\n  file { '/tmp/x'\n}\n",
     "web/manifests/fail.pp": "class web::fail {\n  exec { 'exit 1': provider => shell }\n}\n",
 }
@@ -119,3 +124,11 @@ async def test_a_failing_resource_fails_the_recipe(puppet: Path, request_for: Ru
     # --detailed-exitcodes: 4 (or 6) means resources failed, even though it compiled
     assert "recipe web::fail failed with exit code 4: Error: " in raised.value.message
     assert "returned 1 instead of one of [0]" in raised.value.message
+
+
+async def test_module_init_is_the_modules_main_class(
+    puppet: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    result = await run(activities_for(puppet), request_for("p4", ["web::init"]))
+    assert result.exit_code == 0
+    assert lines(Path(instance.root) / "init.txt") == ["main class"]
