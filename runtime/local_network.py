@@ -212,6 +212,9 @@ def plug(machine: str, veth: str, address: ipaddress.IPv4Address) -> None:
     run_ip(*inside, "link", "set", "lo", "up")
     run_ip(*inside, "link", "set", "eth0", "up")
     run_ip(*inside, "route", "replace", "default", "via", str(names.gateway(network)))
+    # A machine that had this address before (a heal reuses it) left its MAC in this
+    # host's neighbour table: frames would go to it until the entry went stale (~30 s).
+    run_ip("neigh", "flush", "to", str(address), "dev", names.bridge_name(network), check=False)
 
 
 def unplug(machine: str, veth: str) -> None:

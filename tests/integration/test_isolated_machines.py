@@ -47,6 +47,7 @@ configuration_manager: puppet
 cookbooks: {source: ./modules}
 layers:
   - name: web
+    auto_healing: false  # not about healing: a slow check on a loaded machine must not heal
     recipes: {setup: [motd::setup]}
     instances: [{hostname: web1}, {hostname: web2}]
 """
