@@ -6,7 +6,7 @@
 #   - the worker module imports from site-packages (not from the checkout) with everything
 #     it registers;
 #   - `opsflow dev up` starts the dev server and that installed worker (on free ports, in a
-#     temp OPSFLOW_HOME), `dev status` shows both running, `dev down` stops them.
+#     temp OPSFLOW_HOME), `dev status` shows both running, `dev down --all` stops them (and removes the bridge `dev up` claimed).
 # A tool, not part of `make test` (a fresh install takes a minute or two).
 # Usage: scripts/check_install.sh   (exit 0: all checks passed)
 set -euo pipefail
@@ -25,7 +25,7 @@ VENV=$WORK/venv
 HOME_DIR=$WORK/home
 cleanup() {
   if [ -x "$VENV/bin/opsflow" ] && [ -d "$HOME_DIR/run" ]; then
-    (cd "$WORK" && OPSFLOW_HOME=$HOME_DIR "$VENV/bin/opsflow" dev down >/dev/null 2>&1) || true
+    (cd "$WORK" && OPSFLOW_HOME=$HOME_DIR "$VENV/bin/opsflow" dev down --all >/dev/null 2>&1) || true
   fi
   rm -rf "$WORK"
 }
@@ -92,7 +92,7 @@ import json, sys
 parts = {p["name"]: p for p in json.load(sys.stdin)}
 assert parts["temporal"]["running"] and parts["worker"]["running"], parts
 ' || fail "dev status does not show both parts running"
-"$VENV/bin/opsflow" dev down >/dev/null || fail "opsflow dev down"
+"$VENV/bin/opsflow" dev down --all >/dev/null || fail "opsflow dev down"
 say "ok: opsflow dev up starts the dev server and the installed worker; dev down stops them"
 
 tops=$("$VENV/bin/python" -c '
