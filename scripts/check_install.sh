@@ -6,7 +6,8 @@
 #   - the worker module imports from site-packages (not from the checkout) with everything
 #     it registers;
 #   - `opsflow dev up` starts the dev server and that installed worker (on free ports, in a
-#     temp OPSFLOW_HOME), `dev status` shows both running, `dev down --all` stops them (and removes the bridge `dev up` claimed).
+#     temp OPSFLOW_HOME), `dev status` shows both running, `dev down --all` stops them
+#     (and removes the bridge `dev up` claimed for isolated machines).
 # A tool, not part of `make test` (a fresh install takes a minute or two).
 # Usage: scripts/check_install.sh   (exit 0: all checks passed)
 set -euo pipefail
