@@ -9,11 +9,9 @@ OPSFLOW := $(BIN)/opsflow
 bootstrap:
 	@bash scripts/bootstrap.sh
 
+# The shop online with its app deployed; ends with the shop's URL and the Temporal UI's.
 demo: bootstrap
-	$(OPSFLOW) dev up
-	$(OPSFLOW) stack apply examples/shop/stack.yml --wait
-	$(OPSFLOW) instance list shop
-	@echo "Temporal UI (every run of the demo): http://127.0.0.1:$${OPSFLOW_UI_PORT:-8233}"
+	@bash scripts/demo.sh
 
 # Every test, in TEST_PROCS pytest processes (pytest-xdist): most tests wait on servers,
 # sshd and subprocesses rather than compute, so more processes than this machine's 2 cores

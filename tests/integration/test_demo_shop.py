@@ -1,0 +1,182 @@
+"""The demo shop (examples/shop, what `make demo` applies) for real: HAProxy on an isolated
+machine in front of three web machines, the app deployed as releases, driven by the real
+CLI. A bounded request loop against the load balancer sees a rolling deploy go from v1 to
+v2, and a web instance killed and healed, without one failed request."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+import shutil
+import threading
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from client.api import OpsflowClient
+from opsflow.messages import InstanceView
+from tests.helpers import wait_for_event
+from tests.integration.conftest import REPO, opsflow_cli
+from tests.integration.isolated import machines, on_machine
+
+pytestmark = pytest.mark.integration
+__all__ = ["machines"]  # the fixture, used by name
+
+PAGE = re.compile(r"The opsflow shop, (\S+)</h1>\s*<p>Served by <b>([a-z0-9-]+)</b>")
+# The CLI's stack file, copied so the test edits its app's VERSION as a user would.
+SHOP = REPO / "examples" / "shop"
+
+
+@dataclass
+class Seen:
+    """What a request loop saw, in order: (version, host) per answer, and each failure."""
+
+    answers: list[tuple[str, str]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def count(self, version: str) -> int:
+        return sum(1 for v, _ in self.answers if v == version)
+
+    def hosts(self, since: int = 0) -> set[str]:
+        return {host for _, host in self.answers[since:]}
+
+
+def request_loop(url: str, seen: Seen, stop: threading.Event, seconds: float, most: int) -> None:
+    """GET `url` every 20 ms, a new connection each (as curl in a shell loop), until `stop`
+    is set, `seconds` pass or `most` requests were made: it always ends by itself."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # no proxy
+    deadline = time.monotonic() + seconds
+    for _ in range(most):
+        if stop.is_set() or time.monotonic() > deadline:
+            return
+        try:
+            with opener.open(url, timeout=10) as response:
+                page = response.read().decode()
+            match = PAGE.search(page)
+            if match is None:
+                seen.failures.append(f"unexpected page: {page!r}")
+            else:
+                seen.answers.append((match[1], match[2]))
+        except OSError as err:  # refused, reset, timed out, or an HTTP error status
+            seen.failures.append(repr(err))
+        time.sleep(0.02)
+
+
+async def with_requests(
+    url: str, during: Callable[[Seen], Awaitable[None]], seconds: float = 240
+) -> Seen:
+    """A bounded request loop against `url` in a thread while `during` runs."""
+    seen, stop = Seen(), threading.Event()
+    loop = asyncio.create_task(asyncio.to_thread(request_loop, url, seen, stop, seconds, 20_000))
+    try:
+        await during(seen)
+        await asyncio.sleep(1)  # a few answers after it, too
+    finally:
+        stop.set()
+        await loop
+    return seen
+
+
+async def until(
+    check: Callable[[], bool | Awaitable[bool]], what: str, timeout: float = 120
+) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        done = check()
+        if done if isinstance(done, bool) else await done:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not within {timeout:.0f}s: {what}")
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+def address(dev_env: WorkflowEnvironment) -> str:
+    return dev_env.client.service_client.config.target_host
+
+
+async def test_the_shop_serves_through_a_rolling_deploy_and_a_killed_web_instance(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path, machines: str
+) -> None:
+    shop = Path(shutil.copytree(SHOP, tmp_path / "shop"))
+
+    async def cli(*args: str) -> str:
+        done = await opsflow_cli(list(args), address, task_queue, 300)
+        assert done.returncode == 0, f"opsflow {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    await cli("stack", "apply", str(shop / "stack.yml"), "--wait")
+    await cli("deploy", "shop", "store", "--wait")
+    rows = {
+        r["hostname"]: r for r in json.loads(await cli("instance", "list", "shop", "-o", "json"))
+    }
+    assert sorted(rows) == ["lb1", "web1", "web2", "web3"]
+    assert all(r["status"] == "online" and r["root"] == "/" for r in rows.values())
+    lb_ip = rows["lb1"]["private_ip"]
+    assert ipaddress.IPv4Address(lb_ip) in ipaddress.IPv4Network(machines)
+    url = f"http://{lb_ip}/"
+
+    # v1 from every web instance, once HAProxy's checks have seen them up (about a second).
+    async def all_three(seen: Seen) -> None:
+        await until(lambda: seen.hosts() == {"web1", "web2", "web3"}, "3 web instances", 30)
+
+    warm = await with_requests(url, all_three, seconds=60)
+    assert {v for v, _ in warm.answers} == {"v1"}
+
+    # A rolling deploy of v2, one instance at a time, under a steady stream of requests.
+    (shop / "app" / "VERSION").write_text("v2\n")
+
+    async def deploy_v2(seen: Seen) -> None:
+        await until(lambda: len(seen.answers) >= 5, "first answers", 30)
+        await cli("deploy", "shop", "store", "--strategy", "rolling", "--batch", "1", "--wait")
+
+    rolled = await with_requests(url, deploy_v2)
+    counts = {v: rolled.count(v) for v in ("v1", "v2")}
+    print(f"rolling deploy: {counts}, failures {len(rolled.failures)}")
+    assert rolled.failures == [], rolled.failures[:5]
+    assert rolled.answers[0][0] == "v1" and rolled.answers[-1][0] == "v2", counts
+    assert counts["v1"] > 0 and counts["v2"] > 0
+    assert {v for v, _ in rolled.answers[-10:]} == {"v2"}
+
+    # web2 killed: HAProxy's checks and retries keep every request answered; the lb's
+    # configure recipe drops web2 when it is lost, and adds it back once it is healed.
+    lb = await view(opsflow, "lb1")
+
+    async def backends_log() -> list[str]:  # in a thread: the worker shares this loop
+        return (await asyncio.to_thread(on_machine, lb, "cat /var/log/shop-lb.log")).splitlines()
+
+    before = len(await backends_log())
+
+    async def web2_back() -> bool:
+        return any(line.endswith(" web1 web2 web3") for line in (await backends_log())[before:])
+
+    async def kill_web2(seen: Seen) -> None:
+        await until(lambda: len(seen.answers) >= 5, "first answers", 30)
+        await cli("instance", "kill", "shop", "web2")
+        await wait_for_event(opsflow, "shop", "healed", "web2", timeout=180)
+        await until(web2_back, "web2 back among HAProxy's backends", 60)
+        healed_from = len(seen.answers)
+        await until(lambda: "web2" in seen.hosts(healed_from), "web2 answering again", 30)
+
+    killed = await with_requests(url, kill_web2)
+    print(f"kill drill: {len(killed.answers)} answers, failures {len(killed.failures)}")
+    assert killed.failures == [], killed.failures[:5]
+    assert {v for v, _ in killed.answers} == {"v2"}  # the healed web2 got the current release
+    lines = (await backends_log())[before:]
+    dropped = next(i for i, line in enumerate(lines) if line.endswith("backends: web1 web3"))
+    assert any(line.endswith("backends: web1 web2 web3") for line in lines[dropped + 1 :]), lines
+
+    deleted = await opsflow_cli(["stack", "delete", "shop", "--wait"], address, task_queue, 300)
+    assert deleted.returncode == 0, deleted.stderr
+
+
+async def view(opsflow: OpsflowClient, host: str) -> InstanceView:
+    found = await opsflow.describe("shop")
+    return next(v for v in found.instances if v.hostname == host)
