@@ -9,7 +9,6 @@ OPSFLOW=.venv/bin/opsflow
 "$OPSFLOW" stack apply examples/shop/stack.yml --wait
 # The app as examples/shop/app holds it (v1, until you edit its VERSION).
 "$OPSFLOW" deploy shop store --wait
-"$OPSFLOW" instance list shop
 
 # lb1's address, and its root: "/" when it is a machine of its own, the only case where
 # the recipes start HAProxy and the web servers (else port 80 would be this host's).
