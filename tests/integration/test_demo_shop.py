@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.local_machine import machine_of
 from client.api import OpsflowClient
 from opsflow.messages import InstanceView
 from tests.helpers import wait_for_event
@@ -160,11 +161,15 @@ async def test_the_shop_answers_every_request_through_a_rolling_deploy_a_kill_an
 
     # web2 killed: HAProxy's checks and retries keep every request answered while the
     # healing loop replaces it; then the lb's configure recipe lists it again.
+    lb_log = machine_of("shop", "lb1").inside("/var/log/shop-lb.log")
     lb = await view(opsflow, "lb1")
+    inside = await asyncio.to_thread(on_machine, lb, "cat /var/log/shop-lb.log")
+    assert inside == lb_log.read_text() and inside.endswith(" backends: web1 web2 web3\n")
 
-    async def backends() -> list[str]:  # in a thread: the worker shares this loop
-        log = await asyncio.to_thread(on_machine, lb, "cat /var/log/shop-lb.log")
-        return [line.partition(" backends: ")[2] for line in log.splitlines()]
+    async def backends() -> list[str]:
+        """Each backend set lb1's recipe wrote, read from the machine's disk on this host
+        (polled: no SSH login each time)."""
+        return [line.partition(" backends: ")[2] for line in lb_log.read_text().splitlines()]
 
     async def lists(names: str, after: int) -> bool:
         return names in (await backends())[after:]

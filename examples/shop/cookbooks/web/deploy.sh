@@ -1,7 +1,7 @@
 #!/bin/sh
 # The web layer's deploy recipe, run for each release before `current` is switched to it
 # (and by rollback, and `opsflow run shop start|stop|restart --app store`): render the
-# release's page, then make sure the web server runs. The server serves
+# release's page, then make sure the web server (serve.py) runs. It serves
 # {deploy_to}/current and follows that link at every request, so the switch of `current`
 # that follows this recipe is the whole release change: no restart, no failed request.
 set -eu
@@ -26,16 +26,18 @@ if [ "$OPSFLOW_ROOT" != / ]; then
   echo "instance root $OPSFLOW_ROOT is not /: not starting the web server"
   exit 0
 fi
+server=/usr/local/lib/shop/serve.py
 pidfile=/run/shop-web.pid
 pid=$(cat "$pidfile" 2>/dev/null || true)
-if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qa http.server "/proc/$pid/cmdline"; then
+if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && grep -qa "$server" "/proc/$pid/cmdline"; then
   echo "web server running ($pid), serving $current"
   exit 0
 fi
+install -D -m 0644 "$here/serve.py" "$server"
 # A session of its own, so the server outlives this run (and a cancelled run's group kill).
-# shellcheck disable=SC2016 # $$ and $1, $2 are the inner shell's
-setsid sh -c 'echo $$ > "$1" && exec python3 -m http.server 80 --directory "$2"' \
-  sh "$pidfile" "$current" >> /var/log/shop-web.log 2>&1 < /dev/null &
+# shellcheck disable=SC2016 # $$ and $1, $2, $3 are the inner shell's
+setsid sh -c 'echo $$ > "$1" && exec python3 "$2" "$3"' sh "$pidfile" "$server" "$current" \
+  >> /var/log/shop-web.log 2>&1 < /dev/null &
 # Done when it answers (a 404 before the first release is current is an answer).
 python3 - <<'PY'
 import socket, sys, time
