@@ -9,11 +9,9 @@ OPSFLOW := $(BIN)/opsflow
 bootstrap:
 	@bash scripts/bootstrap.sh
 
+# The shop online with its app deployed; ends with the shop's URL and the Temporal UI's.
 demo: bootstrap
-	$(OPSFLOW) dev up
-	$(OPSFLOW) stack apply examples/shop/stack.yml --wait
-	$(OPSFLOW) instance list shop
-	@echo "Temporal UI (every run of the demo): http://127.0.0.1:$${OPSFLOW_UI_PORT:-8233}"
+	@bash scripts/demo.sh
 
 # Every test, in TEST_PROCS pytest processes (pytest-xdist): most tests wait on servers,
 # sshd and subprocesses rather than compute, so more processes than this machine's 2 cores
@@ -27,7 +25,8 @@ test: lint
 
 # The remote scripts (activities/**/*.sh) are POSIX sh, since an instance's sh may be
 # dash: each says so to shellcheck (`# shellcheck shell=sh`, its first line), so a plain
-# `shellcheck FILE` checks it as sh too; our own scripts are bash.
+# `shellcheck FILE` checks it as sh too; our own scripts are bash; the demo shop's recipes
+# are sh.
 REMOTE_SCRIPTS = $(shell find activities -name '*.sh' | sort)
 
 lint: bootstrap
@@ -37,6 +36,7 @@ lint: bootstrap
 	@for script in $(REMOTE_SCRIPTS); do sh -n "$$script" || exit 1; done
 	shellcheck $(REMOTE_SCRIPTS)
 	shellcheck scripts/*.sh .ci/run
+	shellcheck -s sh examples/shop/cookbooks/*/*.sh
 
 format: bootstrap
 	$(BIN)/ruff format .

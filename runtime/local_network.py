@@ -108,7 +108,12 @@ def claim_network() -> ipaddress.IPv4Network:
                     f"has {', '.join(clash)}; choose another subnet (OPSFLOW_NETWORK=...)"
                 )
         if mine is None:
-            run_ip("link", "add", bridge, "type", "bridge")
+            # Its MAC is set, not its lowest port's (Linux's default for a bridge): that
+            # changed as machines came and went, and the machines' replies to this host went
+            # to the old MAC until their ARP entry expired. A bridge made before keeps its
+            # own until it is made again: changing it now would cut them off just so.
+            mac = _mac_of(names.gateway(network))
+            run_ip("link", "add", bridge, "address", mac, "type", "bridge")
             run_ip("link", "set", bridge, "alias", _owner_alias())
         gateway = f"{names.gateway(network)}/{network.prefixlen}"
         if run_ip("-4", "addr", "show", "dev", bridge).stdout.find(gateway) < 0:
@@ -202,7 +207,11 @@ def plug(machine: str, veth: str, address: ipaddress.IPv4Address) -> None:
         run_ip("netns", "add", machine)
     if run_ip("link", "show", veth, check=False).returncode != 0:
         run_ip("-n", machine, "link", "del", "eth0", check=False)
-        run_ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", machine)
+        # eth0's MAC follows from its address, so a machine healed (or re-plugged) at the
+        # same address has the same MAC too: its peers' ARP caches stay right. A random one
+        # left them sending to the old machine's MAC until their entry expired (~45 s).
+        peer = ("name", "eth0", "address", _mac_of(address), "netns", machine)
+        run_ip("link", "add", veth, "type", "veth", "peer", *peer)
     run_ip("link", "set", veth, "master", names.bridge_name(network), "up")
     inside = ("-n", machine)
     cidr = f"{address}/{network.prefixlen}"
@@ -215,6 +224,11 @@ def plug(machine: str, veth: str, address: ipaddress.IPv4Address) -> None:
     # A machine that had this address before (a heal reuses it) left its MAC in this
     # host's neighbour table: frames would go to it until the entry went stale (~30 s).
     run_ip("neigh", "flush", "to", str(address), "dev", names.bridge_name(network), check=False)
+
+
+def _mac_of(address: ipaddress.IPv4Address) -> str:
+    """A locally administered MAC holding the IPv4 address: one per address on a bridge."""
+    return "02:00:" + ":".join(f"{byte:02x}" for byte in address.packed)
 
 
 def unplug(machine: str, veth: str) -> None:

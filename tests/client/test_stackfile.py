@@ -37,10 +37,13 @@ def stack_dir(tmp_path: Path) -> Path:
 def test_the_example_stack_is_accepted_as_written() -> None:
     spec = load_stack_file(EXAMPLE)
     assert spec.name == "shop"
-    assert [layer.name for layer in spec.layers] == ["web", "db"]
-    assert spec.custom_json == {"shop": {"greeting": "hello"}}
+    assert [layer.name for layer in spec.layers] == ["lb", "web"]
+    assert [i.hostname for i in spec.layers[1].instances] == ["web1", "web2", "web3"]
     assert spec.cookbooks is not None
     assert spec.cookbooks.source == str(EXAMPLE.parent / "cookbooks")
+    assert [app.name for app in spec.apps] == ["store"]
+    store = spec.apps[0].source
+    assert store is not None and store.source == str(EXAMPLE.parent / "app")
 
 
 def test_cookbooks_resolve_relative_to_the_file(stack_dir: Path) -> None:

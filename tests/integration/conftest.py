@@ -21,7 +21,9 @@ from tests.helpers import stop_local_sshds
 from worker import build_worker
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_COOKBOOKS = REPO / "examples" / "shop" / "cookbooks"
+# web::setup|configure|shutdown and db::setup: small shell recipes whose files the tests read
+# back (the shop of examples/ serves HTTP from isolated machines instead).
+TEST_COOKBOOKS = Path(__file__).resolve().parent / "cookbooks"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -62,7 +64,7 @@ def make_stack_dir(
     """A stack file plus cookbooks (`cookbook::recipe` -> shell script text)."""
     cookbooks = tmp_path / "cookbooks"
     if recipes is None:
-        shutil.copytree(EXAMPLE_COOKBOOKS, cookbooks)
+        shutil.copytree(TEST_COOKBOOKS, cookbooks)
     else:
         cookbooks.mkdir()
         for recipe, script in recipes.items():
