@@ -46,6 +46,12 @@ def veth_name(home: str, stack: str, hostname: str) -> str:
     return name
 
 
+def mac_of(address: ipaddress.IPv4Address) -> str:
+    """A locally administered MAC holding the IPv4 address: one per address on a bridge,
+    and the same for every machine that ever has that address."""
+    return "02:00:" + ":".join(f"{byte:02x}" for byte in address.packed)
+
+
 def free_address(
     network: ipaddress.IPv4Network, taken: Iterable[str]
 ) -> ipaddress.IPv4Address | None:

@@ -112,7 +112,7 @@ def claim_network() -> ipaddress.IPv4Network:
             # changed as machines came and went, and the machines' replies to this host went
             # to the old MAC until their ARP entry expired. A bridge made before keeps its
             # own until it is made again: changing it now would cut them off just so.
-            mac = _mac_of(names.gateway(network))
+            mac = names.mac_of(names.gateway(network))
             run_ip("link", "add", bridge, "address", mac, "type", "bridge")
             run_ip("link", "set", bridge, "alias", _owner_alias())
         gateway = f"{names.gateway(network)}/{network.prefixlen}"
@@ -210,7 +210,7 @@ def plug(machine: str, veth: str, address: ipaddress.IPv4Address) -> None:
         # eth0's MAC follows from its address, so a machine healed (or re-plugged) at the
         # same address has the same MAC too: its peers' ARP caches stay right. A random one
         # left them sending to the old machine's MAC until their entry expired (~45 s).
-        peer = ("name", "eth0", "address", _mac_of(address), "netns", machine)
+        peer = ("name", "eth0", "address", names.mac_of(address), "netns", machine)
         run_ip("link", "add", veth, "type", "veth", "peer", *peer)
     run_ip("link", "set", veth, "master", names.bridge_name(network), "up")
     inside = ("-n", machine)
@@ -224,11 +224,6 @@ def plug(machine: str, veth: str, address: ipaddress.IPv4Address) -> None:
     # A machine that had this address before (a heal reuses it) left its MAC in this
     # host's neighbour table: frames would go to it until the entry went stale (~30 s).
     run_ip("neigh", "flush", "to", str(address), "dev", names.bridge_name(network), check=False)
-
-
-def _mac_of(address: ipaddress.IPv4Address) -> str:
-    """A locally administered MAC holding the IPv4 address: one per address on a bridge."""
-    return "02:00:" + ":".join(f"{byte:02x}" for byte in address.packed)
 
 
 def unplug(machine: str, veth: str) -> None:

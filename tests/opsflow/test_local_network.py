@@ -87,3 +87,8 @@ def test_the_isolation_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSFLOW_ISOLATION", "vm")
     with pytest.raises(InvalidInput, match="OPSFLOW_ISOLATION: 'vm' must be one of auto"):
         isolation()
+
+
+def test_a_machines_mac_follows_from_its_address() -> None:
+    assert names.mac_of(ipaddress.IPv4Address("10.213.0.7")) == "02:00:0a:d5:00:07"
+    assert names.mac_of(names.gateway(NET)) != names.mac_of(ipaddress.IPv4Address("10.213.0.2"))
