@@ -86,3 +86,33 @@ def stop_local_sshds(home: Path) -> None:
             pid = int(pidfile.read_text().strip())
             if config in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGTERM)
+
+
+def instance_processes(stack: str, hostname: str) -> list[int]:
+    """A local instance's sshd (first) and every process under it: the ones that serve its
+    connections."""
+    from activities.local_provider import instance_dir
+
+    pidfile = instance_dir(stack, hostname) / "ssh" / "sshd.pid"
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    tree = [int(pidfile.read_text().strip())]
+    for pid in tree:  # grows as it goes: every descendant
+        tree.extend(children.get(pid, []))
+    return tree
+
+
+def signal_instance(stack: str, hostname: str, sig: signal.Signals) -> None:
+    """Send `sig` to a local instance's sshd and every process under it. SIGSTOP freezes
+    the machine as a worker sees a silent partition (its sockets stay open, nothing
+    answers, no RST); SIGCONT gives it back."""
+    signal_all(instance_processes(stack, hostname), sig)
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)

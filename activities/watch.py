@@ -1,0 +1,165 @@
+"""The healing loop's watch: failures seen in about a second, between its periodic checks.
+
+`watch_layer` holds one SSH connection to each instance it is given (the worker's pooled
+connection, the one probes and recipe runs use too) and returns as soon as one is lost:
+
+- a crash: the connection drops (FIN, RST or EOF: paramiko's reader thread ends, the
+  transport goes inactive), and the instance's sshd does not take a new TCP connection
+  within the check's timeout. A drop whose sshd still answers is a blip, not a loss: the
+  watch reconnects and goes on, so a healthy machine is never replaced for it.
+- a partition: a keepalive that wants an answer (the `keepalive@openssh.com` global
+  request with want_reply, which OpenSSH answers with REQUEST_FAILURE: still an answer)
+  goes unanswered for the check's timeout. Nothing else would notice: a silent link, or a
+  machine whose kernel still ACKs but whose sshd does not run, sends no RST. The pooled
+  connection is then closed, so nothing else waits on it.
+
+Keepalives go out every `keepalive_interval`, one at a time per connection, from a small
+thread pool (paramiko's `global_request(wait=True)` has no timeout: the watch keeps its
+own, from the moment the request was sent, and closing the connection ends the wait). The
+activity's own loop only reads flags every TICK: no thread per connection of our own, so
+watching 200 instances costs little. The lost come back with the stack's current view of
+the layer, as a probe's report does (an instance stopped meanwhile is not lost).
+
+It returns after `max_seconds` with nothing lost, and ends at once when cancelled (the
+loop restarts it when the layer's membership changes). Instances it cannot connect to at
+the start are left to the periodic check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import paramiko
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import names, ssh
+from activities.heartbeat import HEARTBEAT_SECONDS, heartbeat
+from opsflow.messages import (
+    InstanceView,
+    LayerProbeReport,
+    ProbeOutcome,
+    WatchLayerInput,
+    WatchTarget,
+)
+
+# The stack's current view of a layer (stack_context.layer_instances on a client).
+LayerReader = Callable[[str, str], Awaitable[list[InstanceView]]]
+
+KEEPALIVE = "keepalive@openssh.com"
+# How often the watch looks at its connections: the delay a crash adds at most.
+TICK = 0.25
+# Keepalives wait on answers, connects on hosts: blocking calls, many at once.
+_THREADS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="opsflow-watch")
+
+
+@dataclass
+class Watched:
+    """One watched connection and its keepalive in flight, if any."""
+
+    target: WatchTarget
+    transport: paramiko.Transport
+    due: float = 0.0  # monotonic time of the next keepalive
+    asked: float | None = None  # when the keepalive in flight was sent (by its thread)
+    answer: Future[object] | None = None
+
+    def ask(self) -> None:
+        """Send a keepalive and wait for its answer (run in a thread)."""
+        self.asked = time.monotonic()
+        self.transport.global_request(KEEPALIVE, wait=True)
+
+
+class WatchActivities:
+    def __init__(self, layer: LayerReader) -> None:
+        self._layer = layer
+
+    @activity.defn(name=names.WATCH_LAYER)
+    async def watch_layer(self, request: WatchLayerInput) -> LayerProbeReport:
+        loop = asyncio.get_running_loop()
+        opened = await asyncio.gather(
+            *(loop.run_in_executor(_THREADS, connect, t) for t in request.instances)
+        )
+        watched = [w for w in opened if w is not None]
+        end = time.monotonic() + request.max_seconds
+        beat = time.monotonic()
+        while time.monotonic() < end:
+            looked = await asyncio.gather(*(self._look(w, request) for w in watched))
+            lost = [outcome for outcome in looked if outcome is not None]
+            if lost:
+                views = await self._layer(request.stack, request.layer)
+                return LayerProbeReport(instances=views, outcomes=lost)
+            if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                heartbeat(len(watched))
+                beat = time.monotonic()
+            await asyncio.sleep(TICK)
+        return LayerProbeReport(instances=[], outcomes=[])
+
+    async def _look(self, w: Watched, request: WatchLayerInput) -> ProbeOutcome | None:
+        """One tick for one connection: its loss, or None (a keepalive sent if due)."""
+        now = time.monotonic()
+        loop = asyncio.get_running_loop()
+        if not w.transport.is_active():
+            reason = _why(w.transport)
+            found = await loop.run_in_executor(_THREADS, reconnect, w.target, request.answer_within)
+            if isinstance(found, str):
+                detail = f"{_where(w.target)}: SSH connection dropped ({reason}); {found}"
+                return _lost(w.target, detail)
+            w.transport, w.answer, w.asked, w.due = found, None, None, now
+            return None
+        if w.answer is not None and w.answer.done():
+            w.answer, w.asked = None, None
+        elif w.asked is not None and now - w.asked > request.answer_within:
+            await loop.run_in_executor(_THREADS, ssh.drop, w.target.ssh, w.transport)
+            detail = f"{_where(w.target)}: SSH keepalive unanswered for {request.answer_within:g}s"
+            return _lost(w.target, detail)
+        if w.answer is None and now >= w.due:
+            w.due = now + request.keepalive_interval
+            w.answer = _THREADS.submit(w.ask)
+        return None
+
+
+def connect(target: WatchTarget) -> Watched | None:
+    """The instance's pooled connection, watched; None when it cannot be had now."""
+    try:
+        return Watched(target, ssh.transport(target.ssh))
+    except (ApplicationError, paramiko.SSHException, EOFError, OSError) as err:
+        activity.logger.info("watch: %s not watched: %s", target.hostname, err)
+        return None
+
+
+def reconnect(target: WatchTarget, timeout: float) -> paramiko.Transport | str:
+    """After a drop: a new connection if the instance's sshd still takes one, else why not.
+    A TCP connect first, bounded by `timeout`: a host that went silent must not hold the
+    verdict for the SSH connect's own 10 s."""
+    try:
+        socket.create_connection((target.ssh.host, target.ssh.port), timeout).close()
+    except OSError as err:
+        return f"a new connection failed: {err or type(err).__name__}"
+    try:
+        return ssh.transport(target.ssh)
+    except ApplicationError as err:
+        return err.message
+    except (paramiko.SSHException, EOFError, OSError) as err:
+        return f"a new connection failed: {err or type(err).__name__}"
+
+
+def _why(transport: paramiko.Transport) -> str:
+    err = getattr(transport, "saved_exception", None)  # what ended its reader thread
+    if err is None or isinstance(err, EOFError):
+        return "closed by the instance"
+    return str(err) or type(err).__name__
+
+
+def _lost(target: WatchTarget, detail: str) -> ProbeOutcome:
+    return ProbeOutcome(
+        hostname=target.hostname, healthy=False, reachable=False, detail=detail, decisive=True
+    )
+
+
+def _where(target: WatchTarget) -> str:
+    return f"{target.ssh.user}@{target.ssh.host}:{target.ssh.port}"
