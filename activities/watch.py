@@ -39,7 +39,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names, ssh
-from activities.heartbeat import HEARTBEAT_SECONDS, heartbeat
+from activities.heartbeat import HEARTBEAT_SECONDS, heartbeat, heartbeating
 from opsflow.messages import (
     InstanceView,
     LayerProbeReport,
@@ -81,9 +81,10 @@ class WatchActivities:
     @activity.defn(name=names.WATCH_LAYER)
     async def watch_layer(self, request: WatchLayerInput) -> LayerProbeReport:
         loop = asyncio.get_running_loop()
-        opened = await asyncio.gather(
+        connecting = asyncio.gather(
             *(loop.run_in_executor(_THREADS, connect, t) for t in request.instances)
         )
+        opened = await heartbeating(connecting, "connecting", at_once=True)
         watched = [w for w in opened if w is not None]
         end = time.monotonic() + request.max_seconds
         beat = time.monotonic()

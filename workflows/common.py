@@ -75,6 +75,13 @@ PROBE_RETRY = RetryPolicy(
     non_retryable_error_types=NOT_RETRYABLE,
 )
 
+# The healing loop's watch (activities/watch.py): one attempt; after a failure the loop
+# starts it again after its next check round. A worker that dies under it is seen by the
+# heartbeat (the watch heartbeats every 5 s, and while it connects).
+WATCH_PATCH = "healing-watch-connections"
+WATCH_RETRY = RetryPolicy(maximum_attempts=1)
+WATCH_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+
 # The healing loop's CloudWatch gauges: a few quick tries, then the next minute's publish.
 # botocore already retries throttling inside one attempt; the whole publish stays well
 # under the gauges' period, so one is never still going when the next is due.
