@@ -84,9 +84,10 @@ class WatchActivities:
         connecting = asyncio.gather(
             *(loop.run_in_executor(_THREADS, connect, t) for t in request.instances)
         )
-        opened = await heartbeating(connecting, "connecting", at_once=True)
+        opened = await heartbeating(connecting, "connecting")
         watched = [w for w in opened if w is not None]
         end = time.monotonic() + request.max_seconds
+        heartbeat("watching", len(watched))  # what a describe of the loop shows
         beat = time.monotonic()
         while time.monotonic() < end:
             looked = await asyncio.gather(*(self._look(w, request) for w in watched))
@@ -95,7 +96,7 @@ class WatchActivities:
                 views = await self._layer(request.stack, request.layer)
                 return LayerProbeReport(instances=views, outcomes=lost)
             if time.monotonic() - beat >= HEARTBEAT_SECONDS:
-                heartbeat(len(watched))
+                heartbeat("watching", len(watched))
                 beat = time.monotonic()
             await asyncio.sleep(TICK)
         return LayerProbeReport(instances=[], outcomes=[])

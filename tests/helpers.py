@@ -9,7 +9,9 @@ import os
 import signal
 from pathlib import Path
 
+from activities.names import WATCH_LAYER
 from client.api import OpsflowClient, settled
+from opsflow import names
 from opsflow.messages import InstanceView, StackDescription
 from opsflow.spec import InstanceSpec, LayerSpec, StackSpec
 
@@ -26,6 +28,26 @@ async def wait_for_event(
             return found
         await asyncio.sleep(0.2)
     raise AssertionError(f"no {kind} event for {host} in {timeout}s: {found.events[-8:]}")
+
+
+async def watching(client: OpsflowClient, stack: str, layer: str, timeout: float = 120) -> None:
+    """Until the layer's healing loop has a watch that holds its connections (the watch
+    says so in its first heartbeat, which a describe of the loop shows)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    handle = client.temporal.get_workflow_handle(names.healing_workflow_id(stack, layer))
+    while loop.time() < deadline:
+        pending = (await handle.describe()).raw_description.pending_activities
+        for found in pending:
+            details = found.heartbeat_details.payloads
+            if (
+                found.activity_type.name == WATCH_LAYER
+                and details
+                and b"watching" in details[0].data
+            ):
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no watch of {stack}/{layer} in {timeout}s")
 
 
 async def quiet(client: OpsflowClient, stack: str, timeout: float = 120) -> StackDescription:
