@@ -13,12 +13,15 @@ connection, the one probes and recipe runs use too) and returns as soon as one i
   machine whose kernel still ACKs but whose sshd does not run, sends no RST. The pooled
   connection is then closed, so nothing else waits on it.
 
-Keepalives go out every `keepalive_interval`, one at a time per connection, from a small
-thread pool (paramiko's `global_request(wait=True)` has no timeout: the watch keeps its
-own, from the moment the request was sent, and closing the connection ends the wait). The
-activity's own loop only reads flags every TICK: no thread per connection of our own, so
-watching 200 instances costs little. The lost come back with the stack's current view of
-the layer, as a probe's report does (an instance stopped meanwhile is not lost).
+Keepalives go out every `keepalive_interval`, one at a time per connection (a Link, shared
+by every watch that holds the connection: a cancelled watch may run on a few seconds beside
+its successor, two layers may hold one instance, and two `global_request`s in flight on one
+transport would steal each other's answer), from a small thread pool. paramiko's
+`global_request(wait=True)` has no timeout: the watch keeps its own, from the moment the
+request was sent, and closing the connection ends the wait. The activity's own loop only
+reads flags every TICK: no thread per connection of our own, so watching 200 instances
+costs little. The lost come back with the stack's current view of the layer, as a probe's
+report does (an instance stopped meanwhile is not lost).
 
 It returns after `max_seconds` with nothing lost, and ends at once when cancelled (the
 loop restarts it when the layer's membership changes). Instances it cannot connect to at
@@ -30,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +43,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import names, ssh
-from activities.heartbeat import HEARTBEAT_SECONDS, heartbeat, heartbeating
+from activities.heartbeat import heartbeat, heartbeating
 from opsflow.messages import (
     InstanceView,
     LayerProbeReport,
@@ -54,24 +58,44 @@ LayerReader = Callable[[str, str], Awaitable[list[InstanceView]]]
 KEEPALIVE = "keepalive@openssh.com"
 # How often the watch looks at its connections: the delay a crash adds at most.
 TICK = 0.25
+# Heartbeats (the SDK sends at most one per 0.8 x the heartbeat timeout, 8 s): a cancelled
+# watch hears it on the next one.
+BEAT = 1.0
 # Keepalives wait on answers, connects on hosts: blocking calls, many at once.
 _THREADS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="opsflow-watch")
 
 
 @dataclass
-class Watched:
-    """One watched connection and its keepalive in flight, if any."""
+class Link:
+    """One pooled connection's keepalive in flight, and the verdict once it went silent.
+    Changed on the event loop only, but for `asked`, set by the thread that sends."""
 
-    target: WatchTarget
     transport: paramiko.Transport
     due: float = 0.0  # monotonic time of the next keepalive
-    asked: float | None = None  # when the keepalive in flight was sent (by its thread)
+    asked: float | None = None  # when the keepalive in flight was sent
     answer: Future[object] | None = None
+    silent: str | None = None  # why it was closed: no answer in time
 
     def ask(self) -> None:
         """Send a keepalive and wait for its answer (run in a thread)."""
         self.asked = time.monotonic()
         self.transport.global_request(KEEPALIVE, wait=True)
+
+
+_links: weakref.WeakKeyDictionary[paramiko.Transport, Link] = weakref.WeakKeyDictionary()
+
+
+def link(transport: paramiko.Transport) -> Link:
+    found = _links.get(transport)
+    if found is None:
+        found = _links[transport] = Link(transport)
+    return found
+
+
+@dataclass
+class Watched:
+    target: WatchTarget
+    transport: paramiko.Transport
 
 
 class WatchActivities:
@@ -95,7 +119,7 @@ class WatchActivities:
             if lost:
                 views = await self._layer(request.stack, request.layer)
                 return LayerProbeReport(instances=views, outcomes=lost)
-            if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+            if time.monotonic() - beat >= BEAT:
                 heartbeat("watching", len(watched))
                 beat = time.monotonic()
             await asyncio.sleep(TICK)
@@ -105,23 +129,27 @@ class WatchActivities:
         """One tick for one connection: its loss, or None (a keepalive sent if due)."""
         now = time.monotonic()
         loop = asyncio.get_running_loop()
+        held = link(w.transport)
+        if held.silent is not None:  # closed for silence, by this watch or another
+            return _lost(w.target, held.silent)
         if not w.transport.is_active():
             reason = _why(w.transport)
             found = await loop.run_in_executor(_THREADS, reconnect, w.target, request.answer_within)
             if isinstance(found, str):
                 detail = f"{_where(w.target)}: SSH connection dropped ({reason}); {found}"
                 return _lost(w.target, detail)
-            w.transport, w.answer, w.asked, w.due = found, None, None, now
+            w.transport = found
             return None
-        if w.answer is not None and w.answer.done():
-            w.answer, w.asked = None, None
-        elif w.asked is not None and now - w.asked > request.answer_within:
+        if held.answer is not None and held.answer.done():
+            held.answer, held.asked = None, None
+        elif held.asked is not None and now - held.asked > request.answer_within:
+            budget = request.answer_within
+            held.silent = f"{_where(w.target)}: SSH keepalive unanswered for {budget:g}s"
             await loop.run_in_executor(_THREADS, ssh.drop, w.target.ssh, w.transport)
-            detail = f"{_where(w.target)}: SSH keepalive unanswered for {request.answer_within:g}s"
-            return _lost(w.target, detail)
-        if w.answer is None and now >= w.due:
-            w.due = now + request.keepalive_interval
-            w.answer = _THREADS.submit(w.ask)
+            return _lost(w.target, held.silent)
+        if held.answer is None and now >= held.due:
+            held.due = now + request.keepalive_interval
+            held.answer = _THREADS.submit(held.ask)
         return None
 
 

@@ -111,3 +111,21 @@ async def test_the_watch_uses_the_pooled_connection(launch: Launcher) -> None:
     )
     assert report.outcomes == []
     assert ssh.run(launched["web1"].ssh, 'echo "$SSH_CLIENT"')[1] == before
+
+
+async def test_two_watches_of_one_instance_share_its_keepalives(launch: Launcher) -> None:
+    # A cancelled watch runs on beside its successor until it hears of it, and two layers
+    # may hold one instance: their keepalives must not steal each other's answers.
+    launched = targets(launch, "web1")
+    first = await watch(Stack(["web1"]), request(launched))
+    second = await watch(Stack(["web1"]), request(launched))
+    await asyncio.sleep(2.0)  # ten keepalive rounds, all answered
+    assert not first.done() and not second.done()
+    signal_instance(STACK, "web1", signal.SIGSTOP)
+    try:
+        reports = await asyncio.wait_for(asyncio.gather(first, second), 10)
+    finally:
+        signal_instance(STACK, "web1", signal.SIGCONT)
+    for report in reports:
+        [lost] = report.outcomes
+        assert lost.hostname == "web1" and "SSH keepalive unanswered for 1s" in lost.detail
