@@ -222,18 +222,6 @@ def transport(endpoint: SshEndpoint) -> paramiko.Transport:
         return found
 
 
-def drop(endpoint: SshEndpoint, used: paramiko.Transport) -> None:
-    """Close the pooled connection whose transport is `used` (one that stopped answering:
-    whatever waits on it gives up); the next call connects anew."""
-    key = _key(endpoint)
-    with _pool_lock:
-        conn = _pool.get(key)
-    if conn is not None and conn.client.get_transport() is used:
-        _drop(key, conn)
-    else:
-        used.close()
-
-
 def _key(endpoint: SshEndpoint) -> _Key:
     sealed = endpoint.key.ciphertext if endpoint.key is not None else None
     return _Key(

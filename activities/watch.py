@@ -10,8 +10,12 @@ connection, the one probes and recipe runs use too) and returns as soon as one i
 - a partition: a keepalive that wants an answer (the `keepalive@openssh.com` global
   request with want_reply, which OpenSSH answers with REQUEST_FAILURE: still an answer)
   goes unanswered for the check's timeout. Nothing else would notice: a silent link, or a
-  machine whose kernel still ACKs but whose sshd does not run, sends no RST. The pooled
-  connection is then closed, so nothing else waits on it.
+  machine whose kernel still ACKs but whose sshd does not run, sends no RST. The verdict
+  stays on the connection (its Link), which stays in the pool: a watch started meanwhile
+  (the loop replaces watches whenever the layer's membership changes, and a replaced one
+  is only told on its next heartbeat) finds it at once instead of connecting anew to a
+  host that does not answer. An answer that comes late lifts it (the machine is back, on
+  the same connection); a heal's terminate ends the connection.
 
 Keepalives go out every `keepalive_interval`, one at a time per connection (a Link, shared
 by every watch that holds the connection: a cancelled watch may run on a few seconds beside
@@ -74,7 +78,7 @@ class Link:
     due: float = 0.0  # monotonic time of the next keepalive
     asked: float | None = None  # when the keepalive in flight was sent
     answer: Future[object] | None = None
-    silent: str | None = None  # why it was closed: no answer in time
+    silent: str | None = None  # no answer in time: why it counts as lost
 
     def ask(self) -> None:
         """Send a keepalive and wait for its answer (run in a thread)."""
@@ -130,8 +134,8 @@ class WatchActivities:
         now = time.monotonic()
         loop = asyncio.get_running_loop()
         held = link(w.transport)
-        if held.silent is not None:  # closed for silence, by this watch or another
-            return _lost(w.target, held.silent)
+        if held.silent is not None and not (held.answer and held.answer.done()):
+            return _lost(w.target, held.silent)  # found by this watch or another
         if not w.transport.is_active():
             reason = _why(w.transport)
             found = await loop.run_in_executor(_THREADS, reconnect, w.target, request.answer_within)
@@ -141,11 +145,10 @@ class WatchActivities:
             w.transport = found
             return None
         if held.answer is not None and held.answer.done():
-            held.answer, held.asked = None, None
+            held.answer, held.asked, held.silent = None, None, None
         elif held.asked is not None and now - held.asked > request.answer_within:
             budget = request.answer_within
             held.silent = f"{_where(w.target)}: SSH keepalive unanswered for {budget:g}s"
-            await loop.run_in_executor(_THREADS, ssh.drop, w.target.ssh, w.transport)
             return _lost(w.target, held.silent)
         if held.answer is None and now >= held.due:
             held.due = now + request.keepalive_interval

@@ -74,20 +74,33 @@ async def test_a_frozen_instance_is_lost_when_its_keepalive_goes_unanswered(
     launch: Launcher,
 ) -> None:
     launched = targets(launch, "web1", "web2")
+    before = ssh.run(launched["web1"].ssh, 'echo "$SSH_CLIENT"')[1]
     task = await watch(Stack(["web1", "web2"]), request(launched))
     frozen = time.monotonic()
     signal_instance(STACK, "web1", signal.SIGSTOP)
     try:
         report = await asyncio.wait_for(task, 10)
+        seconds = time.monotonic() - frozen
+        # A watch started now (the loop replaces watches as the layer changes) finds the
+        # verdict on the connection at once, long before its own budget would run out.
+        patient = request(launched).model_copy(update={"answer_within": 600.0})
+        again = await asyncio.wait_for(
+            ActivityEnvironment().run(WatchActivities(Stack(["web1"]).layer).watch_layer, patient),
+            10,
+        )
     finally:
         signal_instance(STACK, "web1", signal.SIGCONT)
-    seconds = time.monotonic() - frozen
     [lost] = report.outcomes
     assert (lost.hostname, lost.decisive) == ("web1", True)
     assert "SSH keepalive unanswered for 1s" in lost.detail
     assert seconds >= 1.0, seconds  # never before its budget (load only makes it later)
-    # The stuck connection was closed: the next use connects anew, to the thawed sshd.
-    assert ssh.run(launched["web1"].ssh, "echo back")[1] == "back\n"
+    assert [o.detail for o in again.outcomes] == [lost.detail]
+    # Thawed, the same connection answers again: the verdict is lifted.
+    assert ssh.run(launched["web1"].ssh, 'echo "$SSH_CLIENT"')[1] == before
+    calm = await ActivityEnvironment().run(
+        WatchActivities(Stack(["web1"]).layer).watch_layer, request(launched, max_seconds=1.5)
+    )
+    assert calm.outcomes == []
 
 
 async def test_a_dropped_connection_whose_sshd_answers_is_not_a_loss(launch: Launcher) -> None:
