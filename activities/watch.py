@@ -118,7 +118,17 @@ class WatchActivities:
         heartbeat("watching", len(watched))  # what a describe of the loop shows
         beat = time.monotonic()
         while time.monotonic() < end:
-            looked = await asyncio.gather(*(self._look(w, request) for w in watched))
+            now = time.monotonic()
+            # Plain calls on the common path (200 connections, 4 ticks a second); only the
+            # dropped ones await their reconnect, side by side.
+            looked: list[ProbeOutcome | None] = []
+            dropped: list[Watched] = []
+            for w in watched:
+                if w.transport.is_active():
+                    looked.append(self._look(w, request, now))
+                else:
+                    dropped.append(w)
+            looked += await asyncio.gather(*(self._reconnect(w, request) for w in dropped))
             lost = [outcome for outcome in looked if outcome is not None]
             if lost:
                 views = await self._layer(request.stack, request.layer)
@@ -129,21 +139,26 @@ class WatchActivities:
             await asyncio.sleep(TICK)
         return LayerProbeReport(instances=[], outcomes=[])
 
-    async def _look(self, w: Watched, request: WatchLayerInput) -> ProbeOutcome | None:
-        """One tick for one connection: its loss, or None (a keepalive sent if due)."""
-        now = time.monotonic()
+    async def _reconnect(self, w: Watched, request: WatchLayerInput) -> ProbeOutcome | None:
+        """A dropped connection: lost, unless its sshd takes a new one (then watched)."""
+        held = link(w.transport)
+        if held.silent is not None:
+            return _lost(w.target, held.silent)  # silent before it dropped
+        reason = _why(w.transport)
         loop = asyncio.get_running_loop()
+        found = await loop.run_in_executor(_THREADS, reconnect, w.target, request.answer_within)
+        if isinstance(found, str):
+            return _lost(
+                w.target, f"{_where(w.target)}: SSH connection dropped ({reason}); {found}"
+            )
+        w.transport = found
+        return None
+
+    def _look(self, w: Watched, request: WatchLayerInput, now: float) -> ProbeOutcome | None:
+        """One tick for one live connection: its loss, or None (a keepalive sent if due)."""
         held = link(w.transport)
         if held.silent is not None and not (held.answer and held.answer.done()):
             return _lost(w.target, held.silent)  # found by this watch or another
-        if not w.transport.is_active():
-            reason = _why(w.transport)
-            found = await loop.run_in_executor(_THREADS, reconnect, w.target, request.answer_within)
-            if isinstance(found, str):
-                detail = f"{_where(w.target)}: SSH connection dropped ({reason}); {found}"
-                return _lost(w.target, detail)
-            w.transport = found
-            return None
         if held.answer is not None and held.answer.done():
             held.answer, held.asked, held.silent = None, None, None
         elif held.asked is not None and now - held.asked > request.answer_within:
