@@ -142,3 +142,20 @@ async def test_two_watches_of_one_instance_share_its_keepalives(launch: Launcher
     for report in reports:
         [lost] = report.outcomes
         assert lost.hostname == "web1" and "SSH keepalive unanswered for 1s" in lost.detail
+
+
+async def test_an_instance_already_dead_when_a_watch_starts_is_lost_at_once(
+    launch: Launcher,
+) -> None:
+    # A crash while one watch hands over to the next: the next one finds no connection.
+    launched = targets(launch, "web1", "web2")
+    assert local_provider.kill(STACK, "web2")
+    stack = Stack(["web1", "web2"])
+    report = await asyncio.wait_for(
+        ActivityEnvironment().run(WatchActivities(stack.layer).watch_layer, request(launched)), 20
+    )
+    [lost] = report.outcomes
+    assert (lost.hostname, lost.decisive) == ("web2", True)
+    port = launched["web2"].ssh.port
+    assert f":{port}: SSH failed" in lost.detail and "no connection to watch" in lost.detail
+    assert report.instances == stack.views
