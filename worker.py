@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 from typing import Any
 
@@ -42,7 +43,8 @@ from activities.rds import describe_rds
 from activities.recipes.runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.snapshots import SnapshotActivities
-from activities.stack_context import StackReader, stack_context_source
+from activities.stack_context import StackReader, layer_instances, stack_context_source
+from activities.watch import WatchActivities
 from opsflow import settings
 from opsflow.errors import OpsflowError
 from runtime.artifacts import open_store
@@ -134,6 +136,7 @@ def _activities(client: Client) -> list[Any]:
         fetch_cookbooks,
         check_health,
         LivenessActivities(client).probe_layer,
+        WatchActivities(partial(layer_instances, client)).watch_layer,
         StackReader(client).describe_layer,
         SnapshotActivities(client).publish_snapshot,
         read_metrics,

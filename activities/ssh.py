@@ -213,13 +213,26 @@ def close_all() -> None:
         conn.close()
 
 
+def transport(endpoint: SshEndpoint) -> paramiko.Transport:
+    """The endpoint's live pooled transport, connected if needed (errors as `run`'s)."""
+    with _connection(endpoint) as conn:
+        found: paramiko.Transport | None = conn.client.get_transport()
+        if found is None:
+            raise paramiko.SSHException("not connected")
+        return found
+
+
+def _key(endpoint: SshEndpoint) -> _Key:
+    sealed = endpoint.key.ciphertext if endpoint.key is not None else None
+    return _Key(
+        endpoint.host, endpoint.port, endpoint.user, endpoint.key_file, endpoint.host_key, sealed
+    )
+
+
 @contextmanager
 def _connection(endpoint: SshEndpoint) -> Iterator[Connection]:
     """A live pooled connection; a connection that fails while in use is dropped."""
-    sealed = endpoint.key.ciphertext if endpoint.key is not None else None
-    key = _Key(
-        endpoint.host, endpoint.port, endpoint.user, endpoint.key_file, endpoint.host_key, sealed
-    )
+    key = _key(endpoint)
     conn = _get(key)
     try:
         yield conn

@@ -5,7 +5,8 @@ Self-contained: starts its own Temporal dev server (in memory) and one worker pr
 under a temporary OPSFLOW_HOME and its own task queue, and stops them (and the instances)
 at the end.
 
-    .venv/bin/python bench/healing.py [--latency] [--kills 5] [--cpu] [--window 60]
+    .venv/bin/python bench/healing.py [--latency] [--kills 10] [--partitions 10] [--cpu]
+                                      [--window 60]
 
 With neither flag the latency part runs; `--cpu` alone runs only the CPU part.
 
@@ -30,9 +31,15 @@ instance's sshd and every connection it serves, as a crash), then the stack's `d
 - kill->online = first poll that shows it online again (replaced: new sshd, same hostname,
   setup) - t0; healed (event) = the `healed` event time - t0;
 
-then wait until the stack is quiet again. The table shows each kill and the medians;
-expected detection lies between interval*(threshold-1) and interval*threshold, plus one
-check round (the loop sleeps `interval` after each round ends).
+then wait until the stack is quiet again. Then P times (`--partitions`) the same with a
+silent partition instead of a crash: SIGSTOP of the instance's sshd and every process
+under it (its sockets stay open, nothing answers, no RST: the worker sees a cut link), and
+SIGCONT as soon as the poll sees it lost (it comes back while it is being replaced). The
+table shows each, and the median and max of each kind. The watch (activities/watch.py)
+sees a crash at once (its connection drops and the sshd refuses a new one) and a
+partition when a keepalive has gone unanswered for the check's timeout (sent every
+second); before it, the periodic check took interval*(threshold-1) to interval*threshold
+plus a check round.
 
 CPU (`--cpu`): one stack of 200 instances in 10 layers of 20. Once all are online, the
 stack quiet and every instance past its grace period, the CPU time (utime+stime, own and
@@ -80,6 +87,7 @@ from opsflow.errors import OperationFailed  # noqa: E402
 from opsflow.messages import InstanceView, StackDescription, StackEvent  # noqa: E402
 from opsflow.spec import LayerHealthCheckSpec  # noqa: E402
 from opsflow.status import InstanceStatus  # noqa: E402
+from tests.helpers import signal_instance  # noqa: E402
 from workflows.common import SEARCH_ATTRIBUTES  # noqa: E402
 
 TASK_QUEUE = "opsflow-bench-healing"
@@ -195,6 +203,7 @@ async def wait_past_grace(
 @dataclass
 class Kill:
     hostname: str
+    kind: str = "crash"  # or "partition"
     t0_wall: float = 0.0  # time.time() of the kill
     detected: float = float("nan")  # by polling
     detected_event: float = float("nan")  # the health_detected event's time
@@ -257,15 +266,26 @@ async def poll_until(
 
 
 async def one_kill(
-    client: OpsflowClient, home: Path, stack: str, hostname: str, check: LayerHealthCheckSpec
+    client: OpsflowClient,
+    home: Path,
+    stack: str,
+    hostname: str,
+    check: LayerHealthCheckSpec,
+    kind: str,
 ) -> Kill:
-    kill = Kill(hostname)
+    kill = Kill(hostname, kind)
     kill.t0_wall = t0_wall = time.time()
     t0 = time.perf_counter()
-    if not local_provider.kill(stack, hostname):
+    if kind == "partition":
+        signal_instance(stack, hostname, signal.SIGSTOP)
+    elif not local_provider.kill(stack, hostname):
         raise RuntimeError(f"{hostname}: its sshd was not running")
     detect_timeout = check.interval * check.unhealthy_threshold + 3 * check.timeout + 60
-    at, view = await poll_until(client, stack, hostname, online=False, timeout=detect_timeout)
+    try:
+        at, view = await poll_until(client, stack, hostname, online=False, timeout=detect_timeout)
+    finally:
+        if kind == "partition":  # back, while it is being replaced
+            signal_instance(stack, hostname, signal.SIGCONT)
     if view is None:
         raise ProductProblem(
             f"{hostname} still online {detect_timeout:.0f}s after it was killed\n"
@@ -294,11 +314,13 @@ def read_events(kill: Kill, found: StackDescription) -> None:
             kill.healed_event = offset
 
 
-async def latency(client: OpsflowClient, home: Path, kills: int) -> list[Kill]:
+async def latency(client: OpsflowClient, home: Path, kills: int, partitions: int) -> list[Kill]:
     name = "heal10"
     hosts = [f"h{i}" for i in range(1, 11)]
-    if kills > 3 * len(hosts):
-        raise SystemExit(f"--kills at most {3 * len(hosts)}: max_heals is 3 per instance per hour")
+    if kills + partitions > 3 * len(hosts):
+        raise SystemExit(
+            f"--kills + --partitions at most {3 * len(hosts)}: max_heals is 3 per instance per hour"
+        )
     spec = load_stack_file(write_stack(home / name, name, {"web": hosts}))
     started = time.perf_counter()
     await client.apply(spec)
@@ -312,16 +334,16 @@ async def latency(client: OpsflowClient, home: Path, kills: int) -> list[Kill]:
         flush=True,
     )
     results: list[Kill] = []
-    for n in range(kills):
+    for n, kind in enumerate(["crash"] * kills + ["partition"] * partitions):
         hostname = hosts[n % len(hosts)]
         # Past the grace period (plus a round), so the loop checks it; then a random part
         # of an interval, so the kill lands anywhere in the loop's cycle.
         await wait_past_grace(client, name, [hostname], margin=check.interval + 1)
         await asyncio.sleep(random.uniform(0, check.interval))
         try:
-            kill = await one_kill(client, home, name, hostname, check)
+            kill = await one_kill(client, home, name, hostname, check, kind)
         except ProductProblem as problem:
-            print(f"\nkill {n + 1} ({hostname}): PRODUCT PROBLEM\n{problem}\n", flush=True)
+            print(f"\n{kind} {n + 1} ({hostname}): PRODUCT PROBLEM\n{problem}\n", flush=True)
             break
         results.append(kill)
         try:
@@ -331,7 +353,7 @@ async def latency(client: OpsflowClient, home: Path, kills: int) -> list[Kill]:
             quiet = None
         read_events(kill, quiet or await describe(client, name))
         print(
-            f"  kill {n + 1}: {hostname} detected {kill.detected:.2f}s ({kill.seen}), "
+            f"  {kind} {n + 1}: {hostname} detected {kill.detected:.2f}s ({kill.seen}), "
             f"online {kill.online:.2f}s; events: " + ", ".join(kill.events),
             flush=True,
         )
@@ -342,33 +364,41 @@ async def latency(client: OpsflowClient, home: Path, kills: int) -> list[Kill]:
 
 def latency_table(kills: list[Kill], check: LayerHealthCheckSpec) -> str:
     header = (
-        f"{'kill':>4}  {'host':<5}  {'detected (poll)':>15}  {'detected (event)':>16}  "
+        f"{'n':>3}  {'kind':<9}  {'host':<5}  {'detected (poll)':>15}  {'detected (event)':>16}  "
         f"{'seen':<15}  {'kill->online':>12}  {'healed (event)':>14}"
     )
     lines = [header, "-" * len(header)]
     for n, k in enumerate(kills, 1):
         lines.append(
-            f"{n:>4}  {k.hostname:<5}  {k.detected:>14.2f}s  {k.detected_event:>15.2f}s  "
-            f"{k.seen:<15}  {k.online:>11.2f}s  {k.healed_event:>13.2f}s"
+            f"{n:>3}  {k.kind:<9}  {k.hostname:<5}  {k.detected:>14.2f}s  "
+            f"{k.detected_event:>15.2f}s  {k.seen:<15}  {k.online:>11.2f}s  "
+            f"{k.healed_event:>13.2f}s"
         )
-    if kills:
 
-        def median(values: list[float]) -> float:
-            known = [v for v in values if not math.isnan(v)]
-            return statistics.median(known) if known else float("nan")
+    def known(values: list[float]) -> list[float]:
+        return [v for v in values if not math.isnan(v)]
 
+    for kind in ("crash", "partition"):
+        these = [k for k in kills if k.kind == kind]
+        if not these:
+            continue
         lines.append("-" * len(header))
-        lines.append(
-            f"{'median':<11}  {median([k.detected for k in kills]):>14.2f}s  "
-            f"{median([k.detected_event for k in kills]):>15.2f}s  {'':<15}  "
-            f"{median([k.online for k in kills]):>11.2f}s  "
-            f"{median([k.healed_event for k in kills]):>13.2f}s"
-        )
-    low = check.interval * (check.unhealthy_threshold - 1)
-    high = check.interval * check.unhealthy_threshold
+        for label, pick in (("median", statistics.median), ("max", max)):
+
+            def figure(values: list[float], pick: Callable[[list[float]], float] = pick) -> str:
+                found = known(values)
+                return f"{pick(found):.2f}s" if found else "nan"
+
+            lines.append(
+                f"{label + ' ' + kind:<21}  {figure([k.detected for k in these]):>15}  "
+                f"{figure([k.detected_event for k in these]):>16}  {'':<15}  "
+                f"{figure([k.online for k in these]):>12}  "
+                f"{figure([k.healed_event for k in these]):>14}"
+            )
     lines.append(
-        f"interval {check.interval:g}s, unhealthy_threshold {check.unhealthy_threshold}: "
-        f"expected detection {low:g}-{high:g}s plus one check round"
+        f"interval {check.interval:g}s, unhealthy_threshold {check.unhealthy_threshold}, "
+        f"timeout {check.timeout:g}s: the watch sees a crash at once, a partition after "
+        f"{check.timeout:g}-{check.timeout + 1:g}s (an unanswered keepalive)"
     )
     return "\n".join(lines)
 
@@ -583,7 +613,8 @@ def stop_instances(home: Path) -> None:
 async def run() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--latency", action="store_true", help="kill-to-detected/online")
-    parser.add_argument("--kills", type=int, default=5)
+    parser.add_argument("--kills", type=int, default=10, help="crashes (SIGKILL)")
+    parser.add_argument("--partitions", type=int, default=10, help="silent partitions (SIGSTOP)")
     parser.add_argument("--cpu", action="store_true", help="CPU of 200 checked instances")
     parser.add_argument("--window", type=float, default=60.0, help="CPU window, seconds")
     options = parser.parse_args()
@@ -616,7 +647,7 @@ async def run() -> None:
     cpu_figures: tuple[Cpu, Cpu] | None = None
     try:
         if options.latency:
-            kills = await latency(client, home, options.kills)
+            kills = await latency(client, home, options.kills, options.partitions)
             with contextlib.suppress(Exception):
                 check = layer_check(await describe(client, "heal10"))
         if options.cpu:
@@ -632,7 +663,8 @@ async def run() -> None:
         await server.shutdown()
         if options.latency:
             print()
-            print(f"latency: {len(kills)} of {options.kills} kills measured (poll every {POLL}s)")
+            wanted = options.kills + options.partitions
+            print(f"latency: {len(kills)} of {wanted} cuts measured (poll every {POLL}s)")
             print(latency_table(kills, check))
         if cpu_figures is not None:
             on, off = cpu_figures

@@ -13,6 +13,10 @@ Rules (OpsWorks' auto healing, minus its slowness and its false alarms):
   next waits `backoff`, doubled for each failure in a row. Past the limit: given up, said
   once.
 - An instance stopped on purpose is forgotten: it is never healed.
+- Besides the periodic checks, the instances due a check are watched (WATCH_*: one held
+  SSH connection each, keepalives that want an answer). A watched connection that drops
+  with its sshd refusing a new one (a crash), or a keepalive left unanswered past the
+  check's timeout (a partition), is decisive: lost at once, no threshold.
 
 Gauges (ec2 stacks, those with a region): once per GAUGES_PERIOD of workflow time the loop
 publishes the layer's InstancesOnline / InstancesTotal (from the round's probe report) and
@@ -36,6 +40,7 @@ from opsflow.messages import (
     LayerGaugesInput,
     LayerProbeReport,
     ProbeOutcome,
+    WatchTarget,
 )
 from opsflow.spec import LayerHealthCheckSpec, Provider
 from opsflow.status import InstanceStatus
@@ -72,6 +77,12 @@ class Action(StrEnum):
 HEAL_ENDS = (EventKind.HEALED, EventKind.HEAL_FAILED, EventKind.HEAL_SKIPPED)
 HEALING_EVENTS = frozenset({*(EventKind(action.value) for action in Action), *HEAL_ENDS})
 GAUGES_PERIOD = timedelta(minutes=1)
+
+# The watch: a keepalive every WATCH_KEEPALIVE seconds on each watched connection, an
+# answer expected within the check's timeout; a watch returns after WATCH_MAX at the latest
+# (and is started again), so no activity runs for ever.
+WATCH_KEEPALIVE = 1.0
+WATCH_MAX = timedelta(minutes=10)
 
 
 class Decision(BaseModel):
@@ -143,6 +154,23 @@ def to_recheck(state: HealingState, views: Iterable[InstanceView]) -> list[str]:
     )
 
 
+def to_watch(
+    state: HealingState, views: Iterable[InstanceView], now: datetime
+) -> dict[str | None, list[WatchTarget]]:
+    """The instances to watch, by the task queue whose worker holds their connections: the
+    ones due a check that the loop has not declared lost."""
+    watched: dict[str | None, list[WatchTarget]] = {}
+    for view in sorted(views, key=lambda v: v.hostname):
+        health = state.health.get(view.hostname)
+        if not due_for_check(view, now, state.config.check) or view.ssh is None:
+            continue
+        if health is not None and health.lost_at is not None:
+            continue
+        target = WatchTarget(hostname=view.hostname, ssh=view.ssh)
+        watched.setdefault(view.task_queue, []).append(target)
+    return watched
+
+
 def assess(state: HealingState, report: LayerProbeReport, now: datetime) -> list[Decision]:
     """Count what the checks saw and decide; updates `state.health` in place."""
     views = {v.hostname: v for v in report.instances}
@@ -194,6 +222,17 @@ def _count(
         ]
     if view.status != InstanceStatus.ONLINE or health.lost_at is not None:
         return []
+    if outcome.decisive:
+        health.lost_at = now
+        return [
+            Decision(
+                hostname=view.hostname,
+                action=Action.DETECTED,
+                message=f"{view.hostname}: {outcome.detail}: connection lost",
+                detail=outcome.detail,
+                unreachable=True,
+            )
+        ]
     if health.failures < threshold:
         return []
     health.lost_at = now

@@ -696,6 +696,11 @@ class ProbeOutcome(BaseModel):
     worker_gone: bool = Field(
         default=False, description="the worker the instance is bound to is gone: lost at once"
     )
+    decisive: bool = Field(
+        default=False,
+        description="its watched SSH connection dropped, or a keepalive went unanswered: "
+        "lost at once (no unhealthy_threshold)",
+    )
 
 
 class LayerProbeReport(BaseModel):
@@ -704,6 +709,26 @@ class LayerProbeReport(BaseModel):
 
     instances: list[InstanceView]
     outcomes: list[ProbeOutcome]
+
+
+class WatchTarget(BaseModel):
+    hostname: str
+    ssh: SshEndpoint
+
+
+class WatchLayerInput(BaseModel):
+    """Hold one SSH connection to each of `instances` (all bound to `task_queue`), send a
+    keepalive that wants an answer every `keepalive_interval` seconds, and return as soon
+    as one is lost (its connection dropped and its sshd refuses a new one, or no answer
+    within `answer_within`), or after `max_seconds`."""
+
+    stack: str
+    layer: str
+    instances: list[WatchTarget]
+    task_queue: str | None = None
+    keepalive_interval: float
+    answer_within: float
+    max_seconds: float
 
 
 class ConnectionLost(BaseModel):

@@ -9,7 +9,9 @@ import os
 import signal
 from pathlib import Path
 
+from activities.names import WATCH_LAYER
 from client.api import OpsflowClient, settled
+from opsflow import names
 from opsflow.messages import InstanceView, StackDescription
 from opsflow.spec import InstanceSpec, LayerSpec, StackSpec
 
@@ -26,6 +28,26 @@ async def wait_for_event(
             return found
         await asyncio.sleep(0.2)
     raise AssertionError(f"no {kind} event for {host} in {timeout}s: {found.events[-8:]}")
+
+
+async def watching(client: OpsflowClient, stack: str, layer: str, timeout: float = 120) -> None:
+    """Until the layer's healing loop has a watch that holds its connections (the watch
+    says so in its first heartbeat, which a describe of the loop shows)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    handle = client.temporal.get_workflow_handle(names.healing_workflow_id(stack, layer))
+    while loop.time() < deadline:
+        pending = (await handle.describe()).raw_description.pending_activities
+        for found in pending:
+            details = found.heartbeat_details.payloads
+            if (
+                found.activity_type.name == WATCH_LAYER
+                and details
+                and b"watching" in details[0].data
+            ):
+                return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no watch of {stack}/{layer} in {timeout}s")
 
 
 async def quiet(client: OpsflowClient, stack: str, timeout: float = 120) -> StackDescription:
@@ -86,3 +108,33 @@ def stop_local_sshds(home: Path) -> None:
             pid = int(pidfile.read_text().strip())
             if config in Path(f"/proc/{pid}/cmdline").read_bytes():
                 os.kill(pid, signal.SIGTERM)
+
+
+def instance_processes(stack: str, hostname: str) -> list[int]:
+    """A local instance's sshd (first) and every process under it: the ones that serve its
+    connections."""
+    from activities.local_provider import instance_dir
+
+    pidfile = instance_dir(stack, hostname) / "ssh" / "sshd.pid"
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            parent = int(stat.read_text().rpartition(")")[2].split()[1])
+            children.setdefault(parent, []).append(int(stat.parent.name))
+    tree = [int(pidfile.read_text().strip())]
+    for pid in tree:  # grows as it goes: every descendant
+        tree.extend(children.get(pid, []))
+    return tree
+
+
+def signal_instance(stack: str, hostname: str, sig: signal.Signals) -> None:
+    """Send `sig` to a local instance's sshd and every process under it. SIGSTOP freezes
+    the machine as a worker sees a silent partition (its sockets stay open, nothing
+    answers, no RST); SIGCONT gives it back."""
+    signal_all(instance_processes(stack, hostname), sig)
+
+
+def signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)

@@ -75,6 +75,14 @@ PROBE_RETRY = RetryPolicy(
     non_retryable_error_types=NOT_RETRYABLE,
 )
 
+# The healing loop's watch (activities/watch.py): one attempt; after a failure the loop
+# starts it again after its next check round. A worker that dies under it is seen by the
+# heartbeat; a cancelled watch learns it on a heartbeat's answer, which the SDK sends at
+# most every 0.8 x this timeout: short, so a replaced watch does not run on for long.
+WATCH_PATCH = "healing-watch-connections"
+WATCH_RETRY = RetryPolicy(maximum_attempts=1)
+WATCH_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+
 # The healing loop's CloudWatch gauges: a few quick tries, then the next minute's publish.
 # botocore already retries throttling inside one attempt; the whole publish stays well
 # under the gauges' period, so one is never still going when the next is due.

@@ -8,6 +8,14 @@ the apps' current releases), and every decision is an event on the stack with th
 output behind it. Heal results come back by signal. It runs until the stack stops it
 (auto_healing off, layer or stack removed), continuing-as-new to bound its history.
 
+Between rounds the instances due a check are watched (activities/watch.py, one
+`watch_layer` per task queue, like the probes): the worker holds one SSH connection to each
+and sends keepalives that want an answer. A watch returns as soon as one is lost, with the
+stack's current view of the layer; its report is assessed like a probe's, and its losses
+count at once (a crash: seen within a second; a partition: within the check's timeout plus
+a keepalive interval). A watch whose instances changed (after a round, or a loss) is
+cancelled and started anew; one that failed waits for the next round.
+
 Local instances are checked on the worker that launched them: one probe per worker queue
 the layer's instances are bound to, beside the shared one. A probe that no worker starts
 within common.WORKER_GONE_TIMEOUT means its worker is gone: its instances are lost at once
@@ -51,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from opsflow.status import InstanceStatus
     from workflows import common, handlers
+    from workflows.healing_watch import WatchMixin
     from workflows.instance import InstanceWorkflow
 
 
@@ -60,13 +69,15 @@ _CHECKED_ON_WORKER = frozenset({InstanceStatus.ONLINE, InstanceStatus.CONNECTION
 
 
 @workflow.defn
-class LayerHealingWorkflow:
+class LayerHealingWorkflow(WatchMixin):
     @workflow.init
     def __init__(self, state: HealingState) -> None:
         self._state = state
         self._results: list[InstanceCommandResult] = []
         self._last_views: list[InstanceView] = []  # the layer as the last round saw it
         self._gauges: asyncio.Task[None] | None = None  # the publish in flight, if any
+        self._watches = {}
+        self._resting = set()
 
     @workflow.run
     async def run(self, state: HealingState) -> None:
@@ -76,18 +87,22 @@ class LayerHealingWorkflow:
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        lambda: self._state.stopping or bool(self._results), timeout=wait
+                        lambda: self._state.stopping or bool(self._results) or self._watched(),
+                        timeout=wait,
                     )
             if self._state.stopping:
+                self._unwatch()
                 return
             while self._results:
                 await self._heal_finished(self._results.pop(0))
+            await self._watch_reports()
             if workflow.now() < next_check:
                 continue
             if common.history_is_long(self._state.max_history_events):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._gauges is not None:
                     await self._gauges  # its outcome belongs in the state handed on
+                self._unwatch()
                 workflow.continue_as_new(self._state)
             probed = await self._probe()
             if probed is None:
@@ -98,6 +113,8 @@ class LayerHealingWorkflow:
                 await self._carry_out(decision)
             if fresh and healing.gauges_due(self._state, now):
                 self._publish_gauges(report.instances, now)
+            self._resting.clear()
+            self._rewatch(report.instances)
             next_check = now + timedelta(seconds=self._state.config.check.interval)
 
     # ---- signals and queries ---------------------------------------------------------

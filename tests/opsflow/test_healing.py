@@ -10,6 +10,7 @@ from opsflow.healing import (
     HEALING_EVENTS,
     Action,
     HealingState,
+    InstanceHealth,
     assess,
     count_event,
     due_for_check,
@@ -19,6 +20,7 @@ from opsflow.healing import (
     heal_started,
     take_gauges,
     to_recheck,
+    to_watch,
 )
 from opsflow.messages import (
     HealingConfig,
@@ -280,3 +282,71 @@ def test_a_gone_worker_makes_its_instances_lost_at_once_even_if_they_marked_them
     ]
     assert all(d.worker_gone and d.unreachable for d in decisions[:2])
     assert decisions[0].message == f"w1: {gone}; connection lost"
+
+
+# ---- the watch ----------------------------------------------------------------------------
+
+
+def dropped(views: list[InstanceView], host: str) -> LayerProbeReport:
+    """What a watch returns: the layer's view, and the one instance it lost."""
+    lost = ProbeOutcome(
+        hostname=host,
+        healthy=False,
+        reachable=False,
+        detail="root@127.0.0.1:2200: SSH keepalive unanswered for 3s",
+        decisive=True,
+    )
+    return LayerProbeReport(instances=views, outcomes=[lost])
+
+
+def test_a_loss_the_watch_saw_is_decisive_at_once_and_healed() -> None:
+    s, now = state(threshold=3), T0 + timedelta(minutes=5)
+    decisions = assess(s, dropped([view("w1"), view("w2")], "w1"), now)
+    assert actions(decisions) == [("w1", Action.DETECTED), ("w1", Action.HEAL)]
+    assert decisions[0].unreachable and not decisions[0].worker_gone
+    assert decisions[0].message == (
+        "w1: root@127.0.0.1:2200: SSH keepalive unanswered for 3s: connection lost"
+    )
+    # Seen again (a second watch, or the same loss) while it is lost: nothing new.
+    heal_started(s.health["w1"], "heal-w1-1", now)
+    again = assess(s, dropped([view("w1", InstanceStatus.CONNECTION_LOST), view("w2")], "w1"), now)
+    assert again == []
+
+
+def test_a_dropped_connection_of_an_instance_no_longer_online_is_no_loss() -> None:
+    s, now = state(), T0 + timedelta(minutes=5)
+    for status in (InstanceStatus.STOPPING, InstanceStatus.RUNNING_SETUP, InstanceStatus.BOOTING):
+        assert assess(s, dropped([view("w1", status)], "w1"), now) == []
+        assert s.health.get("w1") is None or s.health["w1"].lost_at is None
+
+
+def test_a_registered_instance_cut_off_is_not_replaced_and_recovers_once() -> None:
+    s, now = state(), T0 + timedelta(minutes=5)
+    online = view("r1", provider=Provider.REGISTERED)
+    decisions = assess(s, dropped([online], "r1"), now)
+    assert actions(decisions) == [("r1", Action.DETECTED), ("r1", Action.NOT_REPLACEABLE)]
+    lost = view("r1", InstanceStatus.CONNECTION_LOST, provider=Provider.REGISTERED)
+    assert to_recheck(s, [lost]) == ["r1"]  # the periodic check looks for it to come back
+    assert to_watch(s, [lost], now) == {}
+    back = assess(s, report([lost], dead=set()), now)
+    assert actions(back) == [("r1", Action.RECOVERED)]  # back online: no setup, no heal
+    assert assess(s, report([lost], dead=set()), now) == []  # said once
+
+
+def test_the_watch_holds_the_instances_due_a_check_by_task_queue_but_not_the_lost() -> None:
+    s, now = state(), T0 + timedelta(seconds=40)
+    views = [
+        view("w3"),
+        view("w1").model_copy(update={"task_queue": "q@a"}),
+        view("w2"),
+        view("young", at=now),  # in its grace period
+        view("setup", InstanceStatus.RUNNING_SETUP),
+        view("lost"),
+    ]
+    s.health["lost"] = InstanceHealth(lost_at=now)  # declared lost; its status follows
+    watched = to_watch(s, views, now)
+    assert {q: [t.hostname for t in ts] for q, ts in watched.items()} == {
+        None: ["w2", "w3"],
+        "q@a": ["w1"],
+    }
+    assert watched[None][0].ssh == SSH

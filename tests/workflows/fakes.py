@@ -39,6 +39,7 @@ from opsflow.messages import (
     SnapshotRef,
     SshEndpoint,
     SyncSchedulesInput,
+    WatchLayerInput,
 )
 from opsflow.spec import ConfigurationManager
 
@@ -78,6 +79,10 @@ class FakeCloud:
     dead: set[str] = field(default_factory=set)
     stays_dead: set[str] = field(default_factory=set)
     probes: list[str] = field(default_factory=list)
+    # The watch: `crashed` hosts' watched connections drop (their probes still pass, unless
+    # `dead` too) until replaced; every watch asked for, and every one that ended.
+    crashed: set[str] = field(default_factory=set)
+    watches: list[WatchLayerInput] = field(default_factory=list)
     # Scaling: each host's metric values (read_metrics), and the schedule syncs asked for.
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     schedule_syncs: list[SyncSchedulesInput] = field(default_factory=list)
@@ -134,6 +139,7 @@ class FakeCloud:
             self.machines[request.hostname] = "gone"
             if request.hostname not in self.stays_dead:
                 self.dead.discard(request.hostname)
+                self.crashed.discard(request.hostname)
 
         @activity.defn(name=names.PROBE_LAYER)
         async def probe_layer(request: ProbeLayerInput) -> LayerProbeReport:
@@ -159,6 +165,32 @@ class FakeCloud:
                         detail="SSH failed: connection refused" if dead else "ok",
                     )
                 )
+            return LayerProbeReport(instances=views, outcomes=outcomes)
+
+        @activity.defn(name=names.WATCH_LAYER)
+        async def watch_layer(request: WatchLayerInput) -> LayerProbeReport:
+            """Until a watched host is in `crashed` (or cancelled), for a second of real
+            time at most: then it ends as at its max duration, and the loop starts it again
+            (the time-skipping server's clock runs far ahead of the SDK's heartbeats)."""
+            assert self.client is not None, "FakeCloud.client is needed for healing loops"
+            self.watches.append(request)
+            for target in request.instances:
+                self._ran(names.WATCH_LAYER, target.hostname)
+            for _ in range(20):
+                if lost := sorted({t.hostname for t in request.instances} & self.crashed):
+                    break
+                activity.heartbeat()
+                await asyncio.sleep(0.05)
+            else:
+                return LayerProbeReport(instances=[], outcomes=[])
+            views = await layer_instances(self.client, request.stack, request.layer)
+            detail = "SSH connection dropped (closed by the instance); connection refused"
+            outcomes = [
+                ProbeOutcome(
+                    hostname=h, healthy=False, reachable=False, detail=detail, decisive=True
+                )
+                for h in lost
+            ]
             return LayerProbeReport(instances=views, outcomes=outcomes)
 
         @activity.defn(name=names.RUN_RECIPES)
@@ -249,6 +281,7 @@ class FakeCloud:
             fetch_cookbooks,
             check_health,
             probe_layer,
+            watch_layer,
             describe_layer,
             read_metrics,
             sync_schedules,

@@ -185,4 +185,5 @@ async def test_a_local_stack_publishes_nothing_and_schedules_no_publish(
             async for e in loop.fetch_history_events()
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
         ]
-        assert scheduled and set(scheduled) == {activity_names.PROBE_LAYER}
+        # The checks (probes, and the watch of the online instances) and no publish.
+        assert set(scheduled) == {activity_names.PROBE_LAYER, activity_names.WATCH_LAYER}
