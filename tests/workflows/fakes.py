@@ -83,6 +83,10 @@ class FakeCloud:
     # `dead` too) until replaced; every watch asked for, and every one that ended.
     crashed: set[str] = field(default_factory=set)
     watches: list[WatchLayerInput] = field(default_factory=list)
+    # Off, a watch fails at once (the loop rests it until its next round), so no activity
+    # stays in flight and the time-skipping server skips between rounds: tests that need
+    # minutes of workflow time run in seconds. Tests of the watch turn it on.
+    watching: bool = False
     # Scaling: each host's metric values (read_metrics), and the schedule syncs asked for.
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     schedule_syncs: list[SyncSchedulesInput] = field(default_factory=list)
@@ -174,6 +178,10 @@ class FakeCloud:
             (the time-skipping server's clock runs far ahead of the SDK's heartbeats)."""
             assert self.client is not None, "FakeCloud.client is needed for healing loops"
             self.watches.append(request)
+            if not self.watching:
+                raise ApplicationError(
+                    "no watch in this test (FakeCloud.watching)", non_retryable=True
+                )
             for target in request.instances:
                 self._ran(names.WATCH_LAYER, target.hostname)
             for _ in range(20):

@@ -26,7 +26,7 @@ def watching(cloud: FakeCloud, hosts: list[str]) -> bool:
 async def test_a_crash_the_watch_sees_is_lost_at_once_and_healed(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    env, cloud = time_skipping_env, FakeCloud()
+    env, cloud = time_skipping_env, FakeCloud(watching=True)
     async with running(env, cloud) as client:
         name = f"w{uuid.uuid4().hex[:8]}"
         await client.apply(spec(name))
@@ -53,7 +53,7 @@ async def test_a_crash_the_watch_sees_is_lost_at_once_and_healed(
 async def test_the_watch_follows_the_layer_and_a_stopped_instance_is_not_healed(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    env, cloud = time_skipping_env, FakeCloud()
+    env, cloud = time_skipping_env, FakeCloud(watching=True)
     async with running(env, cloud) as client:
         name = f"w{uuid.uuid4().hex[:8]}"
         await client.apply(spec(name, web=2, interval="1s"))
@@ -72,7 +72,7 @@ async def test_the_watch_follows_the_layer_and_a_stopped_instance_is_not_healed(
 async def test_an_instance_back_while_it_is_replaced_is_set_up_once(
     time_skipping_env: WorkflowEnvironment,
 ) -> None:
-    env, cloud = time_skipping_env, FakeCloud()
+    env, cloud = time_skipping_env, FakeCloud(watching=True)
     async with running(env, cloud) as client:
         name = f"w{uuid.uuid4().hex[:8]}"
         await client.apply(spec(name, web=2, interval="1s"))
