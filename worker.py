@@ -33,7 +33,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import cloudwatch, elb, providers, registered
+from activities import cloudwatch, elb, providers, registered, ssh
 from activities.cookbook_sources import fetch_cookbooks
 from activities.health import check_health
 from activities.liveness import LivenessActivities
@@ -158,16 +158,22 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with workers:
-        logging.getLogger("opsflow.worker").info(
-            "worker polling task queue %s and its own %s on %s (store %s, key %s)",
-            workers.shared.task_queue,
-            workers.own_queue,
-            client.service_client.config.target_host,
-            own.store,
-            own.key_fingerprint,
-        )
-        await stop.wait()
+    try:
+        async with workers:
+            logging.getLogger("opsflow.worker").info(
+                "worker polling task queue %s and its own %s on %s (store %s, key %s)",
+                workers.shared.task_queue,
+                workers.own_queue,
+                client.service_client.config.target_host,
+                own.store,
+                own.key_fingerprint,
+            )
+            await stop.wait()
+    finally:
+        # The held connections go: a healing watch's keepalive waiting on a cut link
+        # (paramiko's wait has no timeout) would hold the process at exit, its thread
+        # joined, until TCP gave up on the link (minutes).
+        await asyncio.to_thread(ssh.close_all)
 
 
 def run() -> None:

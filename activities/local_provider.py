@@ -223,6 +223,10 @@ def network_drill(request: NetworkDrillInput) -> str:
     An sshd-process instance has no link of its own: InvalidInput, non-retryable."""
     paths = _Paths(instance_dir(request.stack, request.hostname))
     with _locked(request.stack, request.hostname):
+        machine = local_machine.Machine(request.stack, request.hostname, paths.base)
+        if not request.cut and machine.cut_marker.exists():
+            # It was a machine when it was cut: a heal may be replacing it right now.
+            return local_machine.restore_network(machine)
         if not local_machine.is_machine(paths.base):
             raise ApplicationError(
                 f"{request.stack}/{request.hostname} is not an isolated machine (an sshd "
@@ -230,7 +234,6 @@ def network_drill(request: NetworkDrillInput) -> str:
                 type=ErrorType.INVALID_INPUT,
                 non_retryable=True,
             )
-        machine = local_machine.Machine(request.stack, request.hostname, paths.base)
         if request.cut:
             return local_machine.cut_network(machine)
         return local_machine.restore_network(machine)

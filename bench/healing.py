@@ -6,7 +6,12 @@ under a temporary OPSFLOW_HOME and its own task queue, and stops them (and the i
 at the end.
 
     .venv/bin/python bench/healing.py [--latency] [--kills 10] [--partitions 10] [--cpu]
-                                      [--window 60]
+                                      [--window 60] [--isolation none|machine]
+
+`--isolation machine` makes the instances isolated machines (systemd-nspawn, a network
+namespace each on a subnet of the bench's own): a crash is `instance kill`'s (every
+process of the machine SIGKILLed) and a partition `instance kill --network`'s (its link cut,
+restored once seen lost). `none` (the default): sshd processes, SIGKILL and SIGSTOP.
 
 With neither flag the latency part runs; `--cpu` alone runs only the CPU part.
 
@@ -77,16 +82,19 @@ from typing import TypeVar
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from stack_scale import free_subnet  # noqa: E402 (bench/, this script's directory)
 from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from activities import local_provider  # noqa: E402
 from client.api import OpsflowClient, settled  # noqa: E402
 from client.stackfile import load_stack_file  # noqa: E402
+from opsflow.drills import NetworkDrillInput  # noqa: E402
 from opsflow.errors import OperationFailed  # noqa: E402
 from opsflow.messages import InstanceView, StackDescription, StackEvent  # noqa: E402
 from opsflow.spec import LayerHealthCheckSpec  # noqa: E402
 from opsflow.status import InstanceStatus  # noqa: E402
+from runtime import local_network  # noqa: E402
 from tests.helpers import signal_instance  # noqa: E402
 from workflows.common import SEARCH_ATTRIBUTES  # noqa: E402
 
@@ -276,7 +284,10 @@ async def one_kill(
     kill = Kill(hostname, kind)
     kill.t0_wall = t0_wall = time.time()
     t0 = time.perf_counter()
-    if kind == "partition":
+    machine = os.environ.get("OPSFLOW_ISOLATION") == "machine"
+    if kind == "partition" and machine:
+        local_provider.network_drill(NetworkDrillInput(stack=stack, hostname=hostname, cut=True))
+    elif kind == "partition":
         signal_instance(stack, hostname, signal.SIGSTOP)
     elif not local_provider.kill(stack, hostname):
         raise RuntimeError(f"{hostname}: its sshd was not running")
@@ -284,7 +295,10 @@ async def one_kill(
     try:
         at, view = await poll_until(client, stack, hostname, online=False, timeout=detect_timeout)
     finally:
-        if kind == "partition":  # back, while it is being replaced
+        if kind == "partition" and machine:  # back, while it is being replaced
+            cut = NetworkDrillInput(stack=stack, hostname=hostname, cut=False)
+            local_provider.network_drill(cut)
+        elif kind == "partition":
             signal_instance(stack, hostname, signal.SIGCONT)
     if view is None:
         raise ProductProblem(
@@ -608,6 +622,8 @@ def stop_instances(home: Path) -> None:
     for pid in sshd_pids(home):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+    if os.environ.get("OPSFLOW_ISOLATION") == "machine":
+        local_network.reap_home()
 
 
 async def run() -> None:
@@ -617,7 +633,11 @@ async def run() -> None:
     parser.add_argument("--partitions", type=int, default=10, help="silent partitions (SIGSTOP)")
     parser.add_argument("--cpu", action="store_true", help="CPU of 200 checked instances")
     parser.add_argument("--window", type=float, default=60.0, help="CPU window, seconds")
+    parser.add_argument("--isolation", choices=["none", "machine"], default="none")
     options = parser.parse_args()
+    os.environ["OPSFLOW_ISOLATION"] = options.isolation
+    if options.isolation == "machine":
+        os.environ["OPSFLOW_NETWORK"] = free_subnet(250)
     if not options.cpu:
         options.latency = True
     home = Path(tempfile.mkdtemp(prefix="opsflow-bench-healing-"))
@@ -658,7 +678,12 @@ async def run() -> None:
             cpu_figures = await cpu(client, home, worker.pid, server_pid, options.window)
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait()
+        try:
+            worker.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            print("the worker did not end within 60 s of SIGTERM: killed")
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
         stop_instances(home)
         await server.shutdown()
         if options.latency:

@@ -109,6 +109,20 @@ def test_a_restore_after_a_heal_replaced_the_machine_changes_nothing(
     assert answers(healed)
 
 
+def test_a_restore_while_a_heal_replaces_the_machine_changes_nothing(
+    launch: Launcher, isolated: str
+) -> None:
+    """Between the heal's terminate and its launch there is no machine at all: still the
+    cut one is gone, not 'not an isolated machine' (the healing bench ran into it)."""
+    launch("web1")
+    drill("web1", cut=True)
+    local_provider.terminate(MachineInput(stack=STACK, hostname="web1", provider=Provider.LOCAL))
+    said = drill("web1", cut=False)
+    assert "the machine that was cut is gone" in said and "nothing changed" in said
+    launch("web1")
+    assert drill("web1", cut=False) == "web1: its network is not cut: nothing changed"
+
+
 def test_an_sshd_process_instance_has_no_link_to_cut(
     launch: Launcher, monkeypatch: pytest.MonkeyPatch
 ) -> None:
