@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from activities import ssh_keys
 from opsflow import local_network as names
 from opsflow.messages import LaunchResult, SshEndpoint
 from opsflow.settings import instances_dir, opsflow_home
@@ -135,7 +136,7 @@ def launch(machine: Machine, task_queue: str | None) -> LaunchResult:
         port=SSH_PORT,
         user=USER,
         key_file=str(machine.client_key),
-        host_key=_public_key(machine.inside(HOST_KEY + ".pub")),
+        host_key=ssh_keys.public_key(machine.inside(HOST_KEY + ".pub")),
     )
     return LaunchResult(ssh=endpoint, root="/", private_ip=str(address), task_queue=task_queue)
 
@@ -222,10 +223,10 @@ def _prepare_disk(machine: Machine, address: str) -> None:
     for path in (machine.upper, machine.work, machine.rootfs, machine.client_key.parent):
         path.mkdir(parents=True, exist_ok=True)
     machine.client_key.parent.chmod(0o700)
-    _keygen(machine.client_key)
+    ssh_keys.keygen(machine.client_key)
     for directory in ("/etc", "/etc/ssh", "/etc/opsflow"):
         machine.inside(directory).mkdir(mode=0o755, exist_ok=True)
-    _keygen(machine.inside(HOST_KEY))
+    ssh_keys.keygen(machine.inside(HOST_KEY))
     _write_once(machine.inside("/etc/hostname"), f"{machine.hostname}\n")
     _write_once(
         machine.inside("/etc/hosts"),
@@ -267,24 +268,9 @@ def _check_path(path: Path) -> None:
         )
 
 
-def _keygen(key: Path) -> None:
-    """An ed25519 key pair, made once; a half-made pair (a crash) is made again."""
-    public = key.with_suffix(".pub")
-    if key.exists() and public.exists():
-        return
-    key.unlink(missing_ok=True)
-    public.unlink(missing_ok=True)
-    _check_call(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "opsflow", "-f", str(key)])
-
-
 def _write_once(path: Path, text: str) -> None:
     if not path.exists():
         path.write_text(text)
-
-
-def _public_key(public_file: Path) -> str:
-    kind, blob, *_ = public_file.read_text().split()
-    return f"{kind} {blob}"
 
 
 def _remove_tree(path: Path) -> None:
@@ -404,12 +390,6 @@ def _console(machine: Machine) -> str:
     except OSError:
         return "no console output"
     return " | ".join(lines[-5:]) or "no console output"
-
-
-def _check_call(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()}")
 
 
 def machine_of(stack: str, hostname: str) -> Machine:

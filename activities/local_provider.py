@@ -22,29 +22,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import getpass
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import local_machine
+from activities import local_machine, ssh_keys
 from activities.names import KILL_INSTANCE, NETWORK_DRILL
 from opsflow.drills import KillInstanceInput, NetworkDrillInput
 from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput, SshEndpoint
 from opsflow.names import HOSTNAME, STACK_NAME
 from opsflow.settings import Isolation, instances_dir, isolation, worker_id, worker_queue
-from runtime import local_network, processes
+from runtime import local_network, locks, processes
 
 HOST = "127.0.0.1"
 READY_TIMEOUT = 10.0
@@ -137,7 +134,7 @@ def launch(request: LaunchInput) -> LaunchResult:
         port=port,
         user=getpass.getuser(),
         key_file=str(paths.client_key),
-        host_key=_public_key(paths.host_key.with_suffix(".pub")),
+        host_key=ssh_keys.public_key(paths.host_key.with_suffix(".pub")),
     )
     return LaunchResult(
         ssh=endpoint, root=str(paths.root), private_ip=HOST, task_queue=_own_queue()
@@ -248,55 +245,25 @@ async def network_drill_activity(request: NetworkDrillInput) -> str:
 # ---- files ------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _locked(stack: str, hostname: str) -> Iterator[None]:
+def _locked(stack: str, hostname: str) -> contextlib.AbstractContextManager[None]:
     """Serialize launch/stop/terminate of one instance across threads and processes."""
-    stack_dir = instances_dir() / stack
-    stack_dir.mkdir(parents=True, exist_ok=True)
-    with (stack_dir / f".{hostname}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    return locks.locked(instances_dir() / stack / f".{hostname}.lock")
 
 
 def _ensure_files(paths: _Paths) -> None:
     paths.root.mkdir(parents=True, exist_ok=True)
     paths.ssh.mkdir(parents=True, exist_ok=True)
     paths.ssh.chmod(0o700)
-    _keygen(paths.host_key)
-    _keygen(paths.client_key)
+    ssh_keys.keygen(paths.host_key)
+    ssh_keys.keygen(paths.client_key)
     # Rewritten every time: cheap, and repairs a half-written file from a crash.
     _write_atomic(paths.authorized_keys, paths.client_key.with_suffix(".pub").read_text())
-
-
-def _keygen(key: Path) -> None:
-    """Generate an ed25519 key pair once; a half-made pair (crash) is made again."""
-    public = key.with_suffix(".pub")
-    if key.exists() and public.exists():
-        return
-    key.unlink(missing_ok=True)
-    public.unlink(missing_ok=True)
-    _check_call(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "opsflow", "-f", str(key)])
-
-
-def _public_key(public_file: Path) -> str:
-    """'ssh-ed25519 AAAA...' without the comment: the form SshEndpoint pins."""
-    kind, blob, *_ = public_file.read_text().split()
-    return f"{kind} {blob}"
 
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
-
-
-def _check_call(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip()}")
 
 
 # ---- sshd -------------------------------------------------------------------------------
@@ -357,7 +324,7 @@ def _start_sshd(paths: _Paths) -> int:
     argv = [_sshd_binary(), "-f", str(paths.config), "-E", str(paths.log)]
     # Returns once the daemon has forked, which is before it binds its port: a port taken
     # meanwhile shows only in the log (see _wait_ready).
-    _check_call(argv)
+    ssh_keys.check_call(argv)
     return since
 
 

@@ -19,21 +19,19 @@ lives in runtime/. Everything goes through iproute2 (`ip`), as an operator would
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from opsflow import local_network as names
 from opsflow.errors import OpsflowError
 from opsflow.settings import Isolation, isolation, local_network, opsflow_home
-from runtime import processes
+from runtime import locks, processes
 
 NETNS_DIR = Path("/run/netns")
 # What systemd-nspawn's command line says of a machine of ours: --machine=opsflow-TAG-...
@@ -179,16 +177,8 @@ def _write_leases(leases: dict[str, str]) -> None:
     temp.replace(path)
 
 
-@contextlib.contextmanager
-def _locked(what: str) -> Iterator[None]:
-    directory = opsflow_home() / "network"
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / f".{what}.lock").open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def _locked(what: str) -> contextlib.AbstractContextManager[None]:
+    return locks.locked(opsflow_home() / "network" / f".{what}.lock")
 
 
 def _json(*args: str) -> list[dict[str, Any]]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,23 +18,10 @@ from opsflow.spec import Provider
 from runtime import local_network
 from tests.activities.conftest import STACK, Launcher
 from tests.activities.test_local_provider import openssh
-from tests.integration.isolated import free_subnet, left_on_host
+from tests.integration.isolated import left_on_host, machines
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, opsflow_home: Path) -> Iterator[str]:
-    problem = local_network.isolation_problem()
-    if problem is not None:
-        pytest.skip(f"this host cannot make isolated machines: {problem}")
-    subnet = free_subnet()
-    monkeypatch.setenv("OPSFLOW_ISOLATION", "machine")
-    monkeypatch.setenv("OPSFLOW_NETWORK", subnet)
-    try:
-        yield subnet
-    finally:
-        local_network.reap_home()
+__all__ = ["machines"]  # the fixture, used by name
 
 
 def answers(launched: LaunchResult, timeout: float = 1.0) -> bool:
@@ -51,7 +37,7 @@ def drill(hostname: str, cut: bool) -> str:
 
 
 def test_a_machine_boots_answers_on_its_own_address_and_keeps_its_disk(
-    launch: Launcher, isolated: str, tmp_path: Path
+    launch: Launcher, machines: str, tmp_path: Path
 ) -> None:
     web1 = launch("web1")
     assert (web1.root, web1.ssh.port, web1.ssh.user) == ("/", 22, "root")
@@ -69,7 +55,7 @@ def test_a_machine_boots_answers_on_its_own_address_and_keeps_its_disk(
 
 
 def test_kill_ends_every_process_and_start_boots_the_same_disk(
-    launch: Launcher, isolated: str, tmp_path: Path, opsflow_home: Path
+    launch: Launcher, machines: str, tmp_path: Path, opsflow_home: Path
 ) -> None:
     web1 = launch("web1")
     started = openssh(web1, tmp_path, "setsid sleep 600 >/dev/null 2>&1 < /dev/null & echo x > /x")
@@ -83,7 +69,7 @@ def test_kill_ends_every_process_and_start_boots_the_same_disk(
 
 
 def test_a_cut_machine_keeps_running_unreachable_until_restored(
-    launch: Launcher, isolated: str, tmp_path: Path
+    launch: Launcher, machines: str, tmp_path: Path
 ) -> None:
     web1 = launch("web1")
     assert "network cut" in drill("web1", cut=True)
@@ -98,7 +84,7 @@ def test_a_cut_machine_keeps_running_unreachable_until_restored(
 
 
 def test_a_restore_after_a_heal_replaced_the_machine_changes_nothing(
-    launch: Launcher, isolated: str
+    launch: Launcher, machines: str
 ) -> None:
     launch("web1")
     drill("web1", cut=True)
@@ -110,7 +96,7 @@ def test_a_restore_after_a_heal_replaced_the_machine_changes_nothing(
 
 
 def test_a_restore_while_a_heal_replaces_the_machine_changes_nothing(
-    launch: Launcher, isolated: str
+    launch: Launcher, machines: str
 ) -> None:
     """Between the heal's terminate and its launch there is no machine at all: still the
     cut one is gone, not 'not an isolated machine' (the healing bench ran into it)."""
@@ -134,7 +120,7 @@ def test_an_sshd_process_instance_has_no_link_to_cut(
 
 
 def test_terminate_leaves_nothing_on_the_host(
-    launch: Launcher, isolated: str, opsflow_home: Path
+    launch: Launcher, machines: str, opsflow_home: Path
 ) -> None:
     for host in ("web1", "web2"):
         launch(host)
@@ -146,7 +132,7 @@ def test_terminate_leaves_nothing_on_the_host(
 
 
 def test_an_instance_keeps_its_kind_a_process_made_before_stays_one(
-    launch: Launcher, isolated: str
+    launch: Launcher, machines: str
 ) -> None:
     """Stacks made before isolated machines (or with isolation off) keep working: their
     sshd-process instances stay processes across stop and start; new ones are machines."""
@@ -161,7 +147,7 @@ def test_an_instance_keeps_its_kind_a_process_made_before_stays_one(
 
 
 def test_a_machine_replaced_at_the_same_address_answers_at_once(
-    launch: Launcher, isolated: str
+    launch: Launcher, machines: str
 ) -> None:
     """A heal reuses the address: this host must not keep sending to the old machine's MAC
     (its neighbour entry took ~30 s to go stale, and the launch timed out meanwhile; seen in
