@@ -49,6 +49,13 @@ SSH_PORT = 22
 SSHD_CONFIG = "/etc/opsflow/sshd_config"
 AUTHORIZED_KEYS = "/etc/opsflow/authorized_keys"
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+# overlayfs: an upper directory with this attribute hides the lower one of the same path.
+OPAQUE_XATTR = "trusted.overlay.opaque"
+# What base-files gives a new Debian machine's root (its own /root/.bashrc and .profile).
+ROOT_DOTFILES = {
+    ".bashrc": "/usr/share/base-files/dot.bashrc",
+    ".profile": "/usr/share/base-files/dot.profile",
+}
 BOOT_COMMAND = f"mkdir -p /run/sshd && exec /usr/sbin/sshd -D -e -f {SSHD_CONFIG}"
 # Characters overlayfs's mount options or nspawn's arguments cannot carry in a path.
 _UNSAFE_IN_PATH = set(",:\n\"'\\")
@@ -226,6 +233,7 @@ def _prepare_disk(machine: Machine, address: str) -> None:
     ssh_keys.keygen(machine.client_key)
     for directory in ("/etc", "/etc/ssh", "/etc/opsflow"):
         machine.inside(directory).mkdir(mode=0o755, exist_ok=True)
+    _fresh_root_home(machine)
     ssh_keys.keygen(machine.inside(HOST_KEY))
     _write_once(machine.inside("/etc/hostname"), f"{machine.hostname}\n")
     _write_once(
@@ -237,6 +245,21 @@ def _prepare_disk(machine: Machine, address: str) -> None:
     (machine.inside(AUTHORIZED_KEYS)).write_text(machine.client_key.with_suffix(".pub").read_text())
     machine.inside(SSHD_CONFIG).write_text(_sshd_config())
     machine.marker.write_text("systemd-nspawn\n")
+
+
+def _fresh_root_home(machine: Machine) -> None:
+    """The machine's /root as on a new Debian machine, not this host's: an opaque directory
+    in the upper layer hides the host's (its dotfiles, keys and tools; a login shell that
+    ran this host's `.bashrc` waited a minute on a lock a killed machine had left in it),
+    with Debian's default root dotfiles. Made once: what recipes put there stays."""
+    home = machine.inside("/root")
+    if home.exists():
+        return
+    home.mkdir(mode=0o700)
+    os.setxattr(home, OPAQUE_XATTR, b"y")
+    for name, source in ROOT_DOTFILES.items():
+        with contextlib.suppress(OSError):
+            (home / name).write_bytes(Path(source).read_bytes())
 
 
 def _sshd_config() -> str:

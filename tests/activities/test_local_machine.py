@@ -160,3 +160,15 @@ def test_a_machine_replaced_at_the_same_address_answers_at_once(
     new = launch("web2")
     assert new.private_ip == old.private_ip and new.ssh.host_key != old.ssh.host_key
     ssh.ping(new.ssh, 5)
+
+
+def test_a_machines_root_home_is_a_new_machines_not_this_hosts(
+    launch: Launcher, machines: str, tmp_path: Path
+) -> None:
+    web1 = launch("web1")
+    shown = openssh(web1, tmp_path, "ls -A /root; echo kept > /root/mine")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == [".bashrc", ".profile"]
+    local_provider.stop(MachineInput(stack=STACK, hostname="web1", provider=Provider.LOCAL))
+    again = launch("web1")
+    assert openssh(again, tmp_path, "cat /root/mine").stdout == "kept\n"
