@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from runtime.artifacts import ArtifactStore
 
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
-RDS_PASSWORD_FORM = "must be written {value: STRING, secure: true}"
+SECRET_FORM = "must be written {value: STRING, secure: true}"
 
 
 KEY_FILE_LIMIT = 64 * 1024  # far above any SSH private key: refuse reading a wrong file
@@ -59,6 +59,7 @@ def load_stack_file(
     raw = _read_yaml(file, name)
     raw = _encrypt_app_environments(raw, name, sealer)
     raw = _encrypt_rds_passwords(raw, name, sealer)
+    raw = _encrypt_ssl_keys(raw, name, sealer)
     try:
         spec = StackSpec.model_validate(raw)
     except ValidationError as err:
@@ -161,36 +162,57 @@ def _encrypt_app_environments(raw: dict[str, Any], name: str, sealer: Sealer) ->
 
 
 def _encrypt_rds_passwords(raw: dict[str, Any], name: str, sealer: Sealer) -> dict[str, Any]:
-    """`raw` with each `rds[i].password` (`{value: ..., secure: true}`) as the dumped
-    SecureValue the spec holds. A plain string, or a value not marked secure, is refused
-    naming the field and never quoting it: a password never sits in the spec in clear."""
+    """`raw` with each `rds[i].password` as the dumped SecureValue the spec holds."""
     entries = raw.get("rds")
     if not isinstance(entries, list):
         return raw
     problems: list[str] = []
-    new_entries: list[Any] = []
-    for index, entry in enumerate(entries):
-        if not isinstance(entry, dict) or "password" not in entry:
-            new_entries.append(entry)
-            continue
-        value = entry["password"]
-        where = f"rds[{index}].password"
-        rest = {k: v for k, v in entry.items() if k != "password"}
-        if not isinstance(value, dict):
-            problems.append(f"{where}: {RDS_PASSWORD_FORM}, not a plain value")
-        elif sorted(str(k) for k in value) != ["secure", "value"]:
-            problems.append(f"{where}: {RDS_PASSWORD_FORM} (no other key)")
-        elif value["secure"] is not True:
-            problems.append(f"{where}: must be secure: {RDS_PASSWORD_FORM}")
-        elif not isinstance(value["value"], str) or not value["value"]:
-            problems.append(f"{where}.value: must be a non-empty string (quote numbers)")
-        else:
-            new_entries.append({**rest, "password": sealer.seal(value["value"]).model_dump()})
-            continue
-        new_entries.append(rest)
+    sealed = [
+        _seal_field(entry, f"rds[{index}]", "password", sealer, problems)
+        for index, entry in enumerate(entries)
+    ]
     if problems:
         raise SpecError(name, problems)
-    return {**raw, "rds": new_entries}
+    return {**raw, "rds": sealed}
+
+
+def _encrypt_ssl_keys(raw: dict[str, Any], name: str, sealer: Sealer) -> dict[str, Any]:
+    """`raw` with each `apps[i].ssl.key` as the dumped SecureValue the spec holds."""
+    apps = raw.get("apps")
+    if not isinstance(apps, list):
+        return raw
+    problems: list[str] = []
+    sealed = [
+        {**app, "ssl": _seal_field(app["ssl"], f"apps[{index}].ssl", "key", sealer, problems)}
+        if isinstance(app, dict) and "ssl" in app
+        else app
+        for index, app in enumerate(apps)
+    ]
+    if problems:
+        raise SpecError(name, problems)
+    return {**raw, "apps": sealed}
+
+
+def _seal_field(entry: Any, where: str, field: str, sealer: Sealer, problems: list[str]) -> Any:
+    """`entry` with its `field` (`{value: ..., secure: true}`) as the dumped SecureValue the
+    spec holds. A plain string, or a value not marked secure, is a problem naming the field
+    and never quoting it (the field is dropped): a secret never sits in the spec in clear."""
+    if not isinstance(entry, dict) or field not in entry:
+        return entry
+    value = entry[field]
+    where = f"{where}.{field}"
+    rest = {k: v for k, v in entry.items() if k != field}
+    if not isinstance(value, dict):
+        problems.append(f"{where}: {SECRET_FORM}, not a plain value")
+    elif sorted(str(k) for k in value) != ["secure", "value"]:
+        problems.append(f"{where}: {SECRET_FORM} (no other key)")
+    elif value["secure"] is not True:
+        problems.append(f"{where}: must be secure: {SECRET_FORM}")
+    elif not isinstance(value["value"], str) or not value["value"]:
+        problems.append(f"{where}.value: must be a non-empty string (quote numbers)")
+    else:
+        return {**rest, field: sealer.seal(value["value"]).model_dump()}
+    return rest
 
 
 def _describe(error: Any) -> str:

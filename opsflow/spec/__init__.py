@@ -7,7 +7,7 @@ before the spec leaves the user's machine, so workflows only ever see absolute p
 
 from __future__ import annotations
 
-from opsflow.spec.apps import AppName, AppSpec, EnvName, RdsSpec
+from opsflow.spec.apps import AppName, AppSpec, AppType, EnvName, RdsSpec, SslSpec
 from opsflow.spec.fields import (
     ConfigurationManager,
     Duration,
@@ -44,14 +44,18 @@ from opsflow.spec.machines import (
 from opsflow.spec.schedules import WEEKDAYS, Hours, Scaling, WeeklySchedule
 from opsflow.spec.sources import CookbookSource
 from opsflow.spec.stack import StackSpec, missing_recipes, recipe_references
+from opsflow.spec.users import CHEF_VERSIONS, ChefSpec, UserSpec
 
 __all__ = [
+    "CHEF_VERSIONS",
     "HOST_KEY",
     "SSH_HOST",
     "SSH_USER",
     "WEEKDAYS",
     "AppName",
     "AppSpec",
+    "AppType",
+    "ChefSpec",
     "CloudWatchMetric",
     "ConfigurationManager",
     "CookbookSource",
@@ -78,9 +82,11 @@ __all__ = [
     "RegisteredHostSpec",
     "Scaling",
     "SetupFailure",
+    "SslSpec",
     "StackName",
     "StackSpec",
     "StrictModel",
+    "UserSpec",
     "VolumeSpec",
     "WeeklySchedule",
     "missing_recipes",

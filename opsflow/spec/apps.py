@@ -1,7 +1,9 @@
-"""Apps: their source, environment (secure values), domains and database (RDS)."""
+"""Apps: their source, environment (secure values), domains, SSL and database (RDS)."""
 
 from __future__ import annotations
 
+import re
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -34,7 +36,7 @@ def _secure_only(value: Any) -> Any:
     if not isinstance(value, SecureValue | dict):  # (a plain value is _NOT_SECURE here)
         raise ValueError(
             "must be a secure value, written {value: ..., secure: true} in the stack file "
-            "(a plain string is refused: the password would sit in the spec in plain text)"
+            "(a plain string is refused: the secret would sit in the spec in plain text)"
         )
     return value
 
@@ -75,6 +77,76 @@ class RdsSpec(StrictModel):
         return self
 
 
+class AppType(StrEnum):
+    """OpsWorks' app types (Chef 11 `deploy.APP.application_type`); Chef 12 said `other`."""
+
+    OTHER = "other"
+    PHP = "php"
+    RAILS = "rails"
+    NODEJS = "nodejs"
+    JAVA = "java"
+    STATIC = "static"
+    AWS_FLOW_RUBY = "aws-flow-ruby"
+
+
+_DOMAIN = re.compile(
+    r"^(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
+)
+# OpsWorks: a document root starts with a-z, A-Z, 0-9, _ or -, relative to the release.
+_DOCUMENT_ROOT = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_./-]{0,255}$")
+_PEM_CERTIFICATE = re.compile(
+    r"-----BEGIN CERTIFICATE-----\s+[A-Za-z0-9+/=\s]+-----END CERTIFICATE-----"
+)
+
+
+def _domain(value: str) -> str:
+    if len(value) > 253 or not _DOMAIN.fullmatch(value):
+        raise ValueError(f"{value!r} is not a domain name (like www.example.com)")
+    return value
+
+
+def _document_root(value: str) -> str:
+    if not _DOCUMENT_ROOT.fullmatch(value) or ".." in value.split("/"):
+        raise ValueError(
+            f"{value!r} must be a path inside the release (starting with a-z, A-Z, 0-9, _ "
+            "or -, no `..`), like public"
+        )
+    return value
+
+
+def _certificate(value: str) -> str:
+    if not _PEM_CERTIFICATE.search(value):
+        raise ValueError("must hold a PEM certificate (-----BEGIN CERTIFICATE----- ...)")
+    return value
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
+PemCertificate = Annotated[str, AfterValidator(_certificate)]
+
+
+class SslSpec(StrictModel):
+    """An app's SSL: the certificate and chain in plain text, the key a secure value (the
+    loader seals `key: {value: ..., secure: true}`; a plain key is refused)."""
+
+    certificate: PemCertificate
+    key: Annotated[SecureValue, BeforeValidator(_secure_only)]
+    chain: PemCertificate | None = Field(default=None, description="intermediate CAs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hide_a_plain_key(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "key" in data:
+            key = data["key"]
+            dumped = isinstance(key, dict) and key.keys() == {"secure", "ciphertext"}
+            if not (isinstance(key, SecureValue) or dumped):
+                return {**data, "key": _NOT_SECURE}
+        return data
+
+
+AttributeValue = str | int | float | bool | None
+
+
 class AppSpec(StrictModel):
     """An app deployed to the instances of its layers, release by release.
 
@@ -93,6 +165,15 @@ class AppSpec(StrictModel):
     health_check: HealthCheckSpec | None = None
     data_source: str | None = Field(
         default=None, description="the `rds` entry whose database the app uses"
+    )
+    type: AppType = Field(default=AppType.OTHER, description="OpsWorks' application_type")
+    domains: list[Domain] = Field(default_factory=list, description="default: [name]")
+    ssl: SslSpec | None = None
+    document_root: Annotated[str, AfterValidator(_document_root)] | None = Field(
+        default=None, description="relative to the release, like public"
+    )
+    attributes: dict[str, AttributeValue] = Field(
+        default_factory=dict, description="OpsWorks app attributes (aws_opsworks_app)"
     )
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from opsflow.spec.machines import (
 )
 from opsflow.spec.schedules import Scaling
 from opsflow.spec.sources import CookbookSource
+from opsflow.spec.users import ChefSpec, UserSpec
 
 
 class StackSpec(StrictModel):
@@ -32,11 +33,17 @@ class StackSpec(StrictModel):
     region: str | None = Field(default=None, description="ec2: the AWS region")
     ec2: Ec2Options | None = None
     configuration_manager: ConfigurationManager = ConfigurationManager.SHELL
+    chef: ChefSpec = Field(
+        default_factory=ChefSpec, description="the Chef version recipes see (11.10 or 12)"
+    )
     cookbooks: CookbookSource | None = None
     custom_json: dict[str, Any] = Field(default_factory=dict)
     layers: list[LayerSpec] = Field(default_factory=list)
     apps: list[AppSpec] = Field(default_factory=list)
     rds: list[RdsSpec] = Field(default_factory=list, description="ec2: registered RDS instances")
+    users: list[UserSpec] = Field(
+        default_factory=list, description="Unix users with SSH keys on the instances"
+    )
 
     @model_validator(mode="after")
     def _check_whole_stack(self) -> StackSpec:
@@ -72,7 +79,23 @@ class StackSpec(StrictModel):
                     f"apps[{index}].data_source: {app.data_source!r} is not an `rds` entry of "
                     f"this stack (rds: {', '.join(sorted(seen_rds)) or 'none'})"
                 )
+        self._check_users(seen_layers)
         return self
+
+    def _check_users(self, layers: set[str]) -> None:
+        seen: set[str] = set()
+        uids: set[int] = set()
+        for index, user in enumerate(self.users):
+            if user.name in seen:
+                raise ValueError(f"users[{index}].name: user {user.name!r} is listed twice")
+            seen.add(user.name)
+            if user.uid is not None:
+                if user.uid in uids:
+                    raise ValueError(f"users[{index}].uid: {user.uid} is given twice")
+                uids.add(user.uid)
+            unknown = [layer for layer in user.layers or [] if layer not in layers]
+            if unknown:
+                raise ValueError(f"users[{index}].layers: unknown layer(s) {unknown}")
 
     def _check_provider_settings(self) -> None:
         self._check_registered_hosts()

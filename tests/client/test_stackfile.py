@@ -345,3 +345,56 @@ def test_a_link_leading_out_of_the_cookbooks_is_refused_naming_it(stack_dir: Pat
         f"{stack_dir / 'stack.yml'}: cookbooks.source: {stack_dir / 'cookbooks' / 'web' / 'out.sh'}"
         ": a link leading out of the tree (to /etc/passwd)"
     )
+
+
+# ---- app SSL: the key is sealed, a plain key refused ---------------------------------------
+
+SSL_APP = """\
+apps:
+  - name: store
+    layers: [web]
+    ssl:
+      certificate: |
+        -----BEGIN CERTIFICATE-----
+        MIIB
+        -----END CERTIFICATE-----
+      key: %s
+"""
+
+
+def test_an_ssl_key_is_sealed_when_the_file_is_loaded(app_dir: Path) -> None:
+    (app_dir / "stack.yml").write_text(
+        GOOD + SSL_APP % "{value: '-----BEGIN PRIVATE KEY-----', secure: true}"
+    )
+    spec = load_stack_file(app_dir / "stack.yml")
+    ssl = spec.apps[0].ssl
+    assert ssl is not None and isinstance(ssl.key, SecureValue)
+    assert decrypt(settings.secret_key(), ssl.key) == "-----BEGIN PRIVATE KEY-----"
+    assert "BEGIN PRIVATE KEY" not in json.dumps(spec.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize(
+    ("written", "problem"),
+    [
+        (
+            "'-----BEGIN PRIVATE KEY-----'",
+            "apps[0].ssl.key: must be written {value: STRING, secure: true}, not a plain value",
+        ),
+        (
+            "{value: '-----BEGIN PRIVATE KEY-----'}",
+            "apps[0].ssl.key: must be written {value: STRING, secure: true} (no other key)",
+        ),
+        (
+            "{value: '-----BEGIN PRIVATE KEY-----', secure: false}",
+            "apps[0].ssl.key: must be secure: must be written {value: STRING, secure: true}",
+        ),
+    ],
+)
+def test_an_ssl_key_in_plain_text_is_refused_without_quoting_it(
+    stack_dir: Path, written: str, problem: str
+) -> None:
+    (stack_dir / "stack.yml").write_text(GOOD + SSL_APP % written)
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml")
+    assert caught.value.problems == [problem]
+    assert "BEGIN PRIVATE KEY" not in str(caught.value)
