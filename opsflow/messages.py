@@ -369,6 +369,11 @@ class RecipeRunInput(BaseModel):
         default=None,
         description="digest of the stack's configuration snapshot to read (None: a query)",
     )
+    custom_json: dict[str, Any] | None = Field(
+        default=None,
+        description="the command's own custom JSON (deploy/run --custom-json): merged last, "
+        "over the stack's and the layers'",
+    )
 
 
 class RecipeRunResult(BaseModel):
@@ -428,6 +433,11 @@ class RunContext(BaseModel):
         default=None,
         description="the packed cookbooks in the artifact store: used instead of "
         "cookbooks_dir (a directory on the worker that fetched them) when set",
+    )
+    data_bags: dict[str, dict[str, dict[str, Any]]] | None = Field(
+        default=None,
+        description="Chef 12 stacks: OpsWorks' data bags, {BAG: {ITEM_ID: item}}, secure "
+        "values still sealed (the runner reveals them on the worker); None: Chef 11 mode",
     )
 
 
