@@ -267,7 +267,8 @@ def _sshd_config() -> str:
         [
             f"Port {SSH_PORT}",
             f"HostKey {HOST_KEY}",
-            f"AuthorizedKeysFile {AUTHORIZED_KEYS}",
+            # Stack users' keys (opsflow/users.py) where every sshd looks for them.
+            "AuthorizedKeysFile .ssh/authorized_keys",
             "PermitRootLogin prohibit-password",
             "PubkeyAuthentication yes",
             "PasswordAuthentication no",
@@ -278,6 +279,9 @@ def _sshd_config() -> str:
             "PrintMotd no",
             "PidFile /run/sshd.pid",
             "Subsystem sftp internal-sftp",
+            # The worker logs in as root with its own key, kept out of the recipes' /root.
+            "Match User root",
+            f"    AuthorizedKeysFile {AUTHORIZED_KEYS}",
             "",
         ]
     )

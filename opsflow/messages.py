@@ -28,6 +28,7 @@ from opsflow.spec import (
     RegisteredHostSpec,
     Scaling,
     StackSpec,
+    UserSpec,
     VolumeSpec,
     WeeklySchedule,
 )
@@ -438,6 +439,10 @@ class RunContext(BaseModel):
         default=None,
         description="Chef 12 stacks: OpsWorks' data bags, {BAG: {ITEM_ID: item}}, secure "
         "values still sealed (the runner reveals them on the worker); None: Chef 11 mode",
+    )
+    users: list[UserSpec] | None = Field(
+        default=None,
+        description="this instance's stack users (opsflow.users); None: the stack has none",
     )
 
 

@@ -14,6 +14,7 @@ from opsflow.messages import ConfigurationSnapshot, InstanceView, ResolvedCookbo
 from opsflow.spec import StackSpec
 from opsflow.starts import recipes_for
 from opsflow.targets import manager_of
+from opsflow.users import instance_users
 
 # Where a stack's newest snapshot is named in the artifact store (its digest).
 POINTER = "snapshots/{stack}"
@@ -57,6 +58,7 @@ def run_context(snapshot: ConfigurationSnapshot, this: InstanceView, event: str)
         cookbooks_dir=cookbooks.directory if cookbooks else None,
         cookbooks_digest=cookbooks.digest if cookbooks else None,
         cookbooks_blob=cookbooks.blob if cookbooks else None,
+        users=instance_users(spec.users, this.layers) if spec.users else None,
     )
 
 

@@ -44,6 +44,11 @@ class Layout:
         return posixpath.join(self.state, "tmp")
 
     @property
+    def users_state(self) -> str:
+        """The stack users opsflow manages here (scripts/users.sh), root-only."""
+        return posixpath.join(self.state, "users")
+
+    @property
     def nap_fifo(self) -> str:
         return posixpath.join(self.state, "nap.fifo")
 

@@ -5,7 +5,8 @@ with their values (activities.remote_script quotes them):
     stage   helpers, stage, stage-end: update_custom_cookbooks' staging alone
     wait    helpers, wait, report: wait on a run already started
     stop    helpers, stop, report: stop a run (see scripts/stop.sh)
-    run.sh  the manager's part, the app's release step (with an app), run.sh
+    run.sh  the manager's part, the app's release step (with an app), the stack users'
+            step (setup, configure: users.sh), run.sh
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ CANCEL_GRACE_SECONDS = 5.0
 CANCELLED_EXIT_CODE = 130
 # Finished run directories kept on an instance (the worker keeps their logs too).
 KEEP_REMOTE_RUNS = 30
+# The run directory's file naming the users to converge (opsflow.users.users_document).
+USERS_FILE = "users"
 
 _PACKAGE = "activities.recipes"
 
@@ -102,9 +105,12 @@ def run_script(
     manager: ConfigurationManager,
     app: App | None = None,
     nonce: str = "",
+    *,
+    users: bool = False,
 ) -> str:
     """The detached run.sh: the recipes in order with the manager's tool, the first
-    failure ends it; with an app, its release step around them."""
+    failure ends it; with an app, its release step around them; with `users`, the stack
+    users converged first (scripts/users.sh, from the run directory's `users` file)."""
     attributes = layout.in_run("attributes.json")
     env = {
         "OPSFLOW_ATTRIBUTES": attributes,
@@ -133,9 +139,13 @@ def run_script(
         "OPSFLOW_RECIPE_FILES": " ".join(recipe_file(manager, recipe) for recipe in recipes),
         "OPSFLOW_CANCELLED_EXIT": CANCELLED_EXIT_CODE,
         "OPSFLOW_APP_ACTION": app.action.value if app is not None else "",
+        "OPSFLOW_USERS": layout.in_run(USERS_FILE) if users else "",
         **managers.script_values(manager, layout),
     }
     names = [managers.SCRIPTS[manager]]
+    if users:
+        values["OPSFLOW_USERS_STATE"] = layout.users_state
+        names.append("users.sh")
     if app is not None:
         values |= releases.script_values(app, request, layout, nonce)
         names.append("app.sh")

@@ -36,7 +36,8 @@ from opsflow.attributes import deep_merge
 from opsflow.errors import ErrorType, OpsflowError
 from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
 from opsflow.names import RECIPE
-from opsflow.spec import ConfigurationManager
+from opsflow.spec import ConfigurationManager, Provider, UserSpec
+from opsflow.users import users_document, users_to_converge
 from runtime import run_logs
 from workflows.failures import invalid
 
@@ -79,7 +80,8 @@ class RecipeActivities:
         else:
             recipes = request.recipes if request.recipes is not None else context.recipes
         _check_context(context, recipes)
-        if not recipes and not request.stage_only and app is None:
+        users = _users(request, context, runs_anyway=bool(recipes) or app is not None)
+        if not recipes and not request.stage_only and app is None and users is None:
             return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="")
         context, app = await local_trees(context, app)
         # One span for the remote run, under the activity's span from TracingInterceptor;
@@ -100,7 +102,7 @@ class RecipeActivities:
                 "server.port": request.ssh.port,
             },
         ) as span:
-            run = _Run(request, context, recipes, app)
+            run = _Run(request, context, recipes, app, users)
             secrets = app.secrets if app else []
             try:
                 outcome = await (run.stage() if request.stage_only else run.run())
@@ -146,6 +148,30 @@ def _check_run_id(run_id: str) -> None:
         raise invalid(f"invalid run id {run_id!r}")
 
 
+def _users(
+    request: RecipeRunInput, context: RunContext, *, runs_anyway: bool
+) -> list[UserSpec] | None:
+    """The stack users this run converges the instance to (opsflow.users), or None.
+
+    The second guard of the host's /etc (`stack apply` refuses first): a local instance
+    that is not an isolated machine (an sshd process, root not `/`) shares the worker
+    host's /etc, so users are never converged there; a stack with users fails the run."""
+    if request.stage_only:
+        return None
+    users = users_to_converge(request.event, context.users, runs_anyway=runs_anyway)
+    shares_host = request.instance.provider == Provider.LOCAL and request.root != "/"
+    if users is not None and shares_host:
+        if users:
+            raise invalid(
+                f"{request.stack}/{request.hostname}: users: this local instance is not an "
+                "isolated machine (an sshd process sharing the worker host's /etc), so "
+                "opsflow will not create Unix users on it; run local instances as isolated "
+                "machines (OPSFLOW_ISOLATION=auto as root) or remove `users:` from the stack"
+            )
+        return None
+    return users
+
+
 def _check_context(context: RunContext, recipes: list[str]) -> None:
     if context.configuration_manager not in SCRIPTS:
         raise invalid(f"cannot run {context.configuration_manager!s} recipes")
@@ -168,11 +194,13 @@ class _Run:
         context: RunContext,
         recipes: list[str],
         app: App | None = None,
+        users: list[UserSpec] | None = None,
     ) -> None:
         self.request = request
         self.context = context
         self.recipes = recipes
         self.app = app
+        self.users = users  # None: no user step in this run
         self.manager = context.configuration_manager
         self.endpoint = request.ssh
         # Marks the attempt that claimed the run directory: only it may start the run.
@@ -306,9 +334,17 @@ class _Run:
             "recipes": (" ".join(self.recipes) + "\n").encode(),
             "manager": f"{self.manager.value}\n".encode(),
             "run.sh": remote.run_script(
-                layout, self.request, self.recipes, self.manager, self.app, self.nonce
+                layout,
+                self.request,
+                self.recipes,
+                self.manager,
+                self.app,
+                self.nonce,
+                users=self.users is not None,
             ).encode(),
         }
+        if self.users is not None:
+            files[remote.USERS_FILE] = users_document(self.users).encode()
         if self.manager == ConfigurationManager.PUPPET:
             files["hiera.yaml"] = hiera_config(layout).encode()
         if self.manager == ConfigurationManager.CHEF:

@@ -43,6 +43,7 @@ def stack_plan(file: str, fmt: str) -> None:
 
     # The plan's spec is compared here and never sent: no workers' key is needed.
     spec = load_stack_file(file, Sealer.throwaway())
+    _refuse_users_on_this_host(spec, file)
     address = temporal_config.address()
     # Probed first: a Temporal that is certainly not there costs no temporalio import.
     if connection.answers(address):
@@ -83,6 +84,7 @@ async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) ->
 
     # The source directories go into the artifact store before the update is sent.
     spec = load_stack_file(file, store=open_store())
+    _refuse_users_on_this_host(spec, file)
     if spec.provider == "local":
         _say_if_not_isolated()
     result = await client.apply(spec, source_file=file)
@@ -102,6 +104,30 @@ async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) ->
     else:
         render.instance_table(found)
     await fail_if_failed(client, found, declared)
+
+
+def _refuse_users_on_this_host(spec: StackSpec, file: str) -> None:
+    """A local stack with `users:` where local instances are not isolated machines: they
+    would share this host's /etc, and opsflow never makes Unix users on the host itself
+    (exit 2, before anything is sent; the runner refuses again on the worker)."""
+    from opsflow.errors import InvalidInput
+    from opsflow.settings import Isolation, isolation
+    from runtime.local_network import isolation_problem
+
+    if spec.provider != "local" or not spec.users:
+        return
+    if isolation() == Isolation.NONE:
+        why = "OPSFLOW_ISOLATION=none"
+    elif (problem := isolation_problem()) is not None:
+        why = problem
+    else:
+        return
+    raise InvalidInput(
+        f"{file}: users: local instances are not isolated machines here ({why}); they "
+        "would share this host's /etc, and opsflow does not create Unix users on its own "
+        "host. Make local instances isolated machines (OPSFLOW_ISOLATION=auto, as root) "
+        "or remove `users:`"
+    )
 
 
 def _say_if_not_isolated() -> None:

@@ -6,7 +6,8 @@
 # `tool` (sets `missing` when the tool is absent) and `invoke RECIPE FILE`.
 # Values: OPSFLOW_RUN_DIR, OPSFLOW_RECIPES and OPSFLOW_RECIPE_FILES (the recipes and their
 # files under OPSFLOW_COOKBOOKS, in the same order: names of safe characters, split on
-# blanks), OPSFLOW_CANCELLED_EXIT, OPSFLOW_APP_ACTION; exported above them: the recipes'
+# blanks), OPSFLOW_CANCELLED_EXIT, OPSFLOW_APP_ACTION, OPSFLOW_USERS (set: converge the
+# stack users first, users.sh); exported above them: the recipes'
 # environment (the app's, then opsflow's own). Every value is named OPSFLOW_*, a prefix
 # opsflow keeps for itself, so no app variable of another name is overwritten.
 cd "$OPSFLOW_RUN_DIR" || exit 1
@@ -42,6 +43,8 @@ step() {
   rm -f "stream.$n"
   return $rc
 }
+# Stack users (users.sh) before anything else the run does on the instance.
+[ -z "$OPSFLOW_USERS" ] || users_converge
 [ -z "$OPSFLOW_APP_ACTION" ] || app_prepare
 # The two lists split on blanks, whatever IFS the app's environment exported.
 ifs=$IFS IFS=' '
