@@ -152,5 +152,14 @@ async def test_users_log_in_with_their_keys_where_their_layers_say_and_leave_wit
     assert "opsflow: users: up to date: bob\n" in newest
     assert "created" not in newest and "written" not in newest
 
+    # sudo granted where no sudo is installed (moved aside on b1's own disk): the run fails
+    # naming the user, and nothing changes.
+    on_machine(b1, "mv /usr/bin/sudo /usr/bin/sudo.off")
+    await apply(user("bob", bob, sudo=True, layers="b"))
+    ran = await opsflow_cli(["run", "users", "configure", "--wait"], address, task_queue)
+    assert ran.returncode != 0
+    assert "users: bob has sudo: true, but sudo is not installed" in ran.stdout + ran.stderr
+    assert on_machine(b1, "test -e /etc/sudoers.d/opsflow-bob || echo none") == "none\n"
+
     deleted = await opsflow_cli(["stack", "delete", "users", "--wait"], address, task_queue)
     assert deleted.returncode == 0, deleted.stderr
