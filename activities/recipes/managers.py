@@ -13,7 +13,7 @@ from typing import Any
 from activities.recipes.layout import Layout
 from activities.remote_script import Value
 from opsflow import settings as opsflow_settings
-from opsflow.attributes import deep_merge
+from opsflow.attributes import chef_node as chef_node  # moved there (pure: the CLI uses it)
 from opsflow.messages import RecipeRunInput
 from opsflow.secrets import reveal
 from opsflow.spec import ConfigurationManager
@@ -23,13 +23,6 @@ from workflows.failures import invalid
 DATA_BAGS = "data_bags"
 # Chef's own rule for data bag and item names (Chef::DataBag::VALID_NAME).
 DATA_BAG_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def chef_node(configuration: dict[str, Any]) -> dict[str, Any]:
-    """The node JSON: the attributes, plus `opsworks` as an alias of `opsflow` (with any
-    `opsworks` keys of the custom JSON on top), for cookbooks ported from OpsWorks."""
-    alias = deep_merge(configuration.get("opsflow") or {}, configuration.get("opsworks") or {})
-    return {**configuration, "opsworks": alias}
 
 
 def _ruby(value: str) -> str:
