@@ -89,6 +89,10 @@ class InstanceStatusLine(BaseModel):
 # ---- stack updates ---------------------------------------------------------------------
 
 ORIGIN_HELP = "the sender's store and key, checked by the validator (None: not checked)"
+CUSTOM_JSON_HELP = (
+    "the command's own custom JSON (--custom-json): every recipe of its runs sees it, merged "
+    "last (over the stack's and the layers'); see opsflow.custom_json"
+)
 
 
 class ApplyInput(BaseModel):
@@ -148,6 +152,7 @@ class RunCommandInput(BaseModel):
         description="update_custom_cookbooks, set by the CLI: the cookbooks' `source` "
         "directory packed again (as it is now); None: as packed by the last apply",
     )
+    custom_json: dict[str, Any] | None = Field(default=None, description=CUSTOM_JSON_HELP)
 
 
 class RunCommandResult(BaseModel):
@@ -203,6 +208,7 @@ class InstanceCommand(BaseModel):
         default=None,
         description="digest of the configuration snapshot its runs read (None: ask the stack)",
     )
+    custom_json: dict[str, Any] | None = Field(default=None, description=CUSTOM_JSON_HELP)
 
 
 class InstanceCommandResult(BaseModel):
@@ -249,6 +255,9 @@ class DeploymentInput(BaseModel):
     canary_bake_seconds: float | None = None
     health_check: HealthCheckSpec | None = None
     tag_runs: bool = True
+    custom_json: dict[str, Any] | None = Field(
+        default=None, description="passed to every instance command (not to compensation)"
+    )
 
 
 class DeploymentStatus(StrEnum):
@@ -627,6 +636,7 @@ class DeployInput(BaseModel):
         description="set by the CLI: the app's `source` directory packed again for this "
         "deployment (the code as it is now); None: as packed by the last apply",
     )
+    custom_json: dict[str, Any] | None = Field(default=None, description=CUSTOM_JSON_HELP)
 
 
 class AppCommandInput(BaseModel):
@@ -637,6 +647,7 @@ class AppCommandInput(BaseModel):
     action: AppAction
     release: str | None = Field(default=None, description="rollback: the release to go back to")
     origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
+    custom_json: dict[str, Any] | None = Field(default=None, description=CUSTOM_JSON_HELP)
 
 
 class InstanceDeployStatus(StrEnum):
@@ -677,6 +688,9 @@ class DeploymentDetail(DeploymentSummary):
     current_batch: int = 0
     awaiting_approval: bool = False
     instances: list[InstanceDeployment] = Field(default_factory=list)
+    custom_json: dict[str, Any] | None = Field(
+        default=None, description="the command's own custom JSON, as given"
+    )
 
 
 class DeploymentEnd(BaseModel):

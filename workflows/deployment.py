@@ -132,6 +132,7 @@ class DeploymentWorkflow:
                 app=request.app,
                 health_check=request.health_check,
                 snapshot=request.snapshot,
+                custom_json=request.custom_json,
             )
             for command_id in ids
         ]
@@ -172,7 +173,9 @@ class DeploymentWorkflow:
         return self._gate == Gate.APPROVE
 
     async def _compensate(self, request: DeploymentInput) -> DeploymentStatus:
-        """Undo, last changed first: each changed instance goes back to its previous release."""
+        """Undo, last changed first: each changed instance goes back to its previous release.
+        The rollback runs without the deployment's custom JSON (as OpsWorks' rollback, a
+        new deployment of its own): what the recipes see is the stack's configuration."""
         if request.app is None or not self._changed:
             return DeploymentStatus.FAILED
         undo = request.app.model_copy(update={"action": AppAction.ROLLBACK, "release": None})
@@ -318,6 +321,7 @@ class DeploymentWorkflow:
             current_batch=self._current_batch,
             awaiting_approval=self._awaiting_approval,
             instances=[self._instances[h] for h in self._request.targets],
+            custom_json=self._request.custom_json,
         )
 
     def _summary(self) -> DeploymentSummary:

@@ -438,6 +438,7 @@ class InstanceWorkflow:
                 root=view.root,
                 instance=view,
                 snapshot=command.snapshot,
+                custom_json=command.custom_json,
             ),
             result_type=RecipeRunResult,
             start_to_close_timeout=common.RECIPE_TIMEOUT,

@@ -31,7 +31,8 @@ On the instance, under `{root}/var/lib/opsflow/`:
     runs/{run_id}/        one run: run.sh, attributes.json, recipes, manager, owner, pid,
                           log, started, finished, recipe (the one running, or the one that
                           failed), exit, cancelled (marker); puppet: hiera.yaml; chef:
-                          node.json, client.rb, solo.rb, chef-nodes/
+                          node.json, client.rb, solo.rb, chef-nodes/; Chef 12 stacks:
+                          data_bags/BAG/ITEM.json (dirs 0700, files 0600; data_bag_path)
     puppet/               Puppet's confdir, vardir, codedir, logdir, rundir, publicdir
     chef/                 Chef's cache, backups, repo paths and keys
 
@@ -47,7 +48,9 @@ reads `lookup('opsflow.layers')`, `lookup('opsflow.instance.hostname')`,
 `lookup('shop.greeting')`. Beware: Hiera interpolates `%{...}` in those values. Chef: the
 document is the node JSON (`node['opsflow']`, and `node['opsworks']` as an alias for
 ported OpsWorks cookbooks: opsflow's keys with any custom `opsworks` keys on top);
-node_path is per run, so no attribute survives from one run to the next.
+node_path is per run, so no attribute survives from one run to the next. A command's
+own custom JSON (RecipeRunInput.custom_json, `--custom-json`) is merged last, over the
+configuration and the deploy attributes, into all of these.
 
 Exactly once, even when the worker dies or the connection drops mid-run: the run is
 claimed by an atomic `mkdir runs/{run_id}` and started detached (setsid nohup), so it

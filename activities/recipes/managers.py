@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import functools
 import json
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from activities.recipes.layout import Layout
 from activities.remote_script import Value
-from opsflow.attributes import deep_merge
+from opsflow import settings as opsflow_settings
+from opsflow.attributes import chef_node as chef_node  # moved there (pure: the CLI uses it)
 from opsflow.messages import RecipeRunInput
+from opsflow.secrets import reveal
 from opsflow.spec import ConfigurationManager
+from workflows.failures import invalid
 
-
-def chef_node(configuration: dict[str, Any]) -> dict[str, Any]:
-    """The node JSON: the attributes, plus `opsworks` as an alias of `opsflow` (with any
-    `opsworks` keys of the custom JSON on top), for cookbooks ported from OpsWorks."""
-    alias = deep_merge(configuration.get("opsflow") or {}, configuration.get("opsworks") or {})
-    return {**configuration, "opsworks": alias}
+# Chef 12 stacks: the run directory's data bags (data_bag_path), one file per item.
+DATA_BAGS = "data_bags"
+# Chef's own rule for data bag and item names (Chef::DataBag::VALID_NAME).
+DATA_BAG_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _ruby(value: str) -> str:
@@ -27,8 +30,12 @@ def _ruby(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def chef_config(layout: Layout, request: RecipeRunInput, *, local_mode: bool) -> str:
-    """client.rb (`local_mode`) or solo.rb: everything under this instance's state dir."""
+def chef_config(
+    layout: Layout, request: RecipeRunInput, *, local_mode: bool, data_bags: bool = False
+) -> str:
+    """client.rb (`local_mode`) or solo.rb: everything under this instance's state dir;
+    with `data_bags` (Chef 12 stacks), data_bag_path is the run's `data_bags/`, so
+    `search(:aws_opsworks_app, "deploy:true")` finds OpsWorks' data bags."""
     state = functools.partial(layout.tool_state, "chef")
     settings = {
         "chef_repo_path": _ruby(state("repo")),
@@ -44,11 +51,39 @@ def chef_config(layout: Layout, request: RecipeRunInput, *, local_mode: bool) ->
         "log_location": "STDOUT",
         "chef_license": _ruby("accept-silent"),
     }
+    if data_bags:
+        settings["data_bag_path"] = _ruby(layout.in_run(DATA_BAGS))
     lines = [f"# opsflow run {request.run_id} (generated)"]
     if local_mode:
         lines.append("local_mode true")
     lines += [f"{key} {value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
+
+
+def data_bag_files(
+    bags: Mapping[str, Mapping[str, Mapping[str, Any]]] | None,
+) -> tuple[dict[str, bytes], list[str]]:
+    """The run files `data_bags/BAG/ITEM.json` of a Chef 12 stack's data bags (as Chef's
+    local mode reads them: one JSON object per file, its `id` the file's name), secure
+    values revealed here, on the worker; and those plaintexts, to redact from every log.
+    None (a Chef 11 stack): no files."""
+    if bags is None:
+        return {}, []
+    items: dict[str, dict[str, Any]] = {}
+    for bag, bag_items in bags.items():
+        if not DATA_BAG_NAME.fullmatch(bag):
+            raise invalid(f"invalid data bag name {bag!r}: expected [A-Za-z0-9_-]+")
+        for item_id, item in bag_items.items():
+            if not DATA_BAG_NAME.fullmatch(item_id):
+                raise invalid(f"data bag {bag}: invalid item id {item_id!r}")
+            if item.get("id", item_id) != item_id:
+                raise invalid(f"data bag {bag}: item {item_id!r} has id {item.get('id')!r}")
+            items[f"{DATA_BAGS}/{bag}/{item_id}.json"] = {"id": item_id, **item}
+    revealed, secrets = reveal(items, opsflow_settings.secret_key())
+    files = {
+        name: json.dumps(item, indent=2, sort_keys=True).encode() for name, item in revealed.items()
+    }
+    return files, secrets
 
 
 def hiera_config(layout: Layout) -> str:

@@ -11,13 +11,18 @@ import re
 import stat
 import tarfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from workflows.failures import invalid
 
 DIGEST = re.compile(r"^[0-9a-f]{16,128}$")
-# Run files that may hold secrets (the app's environment): readable by their owner only.
+# Run files that may hold secrets (the app's environment): readable by their owner only;
+# so is everything under a run file's directory (data_bags/BAG/ITEM.json: 0700 dirs).
 _PRIVATE_FILES = frozenset({"run.sh", "attributes.json", "node.json"})
+
+
+def _private(name: str) -> bool:
+    return name in _PRIVATE_FILES or "/" in name
 
 
 def _tree(directory: str | None) -> list[Path]:
@@ -48,16 +53,24 @@ def cookbooks_digest(directory: str | None) -> str:
 def payload(
     files: dict[str, bytes], cookbooks: str | None, *, stage: bool, app: str | None = None
 ) -> bytes:
-    """A command's stdin: a tar of the run files under `run/`, plus `cookbooks/` when
+    """A command's stdin: a tar of the run files under `run/` (a name may hold `/`: its
+    directories come first, owner only), plus `cookbooks/` when
     staging, plus `app/` (the tree `app`) when staging an app's code; gzipped only when
     it carries trees (a few KB of run files are not worth a gzip process each run)."""
     buffer = io.BytesIO()
     now = time.time()
+    directories: set[str] = set()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in files.items():
+            for parent in reversed(PurePosixPath(name).parents[:-1]):
+                if parent.as_posix() not in directories:  # before its files, owner only
+                    directories.add(parent.as_posix())
+                    folder = tarfile.TarInfo(f"run/{parent.as_posix()}")
+                    folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o700, now
+                    tar.addfile(folder)
             info = tarfile.TarInfo(f"run/{name}")
             info.size, info.mtime = len(data), now
-            info.mode = 0o600 if name in _PRIVATE_FILES else 0o644
+            info.mode = 0o600 if _private(name) else 0o644
             tar.addfile(info, io.BytesIO(data))
         if stage:
             add_cookbooks(tar, cookbooks)

@@ -26,7 +26,13 @@ from activities.heartbeat import heartbeating
 from activities.recipes import remote
 from activities.recipes.errors import recipe_failed, redacted_error
 from activities.recipes.layout import Layout
-from activities.recipes.managers import SCRIPTS, chef_config, chef_node, hiera_config
+from activities.recipes.managers import (
+    SCRIPTS,
+    chef_config,
+    chef_node,
+    data_bag_files,
+    hiera_config,
+)
 from activities.recipes.payload import DIGEST, compressed, cookbooks_digest, payload
 from activities.recipes.releases import App, check_app, deploy_attributes
 from activities.recipes.report import Claim, Outcome, Report, RunState, parse
@@ -103,7 +109,7 @@ class RecipeActivities:
             },
         ) as span:
             run = _Run(request, context, recipes, app, users)
-            secrets = app.secrets if app else []
+            secrets = [*(app.secrets if app else []), *run.secrets]
             try:
                 outcome = await (run.stage() if request.stage_only else run.run())
             except asyncio.CancelledError:
@@ -208,6 +214,8 @@ class _Run:
         self.layout: Layout | None = None
         # Whether a command that may start the run was sent (cancelling then stops it).
         self.launched = False
+        # Chef 12: the data bags' files, secure values revealed (redacted from every log).
+        self.data_bags, self.secrets = data_bag_files(context.data_bags)
 
     async def _layout(self) -> Layout:
         _mark_used(self.context.cookbooks_dir)
@@ -329,6 +337,10 @@ class _Run:
         configuration = self.context.configuration
         if self.app is not None:
             configuration = deep_merge(configuration, deploy_attributes(self.app, self.nonce))
+        if self.request.custom_json:
+            # The command's own custom JSON, last: over the stack's, the layers' and the
+            # deploy attributes (OpsWorks: run > layer > stack).
+            configuration = deep_merge(configuration, self.request.custom_json)
         files = {
             "attributes.json": _json(configuration),
             "recipes": (" ".join(self.recipes) + "\n").encode(),
@@ -347,10 +359,13 @@ class _Run:
             files[remote.USERS_FILE] = users_document(self.users).encode()
         if self.manager == ConfigurationManager.PUPPET:
             files["hiera.yaml"] = hiera_config(layout).encode()
+        bags = self.context.data_bags is not None
         if self.manager == ConfigurationManager.CHEF:
             files["node.json"] = _json(chef_node(configuration))
-            files["client.rb"] = chef_config(layout, self.request, local_mode=True).encode()
-            files["solo.rb"] = chef_config(layout, self.request, local_mode=False).encode()
+            for name, local in (("client.rb", True), ("solo.rb", False)):
+                text = chef_config(layout, self.request, local_mode=local, data_bags=bags)
+                files[name] = text.encode()
+        files.update(self.data_bags)
         return files
 
     def _start(

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from temporalio.client import WorkflowFailureError
+from temporalio.client import WorkflowFailureError, WorkflowQueryFailedError
 from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 from client.api.base import NO_ANSWER, run_url
@@ -23,12 +23,14 @@ from opsflow.drills import (
 from opsflow.errors import InvalidInput, NotFound, OperationFailed, OpsflowError
 from opsflow.messages import (
     AddInstanceInput,
+    ConfigurationQuery,
     InstanceActionInput,
     InstanceActionKind,
     InstanceStatusLine,
     InstanceView,
     RegisterInstanceInput,
     RegisterInstanceResult,
+    RunContext,
     StackDescription,
 )
 from opsflow.spec import Provider
@@ -195,6 +197,20 @@ class InstanceCalls(StackCalls):
             workflow_id,
             lambda: handle.query(InstanceWorkflow.describe, rpc_timeout=self.query_timeout),
         )
+
+    async def run_context(self, stack: str, request: ConfigurationQuery) -> RunContext:
+        """What a run of `request.event` on `request.hostname` would be given now: the
+        stack's `run_context` query (attributes and data bags with secure values sealed)."""
+        handle = self._stack(stack)
+        try:
+            return await self._call(
+                handle.id,
+                lambda: handle.query(
+                    StackWorkflow.run_context, request, rpc_timeout=self.query_timeout
+                ),
+            )
+        except WorkflowQueryFailedError as err:  # e.g. an instance gone meanwhile
+            raise NotFound(f"stack {stack}: {err.message}") from None
 
     async def last_log_tail(self, stack: str, hostname: str) -> str | None:
         """The log tail of the instance's most recent failed recipe run, if any."""

@@ -4,7 +4,7 @@ list and print the logs of the recipe runs it made)."""
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,7 @@ from client.cli.deploy import app_command
 from client.cli.session import (
     call_with_client,
     cancel_and_wait,
+    custom_json_option,
     output_option,
     wait_option,
     with_client,
@@ -49,6 +50,7 @@ def _recipe_list(ctx: click.Context, param: click.Parameter, value: str | None) 
     help="execute_recipes: cookbook::recipe[,cookbook::recipe...], run in this order.",
 )
 @click.option("--app", help="undeploy|start|stop|restart: the app to act on.")
+@custom_json_option
 @wait_option
 @output_option
 def run_command(
@@ -58,13 +60,15 @@ def run_command(
     hostname: str | None,
     recipes: list[str],
     app: str | None,
+    custom_json: dict[str, Any] | None,
     wait: bool,
     fmt: str,
 ) -> None:
     """Run a command (a lifecycle event's recipes, or chosen recipes) on online instances;
     `undeploy --app APP` removes an app from the instances of its layers, and `start`,
     `stop`, `restart --app APP` run its layers' deploy recipes with OPSFLOW_EVENT set to
-    the command, on the current release.
+    the command, on the current release. --custom-json is seen by every recipe of this
+    command only, over the stack's and the layers' custom JSON.
 
     With --wait, Ctrl-C cancels the command: queued runs are dropped and running recipes
     are stopped on the instances.
@@ -79,14 +83,16 @@ def run_command(
                 f"{command}: --layer, --instance and --recipes do not apply (an app "
                 "command acts on every instance of the app's layers)"
             )
-        request = AppCommandInput(app=app, action=AppAction(command))
+        request = AppCommandInput(app=app, action=AppAction(command), custom_json=custom_json)
         call_with_client(app_command, stack_name, request, wait, fmt)
         return
     if app:
         raise click.UsageError(f"--app: only {', '.join(APP_COMMANDS)} take an app, not {command}")
     if layer and hostname:
         raise InvalidInput("--layer and --instance: give one or the other")
-    call_with_client(_run_recipes, stack_name, command, layer, hostname, recipes, wait, fmt)
+    call_with_client(
+        _run_recipes, stack_name, command, layer, hostname, recipes, custom_json, wait, fmt
+    )
 
 
 async def _run_recipes(
@@ -96,6 +102,7 @@ async def _run_recipes(
     layer: str | None,
     hostname: str | None,
     recipes: list[str],
+    custom_json: dict[str, Any] | None,
     wait: bool,
     fmt: str,
 ) -> None:
@@ -112,7 +119,12 @@ async def _run_recipes(
     started = await client.run_command(
         stack_name,
         RunCommandInput(
-            command=command, layer=layer, instance=hostname, recipes=recipes, artifact=artifact
+            command=command,
+            layer=layer,
+            instance=hostname,
+            recipes=recipes,
+            artifact=artifact,
+            custom_json=custom_json,
         ),
     )
     if fmt != "json":

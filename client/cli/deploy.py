@@ -9,7 +9,13 @@ import click
 
 from client.cli.deployments import deployment_id_argument
 from client.cli.follow import finish
-from client.cli.session import call_with_client, output_option, wait_option, with_client
+from client.cli.session import (
+    call_with_client,
+    custom_json_option,
+    output_option,
+    wait_option,
+    with_client,
+)
 from opsflow.errors import InvalidInput
 from opsflow.rollout import Amount, Strategy, canary_batch, parse_batch, parse_max_failures
 
@@ -147,6 +153,7 @@ def _health_check(
     callback=_health_check,
     help="An http(s):// URL ({private_ip}, {hostname} filled in) or a command on the instance.",
 )
+@custom_json_option
 @wait_option
 @output_option
 def deploy_app(
@@ -158,10 +165,14 @@ def deploy_app(
     max_failures: str | None,
     bake: float | None,
     health_check: HealthCheckSpec | None,
+    custom_json: dict[str, Any] | None,
     wait: bool,
     fmt: str,
 ) -> None:
-    """Deploy APP (from STACK's stack file) to the instances of its layers."""
+    """Deploy APP (from STACK's stack file) to the instances of its layers.
+
+    --custom-json is seen by every recipe of this deployment only, over the stack's and
+    the layers' custom JSON; a rollback (by hand, or after failures) runs without it."""
     from opsflow.messages import DeployInput
 
     if strategy == Strategy.ALL_AT_ONCE.value and batch is not None:
@@ -178,6 +189,7 @@ def deploy_app(
         max_failures=max_failures,
         canary_bake_seconds=bake,
         health_check=health_check,
+        custom_json=custom_json,
     )
     call_with_client(_deploy, stack_name, request, wait, fmt)
 

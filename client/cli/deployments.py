@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import click
@@ -92,6 +93,8 @@ async def _describe_deployment(
             f"elapsed: {render.elapsed(detail.started_at, detail.finished_at)}"
         )
         click.echo(f"runs: {run_url(deployment_id)}")
+        if detail.custom_json is not None:
+            click.echo(f"custom json: {json.dumps(detail.custom_json, sort_keys=True)}")
         if detail.awaiting_approval:
             click.echo(render.approval_line(detail))
         render.emit_table(

@@ -231,3 +231,64 @@ async def instance_restore_network(client: OpsflowClient, stack_name: str, hostn
     """Give a machine cut by `instance kill --network` its link back. If a heal has
     replaced the machine since, says so and changes nothing."""
     click.echo(await client.network_drill(stack_name, hostname, cut=False))
+
+
+# `instance attributes`: the choices are opsflow.recipe_view's (kept here as literals so
+# that --help imports no pydantic model; tests/client/test_cli_instance_attributes.py
+# checks they are the same).
+ATTRIBUTE_FORMATS = ("chef11", "chef12", "json")
+ATTRIBUTE_EVENTS = (
+    "setup", "configure", "deploy", "undeploy", "shutdown",
+    "execute_recipes", "restart", "rollback", "start", "stop",
+)  # fmt: skip
+
+
+@instance.command("attributes")
+@click.argument("stack_name", metavar="STACK")
+@click.argument("hostname", metavar="HOST")
+@click.option(
+    "--event",
+    type=click.Choice(ATTRIBUTE_EVENTS),
+    help="The lifecycle event or command run (default: configure; deploy with --app).",
+)
+@click.option("--app", help="As in a deploy of this app (one of the instance's layers').")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(ATTRIBUTE_FORMATS),
+    help="chef11: the node JSON; chef12: the data bags {BAG: {ITEM_ID: item}}; json: the "
+    "$OPSFLOW_ATTRIBUTES document (default: what this instance's configuration manager gets).",
+)
+@with_client
+async def instance_attributes(
+    client: OpsflowClient,
+    stack_name: str,
+    hostname: str,
+    event: str | None,
+    app: str | None,
+    fmt: str | None,
+) -> None:
+    """Print, as JSON, what a recipe on HOST would see now, secure values masked (what
+    OpsWorks' `opsworks-agent-cli get_json` answered)."""
+    from opsflow import recipe_view
+    from opsflow.errors import NotFound
+    from opsflow.messages import ConfigurationQuery
+
+    found = await client.describe(stack_name)
+    view = next((v for v in found.instances if v.hostname == hostname), None)
+    if view is None:
+        known = ", ".join(v.hostname for v in found.instances) or "none"
+        raise NotFound(f"stack {stack_name} has no instance {hostname!r} (instances: {known})")
+    app_spec = recipe_view.app_on(found.spec, view, app) if app is not None else None
+    event = event or ("deploy" if app is not None else "configure")
+    context = await client.run_context(
+        stack_name, ConfigurationQuery(hostname=hostname, event=event)
+    )
+    document = recipe_view.document(
+        context,
+        fmt or recipe_view.default_format(context),
+        stack_name,
+        app=app_spec,
+        root=view.root,
+    )
+    render.emit_json(document)

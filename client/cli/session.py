@@ -30,6 +30,44 @@ output_option = click.option(
 )
 wait_option = click.option("--wait", is_flag=True, help="Wait until the operation has finished.")
 
+
+def _custom_json(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """`--custom-json JSON|@FILE`: a JSON object (opsflow.custom_json), or exit 2 naming
+    the option and the problem, before anything connects."""
+    from pathlib import Path
+
+    from opsflow import custom_json
+    from opsflow.errors import InvalidInput
+
+    if value is None:
+        return None
+    source = None
+    if value.startswith("@"):
+        source = value[1:]
+        path = Path(source)
+        try:
+            if path.stat().st_size > 4 * custom_json.MAX_BYTES:
+                raise click.BadParameter(
+                    f"{source}: over the limit of {custom_json.MAX_BYTES} bytes", ctx, param
+                )
+            value = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise click.BadParameter(f"cannot read {source}: {reason}", ctx, param) from None
+    try:
+        return custom_json.parse(value, option="", source=source)
+    except InvalidInput as err:
+        raise click.BadParameter(str(err).removeprefix(": "), ctx, param) from None
+
+
+custom_json_option = click.option(
+    "--custom-json",
+    callback=_custom_json,
+    metavar="JSON|@FILE",
+    help="Custom JSON for this command's recipes (an object, or @FILE holding one), merged "
+    "over the stack's and the layers' (at most 64 KiB).",
+)
+
 # Collect a command's garbage once it ran, for callers that go on in this interpreter
 # (tests): a Temporal client freed at interpreter shutdown can abort it. The `opsflow`
 # process itself ends with os._exit, where collecting only delays the exit (~0.1-0.2 s).

@@ -72,6 +72,8 @@ class FakeCloud:
     health_checks: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)  # (hostname, event)
     run_ids: list[str] = field(default_factory=list)
+    # Each run's command custom JSON: (hostname, event, custom_json).
+    run_custom_json: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
     machines: dict[str, str] = field(default_factory=dict)  # hostname -> running|stopped|gone
     # Healing: `dead` machines fail their checks (SSH refused) until replaced; with
     # `stays_dead`, a new machine for the host is dead too. Needs `client` (the stack query).
@@ -207,6 +209,7 @@ class FakeCloud:
             self.runs.append((request.hostname, request.event))
             self.run_snapshots.append((request.hostname, request.event, request.snapshot))
             self.run_ids.append(request.run_id)
+            self.run_custom_json.append((request.hostname, request.event, request.custom_json))
             if request.stage_only:
                 self.stage_only_runs.append(request.hostname)
             if request.recipes:

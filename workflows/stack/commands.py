@@ -3,13 +3,15 @@ deployment workflow; and what the stack remembers of them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 from temporalio.common import SearchAttributePair
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity
-    from opsflow import names
+    from opsflow import custom_json, names
     from opsflow.app_releases import app_of, command_release, deploy_release
     from opsflow.errors import InvalidInput
     from opsflow.events import EventKind
@@ -89,6 +91,7 @@ class CommandsMixin(StackBase):
                 recipes=request.recipes or None,
                 stage_only=request.command == "update_custom_cookbooks",
                 tag_runs=self._state.tag_runs,
+                custom_json=request.custom_json,
             ),
             id=deployment_id,
             parent_close_policy=ParentClosePolicy.ABANDON,
@@ -105,6 +108,7 @@ class CommandsMixin(StackBase):
     def _validate_run_command(self, request: RunCommandInput) -> None:
         check_origin(request.origin)
         self._refuse_if_deleting()
+        _check_custom_json(request.custom_json)
         if request.command not in RUN_COMMANDS:
             raise invalid(
                 f"unknown command {request.command!r} (commands: {', '.join(RUN_COMMANDS)})"
@@ -154,6 +158,7 @@ class CommandsMixin(StackBase):
                 canary_bake_seconds=request.canary_bake_seconds,
                 health_check=request.health_check or app.health_check,
                 tag_runs=self._state.tag_runs,
+                custom_json=request.custom_json,
             ),
         )
 
@@ -161,6 +166,7 @@ class CommandsMixin(StackBase):
     def _validate_deploy(self, request: DeployInput) -> None:
         check_origin(request.origin)
         self._refuse_if_deleting()
+        _check_custom_json(request.custom_json)
         app = self._app(request.app)
         if request.strategy not in {s.value for s in Strategy}:
             raise invalid(
@@ -201,6 +207,7 @@ class CommandsMixin(StackBase):
                     self._spec(), self._state.applied.rds, app, request.action, request.release
                 ),
                 tag_runs=self._state.tag_runs,
+                custom_json=request.custom_json,
             ),
         )
 
@@ -208,6 +215,7 @@ class CommandsMixin(StackBase):
     def _validate_app_command(self, request: AppCommandInput) -> None:
         check_origin(request.origin)
         self._refuse_if_deleting()
+        _check_custom_json(request.custom_json)
         self._app(request.app)
         if request.action == AppAction.DEPLOY:
             raise invalid("deploy has its own command: opsflow deploy STACK APP")
@@ -303,3 +311,12 @@ class CommandsMixin(StackBase):
     def _app_targets(self, name: str) -> list[str]:
         with refusals():
             return app_targets(self._spec(), self._state.members.instances, name)
+
+
+def _check_custom_json(document: dict[str, Any] | None) -> None:
+    """A command's custom JSON within the limit (the CLI checks first; other callers too)."""
+    if document is not None:
+        try:
+            custom_json.check(document)
+        except InvalidInput as err:
+            raise invalid(str(err)) from None

@@ -644,3 +644,18 @@ async def test_cookbooks_missing_from_the_store_fail_naming_the_blob(
         await run(acts, request_for("r-lost", ["web::count"]))
     assert caught.value.non_retryable
     assert not (Path(instance.root) / "count.txt").exists()
+
+
+async def test_the_commands_custom_json_is_merged_last_into_the_attributes(
+    cookbooks: Path, request_for: Runner, instance: LaunchResult
+) -> None:
+    acts = activities_for(cookbooks)
+    extra = {"shop": {"port": 8080}, "opsflow": {"stack": {"name": "renamed"}}, "x": {"y": 1}}
+    result = await run(acts, request_for("web1-custom-1", ["web::env"], custom_json=extra))
+    assert result.exit_code == 0
+    # over the configuration, key by key: the stack's greeting stays, the command's wins
+    assert json.loads((Path(instance.root) / "attributes.json").read_text()) == {
+        "opsflow": {"stack": {"name": "renamed"}},
+        "shop": {"greeting": "hello", "port": 8080},
+        "x": {"y": 1},
+    }
