@@ -75,3 +75,10 @@ def stack_configuration(
     if command_json:
         document = deep_merge(document, command_json)
     return document
+
+
+def chef_node(configuration: dict[str, Any]) -> dict[str, Any]:
+    """The node JSON: the attributes, plus `opsworks` as an alias of `opsflow` (with any
+    `opsworks` keys of the custom JSON on top), for cookbooks ported from OpsWorks."""
+    alias = deep_merge(configuration.get("opsflow") or {}, configuration.get("opsworks") or {})
+    return {**configuration, "opsworks": alias}

@@ -6,20 +6,12 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any
 
 from activities.recipes.layout import Layout
 from activities.remote_script import Value
-from opsflow.attributes import deep_merge
+from opsflow.attributes import chef_node as chef_node  # moved there (pure: the CLI uses it)
 from opsflow.messages import RecipeRunInput
 from opsflow.spec import ConfigurationManager
-
-
-def chef_node(configuration: dict[str, Any]) -> dict[str, Any]:
-    """The node JSON: the attributes, plus `opsworks` as an alias of `opsflow` (with any
-    `opsworks` keys of the custom JSON on top), for cookbooks ported from OpsWorks."""
-    alias = deep_merge(configuration.get("opsflow") or {}, configuration.get("opsworks") or {})
-    return {**configuration, "opsworks": alias}
 
 
 def _ruby(value: str) -> str:
