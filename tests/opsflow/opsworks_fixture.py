@@ -28,7 +28,9 @@ REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "opsworks"
 
 CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBfixturecertificate==\n-----END CERTIFICATE-----"
 CHAIN = "-----BEGIN CERTIFICATE-----\nMIIBfixturechain==\n-----END CERTIFICATE-----"
-TARGET_GROUP = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/shop-web/0123456789abcdef"
+TARGET_GROUP = (
+    "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/shop-web/0123456789abcdef"
+)
 SENT_AT = datetime(2024, 5, 1, 12, 30, 0, tzinfo=UTC)
 
 
@@ -105,9 +107,7 @@ RDS = {
 }
 
 
-def ec2_view(
-    hostname: str, layers: list[str], status: InstanceStatus, number: int
-) -> InstanceView:
+def ec2_view(hostname: str, layers: list[str], status: InstanceStatus, number: int) -> InstanceView:
     return InstanceView(
         hostname=hostname,
         layers=layers,
@@ -148,4 +148,3 @@ def check_golden(name: str, document: Any) -> None:
         path.write_text(text)
     assert path.exists(), f"no golden file {path}: run with {REGENERATE}=1 once"
     assert json.loads(path.read_text()) == json.loads(text)
-
