@@ -36,6 +36,7 @@ from opsflow.attributes import deep_merge
 from opsflow.errors import ErrorType, OpsflowError
 from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
 from opsflow.names import RECIPE
+from opsflow.secrets import conceal, reveal
 from opsflow.spec import ConfigurationManager
 from runtime import run_logs
 from workflows.failures import invalid
@@ -82,6 +83,7 @@ class RecipeActivities:
         if not recipes and not request.stage_only and app is None:
             return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="")
         context, app = await local_trees(context, app)
+        context, revealed = _revealed(context)
         # One span for the remote run, under the activity's span from TracingInterceptor;
         # it carries names and numbers only, never the attributes (they may hold secrets).
         with _tracer.start_as_current_span(
@@ -101,7 +103,7 @@ class RecipeActivities:
             },
         ) as span:
             run = _Run(request, context, recipes, app)
-            secrets = app.secrets if app else []
+            secrets = [*(app.secrets if app else []), *revealed]
             try:
                 outcome = await (run.stage() if request.stage_only else run.run())
             except asyncio.CancelledError:
@@ -130,6 +132,17 @@ class RecipeActivities:
             release=outcome.release or None,
             previous_release=outcome.previous_release or None,
         )
+
+
+def _revealed(context: RunContext) -> tuple[RunContext, list[str]]:
+    """The context with its secure values (app environments, SSL keys, RDS passwords in
+    the attributes and data bags) in plaintext, decrypted here on the worker for the
+    run's root-only files, and those plaintexts, redacted from everything reported."""
+    sealed = {"configuration": context.configuration, "data_bags": context.data_bags}
+    if conceal(sealed) == sealed:
+        return context, []  # nothing to decrypt: no key needed
+    plain, secrets = reveal(sealed, settings.secret_key())
+    return context.model_copy(update=plain), secrets
 
 
 def _cancel_requested() -> bool:
