@@ -32,7 +32,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import aws
 from opsflow.errors import ErrorType
-from opsflow.messages import Ec2Machine, Ec2Resources
+from opsflow.messages import Ec2Machine, Ec2Resources, MachineFacts
 from opsflow.spec import VolumeSpec
 from opsflow.volumes import device_name
 
@@ -69,6 +69,42 @@ def launch(
     except BaseException as err:
         problems = _compensate(undo)
         raise as_application_error(err, machine, problems) from err
+
+
+def facts(region: str, resources: Ec2Resources) -> MachineFacts:
+    """What DescribeInstances says of the launched machine, for the stack configuration
+    (`opsworks.instance`, aws_opsworks_instance): asked once its address is final."""
+    try:
+        found = client(region).describe_instances(InstanceIds=[resources.instance_id])
+    except ClientError as err:
+        raise as_application_error(err, None, []) from err
+    return machine_facts(found["Reservations"][0]["Instances"][0], region, resources)
+
+
+def machine_facts(instance: dict[str, Any], region: str, resources: Ec2Resources) -> MachineFacts:
+    """An EC2 instance description (DescribeInstances) as MachineFacts; AWS's empty
+    strings (no public DNS name in a VPC without it) as None."""
+
+    def text(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    launched = instance.get("LaunchTime")
+    return MachineFacts(
+        instance_type=text(instance.get("InstanceType")),
+        availability_zone=text(instance.get("Placement", {}).get("AvailabilityZone")),
+        region=region,
+        public_ip=text(instance.get("PublicIpAddress")) or resources.public_ip,
+        public_dns_name=text(instance.get("PublicDnsName")),
+        private_dns_name=text(instance.get("PrivateDnsName")),
+        architecture=text(instance.get("Architecture")),
+        ami_id=text(instance.get("ImageId")),
+        os=text(instance.get("PlatformDetails")),
+        subnet_id=text(instance.get("SubnetId")),
+        elastic_ip=resources.public_ip if resources.allocation_id else None,
+        root_device_type=text(instance.get("RootDeviceType")),
+        created_at=launched,
+        booted_at=launched,
+    )
 
 
 def stop(region: str, instance_id: str, heartbeat: Callable[[], None] = lambda: None) -> None:

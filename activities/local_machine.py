@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
+import shlex
 import signal
 import socket
 import subprocess
@@ -36,7 +38,7 @@ from pathlib import Path
 
 from activities import ssh_keys
 from opsflow import local_network as names
-from opsflow.messages import LaunchResult, SshEndpoint
+from opsflow.messages import LaunchResult, MachineFacts, SshEndpoint
 from opsflow.settings import instances_dir, opsflow_home
 from runtime import local_network, processes
 
@@ -145,7 +147,39 @@ def launch(machine: Machine, task_queue: str | None) -> LaunchResult:
         key_file=str(machine.client_key),
         host_key=ssh_keys.public_key(machine.inside(HOST_KEY + ".pub")),
     )
-    return LaunchResult(ssh=endpoint, root="/", private_ip=str(address), task_queue=task_queue)
+    own = machine.inside("etc/os-release")  # the machine's own, else its base's (the host's)
+    facts = local_facts(machine.hostname, own if own.exists() else Path("/etc/os-release"))
+    return LaunchResult(
+        ssh=endpoint, root="/", private_ip=str(address), task_queue=task_queue, facts=facts
+    )
+
+
+def local_facts(hostname: str, os_release: Path = Path("/etc/os-release")) -> MachineFacts:
+    """A machine on this host, as OpsWorks showed one it did not launch on EC2: the host's
+    architecture, the os's PRETTY_NAME, its hostname as private DNS name; no instance type,
+    zone, region or public address (None)."""
+    return MachineFacts(
+        architecture=platform.machine() or None,
+        os=pretty_name(os_release),
+        private_dns_name=hostname,
+    )
+
+
+def pretty_name(os_release: Path) -> str | None:
+    """PRETTY_NAME of an os-release file (shell-quoted values), None if it has none."""
+    try:
+        text = os_release.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "PRETTY_NAME":
+            try:
+                words = shlex.split(value, comments=False)
+            except ValueError:
+                return None
+            return " ".join(words) or None
+    return None
 
 
 def stop(machine: Machine) -> None:

@@ -137,7 +137,11 @@ def launch(request: LaunchInput) -> LaunchResult:
         host_key=ssh_keys.public_key(paths.host_key.with_suffix(".pub")),
     )
     return LaunchResult(
-        ssh=endpoint, root=str(paths.root), private_ip=HOST, task_queue=_own_queue()
+        ssh=endpoint,
+        root=str(paths.root),
+        private_ip=HOST,
+        task_queue=_own_queue(),
+        facts=local_machine.local_facts(request.hostname),
     )
 
 

@@ -92,7 +92,8 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
     resources = ec2_provider.launch(machine, kept=request.kept)
     if os.environ.get(STANDIN_VARIABLE) == "local":
         standin = local_provider.launch(request)
-        return standin.model_copy(update={"ec2": resources})
+        facts = ec2_provider.facts(machine.region, resources)
+        return standin.model_copy(update={"ec2": resources, "facts": facts})
     address = resources.public_ip or resources.private_ip
     key_file = machine.options.ssh_key_file
     # The key the CLI sealed; a stack made before keys travelled has only the file.
@@ -104,6 +105,7 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
         )
     user = machine.options.ssh_user or "ec2-user"
     try:
+        facts = ec2_provider.facts(machine.region, resources)
         endpoint = SshEndpoint(
             host=address,
             port=22,
@@ -120,7 +122,11 @@ def _launch_ec2(request: LaunchInput) -> LaunchResult:
         ec2_provider.terminate(machine.region, resources, keep=request.kept is not None)
         raise
     return LaunchResult(
-        ssh=endpoint, root="/", private_ip=resources.private_ip or address, ec2=resources
+        ssh=endpoint,
+        root="/",
+        private_ip=resources.private_ip or address,
+        ec2=resources,
+        facts=facts,
     )
 
 

@@ -30,7 +30,13 @@ from temporalio.exceptions import ApplicationError
 
 from activities import names, ssh
 from opsflow.errors import ErrorType
-from opsflow.messages import AttachHostInput, LaunchInput, LaunchResult, SshEndpoint
+from opsflow.messages import (
+    AttachHostInput,
+    LaunchInput,
+    LaunchResult,
+    MachineFacts,
+    SshEndpoint,
+)
 from opsflow.spec import RegisteredHostSpec
 
 CHECK_TIMEOUT = 30.0
@@ -54,13 +60,36 @@ def attach(request: LaunchInput) -> LaunchResult:
             type=ErrorType.REGISTERED_HOST_REFUSED,
             non_retryable=True,
         )
-    check(host)
-    return LaunchResult(ssh=endpoint(host), root=host.root, private_ip=host.host)
+    _, output = _checked(host)
+    return LaunchResult(
+        ssh=endpoint(host), root=host.root, private_ip=host.host, facts=_facts(output)
+    )
+
+
+def _facts(output: str) -> MachineFacts:
+    """The check's answer (`uname -m`, the os's PRETTY_NAME, `hostname -f`): what a host
+    opsflow did not launch tells in the same login; the rest stays None."""
+    lines = [*output.splitlines(), "", "", ""]
+    architecture, os_name, fqdn = (line.strip() or None for line in lines[:3])
+    return MachineFacts(architecture=architecture, os=os_name, private_dns_name=fqdn)
+
+
+# After the check: the facts, one a line (an absent one an empty line).
+_FACTS = (
+    "uname -m 2>/dev/null || echo; "
+    '(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-}") || echo; '
+    "hostname -f 2>/dev/null || hostname 2>/dev/null || echo"
+)
 
 
 def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
     """Log in with the host's key (pinning the key it shows now when none is pinned) and
     make sure `root` exists and is writable. Blocking."""
+    return _checked(host)[0]
+
+
+def _checked(host: RegisteredHostSpec) -> tuple[RegisteredHostSpec, str]:
+    """check(), and what the host printed of itself (see _FACTS)."""
     if host.key is None and not os.access(host.key_file, os.R_OK):
         raise ApplicationError(
             f"{host.where()}: key file {host.key_file} cannot be read on the worker",
@@ -70,9 +99,8 @@ def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
     pinned = host if host.host_key else host.model_copy(update={"host_key": learn_host_key(host)})
     root = ssh.quote(pinned.root)
     reach = endpoint(pinned)
-    code, _, err = ssh.run(
-        reach, ssh.privileged(reach, f"mkdir -p -- {root} && test -w {root}"), timeout=CHECK_TIMEOUT
-    )
+    command = f"mkdir -p -- {root} && test -w {root} && {{ {_FACTS}; }}"
+    code, out, err = ssh.run(reach, ssh.privileged(reach, command), timeout=CHECK_TIMEOUT)
     if code != 0:
         raise ApplicationError(
             f"{host.where()}: {pinned.root} cannot be written by "
@@ -81,7 +109,7 @@ def check(host: RegisteredHostSpec) -> RegisteredHostSpec:
             type=ErrorType.REGISTERED_HOST_REFUSED,
             non_retryable=True,
         )
-    return pinned
+    return pinned, out
 
 
 def learn_host_key(host: RegisteredHostSpec) -> str:

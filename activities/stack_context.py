@@ -32,7 +32,11 @@ def stack_context_source(
     async def fetch(run: RecipeRunInput) -> RunContext:
         if run.snapshot is not None:
             snapshot = await reader.read(run.snapshot)
-            return snapshots.run_context(snapshot, run.instance, run.event)
+            # sent_at: when the run was first scheduled, the same on every retry.
+            sent_at = activity.info().scheduled_time if activity.in_activity() else None
+            return snapshots.run_context(
+                snapshot, run.instance, run.event, run=run, sent_at=sent_at
+            )
         handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(run.stack))
         request = ConfigurationQuery(hostname=run.hostname, event=run.event, instance=run.instance)
         try:

@@ -53,8 +53,31 @@ class SshEndpoint(BaseModel):
     )
 
 
-class InstanceView(BaseModel):
-    """What the stack knows of one instance; what `instance list` prints."""
+class MachineFacts(BaseModel):
+    """What OpsWorks showed recipes of an instance's machine (`opsworks.instance`,
+    aws_opsworks_instance) that opsflow can learn where it launches one: from EC2's
+    answer; on a local machine its host's architecture and os and its hostname as private
+    DNS name, the rest None ("as on a non-EC2 machine"). All None in views made before."""
+
+    instance_type: str | None = None
+    availability_zone: str | None = None
+    region: str | None = None
+    public_ip: str | None = None
+    public_dns_name: str | None = None
+    private_dns_name: str | None = None
+    architecture: str | None = None
+    ami_id: str | None = None
+    os: str | None = None
+    subnet_id: str | None = None
+    elastic_ip: str | None = None
+    root_device_type: str | None = None
+    created_at: datetime | None = None
+    booted_at: datetime | None = None
+
+
+class InstanceView(MachineFacts):
+    """What the stack knows of one instance; what `instance list` prints (its machine's
+    facts from MachineFacts, as the last launch found them)."""
 
     hostname: str
     layers: list[str]
@@ -341,6 +364,9 @@ class LaunchResult(BaseModel):
     ssh: SshEndpoint
     root: str
     private_ip: str
+    facts: MachineFacts | None = Field(
+        default=None, description="the machine's facts (None: a provider before they were)"
+    )
     ec2: Ec2Resources | None = None
     task_queue: str | None = Field(
         default=None,
@@ -488,6 +514,11 @@ class ConfigurationSnapshot(BaseModel):
     spec: StackSpec
     instances: list[InstanceView]
     cookbooks: ResolvedCookbooks | None = None
+    rds: dict[str, RdsInfo] = Field(
+        default_factory=dict,
+        description="rds entry name -> what AWS said of it at the last apply (the apps' "
+        "databases in the attributes and data bags)",
+    )
 
 
 class PublishSnapshotInput(BaseModel):
@@ -593,6 +624,10 @@ class RdsInstances(BaseModel):
     """describe_rds's result: identifier -> what AWS says of it."""
 
     instances: dict[str, RdsInfo] = Field(default_factory=dict)
+
+
+# ConfigurationSnapshot names RdsInfo before it is defined: completed here (see above).
+ConfigurationSnapshot.model_rebuild()
 
 
 class HealthCheckInput(BaseModel):

@@ -210,6 +210,9 @@ class InstanceWorkflow:
             await self._set_status(InstanceStatus.START_FAILED, message=message)
             return self._result(command, ok=False, error=message)
         view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
+        if launched.facts is not None:  # the machine's facts, for the stack configuration
+            for name, value in launched.facts:
+                setattr(view, name, value)
         if launched.task_queue is not None and workflow.patched(common.BOUND_TO_WORKER_PATCH):
             view.task_queue, self._state.worker_gone = launched.task_queue, None
         if launched.ec2 is not None and command.machine is not None:

@@ -42,6 +42,7 @@ from opsflow.attributes import deep_merge
 from opsflow.errors import ErrorType, OpsflowError
 from opsflow.messages import RecipeRunInput, RecipeRunResult, RunContext
 from opsflow.names import RECIPE
+from opsflow.secrets import conceal, reveal
 from opsflow.spec import ConfigurationManager, Provider, UserSpec
 from opsflow.users import users_document, users_to_converge
 from runtime import run_logs
@@ -90,6 +91,7 @@ class RecipeActivities:
         if not recipes and not request.stage_only and app is None and users is None:
             return RecipeRunResult(run_id=request.run_id, exit_code=0, log_tail="")
         context, app = await local_trees(context, app)
+        context, revealed = _revealed(context)
         # One span for the remote run, under the activity's span from TracingInterceptor;
         # it carries names and numbers only, never the attributes (they may hold secrets).
         with _tracer.start_as_current_span(
@@ -109,7 +111,7 @@ class RecipeActivities:
             },
         ) as span:
             run = _Run(request, context, recipes, app, users)
-            secrets = [*(app.secrets if app else []), *run.secrets]
+            secrets = [*(app.secrets if app else []), *revealed, *run.secrets]
             try:
                 outcome = await (run.stage() if request.stage_only else run.run())
             except asyncio.CancelledError:
@@ -138,6 +140,17 @@ class RecipeActivities:
             release=outcome.release or None,
             previous_release=outcome.previous_release or None,
         )
+
+
+def _revealed(context: RunContext) -> tuple[RunContext, list[str]]:
+    """The context with its secure values (app environments, SSL keys, RDS passwords in
+    the attributes and data bags) in plaintext, decrypted here on the worker for the
+    run's root-only files, and those plaintexts, redacted from everything reported."""
+    sealed = {"configuration": context.configuration, "data_bags": context.data_bags}
+    if conceal(sealed) == sealed:
+        return context, []  # nothing to decrypt: no key needed
+    plain, secrets = reveal(sealed, settings.secret_key())
+    return context.model_copy(update=plain), secrets
 
 
 def _cancel_requested() -> bool:

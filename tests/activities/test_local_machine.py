@@ -4,6 +4,7 @@ trusting only the pinned host key."""
 
 from __future__ import annotations
 
+import platform
 import socket
 import time
 from pathlib import Path
@@ -52,6 +53,15 @@ def test_a_machine_boots_answers_on_its_own_address_and_keeps_its_disk(
     again = launch("web1")
     assert again == web1  # same address, same keys
     assert openssh(again, tmp_path, "cat /etc/motd").stdout == "mine\n"
+
+
+def test_a_machine_s_facts_are_those_of_a_non_ec2_machine(launch: Launcher, machines: str) -> None:
+    facts = launch("web1").facts
+    assert facts is not None
+    assert facts.architecture == platform.machine() and facts.private_dns_name == "web1"
+    assert facts.os is not None and facts.os.startswith("Debian")
+    assert (facts.instance_type, facts.availability_zone, facts.region) == (None, None, None)
+    assert (facts.public_ip, facts.public_dns_name, facts.elastic_ip) == (None, None, None)
 
 
 def test_kill_ends_every_process_and_start_boots_the_same_disk(
@@ -172,3 +182,14 @@ def test_a_machines_root_home_is_a_new_machines_not_this_hosts(
     local_provider.stop(MachineInput(stack=STACK, hostname="web1", provider=Provider.LOCAL))
     again = launch("web1")
     assert openssh(again, tmp_path, "cat /root/mine").stdout == "kept\n"
+
+
+def test_pretty_name_reads_a_quoted_or_plain_value_and_none_without_one(tmp_path: Path) -> None:
+    release = tmp_path / "os-release"
+    release.write_text('NAME="Debian GNU/Linux"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n')
+    assert local_machine.pretty_name(release) == "Debian GNU/Linux 12 (bookworm)"
+    release.write_text("PRETTY_NAME=Plain\n")
+    assert local_machine.pretty_name(release) == "Plain"
+    release.write_text("NAME=x\n")
+    assert local_machine.pretty_name(release) is None
+    assert local_machine.pretty_name(tmp_path / "absent") is None

@@ -12,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import local_provider, providers
+from activities import local_machine, local_provider, providers
 from opsflow import settings
 from opsflow.errors import ErrorType
 from opsflow.messages import LaunchInput, LaunchResult, MachineInput
@@ -68,6 +68,8 @@ def test_launch_starts_an_sshd_that_answers_with_the_pinned_host_key(
 
     done = openssh(instance, tmp_path, "echo up")
     assert (done.returncode, done.stdout) == (0, "up\n"), done.stderr
+    assert instance.facts is not None and instance.facts.private_dns_name == "web1"
+    assert instance.facts.os == local_machine.pretty_name(Path("/etc/os-release"))
 
 
 def test_launch_again_reuses_the_running_sshd(launch: Launcher, opsflow_home: Path) -> None:

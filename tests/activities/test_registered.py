@@ -4,6 +4,7 @@ key learned and pinned, logins checked, and what goes wrong said as Temporal mus
 from __future__ import annotations
 
 import asyncio
+import platform
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import providers, registered, ssh
+from activities import local_machine, providers, registered, ssh
 from opsflow import settings
 from opsflow.errors import ErrorType
 from opsflow.messages import AttachHostInput, LaunchInput, LaunchResult, MachineInput
@@ -64,6 +65,13 @@ def test_launching_a_registered_instance_attaches_to_the_pinned_host(
     assert (launched.root, launched.private_ip) == (str(tmp_path), machine.ssh.host)
     code, out, _ = ssh.run(launched.ssh, "echo attached")
     assert (code, out) == (0, "attached\n")
+    # What the host told of itself in the same login (this host plays it).
+    facts = launched.facts
+    assert facts is not None
+    assert facts.architecture == platform.machine()
+    assert facts.os == local_machine.pretty_name(Path("/etc/os-release"))
+    assert facts.os is not None and facts.private_dns_name
+    assert (facts.instance_type, facts.region, facts.public_ip) == (None, None, None)
 
 
 def test_stopping_or_deregistering_a_registered_host_leaves_the_machine_running(

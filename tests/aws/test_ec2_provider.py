@@ -225,3 +225,18 @@ def test_a_console_that_aws_will_not_read_releases_the_instance_with_a_mapped_er
     assert error.type == expected and error.non_retryable is not retryable
     assert "AWS refused GetConsoleOutput" in error.message
     assert live(aws_env) == [] and addresses(aws_env) == []
+
+
+def test_the_launched_machine_s_facts_come_from_describe_instances(aws_env: AwsEnv) -> None:
+    made = ec2_provider.launch(machine(elastic_ip=True))
+    facts = ec2_provider.facts("us-east-1", made)
+    assert facts.instance_type == "t3.micro" and facts.ami_id == AMI
+    assert facts.region == "us-east-1"
+    assert facts.availability_zone == made.availability_zone
+    assert facts.availability_zone is not None and facts.availability_zone.startswith("us-east-1")
+    assert facts.elastic_ip == made.public_ip and facts.public_ip == made.public_ip
+    assert facts.architecture == "x86_64"
+    assert facts.private_dns_name and facts.created_at is not None
+    assert facts.booted_at == facts.created_at
+    plain = ec2_provider.launch(machine(hostname="web2", token="t2"))
+    assert ec2_provider.facts("us-east-1", plain).elastic_ip is None

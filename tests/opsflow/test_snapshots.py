@@ -11,11 +11,20 @@ from hypothesis import strategies as st
 
 from opsflow import snapshots
 from opsflow.attributes import stack_configuration
-from opsflow.messages import InstanceView, ResolvedCookbooks, RunContext, SshEndpoint
-from opsflow.spec import ConfigurationManager, Provider, StackSpec
+from opsflow.messages import (
+    AppAction,
+    AppRelease,
+    InstanceView,
+    RecipeRunInput,
+    ResolvedCookbooks,
+    RunContext,
+    SshEndpoint,
+)
+from opsflow.spec import ChefSpec, ConfigurationManager, Provider, StackSpec
 from opsflow.starts import recipes_for
 from opsflow.status import InstanceStatus
 from opsflow.targets import manager_of
+from tests.opsflow.opsworks_fixture import APP1, INSTANCES, RDS, SPEC
 
 COOKBOOKS = ResolvedCookbooks(
     directory="/cache/cookbooks/abc", digest="abc", description="./cookbooks"
@@ -136,3 +145,53 @@ def test_snapshot_size(count: int) -> None:
         f"snapshot of {count} instances: {len(data)} bytes ({len(data) / count:.0f} per instance)"
     )
     assert len(data) < 400 * count  # a few hundred bytes an instance, never their whole views
+
+
+def test_a_snapshot_keeps_the_machine_facts_and_a_run_sees_them_as_opsworks_did() -> None:
+    data = snapshots.encode(snapshots.configuration_snapshot(SPEC, INSTANCES, None, 2, RDS))
+    stored = snapshots.decode(data)
+    member = next(v for v in stored.instances if v.hostname == "app1")
+    assert member.instance_type == "t3.small" and member.ec2_instance_id == APP1.ec2_instance_id
+    assert member.created_at == APP1.created_at and member.root is None and member.ssh is None
+    assert stored.rds == RDS
+    context = snapshots.run_context(stored, APP1, "configure")
+    layer = context.configuration["opsworks"]["layers"]["app"]["instances"]
+    assert layer["app1"]["instance_type"] == "t3.small"
+    assert context.configuration["deploy"]["shop"]["database"]["host"] == RDS["orders"].address
+
+
+def test_chef_12_runs_get_data_bags_with_the_run_s_command_and_custom_json() -> None:
+    chef12 = SPEC.model_copy(update={"chef": ChefSpec(version="12")})
+    snapshot = snapshots.configuration_snapshot(chef12, INSTANCES, None, 1)
+    run = RecipeRunInput(
+        stack="shop",
+        hostname="app1",
+        event="deploy",
+        run_id="r1",
+        command_id="cmd-9",
+        ssh=SshEndpoint(host="h", port=22, user="root", key_file="/k", host_key="ssh-ed25519 A"),
+        root="/",
+        instance=APP1,
+        app=AppRelease(app="shop", action=AppAction.DEPLOY, release="0001-x"),
+        custom_json={"shop": {"greeting": "from the command"}},
+    )
+    context = snapshots.run_context(snapshot, APP1, "deploy", run=run)
+    assert context.data_bags is not None
+    assert context.data_bags["aws_opsworks_app"]["shop"]["deploy"] is True
+    assert set(context.data_bags["aws_opsworks_command"]) == {"cmd-9"}
+    assert context.configuration["opsworks"]["deployment"] == "cmd-9"
+    assert context.configuration["shop"]["greeting"] == "from the command"
+    # Chef 11 (the default) has none, nor has a shell instance of a Chef 12 stack.
+    assert (
+        snapshots.run_context(
+            snapshots.configuration_snapshot(SPEC, INSTANCES, None, 1), APP1, "deploy"
+        ).data_bags
+        is None
+    )
+    shell = chef12.model_copy(update={"configuration_manager": ConfigurationManager.SHELL})
+    assert (
+        snapshots.run_context(
+            snapshots.configuration_snapshot(shell, INSTANCES, None, 1), APP1, "deploy"
+        ).data_bags
+        is None
+    )

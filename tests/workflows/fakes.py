@@ -27,6 +27,7 @@ from opsflow.messages import (
     LaunchResult,
     LayerGaugesInput,
     LayerProbeReport,
+    MachineFacts,
     MachineInput,
     MetricsReport,
     ProbeLayerInput,
@@ -132,6 +133,7 @@ class FakeCloud:
                 ),
                 root=f"/roots/{request.hostname}",
                 private_ip="127.0.0.1",
+                facts=MachineFacts(architecture="x86_64", private_dns_name=request.hostname),
             )
 
         @activity.defn(name=names.STOP_INSTANCE)

@@ -92,6 +92,9 @@ async def test_apply_brings_instances_online_with_setup_then_one_configure_round
         assert sorted(cloud.events_for("configure")) == ["db1", "web1", "web2"]
         assert found.configure_rounds == 1
         assert all(v.ssh is not None and v.root for v in found.instances)
+        # The machine's facts from its launch, for the stack configuration.
+        assert all(v.private_dns_name == v.hostname for v in found.instances)
+        assert {v.architecture for v in found.instances} == {"x86_64"}
 
 
 async def test_five_instances_starting_at_once_do_not_run_25_configures(

@@ -61,6 +61,7 @@ class QueriesMixin(StackBase):
             self._state.members.instances.values(),
             self._state.applied.cookbooks,
             self._state.members.generation,
+            self._state.applied.rds,
         )
 
     @workflow.query(name=handlers.LAYER_INSTANCES)

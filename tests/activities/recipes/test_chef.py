@@ -17,9 +17,11 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from activities.recipes.runner import RecipeActivities
+from opsflow.attributes import stack_configuration
 from opsflow.errors import ErrorType
-from opsflow.messages import LaunchResult, RecipeRunResult, RunContext
-from opsflow.spec import ConfigurationManager
+from opsflow.messages import InstanceView, LaunchResult, RecipeRunResult, RunContext
+from opsflow.spec import ConfigurationManager, StackSpec
+from opsflow.status import InstanceStatus
 from runtime import run_logs
 from tests.activities.conftest import (
     STACK,
@@ -42,15 +44,22 @@ CHEF = next(
     None,
 )
 
-CONFIGURATION: dict[str, Any] = {
-    "opsflow": {
-        "stack": {"name": STACK},
-        "instance": {"hostname": "web1", "layers": ["web"]},
-        "layers": {"web": {"name": "web", "instances": {"web1": {}, "web2": {}}}},
-    },
-    "opsworks": {"ruby_version": "2.6"},  # custom JSON of a ported stack: kept, merged
-    "deploy": {"shop": {"deploy_to": "/srv/shop"}},
-}
+# The real document (opsflow.attributes) of a ported stack, whose custom JSON sets an
+# `opsworks` key of its own: kept, merged over OpsWorks' document.
+SPEC = StackSpec.model_validate(
+    {
+        "name": STACK,
+        "configuration_manager": "chef",
+        "custom_json": {"opsworks": {"ruby_version": "2.6"}},
+        "layers": [{"name": "web"}],
+        "apps": [{"name": "shop", "layers": ["web"], "deploy_to": "/srv/shop"}],
+    }
+)
+WEB = [
+    InstanceView(hostname=h, layers=["web"], status=InstanceStatus.ONLINE, root="/")
+    for h in ("web1", "web2")
+]
+CONFIGURATION: dict[str, Any] = stack_configuration(SPEC, WEB, WEB[0], "deploy")
 
 RECIPES = {
     "web/metadata.rb": "name 'web'\nversion '0.1.0'\n",
@@ -102,7 +111,9 @@ async def test_what_the_chef_runner_stages_on_the_instance(
     run_dir = f"{state}/runs/c1"
     node = json.loads(remote_file(instance, f"{run_dir}/node.json"))
     assert node["opsflow"] == CONFIGURATION["opsflow"]
-    assert node["opsworks"] == {**CONFIGURATION["opsflow"], "ruby_version": "2.6"}
+    assert node["opsworks"] == CONFIGURATION["opsworks"]
+    assert node["opsworks"]["ruby_version"] == "2.6"
+    assert node["opsworks"]["instance"]["hostname"] == "web1"
     assert node["deploy"] == CONFIGURATION["deploy"]
     assert remote_file(instance, f"{run_dir}/recipes") == "web::deploy\n"
 
