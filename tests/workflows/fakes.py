@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from activities.stack_context import layer_instances
+from activities.stack_context import healing_instances, layer_instances
 from opsflow.errors import ErrorType
 from opsflow.healing import due_for_check
 from opsflow.messages import (
@@ -148,7 +148,7 @@ class FakeCloud:
         @activity.defn(name=names.PROBE_LAYER)
         async def probe_layer(request: ProbeLayerInput) -> LayerProbeReport:
             assert self.client is not None, "FakeCloud.client is needed for healing loops"
-            views = await layer_instances(self.client, request.stack, request.layer)
+            views = await healing_instances(self.client, request.stack, request.layer)
             now = activity.info().current_attempt_scheduled_time
             outcomes = []
             for view in views:
@@ -191,7 +191,7 @@ class FakeCloud:
                 await asyncio.sleep(0.05)
             else:
                 return LayerProbeReport(instances=[], outcomes=[])
-            views = await layer_instances(self.client, request.stack, request.layer)
+            views = await healing_instances(self.client, request.stack, request.layer)
             detail = "SSH connection dropped (closed by the instance); connection refused"
             outcomes = [
                 ProbeOutcome(
