@@ -71,6 +71,8 @@ class FakeCloud:
     app_runs: list[tuple[str, str, str | None]] = field(default_factory=list)
     health_checks: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)  # (hostname, event)
+    # (hostname, event, the layers the run's instance was in): its recipes' layers.
+    run_layers: list[tuple[str, str, list[str]]] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     machines: dict[str, str] = field(default_factory=dict)  # hostname -> running|stopped|gone
     # Healing: `dead` machines fail their checks (SSH refused) until replaced; with
@@ -205,6 +207,8 @@ class FakeCloud:
         async def run_recipes(request: RecipeRunInput) -> RecipeRunResult:
             self._ran(names.RUN_RECIPES, request.hostname)
             self.runs.append((request.hostname, request.event))
+            layers = list(request.instance.layers) if request.instance else []
+            self.run_layers.append((request.hostname, request.event, layers))
             self.run_snapshots.append((request.hostname, request.event, request.snapshot))
             self.run_ids.append(request.run_id)
             if request.stage_only:
