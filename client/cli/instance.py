@@ -232,17 +232,18 @@ async def instance_kill(
     found = await client.kill_instance(stack_name, hostname)
     layers = next(v.layers for v in found.instances if v.hostname == hostname)
     click.echo(f"{hostname}: machine killed (every process of it, SIGKILL)")
+    # Only its first layer's loop checks it, and only when all its layers auto-heal.
     for layer in found.spec.layers:
         if layer.name not in layers:
             continue
-        if layer.auto_healing:
+        if not layer.auto_healing:
+            click.echo(f"  layer {layer.name}: auto_healing is off, nothing will replace it")
+        elif layer.name == layers[0]:
             check = layer.health_check
             click.echo(
                 f"  layer {layer.name}: its healing loop checks every {check.interval:g}s and "
                 f"takes it as lost after {check.unhealthy_threshold} failed check(s) in a row"
             )
-        else:
-            click.echo(f"  layer {layer.name}: auto_healing is off, nothing will replace it")
 
 
 @instance.command("restore-network")
