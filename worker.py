@@ -43,7 +43,7 @@ from activities.rds import describe_rds
 from activities.recipes.runner import RecipeActivities
 from activities.schedules import ScheduleActivities
 from activities.snapshots import SnapshotActivities
-from activities.stack_context import StackReader, layer_instances, stack_context_source
+from activities.stack_context import StackReader, healing_instances, stack_context_source
 from activities.watch import WatchActivities
 from opsflow import settings
 from opsflow.errors import OpsflowError
@@ -136,7 +136,7 @@ def _activities(client: Client) -> list[Any]:
         fetch_cookbooks,
         check_health,
         LivenessActivities(client).probe_layer,
-        WatchActivities(partial(layer_instances, client)).watch_layer,
+        WatchActivities(partial(healing_instances, client)).watch_layer,
         StackReader(client).describe_layer,
         SnapshotActivities(client).publish_snapshot,
         read_metrics,

@@ -30,7 +30,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities import health, names, ssh
-from activities.stack_context import layer_instances
+from activities.stack_context import healing_instances
 from opsflow.healing import due_for_check
 from opsflow.messages import InstanceView, LayerProbeReport, ProbeLayerInput, ProbeOutcome
 from opsflow.spec import HealthCheckSpec, LayerHealthCheckSpec
@@ -45,7 +45,7 @@ class LivenessActivities:
 
     @activity.defn(name=names.PROBE_LAYER)
     async def probe_layer(self, request: ProbeLayerInput) -> LayerProbeReport:
-        views = await layer_instances(self._client, request.stack, request.layer)
+        views = await healing_instances(self._client, request.stack, request.layer)
         now = datetime.now(UTC)
         # Only the instances on this worker's host (or, on the shared queue, the unbound).
         due = [

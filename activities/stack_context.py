@@ -53,12 +53,20 @@ def stack_context_source(
 
 
 async def layer_instances(client: Client, stack: str, layer: str) -> list[InstanceView]:
-    """The layer's instances as the stack workflow knows them now."""
+    """The instances the layer's load-based scaling counts (those whose first layer it
+    is), as the stack workflow knows them now."""
+    return await _loop_instances(client, stack, layer, handlers.LAYER_INSTANCES)
+
+
+async def healing_instances(client: Client, stack: str, layer: str) -> list[InstanceView]:
+    """The instances the layer's healing loop checks (first layer it, all layers healing)."""
+    return await _loop_instances(client, stack, layer, handlers.HEALING_INSTANCES)
+
+
+async def _loop_instances(client: Client, stack: str, layer: str, query: str) -> list[InstanceView]:
     handle = client.get_workflow_handle(opsflow_names.stack_workflow_id(stack))
     try:
-        views: list[InstanceView] = await handle.query(
-            handlers.LAYER_INSTANCES, layer, result_type=list[InstanceView]
-        )
+        views: list[InstanceView] = await handle.query(query, layer, result_type=list[InstanceView])
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             raise not_found(f"stack {stack} does not exist") from None

@@ -58,7 +58,7 @@ from opsflow.messages import (
     WatchTarget,
 )
 
-# The stack's current view of a layer (stack_context.layer_instances on a client).
+# The stack's current view of a layer's healing (stack_context.healing_instances on a client).
 LayerReader = Callable[[str, str], Awaitable[list[InstanceView]]]
 
 KEEPALIVE = "keepalive@openssh.com"

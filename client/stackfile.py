@@ -348,9 +348,26 @@ def _resolve_key_files(spec: StackSpec, file: Path, name: str, sealer: Sealer) -
             host = instance.ssh.model_copy(update=update)
             instances.append(instance.model_copy(update={"ssh": host}))
         layers.append(layer.model_copy(update={"instances": instances}))
+    stack_level = []
+    for index, instance in enumerate(spec.instances):
+        if instance.ssh is None:
+            stack_level.append(instance)
+            continue
+        field = f"instances[{index}].ssh.key_file"
+        found = read_private_key(file.parent, instance.ssh.key_file, field)
+        if isinstance(found, str):
+            problems.append(found)
+            stack_level.append(instance)
+            continue
+        path, text, key_id = found
+        update = {"key_file": str(path), "key": sealer.seal(text), "key_id": key_id}
+        host = instance.ssh.model_copy(update=update)
+        stack_level.append(instance.model_copy(update={"ssh": host}))
     if problems:
         raise SpecError(name, problems)
-    return spec.model_copy(update={"layers": layers}) if spec.layers else spec
+    if not spec.layers and not spec.instances:
+        return spec
+    return spec.model_copy(update={"layers": layers, "instances": stack_level})
 
 
 def _resolve_ec2_key_files(spec: StackSpec, file: Path, name: str, sealer: Sealer) -> StackSpec:
@@ -379,10 +396,14 @@ def _resolve_ec2_key_files(spec: StackSpec, file: Path, name: str, sealer: Seale
         ]
         ec2 = resolved(layer.ec2, f"layers[{li}].ec2")
         layers.append(layer.model_copy(update={"ec2": ec2, "instances": instances}))
+    stack_level = [
+        instance.model_copy(update={"ec2": resolved(instance.ec2, f"instances[{index}].ec2")})
+        for index, instance in enumerate(spec.instances)
+    ]
     stack_ec2 = resolved(spec.ec2, "ec2")
     if problems:
         raise SpecError(name, problems)
-    return spec.model_copy(update={"ec2": stack_ec2, "layers": layers})
+    return spec.model_copy(update={"ec2": stack_ec2, "layers": layers, "instances": stack_level})
 
 
 def read_private_key(base: Path, value: str, field: str) -> tuple[Path, str, str] | str:

@@ -3,7 +3,7 @@ code, environment and database, as the stack file and the last apply's RDS looku
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opsflow.errors import NotFound
 from opsflow.messages import AppAction, AppDatabase, AppRelease, RdsInfo, ResolvedCookbooks
@@ -42,14 +42,15 @@ def current_releases(
     spec: StackSpec,
     apps: Mapping[str, AppRelease],
     rds: Mapping[str, RdsInfo],
-    layer: str,
+    layers: Sequence[str],
 ) -> list[AppRelease]:
-    """The current release of every app on `layer`: a new instance gets them after setup."""
+    """The current release of every app on any of `layers` (once each): a new instance
+    gets them after setup."""
     return [
         # With the database as the stack registers it now (it may have changed since).
         release.model_copy(update={"database": database_for(spec, rds, app)})
         for name, release in sorted(apps.items())
-        if (app := spec.app(name)) is not None and layer in app.layers
+        if (app := spec.app(name)) is not None and set(layers) & set(app.layers)
     ]
 
 

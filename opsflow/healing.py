@@ -42,7 +42,7 @@ from opsflow.messages import (
     ProbeOutcome,
     WatchTarget,
 )
-from opsflow.spec import LayerHealthCheckSpec, Provider
+from opsflow.spec import LayerHealthCheckSpec, Provider, StackSpec
 from opsflow.status import InstanceStatus
 
 # Providers that can give a lost instance a new machine.
@@ -132,6 +132,21 @@ class HealingState(BaseModel):
 # What a gone worker's instances may be when the loop learns it: the instance workflow may
 # have marked itself lost first (a command of it found nobody on the worker's queue).
 _GONE_WITH_WORKER = frozenset({InstanceStatus.ONLINE, InstanceStatus.CONNECTION_LOST})
+
+
+def loop_instances(
+    spec: StackSpec, views: Iterable[InstanceView], layer: str, *, healing: bool
+) -> list[InstanceView]:
+    """The instances the loop of `layer` (healing or load-based scaling) looks after: those
+    whose FIRST layer it is. An instance in several layers is in one loop only, so two
+    healing loops never both replace it and two load loops never both count it. A
+    healing loop also leaves out an instance any of whose layers has auto healing off:
+    it is healed only when all its layers auto-heal."""
+    owned = [v for v in views if v.layers and v.layers[0] == layer]
+    if not healing:
+        return owned
+    heals = {item.name for item in spec.layers if item.auto_healing}
+    return [v for v in owned if all(name in heals for name in v.layers)]
 
 
 def due_for_check(view: InstanceView, now: datetime, check: LayerHealthCheckSpec) -> bool:

@@ -2,46 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from opsflow.messages import Ec2Machine
-from opsflow.spec import Ec2Options, Provider, RegisteredHostSpec, StackSpec
+from opsflow.spec import Ec2Options, Provider, RegisteredHostSpec, StackSpec, VolumeSpec
 
 
-def ec2_machine(spec: StackSpec, layer_name: str, hostname: str, token: str) -> Ec2Machine | None:
-    """The instance's EC2 settings: the stack's, then the layer's, then its own (tags
-    merged); None on other providers."""
+def ec2_machine(
+    spec: StackSpec, layers: Sequence[str], hostname: str, token: str
+) -> Ec2Machine | None:
+    """The instance's EC2 settings: the stack's, then its FIRST layer's, then its own (tags
+    merged); the volumes, elastic IP and load balancer of every layer it is in (the spec
+    lets no two of them disagree). None on other providers."""
     if spec.provider != Provider.EC2:
         return None
     assert spec.region is not None  # the spec checks it for ec2 stacks
-    layer = spec.layer(layer_name)
+    found = [layer for name in layers if (layer := spec.layer(name)) is not None]
     options = spec.ec2 or Ec2Options()
-    if layer is not None and layer.ec2 is not None:
-        options = layer.ec2.over(options)
-    instance = next((i for i in layer.instances if i.hostname == hostname), None) if layer else None
+    if found and found[0].ec2 is not None:
+        options = found[0].ec2.over(options)
+    instance = spec.instance_spec(hostname)
     if instance is not None and instance.ec2 is not None:
         options = instance.ec2.over(options)
+    volumes: list[VolumeSpec] = []
+    for layer in found:
+        volumes += [v for v in layer.volumes if v not in volumes]
     return Ec2Machine(
         stack=spec.name,
-        layer=layer_name,
+        layer=layers[0] if layers else "",
         hostname=hostname,
         region=spec.region,
         options=options,
-        elastic_ip=layer.auto_assign_elastic_ip if layer else False,
-        volumes=list(layer.volumes) if layer else [],
-        target_group=layer.load_balancer if layer else None,
+        elastic_ip=any(layer.auto_assign_elastic_ip for layer in found),
+        volumes=volumes,
+        target_group=next((layer.load_balancer for layer in found if layer.load_balancer), None),
         token=token,
     )
 
 
 def registered_hosts(spec: StackSpec) -> dict[str, RegisteredHostSpec]:
     """hostname -> the host a `provider: registered` stack file declares for it."""
-    return {
-        instance.hostname: instance.ssh
-        for layer in spec.layers
-        for instance in layer.instances
-        if instance.ssh is not None
-    }
+    return {d.spec.hostname: d.spec.ssh for d in spec.declared() if d.spec.ssh is not None}
 
 
 def hosts_to_attach(

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from opsflow.events import EventKind
 from opsflow.origin import ClientOrigin
@@ -131,10 +131,24 @@ class ApplyResult(BaseModel):
 
 
 class AddInstanceInput(BaseModel):
-    layer: str
+    """`opsflow instance add`: a new instance in one or more layers (in run order)."""
+
+    layers: list[str] = Field(default_factory=list)
+    layer: str | None = Field(
+        default=None, description="the one layer, as clients before `layers` sent it"
+    )
     hostname: str
     start: bool = False
     origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
+
+    @model_validator(mode="after")
+    def _one_list_of_layers(self) -> AddInstanceInput:
+        # Old clients (and updates recorded in running stacks' histories) send `layer`.
+        if not self.layers and self.layer is not None:
+            self.layers = [self.layer]
+        if self.layers and self.layer is None:
+            self.layer = self.layers[0]
+        return self
 
 
 class RegisterInstanceInput(BaseModel):
@@ -232,6 +246,10 @@ class InstanceCommand(BaseModel):
         description="digest of the configuration snapshot its runs read (None: ask the stack)",
     )
     custom_json: dict[str, Any] | None = Field(default=None, description=CUSTOM_JSON_HELP)
+    layers: list[str] | None = Field(
+        default=None,
+        description="start/heal: the instance's layers now (changed while it was stopped)",
+    )
 
 
 class InstanceCommandResult(BaseModel):

@@ -10,10 +10,19 @@ from opsflow.messages import InstanceView
 from opsflow.spec import InstanceSpec, LayerSpec, Provider, Scaling, StackSpec
 from opsflow.status import InstanceStatus
 
+# The statuses in which an instance's layers may change (it runs no recipe, and its next
+# start sets it up as a member of the new ones).
+RELAYERABLE = frozenset({InstanceStatus.STOPPED})
+
 
 class StackPlan(BaseModel):
     changes: list[str] = Field(default_factory=list, description="human-readable, in order")
-    create_instances: dict[str, str] = Field(default_factory=dict, description="hostname -> layer")
+    create_instances: dict[str, list[str]] = Field(
+        default_factory=dict, description="hostname -> its layers"
+    )
+    relayer_instances: dict[str, list[str]] = Field(
+        default_factory=dict, description="stopped instances whose layers change: their new ones"
+    )
     delete_instances: list[str] = Field(default_factory=list)
     restart_instances: list[str] = Field(
         default_factory=list, description="declared, existing, stopped or failed: start again"
@@ -51,17 +60,25 @@ def conflicts(
                     f"layers: layer {layer!r} is removed but still has instance "
                     f"{view.hostname!r} (added with `instance add`); delete it first"
                 )
-        if view.hostname in declared and view.layers != [declared[view.hostname]]:
+        if view.hostname in declared and view.layers != declared[view.hostname]:
             problems.append(
                 f"layers: instance {view.hostname!r} exists in layer(s) "
-                f"{', '.join(view.layers)}; the file puts it in {declared[view.hostname]!r}"
+                f"{', '.join(view.layers)}; the file puts it in "
+                f"{', '.join(declared[view.hostname])}"
             )
-    for hostname, layer in declared.items():
+    for hostname, layers in declared.items():
         existing = instances.get(hostname)
-        if existing is not None and existing.from_file and existing.layers != [layer]:
+        if (
+            existing is not None
+            and existing.from_file
+            and existing.layers != layers
+            and existing.status not in RELAYERABLE
+        ):
+            # As on OpsWorks: an instance's layers change only while it is stopped.
             problems.append(
-                f"layers: instance {hostname!r} cannot move from layer "
-                f"{', '.join(existing.layers)} to {layer!r}; remove it and add a new one"
+                f"layers: instance {hostname!r} is {existing.status.value}: stop {hostname} "
+                f"first to change its layers ({', '.join(existing.layers)} -> "
+                f"{', '.join(layers)})"
             )
     return problems
 
@@ -96,33 +113,33 @@ def plan_stack(
         if name not in desired_layers:
             plan.changes.append(f"remove layer {name}")
     declared = desired.declared_instances()
-    scaled = {
-        i.hostname: i.scaling
-        for layer in desired.layers
-        for i in layer.instances
-        if i.scaling != Scaling.ALWAYS
-    }
-    hosts = {
-        i.hostname: i.ssh.where() for layer in desired.layers for i in layer.instances if i.ssh
-    }
-    for hostname, layer_name in declared.items():
+    scaled = {d.spec.hostname: d.spec.scaling for d in desired.declared()}
+    scaled = {hostname: kind for hostname, kind in scaled.items() if kind != Scaling.ALWAYS}
+    hosts = {d.spec.hostname: d.spec.ssh.where() for d in desired.declared() if d.spec.ssh}
+    for hostname, layers in declared.items():
+        layer_name = ", ".join(layers)
+        in_layer = f"layer {layer_name}" if len(layers) == 1 else f"layers {layer_name}"
         view = instances.get(hostname)
+        if view is not None and view.layers != layers and view.status in RELAYERABLE:
+            plan.relayer_instances[hostname] = list(layers)
+            plan.changes.append(
+                f"change instance {hostname} layers {', '.join(view.layers)} -> {layer_name}"
+            )
         if view is None:
-            plan.create_instances[hostname] = layer_name
+            plan.create_instances[hostname] = list(layers)
             if hostname in scaled:
                 plan.stay_stopped.append(hostname)
                 by = "its schedule" if scaled[hostname] == Scaling.TIME else "load-based scaling"
                 plan.changes.append(
-                    f"add {scaled[hostname].value}-based instance {hostname} to layer "
-                    f"{layer_name} (started and stopped by {by})"
+                    f"add {scaled[hostname].value}-based instance {hostname} to "
+                    f"{in_layer} (started and stopped by {by})"
                 )
             elif hostname in hosts:
                 plan.changes.append(
-                    f"register host {hostname} ({hosts[hostname]}) in layer {layer_name} and "
-                    "set it up"
+                    f"register host {hostname} ({hosts[hostname]}) in {in_layer} and set it up"
                 )
             else:
-                plan.changes.append(f"add instance {hostname} to layer {layer_name} and start it")
+                plan.changes.append(f"add instance {hostname} to {in_layer} and start it")
         elif hostname not in scaled and view.status in (
             InstanceStatus.STOPPED,
             InstanceStatus.START_FAILED,
@@ -163,4 +180,4 @@ def plan_stack(
 
 
 def _instance_specs(spec: StackSpec) -> dict[str, InstanceSpec]:
-    return {i.hostname: i for layer in spec.layers for i in layer.instances}
+    return {d.spec.hostname: d.spec for d in spec.declared()}

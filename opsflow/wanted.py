@@ -34,10 +34,7 @@ def load_scaling_wanted(spec: StackSpec) -> dict[str, LoadBasedScaling]:
 def scaling_of(spec: StackSpec) -> dict[str, Scaling]:
     """hostname -> time or load, for the file's instances that are not always on."""
     return {
-        i.hostname: i.scaling
-        for layer in spec.layers
-        for i in layer.instances
-        if i.scaling != Scaling.ALWAYS
+        d.spec.hostname: d.spec.scaling for d in spec.declared() if d.spec.scaling != Scaling.ALWAYS
     }
 
 
@@ -56,8 +53,7 @@ def scaling_after_apply(
 def schedules_of(spec: StackSpec) -> dict[str, WeeklySchedule]:
     """hostname -> its weekly schedule, for each time-based instance that has one."""
     return {
-        i.hostname: i.schedule
-        for layer in spec.layers
-        for i in layer.instances
-        if i.scaling == Scaling.TIME and i.schedule is not None
+        d.spec.hostname: d.spec.schedule
+        for d in spec.declared()
+        if d.spec.scaling == Scaling.TIME and d.spec.schedule is not None
     }

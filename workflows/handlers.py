@@ -18,6 +18,7 @@ SCALE_INSTANCE: Final = "scale_instance"
 # StackWorkflow: queries from activities.
 RUN_CONTEXT: Final = "run_context"
 LAYER_INSTANCES: Final = "layer_instances"
+HEALING_INSTANCES: Final = "healing_instances"
 CONFIGURATION_SNAPSHOT: Final = "configuration_snapshot"
 # LayerHealingWorkflow: an instance's answer to a heal it asked for.
 INSTANCE_RESULT: Final = "instance_result"

@@ -187,6 +187,8 @@ class InstanceWorkflow:
         view = self._state.view
         if view.status in (InstanceStatus.ONLINE, InstanceStatus.TERMINATED):
             return self._skipped(command, f"instance is already {view.status.value}")
+        if command.layers:  # changed while it was stopped (`stack apply`): now its own
+            view.layers = list(command.layers)
         await self._set_status(InstanceStatus.BOOTING, message=None)
         request = LaunchInput(
             stack=self._state.stack,

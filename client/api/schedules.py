@@ -176,10 +176,9 @@ class ScheduleCalls(StackCalls):
 
 def _hours_of(found: StackDescription, view: InstanceView) -> WeeklySchedule:
     """A time-based instance's schedule, from the stack file the stack runs."""
-    for layer in found.spec.layers:
-        for instance in layer.instances:
-            if instance.hostname == view.hostname and instance.schedule is not None:
-                return instance.schedule
+    instance = found.spec.instance_spec(view.hostname)
+    if instance is not None and instance.schedule is not None:
+        return instance.schedule
     # The stack marks an instance time-based only when its file gives it a schedule.
     raise OperationFailed(
         f"stack {found.name}: {view.hostname} is time-based but its stack file has no "

@@ -39,25 +39,47 @@ async def instance_list(client: OpsflowClient, stack_name: str, fmt: str) -> Non
 
 @instance.command("add")
 @click.argument("stack_name", metavar="STACK")
-@click.option("--layer", required=True)
-@click.option("--hostname", required=True)
+@click.argument("host", metavar="[HOSTNAME]", required=False)
+@click.option(
+    "--layer",
+    "layers",
+    multiple=True,
+    required=True,
+    help="A layer it joins; repeat for several (each event runs their recipes in this order).",
+)
+@click.option("--hostname", help="Its hostname (or give it after STACK).")
 @click.option("--start", is_flag=True, help="Start it right away.")
 @wait_option
 @with_client
 async def instance_add(
-    client: OpsflowClient, stack_name: str, layer: str, hostname: str, start: bool, wait: bool
+    client: OpsflowClient,
+    stack_name: str,
+    host: str | None,
+    layers: tuple[str, ...],
+    hostname: str | None,
+    start: bool,
+    wait: bool,
 ) -> None:
-    """Add an instance to a layer of STACK."""
+    """Add an instance to one or more layers of STACK."""
     from client.api import settled
     from opsflow.messages import AddInstanceInput
 
-    names.check_hostname(hostname, "--hostname")
+    if host is not None and hostname is not None and host != hostname:
+        raise InvalidInput(f"--hostname: {hostname!r} differs from HOSTNAME {host!r}; give one")
+    name = hostname or host
+    if name is None:
+        raise InvalidInput("HOSTNAME: give the instance's hostname (or --hostname)")
+    names.check_hostname(name, "--hostname")
+    for index, layer in enumerate(layers):
+        if layer in layers[:index]:
+            raise InvalidInput(f"--layer: layer {layer!r} is named twice")
     view = await client.add_instance(
-        stack_name, AddInstanceInput(layer=layer, hostname=hostname, start=start)
+        stack_name, AddInstanceInput(layers=list(layers), hostname=name, start=start)
     )
-    click.echo(f"instance {view.hostname} added to layer {layer} ({view.status.value})")
+    where = f"layer {layers[0]}" if len(layers) == 1 else f"layers {', '.join(layers)}"
+    click.echo(f"instance {view.hostname} added to {where} ({view.status.value})")
     if start and wait:
-        await wait_for(client, stack_name, hostname, settled)
+        await wait_for(client, stack_name, name, settled)
 
 
 @instance.command("register")
@@ -210,17 +232,18 @@ async def instance_kill(
     found = await client.kill_instance(stack_name, hostname)
     layers = next(v.layers for v in found.instances if v.hostname == hostname)
     click.echo(f"{hostname}: machine killed (every process of it, SIGKILL)")
+    # Only its first layer's loop checks it, and only when all its layers auto-heal.
     for layer in found.spec.layers:
         if layer.name not in layers:
             continue
-        if layer.auto_healing:
+        if not layer.auto_healing:
+            click.echo(f"  layer {layer.name}: auto_healing is off, nothing will replace it")
+        elif layer.name == layers[0]:
             check = layer.health_check
             click.echo(
                 f"  layer {layer.name}: its healing loop checks every {check.interval:g}s and "
                 f"takes it as lost after {check.unhealthy_threshold} failed check(s) in a row"
             )
-        else:
-            click.echo(f"  layer {layer.name}: auto_healing is off, nothing will replace it")
 
 
 @instance.command("restore-network")

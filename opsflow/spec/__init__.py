@@ -32,6 +32,7 @@ from opsflow.spec.layers import (
     LoadBasedScaling,
     Metric,
     MetricThresholds,
+    StackInstanceSpec,
 )
 from opsflow.spec.machines import (
     HOST_KEY,
@@ -43,7 +44,7 @@ from opsflow.spec.machines import (
 )
 from opsflow.spec.schedules import WEEKDAYS, Hours, Scaling, WeeklySchedule
 from opsflow.spec.sources import CookbookSource
-from opsflow.spec.stack import StackSpec, missing_recipes, recipe_references
+from opsflow.spec.stack import DeclaredInstance, StackSpec, missing_recipes, recipe_references
 from opsflow.spec.users import CHEF_VERSIONS, ChefSpec, UserSpec
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "CloudWatchMetric",
     "ConfigurationManager",
     "CookbookSource",
+    "DeclaredInstance",
     "Duration",
     "Ec2Options",
     "EnvName",
@@ -83,6 +85,7 @@ __all__ = [
     "Scaling",
     "SetupFailure",
     "SslSpec",
+    "StackInstanceSpec",
     "StackName",
     "StackSpec",
     "StrictModel",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opsflow import aws
 from opsflow.spec.fields import (
@@ -117,6 +117,26 @@ class InstanceSpec(StrictModel):
         if self.schedule is not None and self.scaling != Scaling.TIME:
             raise ValueError(f"{self.hostname}: a `schedule` goes with scaling: time")
         return self
+
+
+class StackInstanceSpec(InstanceSpec):
+    """An instance in the stack-level `instances:` list: one that belongs to several
+    layers (OpsWorks allowed e.g. app + memcached), listed by name in `layers`. Its
+    lifecycle events run every layer's recipes in this order; its ec2 launch settings
+    merge stack < its FIRST layer < its own `ec2`; the layers' volumes, elastic IP and load
+    balancer apply from each of them."""
+
+    layers: list[LayerName] = Field(description="the layers it belongs to, in run order")
+
+    @field_validator("layers")
+    @classmethod
+    def _layers_listed_once(cls, layers: list[str]) -> list[str]:
+        if not layers:
+            raise ValueError("an instance needs at least one layer")
+        for index, name in enumerate(layers):
+            if name in layers[:index]:
+                raise ValueError(f"layer {name!r} is named twice")
+        return layers
 
 
 class Metric(StrEnum):

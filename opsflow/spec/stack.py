@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 from pydantic import Field, model_validator
 
@@ -17,14 +17,26 @@ from opsflow.spec.fields import (
     StrictModel,
 )
 from opsflow.spec.layers import (
+    InstanceSpec,
     LayerSpec,
+    StackInstanceSpec,
 )
 from opsflow.spec.machines import (
     Ec2Options,
+    VolumeSpec,
 )
 from opsflow.spec.schedules import Scaling
 from opsflow.spec.sources import CookbookSource
 from opsflow.spec.users import ChefSpec, UserSpec
+
+
+class DeclaredInstance(NamedTuple):
+    """An instance the file declares, nested under its one layer or in the stack-level
+    `instances:` list with several."""
+
+    where: str  # its field path: `layers[0].instances[1]` or `instances[0]`
+    spec: InstanceSpec
+    layers: list[str]  # in run order; the first one's loops own it
 
 
 class StackSpec(StrictModel):
@@ -44,6 +56,11 @@ class StackSpec(StrictModel):
     users: list[UserSpec] = Field(
         default_factory=list, description="Unix users with SSH keys on the instances"
     )
+    instances: list[StackInstanceSpec] = Field(
+        default_factory=list,
+        description="instances in several layers (`layers: [app, memcached]`); an instance "
+        "in one layer may stay nested under it",
+    )
 
     @model_validator(mode="after")
     def _check_whole_stack(self) -> StackSpec:
@@ -61,6 +78,7 @@ class StackSpec(StrictModel):
                         f"{seen_hosts[instance.hostname]!r} and in layer {layer.name!r}"
                     )
                 seen_hosts[instance.hostname] = layer.name
+        self._check_multi_layer_instances(seen_hosts)
         seen_rds: set[str] = set()
         for entry in self.rds:
             if entry.name in seen_rds:
@@ -81,6 +99,64 @@ class StackSpec(StrictModel):
                 )
         self._check_users(seen_layers)
         return self
+
+    def _check_multi_layer_instances(self, nested: dict[str, str]) -> None:
+        """The stack-level `instances:`: known layers, hostnames declared once, and the
+        settings a run or a launch can take from one layer only agreeing."""
+        seen: set[str] = set()
+        for index, instance in enumerate(self.instances):
+            where = f"instances[{index}]"
+            if instance.hostname in nested:
+                raise ValueError(
+                    f"{where}.hostname: {instance.hostname!r} is also nested under layer "
+                    f"{nested[instance.hostname]!r}; declare an instance once"
+                )
+            if instance.hostname in seen:
+                raise ValueError(f"{where}.hostname: {instance.hostname!r} is listed twice")
+            seen.add(instance.hostname)
+            problem = self.layers_problem(instance.layers)
+            if problem is not None:
+                raise ValueError(f"{where}.layers: {problem}")
+
+    def layers_problem(self, layers: Sequence[str]) -> str | None:
+        """Why one instance cannot be in `layers` together (None: it can): each a layer of
+        the stack, named once, one configuration manager (a run runs one), at most one
+        load balancer (an instance registers with one target group)."""
+        if not layers:
+            return "an instance needs at least one layer"
+        found: list[LayerSpec] = []
+        for index, name in enumerate(layers):
+            layer = self.layer(name)
+            if layer is None:
+                known = ", ".join(item.name for item in self.layers) or "none"
+                return f"unknown layer {name!r} (layers: {known})"
+            if name in layers[:index]:
+                return f"layer {name!r} is named twice"
+            found.append(layer)
+        managers = {name: self.manager_for(name) for name in layers}
+        if len(set(managers.values())) > 1:
+            said = ", ".join(f"{name!r} ({m.value})" for name, m in managers.items())
+            return f"layers {said} use different configuration managers; an instance's run runs one"
+        balancers = sorted({layer.load_balancer for layer in found if layer.load_balancer})
+        if len(balancers) > 1:
+            return (
+                f"its layers name different load balancers ({', '.join(balancers)}); an "
+                "instance registers with one target group"
+            )
+        mounts: dict[str, str] = {}
+        for layer in found:
+            for volume in layer.volumes:
+                other = mounts.setdefault(volume.mount_point, layer.name)
+                if other != layer.name and volume not in self._volumes_of(other):
+                    return (
+                        f"layers {other!r} and {layer.name!r} mount different volumes at "
+                        f"{volume.mount_point}"
+                    )
+        return None
+
+    def _volumes_of(self, layer_name: str) -> list[VolumeSpec]:
+        layer = self.layer(layer_name)
+        return list(layer.volumes) if layer is not None else []
 
     def _check_users(self, layers: set[str]) -> None:
         seen: set[str] = set()
@@ -104,6 +180,7 @@ class StackSpec(StrictModel):
             used += ["ec2"] if self.ec2 is not None else []
             used += ["rds"] if self.rds else []
             used += [f"layers.{layer.name}.{f}" for layer in self.layers for f in layer.uses_ec2()]
+            used += [f"instances.{i.hostname}.ec2" for i in self.instances if i.ec2 is not None]
             if used:
                 raise ValueError(
                     f"{', '.join(used)}: only for provider ec2 (this stack is "
@@ -125,23 +202,22 @@ class StackSpec(StrictModel):
                     f"layers[{li}].load_based_scaling: provider registered cannot start, stop "
                     "or add hosts"
                 )
-            for ii, instance in enumerate(layer.instances):
-                where = f"layers[{li}].instances[{ii}]"
-                if registered and instance.ssh is None:
-                    raise ValueError(
-                        f"{where}.ssh: provider registered needs each instance's host "
-                        "(ssh: {host, key_file, ...})"
-                    )
-                if registered and instance.scaling != Scaling.ALWAYS:
-                    raise ValueError(
-                        f"{where}.scaling: provider registered cannot start or stop hosts "
-                        f"(scaling {instance.scaling.value})"
-                    )
-                if not registered and instance.ssh is not None:
-                    raise ValueError(
-                        f"{where}.ssh: only for provider registered (this stack is "
-                        f"{self.provider.value}; `opsflow instance register` brings a host in)"
-                    )
+        for where, instance, _ in self.declared():
+            if registered and instance.ssh is None:
+                raise ValueError(
+                    f"{where}.ssh: provider registered needs each instance's host "
+                    "(ssh: {host, key_file, ...})"
+                )
+            if registered and instance.scaling != Scaling.ALWAYS:
+                raise ValueError(
+                    f"{where}.scaling: provider registered cannot start or stop hosts "
+                    f"(scaling {instance.scaling.value})"
+                )
+            if not registered and instance.ssh is not None:
+                raise ValueError(
+                    f"{where}.ssh: only for provider registered (this stack is "
+                    f"{self.provider.value}; `opsflow instance register` brings a host in)"
+                )
 
     def app(self, name: str) -> AppSpec | None:
         return next((app for app in self.apps if app.name == name), None)
@@ -159,9 +235,27 @@ class StackSpec(StrictModel):
             return layer.configuration_manager
         return self.configuration_manager
 
-    def declared_instances(self) -> dict[str, str]:
-        """hostname -> layer, for every instance the file declares."""
-        return {i.hostname: layer.name for layer in self.layers for i in layer.instances}
+    def declared(self) -> list[DeclaredInstance]:
+        """Every instance the file declares: those nested under their layer, then the
+        stack-level ones (in several layers)."""
+        found = [
+            DeclaredInstance(f"layers[{li}].instances[{ii}]", instance, [layer.name])
+            for li, layer in enumerate(self.layers)
+            for ii, instance in enumerate(layer.instances)
+        ]
+        found += [
+            DeclaredInstance(f"instances[{index}]", instance, list(instance.layers))
+            for index, instance in enumerate(self.instances)
+        ]
+        return found
+
+    def declared_instances(self) -> dict[str, list[str]]:
+        """hostname -> its layers (in run order), for every instance the file declares."""
+        return {d.spec.hostname: d.layers for d in self.declared()}
+
+    def instance_spec(self, hostname: str) -> InstanceSpec | None:
+        """What the file says of one instance (nested or stack-level), if it declares it."""
+        return next((d.spec for d in self.declared() if d.spec.hostname == hostname), None)
 
 
 def recipe_references(spec: StackSpec) -> list[tuple[str, str]]:

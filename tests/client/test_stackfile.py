@@ -70,6 +70,18 @@ def test_cookbooks_resolve_relative_to_the_file(stack_dir: Path) -> None:
         ),
         (GOOD + "  - name: web\n", "stack.yml: layers: layer name 'web' is used twice"),
         (
+            GOOD + "instances: [{hostname: both1, layers: [web, cache]}]\n",
+            "stack.yml: instances[0].layers: unknown layer 'cache' (layers: web)",
+        ),
+        (
+            GOOD + "instances: [{hostname: both1, layers: [web, web]}]\n",
+            "stack.yml: instances[0].layers: layer 'web' is named twice",
+        ),
+        (
+            GOOD + "instances: [{hostname: web1, layers: [web]}]\n",
+            "stack.yml: instances[0].hostname: 'web1' is also nested under layer 'web'",
+        ),
+        (
             GOOD.replace("./cookbooks", "./nowhere"),
             "stack.yml: cookbooks.source: './nowhere' is not a directory",
         ),

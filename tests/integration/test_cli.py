@@ -248,3 +248,69 @@ async def test_opsflow_worker_runs_the_worker_until_sigterm(
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     assert f"worker polling task queue {task_queue}" in err.decode()
+
+
+MULTI = """\
+layers:
+  - name: a
+    recipes: {setup: [a::setup]}
+    instances: [{hostname: s1}]
+  - name: b
+    recipes: {setup: [b::setup]}
+"""
+# Each setup recipe appends its layer's name to a file in the instance's root.
+MULTI_RECIPES = {
+    "a::setup": "echo a >> setup-order\n",
+    "b::setup": "echo b >> setup-order\n",
+}
+
+
+async def test_an_instance_in_two_layers_runs_both_setups_and_plan_shows_a_new_layer(
+    opsflow: OpsflowClient, address: str, task_queue: str, tmp_path: Path
+) -> None:
+    stack_file = make_stack_dir(tmp_path, "climulti", MULTI, MULTI_RECIPES)
+    applied = await opsflow_cli(["stack", "apply", str(stack_file), "--wait"], address, task_queue)
+    assert applied.returncode == 0, applied.stderr
+
+    added = await opsflow_cli(
+        ["instance", "add", "climulti", "h1", "--layer", "a", "--layer", "b"], address, task_queue
+    )
+    assert added.returncode == 0, added.stderr
+    assert "instance h1 added to layers a, b (stopped)" in added.stdout
+    started = await opsflow_cli(
+        ["instance", "start", "climulti", "h1", "--wait"], address, task_queue
+    )
+    assert started.returncode == 0, started.stderr
+    listed = await opsflow_cli(["instance", "list", "climulti"], address, task_queue)
+    rows = [[cell.strip() for cell in line.split("│")] for line in listed.stdout.splitlines()]
+    assert ["h1", "a,b", "online"] in [row[:3] for row in rows], listed.stdout
+    roots = {v.hostname: Path(v.root or "") for v in (await opsflow.describe("climulti")).instances}
+    # One setup run: layer a's recipe, then layer b's.
+    assert (roots["h1"] / "setup-order").read_text() == "a\nb\n"
+
+    # s1 stopped, the file puts it in a and b: plan shows it, apply sets it up in both.
+    stopped = await opsflow_cli(
+        ["instance", "stop", "climulti", "s1", "--wait"], address, task_queue
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    both = MULTI.replace("    instances: [{hostname: s1}]\n", "")
+    both += "instances: [{hostname: s1, layers: [a, b]}]\n"
+    stack_file.write_text(stack_file.read_text().replace(MULTI, both))
+    plan = await opsflow_cli(["stack", "plan", str(stack_file)], address, task_queue)
+    assert plan.returncode == 0, plan.stderr
+    assert "change instance s1 layers a -> a, b" in plan.stdout
+    assert "start instance s1 (now stopped)" in plan.stdout
+    applied = await opsflow_cli(["stack", "apply", str(stack_file), "--wait"], address, task_queue)
+    assert applied.returncode == 0, applied.stderr
+    assert (roots["s1"] / "setup-order").read_text() == "a\na\nb\n"
+    listed = await opsflow_cli(["instance", "list", "climulti", "-o", "json"], address, task_queue)
+    layers = {i["hostname"]: i["layers"] for i in json.loads(listed.stdout)}
+    assert layers == {"h1": ["a", "b"], "s1": ["a", "b"]}
+
+    # An unknown layer is refused naming it, nothing added.
+    refused = await opsflow_cli(
+        ["instance", "add", "climulti", "h2", "--layer", "a", "--layer", "x"], address, task_queue
+    )
+    assert refused.returncode == 2 and "no layer 'x'" in refused.stderr
+    deleted = await opsflow_cli(["stack", "delete", "climulti", "--wait"], address, task_queue)
+    assert deleted.returncode == 0, deleted.stderr

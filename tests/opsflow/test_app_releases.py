@@ -82,10 +82,10 @@ def test_a_new_instance_gets_the_current_release_of_each_app_on_its_layer() -> N
         "hello": AppRelease(app="hello", action=AppAction.DEPLOY, release="r1"),
         "removed": AppRelease(app="removed", action=AppAction.DEPLOY, release="r0"),
     }
-    on_web = current_releases(the_spec, apps, RDS, "web")
+    on_web = current_releases(the_spec, apps, RDS, ["web"])
     assert [(r.app, r.release) for r in on_web] == [("hello", "r1"), ("plain", "r2")]
     assert on_web[0].database is not None and on_web[1].database is None
-    assert [r.app for r in current_releases(the_spec, apps, RDS, "api")] == ["plain"]
+    assert [r.app for r in current_releases(the_spec, apps, RDS, ["api"])] == ["plain"]
 
 
 def test_a_deploy_release_is_named_after_its_revision_or_else_its_code() -> None:

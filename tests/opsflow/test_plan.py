@@ -24,7 +24,7 @@ def view(hostname: str, layer: str, status: InstanceStatus, from_file: bool = Tr
 def test_new_stack_creates_everything() -> None:
     plan = plan_stack(None, {}, spec(["web1", "web2"], ["db1"]))
     assert plan.changes[0] == "create stack shop (provider local)"
-    assert plan.create_instances == {"web1": "web", "web2": "web", "db1": "db"}
+    assert plan.create_instances == {"web1": ["web"], "web2": ["web"], "db1": ["db"]}
     assert not plan.delete_instances
 
 
@@ -56,12 +56,71 @@ def test_stopped_or_failed_declared_instances_are_started_again() -> None:
     assert plan_stack(current, instances, current).restart_instances == ["web1", "web2"]
 
 
-def test_moving_an_instance_between_layers_is_a_conflict() -> None:
+def test_moving_a_running_instance_between_layers_is_a_conflict() -> None:
     current = spec(["web1"], [])
     instances = {"web1": view("web1", "web", InstanceStatus.ONLINE)}
     problems = conflicts(current, instances, spec([], ["web1"]))
     assert problems == [
-        "layers: instance 'web1' cannot move from layer web to 'db'; remove it and add a new one"
+        "layers: instance 'web1' is online: stop web1 first to change its layers (web -> db)"
+    ]
+
+
+def multi(layers: list[str], nested: bool = False) -> StackSpec:
+    """web1 in `layers`: nested under its one layer, or in the stack-level list."""
+    base: list[dict[str, object]] = [{"name": "app"}, {"name": "memcached"}]
+    stack: dict[str, object] = {"name": "shop", "layers": base}
+    if nested:
+        base[0]["instances"] = [{"hostname": "web1"}]
+    else:
+        stack["instances"] = [{"hostname": "web1", "layers": layers}]
+    return StackSpec.model_validate(stack)
+
+
+def test_a_new_instance_in_two_layers_is_created_in_both() -> None:
+    plan = plan_stack(None, {}, multi(["app", "memcached"]))
+    assert plan.create_instances == {"web1": ["app", "memcached"]}
+    assert "add instance web1 to layers app, memcached and start it" in plan.changes
+
+
+def test_a_stopped_instance_joining_a_layer_is_a_shown_change() -> None:
+    current = multi(["app"], nested=True)
+    stopped = {"web1": InstanceView(hostname="web1", layers=["app"], status=InstanceStatus.STOPPED)}
+    desired = multi(["app", "memcached"])
+    assert conflicts(current, stopped, desired) == []
+    plan = plan_stack(current, stopped, desired)
+    assert plan.relayer_instances == {"web1": ["app", "memcached"]}
+    assert "change instance web1 layers app -> app, memcached" in plan.changes
+    assert plan.restart_instances == ["web1"]  # started again, now in both layers
+    # The same layers in another order is a change too: recipes run in that order.
+    stopped["web1"].layers = ["memcached", "app"]
+    assert plan_stack(current, stopped, desired).relayer_instances == {"web1": ["app", "memcached"]}
+
+
+def test_a_running_instance_cannot_change_its_layers() -> None:
+    current = multi(["app"], nested=True)
+    online = {"web1": InstanceView(hostname="web1", layers=["app"], status=InstanceStatus.ONLINE)}
+    assert conflicts(current, online, multi(["app", "memcached"])) == [
+        "layers: instance 'web1' is online: stop web1 first to change its layers "
+        "(app -> app, memcached)"
+    ]
+    # Unchanged membership, nested or stack-level, is no conflict and no change.
+    both = {
+        "web1": InstanceView(
+            hostname="web1", layers=["app", "memcached"], status=InstanceStatus.ONLINE
+        )
+    }
+    assert conflicts(multi(["app", "memcached"]), both, multi(["app", "memcached"])) == []
+    assert plan_stack(multi(["app", "memcached"]), both, multi(["app", "memcached"])).empty
+
+
+def test_a_cli_added_instance_the_file_puts_in_other_layers_is_a_conflict() -> None:
+    added = {
+        "web1": InstanceView(
+            hostname="web1", layers=["app"], status=InstanceStatus.STOPPED, from_file=False
+        )
+    }
+    assert conflicts(multi(["app"]), added, multi(["app", "memcached"])) == [
+        "layers: instance 'web1' exists in layer(s) app; the file puts it in app, memcached"
     ]
 
 
@@ -90,7 +149,7 @@ def test_time_and_load_instances_are_created_stopped_and_never_restarted_by_appl
         ]
     )
     plan = plan_stack(None, {}, desired)
-    assert plan.create_instances == {"web1": "web", "t1": "web", "l1": "web"}
+    assert plan.create_instances == {"web1": ["web"], "t1": ["web"], "l1": ["web"]}
     assert plan.stay_stopped == ["t1", "l1"]
     assert "add time-based instance t1 to layer web (started and stopped by its schedule)" in (
         plan.changes

@@ -36,7 +36,7 @@ def test_defaults_match_opsworks() -> None:
     assert parsed.provider == "local"
     assert parsed.configuration_manager == "shell"
     assert parsed.layers[0].auto_healing is True
-    assert parsed.declared_instances() == {"web1": "web", "web2": "web"}
+    assert parsed.declared_instances() == {"web1": ["web"], "web2": ["web"]}
 
 
 @pytest.mark.parametrize(

@@ -38,23 +38,23 @@ RELEASE = AppRelease(app="hello", action=AppAction.DEPLOY, release="r1")
 
 
 def test_a_start_carries_the_apps_and_on_ec2_a_machine_launched_once_per_command() -> None:
-    command = start_command("start-1", spec("ec2"), "web", "w1", [RELEASE], None)
+    command = start_command("start-1", spec("ec2"), ["web"], "w1", [RELEASE], None)
     assert (command.id, command.kind) == ("start-1", InstanceCommandKind.START)
     assert command.deploy_after_setup == [RELEASE]
     assert command.machine is not None and command.machine.token == "start-1"
     assert not command.terminate_on_setup_failure
-    assert start_command("s", spec(), "web", "w1", [], None).machine is None
+    assert start_command("s", spec(), ["web"], "w1", [], None).machine is None
 
 
 def test_a_registered_host_is_reached_as_pinned_and_is_no_ec2_machine() -> None:
     host = RegisteredHostSpec(host="10.0.0.5", key_file="id_ed25519")
-    command = start_command("s", spec("ec2"), "web", "w1", [], host)
+    command = start_command("s", spec("ec2"), ["web"], "w1", [], host)
     assert command.registered == host and command.machine is None
 
 
 def test_a_layer_may_terminate_instances_whose_setup_fails() -> None:
     the_spec = spec(on_setup_failure="terminate")
-    assert start_command("s", the_spec, "web", "w1", [], None).terminate_on_setup_failure
+    assert start_command("s", the_spec, ["web"], "w1", [], None).terminate_on_setup_failure
 
 
 def test_app_commands_run_the_deploy_recipes_of_each_layer_and_unknown_events_none() -> None:

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities import names
-from activities.stack_context import layer_instances
+from activities.stack_context import healing_instances, layer_instances
 from opsflow.errors import ErrorType
 from opsflow.healing import due_for_check
 from opsflow.messages import (
@@ -72,6 +72,8 @@ class FakeCloud:
     app_runs: list[tuple[str, str, str | None]] = field(default_factory=list)
     health_checks: list[str] = field(default_factory=list)
     runs: list[tuple[str, str]] = field(default_factory=list)  # (hostname, event)
+    # (hostname, event, the layers the run's instance was in): its recipes' layers.
+    run_layers: list[tuple[str, str, list[str]]] = field(default_factory=list)
     run_ids: list[str] = field(default_factory=list)
     # Each run's command custom JSON: (hostname, event, custom_json).
     run_custom_json: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
@@ -152,7 +154,7 @@ class FakeCloud:
         @activity.defn(name=names.PROBE_LAYER)
         async def probe_layer(request: ProbeLayerInput) -> LayerProbeReport:
             assert self.client is not None, "FakeCloud.client is needed for healing loops"
-            views = await layer_instances(self.client, request.stack, request.layer)
+            views = await healing_instances(self.client, request.stack, request.layer)
             now = activity.info().current_attempt_scheduled_time
             outcomes = []
             for view in views:
@@ -195,7 +197,7 @@ class FakeCloud:
                 await asyncio.sleep(0.05)
             else:
                 return LayerProbeReport(instances=[], outcomes=[])
-            views = await layer_instances(self.client, request.stack, request.layer)
+            views = await healing_instances(self.client, request.stack, request.layer)
             detail = "SSH connection dropped (closed by the instance); connection refused"
             outcomes = [
                 ProbeOutcome(
@@ -209,6 +211,8 @@ class FakeCloud:
         async def run_recipes(request: RecipeRunInput) -> RecipeRunResult:
             self._ran(names.RUN_RECIPES, request.hostname)
             self.runs.append((request.hostname, request.event))
+            layers = list(request.instance.layers) if request.instance else []
+            self.run_layers.append((request.hostname, request.event, layers))
             self.run_snapshots.append((request.hostname, request.event, request.snapshot))
             self.run_ids.append(request.run_id)
             self.run_custom_json.append((request.hostname, request.event, request.custom_json))

@@ -27,7 +27,12 @@ def test_the_stack_declares_every_signal_and_query_named_for_it() -> None:
         handlers.SCALE_INSTANCE,
     }
     assert signals <= set(named(stack.signals))
-    queries = {handlers.RUN_CONTEXT, handlers.LAYER_INSTANCES, handlers.CONFIGURATION_SNAPSHOT}
+    queries = {
+        handlers.RUN_CONTEXT,
+        handlers.LAYER_INSTANCES,
+        handlers.HEALING_INSTANCES,
+        handlers.CONFIGURATION_SNAPSHOT,
+    }
     assert queries <= set(named(stack.queries))
 
 
@@ -48,6 +53,6 @@ def test_the_stack_keeps_its_type_name_and_every_handler_name() -> None:
         "scale_instance",
     ]  # fmt: skip
     assert named(stack.queries) == [
-        "configuration_snapshot", "deployments", "describe", "layer_instances", "run_context",
-        "statuses",
+        "configuration_snapshot", "deployments", "describe", "healing_instances",
+        "layer_instances", "run_context", "statuses",
     ]  # fmt: skip

@@ -17,13 +17,17 @@ from opsflow import names
 from opsflow.errors import InvalidInput, NotFound, OperationFailed
 from opsflow.messages import (
     AddInstanceInput,
+    ConfigurationQuery,
     InstanceActionKind,
+    InstanceView,
     RunCommandInput,
+    RunContext,
 )
-from opsflow.spec import StackSpec
+from opsflow.spec import StackInstanceSpec, StackSpec
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
+from workflows import handlers
 from workflows.deployment import DeploymentWorkflow
 from workflows.instance import InstanceWorkflow
 from workflows.stack import StackWorkflow
@@ -207,7 +211,7 @@ async def test_bad_requests_are_refused_by_validators(
         await quiet(client, name)
         moved = make_spec(name, web=0, db=0)
         moved.layers[1].instances = make_spec(name, web=1).layers[0].instances
-        with pytest.raises(InvalidInput, match="cannot move from layer web to 'db'"):
+        with pytest.raises(InvalidInput, match="stop web1 first to change its layers"):
             await client.apply(moved)
         with pytest.raises(NotFound, match="no layer 'cache'"):
             await client.add_instance(name, AddInstanceInput(layer="cache", hostname="c1"))
@@ -357,3 +361,80 @@ async def test_cancelling_a_deployment_cancels_the_runs_and_reports_cancelled(
         assert all(s.runs[-1].cancelled and s.current is None for s in states)
         found = await client.describe(name)
         assert all(v.status == InstanceStatus.ONLINE for v in found.instances)
+
+
+async def recipes_of(client: OpsflowClient, name: str, view: InstanceView, event: str) -> list[str]:
+    """The recipes a run of `event` on the instance as `view` shows it executes."""
+    handle = client.temporal.get_workflow_handle(names.stack_workflow_id(name))
+    query = ConfigurationQuery(hostname=view.hostname, event=event, instance=view)
+    context: RunContext = await handle.query(handlers.RUN_CONTEXT, query, result_type=RunContext)
+    return context.recipes
+
+
+async def test_an_instance_in_two_layers_runs_both_layers_setup_in_order_and_configures_once(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        spec = make_spec(name, web=1, db=0)
+        spec.instances = [StackInstanceSpec(hostname="both1", layers=["web", "db"])]
+        spec = StackSpec.model_validate(spec.model_dump())
+        await client.apply(spec)
+        found = await quiet(client, name)
+        both = next(v for v in found.instances if v.hostname == "both1")
+        assert both.layers == ["web", "db"] and both.status == InstanceStatus.ONLINE
+        # One setup run, as a member of both layers: web's recipes, then db's.
+        assert cloud.events_for("setup").count("both1") == 1
+        assert ("both1", "setup", ["web", "db"]) in cloud.run_layers
+        assert await recipes_of(client, name, both, "setup") == ["web::setup", "db::setup"]
+        # Configure fan-out counts it once (one round, one run on it).
+        assert found.configure_rounds == 1
+        assert cloud.events_for("configure").count("both1") == 1
+        # `instance add` with two layers, and a layer named twice refused.
+        added = await client.add_instance(
+            name, AddInstanceInput(layers=["db", "web"], hostname="added1", start=True)
+        )
+        assert added.layers == ["db", "web"]
+        with pytest.raises(InvalidInput, match="layer 'web' is named twice"):
+            await client.add_instance(
+                name, AddInstanceInput(layers=["web", "web"], hostname="added2")
+            )
+        found = await quiet(client, name)
+        added = next(v for v in found.instances if v.hostname == "added1")
+        assert await recipes_of(client, name, added, "setup") == ["db::setup", "web::setup"]
+
+
+async def test_a_stopped_instance_changes_layers_on_apply_and_a_running_one_is_refused(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        await client.apply(make_spec(name, web=2, db=0))
+        await quiet(client, name)
+        # web1 is online: its layers cannot change.
+        both = make_spec(name, web=0, db=0)
+        both.instances = [
+            StackInstanceSpec(hostname="web1", layers=["web", "db"]),
+            StackInstanceSpec(hostname="web2", layers=["web"]),
+        ]
+        both = StackSpec.model_validate(both.model_dump())
+        with pytest.raises(InvalidInput, match="stop web1 first to change its layers"):
+            await client.apply(both)
+        await client.instance_action(name, "web1", InstanceActionKind.STOP)
+        await client.wait_instances(
+            name, lambda v: v is not None and v.status == InstanceStatus.STOPPED, ["web1"]
+        )
+        assert "change instance web1 layers web -> web, db" in await client.plan(both)
+        result = await client.apply(both)
+        assert result.started == ["web1"]
+        found = await quiet(client, name)
+        web1 = next(v for v in found.instances if v.hostname == "web1")
+        assert web1.layers == ["web", "db"] and web1.status == InstanceStatus.ONLINE
+        # Its new setup ran as a member of both layers.
+        assert [layers for h, e, layers in cloud.run_layers if h == "web1" and e == "setup"] == [
+            ["web"],
+            ["web", "db"],
+        ]
+        assert (await client.plan(both)) == []

@@ -61,6 +61,10 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             created = self._state.applied.spec is None
             self._state.applied.spec = request.spec
             self._state.applied.source_file = request.source_file
+            # Stopped instances whose layers the file changes: the stack shows them in their
+            # new layers now, and their next start (which carries the layers) sets them up so.
+            for hostname, layers in plan.relayer_instances.items():
+                self._state.members.instances[hostname].layers = list(layers)
             if created or plan.changes:
                 self._event(EventKind.APPLIED, "; ".join(plan.changes) or "no changes")
             self._changed()

@@ -89,7 +89,7 @@ class StackBase:
     async def _create_instance(
         self,
         hostname: str,
-        layer: str,
+        layers: list[str],
         *,
         from_file: bool,
         start: bool,
@@ -99,7 +99,7 @@ class StackBase:
         spec = self._spec()
         view = InstanceView(
             hostname=hostname,
-            layers=[layer],
+            layers=list(layers),
             provider=provider or spec.provider,
             from_file=from_file,
             status=InstanceStatus.REQUESTED if start else InstanceStatus.STOPPED,
@@ -107,10 +107,9 @@ class StackBase:
         )
         self._state.members.instances[hostname] = view
         self._changed()
-        self._event(
-            EventKind.INSTANCE_ADDED, f"{hostname} added to layer {layer}", hostname=hostname
-        )
-        queue = [self._start_command(layer, hostname, snapshot)] if start else []
+        where = f"layer {layers[0]}" if len(layers) == 1 else f"layers {', '.join(layers)}"
+        self._event(EventKind.INSTANCE_ADDED, f"{hostname} added to {where}", hostname=hostname)
+        queue = [self._start_command(layers, hostname, snapshot)] if start else []
         child = await workflow.start_child_workflow(
             InstanceWorkflow.run,
             InstanceState(
@@ -123,7 +122,7 @@ class StackBase:
             parent_close_policy=ParentClosePolicy.ABANDON,
             search_attributes=self._tags(
                 SearchAttributePair(common.STACK_ATTRIBUTE, spec.name),
-                SearchAttributePair(common.LAYER_ATTRIBUTE, layer),
+                SearchAttributePair(common.LAYER_ATTRIBUTE, layers[0]),
             ),
         )
         detach(child)
@@ -180,16 +179,16 @@ class StackBase:
         )
 
     def _start_command(
-        self, layer: str, hostname: str, snapshot: str | None = None
+        self, layers: list[str], hostname: str, snapshot: str | None = None
     ) -> InstanceCommand:
-        """Start = launch, setup, then the current release of each app on the layer."""
+        """Start = launch, setup, then the current release of each app on its layers."""
         spec = self._spec()
         command = start_command(
             self._command(InstanceCommandKind.START).id,
             spec,
-            layer,
+            layers,
             hostname,
-            current_releases(spec, self._state.commands.apps, self._state.applied.rds, layer),
+            current_releases(spec, self._state.commands.apps, self._state.applied.rds, layers),
             self._state.applied.registered.get(hostname),
         )
         return command.model_copy(update={"snapshot": snapshot}) if snapshot else command
@@ -198,7 +197,7 @@ class StackBase:
         layers = self._state.members.instances[hostname].layers
         if not layers:
             return self._command(InstanceCommandKind.START)
-        return self._start_command(layers[0], hostname, snapshot)
+        return self._start_command(layers, hostname, snapshot)
 
     def _changed(self) -> None:
         """Something a run's configuration shows changed: a new configuration generation."""

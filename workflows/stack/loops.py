@@ -183,7 +183,7 @@ class LoopsMixin(StackBase):
             async with self._lock:
                 self._state.loops.scaling[request.hostname] = Scaling.LOAD
                 await self._create_instance(
-                    request.hostname, request.layer, from_file=False, start=True
+                    request.hostname, [request.layer], from_file=False, start=True
                 )
             self._scaled(request, "added and started")
             return

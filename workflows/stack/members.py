@@ -82,7 +82,7 @@ class MembersMixin(StackBase):
     async def add_instance(self, request: AddInstanceInput) -> InstanceView:
         async with self._lock:
             await self._create_instance(
-                request.hostname, request.layer, from_file=False, start=request.start
+                request.hostname, request.layers, from_file=False, start=request.start
             )
             return self._state.members.instances[request.hostname]
 
@@ -95,14 +95,18 @@ class MembersMixin(StackBase):
                 f"stack {spec.name} is provider registered: opsflow launches no machines for "
                 "it; bring a host in with `opsflow instance register`"
             )
-        self._check_new_instance(request.layer, request.hostname)
+        self._check_new_instance(request.layers, request.hostname)
 
-    def _check_new_instance(self, layer: str, hostname: str) -> None:
+    def _check_new_instance(self, layers: list[str], hostname: str) -> None:
         self._refuse_if_deleting()
         spec = self._spec()
-        if spec.layer(layer) is None:
-            known = ", ".join(item.name for item in spec.layers) or "none"
-            raise not_found(f"stack {spec.name} has no layer {layer!r} (layers: {known})")
+        for layer in layers:
+            if spec.layer(layer) is None:
+                known = ", ".join(item.name for item in spec.layers) or "none"
+                raise not_found(f"stack {spec.name} has no layer {layer!r} (layers: {known})")
+        problem = spec.layers_problem(layers)
+        if problem is not None:
+            raise invalid(f"--layer: {problem}")
         with refusals():
             names.check_hostname(hostname)
         if hostname in self._state.members.instances:
@@ -120,7 +124,7 @@ class MembersMixin(StackBase):
             self._state.applied.registered |= pinned
             await self._create_instance(
                 request.hostname,
-                request.layer,
+                [request.layer],
                 from_file=False,
                 start=True,
                 provider=Provider.REGISTERED,
@@ -134,7 +138,7 @@ class MembersMixin(StackBase):
     @register_instance.validator
     def _validate_register_instance(self, request: RegisterInstanceInput) -> None:
         check_origin(request.origin)
-        self._check_new_instance(request.layer, request.hostname)
+        self._check_new_instance([request.layer], request.hostname)
 
     @workflow.update
     async def instance_action(self, request: InstanceActionInput) -> InstanceView:

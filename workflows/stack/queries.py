@@ -7,6 +7,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from opsflow import snapshots
+    from opsflow.healing import loop_instances
     from opsflow.messages import (
         ConfigurationQuery,
         ConfigurationSnapshot,
@@ -66,7 +67,15 @@ class QueriesMixin(StackBase):
 
     @workflow.query(name=handlers.LAYER_INSTANCES)
     def layer_instances(self, layer: str) -> list[InstanceView]:
-        return [v for v in self._views() if layer in v.layers]
+        """What the layer's load-based scaling loop counts: its instances whose first
+        layer it is."""
+        return loop_instances(self._spec(), self._views(), layer, healing=False)
+
+    @workflow.query(name=handlers.HEALING_INSTANCES)
+    def healing_instances(self, layer: str) -> list[InstanceView]:
+        """What the layer's healing loop checks: its instances whose first layer it is,
+        and whose layers all auto-heal."""
+        return loop_instances(self._spec(), self._views(), layer, healing=True)
 
     @workflow.query
     def deployments(self) -> list[DeploymentSummary]:
