@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field
 
 from opsflow.messages import InstanceView
+from opsflow.secrets import conceal
 from opsflow.spec import InstanceSpec, LayerSpec, Provider, Scaling, StackSpec
 from opsflow.status import InstanceStatus
 
@@ -29,6 +30,11 @@ class StackPlan(BaseModel):
     )
     stay_stopped: list[str] = Field(
         default_factory=list, description="created but not started: time or load based"
+    )
+    converge_users: bool = Field(
+        default=False,
+        description="the stack's users changed: a configure round converges them on every "
+        "online instance now (OpsWorks synced users at once too)",
     )
 
     @property
@@ -96,6 +102,14 @@ def plan_stack(
         for field in ("configuration_manager", "cookbooks", "custom_json"):
             if getattr(current, field) != getattr(desired, field):
                 plan.changes.append(f"change stack {field}")
+        if current.chef != desired.chef:
+            plan.changes.append(
+                f"change stack chef version {current.chef.version} -> {desired.chef.version}"
+            )
+        plan.changes += _app_changes(current, desired)
+        user_changes = _user_changes(current, desired)
+        plan.changes += user_changes
+        plan.converge_users = bool(user_changes)
     desired_layers = {layer.name: layer for layer in desired.layers}
     for name, wanted in desired_layers.items():
         old = current_layers.get(name)
@@ -177,6 +191,45 @@ def plan_stack(
             else:
                 plan.changes.append(f"stop and delete instance {hostname}")
     return plan
+
+
+def _app_changes(current: StackSpec, desired: StackSpec) -> list[str]:
+    """Apps added, removed or changed. Secure values are compared masked: each load seals
+    them anew (a fresh ciphertext), so a changed secret cannot be told from an unchanged
+    one here; it reaches the instances with the app's next deploy either way."""
+    before = {app.name: conceal(app.model_dump(mode="json")) for app in current.apps}
+    after = {app.name: conceal(app.model_dump(mode="json")) for app in desired.apps}
+    changes = [f"add app {name}" for name in after if name not in before]
+    changes += [f"remove app {name}" for name in before if name not in after]
+    for name, wanted in after.items():
+        old = before.get(name)
+        if old is not None and old != wanted:
+            fields = sorted(
+                key for key in wanted.keys() | old.keys() if old.get(key) != wanted.get(key)
+            )
+            changes.append(f"change app {name} {', '.join(fields)} (used from its next deploy)")
+    return changes
+
+
+def _user_changes(current: StackSpec, desired: StackSpec) -> list[str]:
+    before = {user.name: user for user in current.users}
+    after = {user.name: user for user in desired.users}
+    changes = [f"add user {name}" for name in after if name not in before]
+    changes += [
+        f"remove user {name} (from the instances where opsflow created it)"
+        for name in before
+        if name not in after
+    ]
+    for name, wanted in after.items():
+        old = before.get(name)
+        if old is not None and old != wanted:
+            fields = [
+                f
+                for f in ("ssh_public_key", "sudo", "layers", "uid")
+                if getattr(old, f) != getattr(wanted, f)
+            ]
+            changes.append(f"change user {name} {', '.join(fields)}")
+    return changes
 
 
 def _instance_specs(spec: StackSpec) -> dict[str, InstanceSpec]:

@@ -205,3 +205,62 @@ def test_registered_hosts_are_registered_rechecked_and_deregistered_in_plain_wor
         "deregister host web2 (shutdown recipes; the machine keeps running)",
     ]
     assert changed.delete_instances == ["web2"]
+
+
+# ---- apps, users and the Chef version --------------------------------------------------
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJfbgLJp1DHYWFqDFSaOZ7zvrxVtSL5tKB0rAJvxgDZ1 a@b"
+SEALED = {"secure": True, "ciphertext": "v2.first"}
+RUNNING = {"web1": view("web1", "web", InstanceStatus.ONLINE)}
+
+
+def with_extras(**extra: object) -> StackSpec:
+    raw = spec(["web1"]).model_dump(mode="json")
+    return StackSpec.model_validate({**raw, **extra})
+
+
+def test_apps_added_removed_and_changed_are_shown_secure_values_masked() -> None:
+    current = with_extras(
+        apps=[
+            {"name": "store", "layers": ["web"], "environment": {"DB": SEALED}},
+            {"name": "blog", "layers": ["web"]},
+        ]
+    )
+    resealed = {"secure": True, "ciphertext": "v2.second"}
+    desired = with_extras(
+        apps=[
+            {
+                "name": "store",
+                "layers": ["web"],
+                "environment": {"DB": resealed},
+                "domains": ["shop.example.com"],
+            },
+            {"name": "admin", "layers": ["web"]},
+        ]
+    )
+    plan = plan_stack(current, RUNNING, desired)
+    assert "add app admin" in plan.changes
+    assert "remove app blog" in plan.changes
+    assert "change app store domains (used from its next deploy)" in plan.changes
+    same = with_extras(apps=[{"name": "store", "layers": ["web"], "environment": {"DB": resealed}}])
+    before = with_extras(apps=[{"name": "store", "layers": ["web"], "environment": {"DB": SEALED}}])
+    assert plan_stack(before, RUNNING, same).empty, "a secret sealed anew is not a change"
+
+
+def test_user_changes_are_shown_and_make_a_configure_round() -> None:
+    alice = {"name": "alice", "ssh_public_key": KEY}
+    current = with_extras(users=[alice, {"name": "bob", "ssh_public_key": KEY}])
+    desired = with_extras(users=[{**alice, "sudo": True}, {"name": "carol", "ssh_public_key": KEY}])
+    plan = plan_stack(current, RUNNING, desired)
+    assert plan.changes == [
+        "add user carol",
+        "remove user bob (from the instances where opsflow created it)",
+        "change user alice sudo",
+    ]
+    assert plan.converge_users
+    assert not plan_stack(current, RUNNING, current).converge_users
+
+
+def test_a_new_chef_version_is_shown() -> None:
+    plan = plan_stack(with_extras(), RUNNING, with_extras(chef={"version": "12"}))
+    assert plan.changes == ["change stack chef version 11.10 -> 12"]

@@ -23,7 +23,7 @@ from opsflow.messages import (
     RunCommandInput,
     RunContext,
 )
-from opsflow.spec import StackInstanceSpec, StackSpec
+from opsflow.spec import StackInstanceSpec, StackSpec, UserSpec
 from opsflow.status import InstanceStatus
 from tests.helpers import quiet
 from tests.workflows.fakes import FakeCloud
@@ -438,3 +438,26 @@ async def test_a_stopped_instance_changes_layers_on_apply_and_a_running_one_is_r
             ["web", "db"],
         ]
         assert (await client.plan(both)) == []
+
+
+async def test_an_apply_that_changes_users_runs_a_configure_round_and_one_that_does_not_none(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    """Users converge on configure: an apply that changes them converges them now."""
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJfbgLJp1DHYWFqDFSaOZ7zvrxVtSL5tKB0rAJvxgDZ1 a@b"
+    cloud = FakeCloud()
+    async with running(time_skipping_env, cloud) as client:
+        name = stack_name()
+        spec = make_spec(name, web=1, db=0)
+        await client.apply(spec)
+        settled = await quiet(client, name)
+        assert settled.configure_rounds == 1
+        await client.apply(spec)  # the same file: nothing to converge
+        again = await quiet(client, name)
+        assert again.configure_rounds == 1
+        with_users = spec.model_copy(update={"users": [UserSpec(name="alice", ssh_public_key=key)]})
+        result = await client.apply(with_users)
+        assert result.changes == ["add user alice"]
+        found = await quiet(client, name)
+        assert found.configure_rounds == 2
+        assert cloud.events_for("configure") == ["web1", "web1"]

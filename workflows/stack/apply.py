@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import common
     from workflows.failures import invalid
     from workflows.origin import check as check_origin
+    from workflows.stack import patches
     from workflows.stack.loops import HEALING, LOAD_SCALING, LoopsMixin
     from workflows.stack.members import MembersMixin
 
@@ -68,6 +69,9 @@ class ApplyMixin(MembersMixin, LoopsMixin):
             if created or plan.changes:
                 self._event(EventKind.APPLIED, "; ".join(plan.changes) or "no changes")
             self._changed()
+            if plan.converge_users and workflow.patched(patches.USERS_CONFIGURE):
+                # Users converge on configure: one round now, not at the next event.
+                self._state.members.configure_pending = True
             # Started together, not one after another: each await is a round trip.
             self._state.loops.scaling = scaling_after_apply(
                 request.spec, self._state.members.instances, self._state.loops.scaling

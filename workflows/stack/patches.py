@@ -12,3 +12,5 @@ SEND_TO_ENDED: Final = "stack-send-to-ended-instance"
 # Runs read their configuration from a snapshot in the artifact store, published once per
 # configuration generation (the publish activity runs before the commands that name it).
 SNAPSHOTS: Final = "stack-configuration-snapshots"
+# An apply that changes the stack's users runs a configure round, which converges them.
+USERS_CONFIGURE: Final = "stack-users-configure"
