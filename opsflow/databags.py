@@ -104,7 +104,7 @@ def _instance(spec: StackSpec, view: InstanceView, this: InstanceView) -> dict[s
         "ec2_instance_id": view.ec2_instance_id,
         "elastic_ip": view.elastic_ip,
         "hostname": view.hostname,
-        "infrastructure_class": "on-premises" if view.provider == Provider.REGISTERED else "ec2",
+        "infrastructure_class": "ec2" if view.provider == Provider.EC2 else "on-premises",
         "instance_id": opsworks_ids.instance_id(spec.name, view.hostname),
         "instance_type": view.instance_type,
         "layer_ids": [opsworks_ids.layer_id(spec.name, layer) for layer in view.layers],

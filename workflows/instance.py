@@ -212,9 +212,14 @@ class InstanceWorkflow:
             await self._set_status(InstanceStatus.START_FAILED, message=message)
             return self._result(command, ok=False, error=message)
         view.ssh, view.root, view.private_ip = launched.ssh, launched.root, launched.private_ip
+        created = view.created_at
         if launched.facts is not None:  # the machine's facts, for the stack configuration
             for name, value in launched.facts:
                 setattr(view, name, value)
+        # OpsWorks' created_at is the instance's first launch, booted_at its latest boot;
+        # a provider that knows neither (local, registered) gets the launch's moment.
+        view.created_at = created or view.created_at or workflow.now()
+        view.booted_at = view.booted_at or workflow.now()
         if launched.task_queue is not None and workflow.patched(common.BOUND_TO_WORKER_PATCH):
             view.task_queue, self._state.worker_gone = launched.task_queue, None
         if launched.ec2 is not None and command.machine is not None:

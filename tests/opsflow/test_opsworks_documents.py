@@ -13,6 +13,7 @@ from opsflow import opsworks_ids
 from opsflow.attributes import chef_node, stack_configuration
 from opsflow.databags import BAGS, data_bags
 from opsflow.secrets import conceal
+from opsflow.spec import Provider
 from opsflow.status import InstanceStatus
 from tests.opsflow.opsworks_fixture import (
     APP1,
@@ -230,3 +231,16 @@ def test_a_local_machine_shows_nulls_where_ec2_facts_would_be() -> None:
     assert instance["backends"] is None
     assert instance["private_ip"] == "10.0.0.1"
     assert instance["architecture"] == "x86_64"
+
+
+def test_only_an_ec2_instance_is_of_the_ec2_infrastructure_class() -> None:
+    classes = {}
+    for provider in Provider:
+        this = APP1.model_copy(update={"provider": provider})
+        bags = data_bags(SPEC, [], this, "configure")
+        classes[provider] = bags["aws_opsworks_instance"][this.hostname]["infrastructure_class"]
+    assert classes == {
+        Provider.EC2: "ec2",
+        Provider.LOCAL: "on-premises",
+        Provider.REGISTERED: "on-premises",
+    }

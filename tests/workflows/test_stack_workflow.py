@@ -98,6 +98,8 @@ async def test_apply_brings_instances_online_with_setup_then_one_configure_round
         assert all(v.ssh is not None and v.root for v in found.instances)
         # The machine's facts from its launch, for the stack configuration.
         assert all(v.private_dns_name == v.hostname for v in found.instances)
+        # The launch's moment, where the provider knows none (OpsWorks' created_at, booted_at).
+        assert all(v.created_at and v.booted_at for v in found.instances)
         assert {v.architecture for v in found.instances} == {"x86_64"}
 
 
