@@ -70,9 +70,13 @@ def data_bag_files(
     if bags is None:
         return {}, []
     items: dict[str, dict[str, Any]] = {}
+    # Every bag is a directory, an empty one too: search() on a bag that does not exist
+    # fails in Chef's local mode, and OpsWorks always gave all nine (some empty).
+    folders = {f"{DATA_BAGS}/": b""}
     for bag, bag_items in bags.items():
         if not DATA_BAG_NAME.fullmatch(bag):
             raise invalid(f"invalid data bag name {bag!r}: expected [A-Za-z0-9_-]+")
+        folders[f"{DATA_BAGS}/{bag}/"] = b""
         for item_id, item in bag_items.items():
             if not DATA_BAG_NAME.fullmatch(item_id):
                 raise invalid(f"data bag {bag}: invalid item id {item_id!r}")
@@ -83,7 +87,7 @@ def data_bag_files(
     files = {
         name: json.dumps(item, indent=2, sort_keys=True).encode() for name, item in revealed.items()
     }
-    return files, secrets
+    return {**folders, **files}, secrets
 
 
 def hiera_config(layout: Layout) -> str:

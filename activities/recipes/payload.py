@@ -54,20 +54,26 @@ def payload(
     files: dict[str, bytes], cookbooks: str | None, *, stage: bool, app: str | None = None
 ) -> bytes:
     """A command's stdin: a tar of the run files under `run/` (a name may hold `/`: its
-    directories come first, owner only), plus `cookbooks/` when
-    staging, plus `app/` (the tree `app`) when staging an app's code; gzipped only when
-    it carries trees (a few KB of run files are not worth a gzip process each run)."""
+    directories come first, owner only; a name ending in `/` is a directory alone), plus
+    `cookbooks/` when staging, plus `app/` (the tree `app`) when staging an app's code;
+    gzipped only when it carries trees (a few KB of run files are not worth a gzip
+    process each run)."""
     buffer = io.BytesIO()
     now = time.time()
     directories: set[str] = set()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in files.items():
-            for parent in reversed(PurePosixPath(name).parents[:-1]):
+            # `NAME/` is a directory of its own (an empty data bag, say): no file.
+            entry = PurePosixPath(name)
+            parents = [entry, *entry.parents[:-1]] if name.endswith("/") else entry.parents[:-1]
+            for parent in reversed(parents):
                 if parent.as_posix() not in directories:  # before its files, owner only
                     directories.add(parent.as_posix())
                     folder = tarfile.TarInfo(f"run/{parent.as_posix()}")
                     folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o700, now
                     tar.addfile(folder)
+            if name.endswith("/"):
+                continue
             info = tarfile.TarInfo(f"run/{name}")
             info.size, info.mtime = len(data), now
             info.mode = 0o600 if _private(name) else 0o644

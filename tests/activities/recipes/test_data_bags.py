@@ -111,7 +111,10 @@ async def test_a_chef_12_run_stages_its_data_bags_root_only_and_points_chef_at_t
         "aws_opsworks_instance": "700 root",
         "aws_opsworks_instance/web1.json": "600 root",
         "aws_opsworks_instance/web2.json": "600 root",
-    }  # an empty bag (ecs_cluster: none on this stack) has no directory: search finds nothing
+        # An empty bag is an empty directory: Chef's local mode fails a search() of a bag
+        # that does not exist, and OpsWorks always gave all nine.
+        "aws_opsworks_ecs_cluster": "700 root",
+    }
     meta, log = run_logs.read_run_log(STACK, "web1", "b1")
     assert SECRET not in log and meta["configuration_manager"] == "chef"
 
@@ -182,15 +185,17 @@ async def test_contract_check_ruby_json_parse_loads_each_item_as_chef_local_mode
     bags_dir = f"{instance.root}/var/lib/opsflow/runs/b5/{BAGS_DIR}"
     script = (
         "require 'json'; found = {}; "
-        "Dir.glob(File.join(ARGV[0], '*', '*.json')).sort.each { |f| "
+        "Dir.children(ARGV[0]).sort.each { |bag| found[bag] = []; "
+        "Dir.glob(File.join(ARGV[0], bag, '*.json')).sort.each { |f| "
         "item = JSON.parse(File.read(f)); raise 'not a Hash' unless item.is_a?(Hash); "
         "raise \"#{f}: id #{item['id']}\" unless item['id'] == File.basename(f, '.json'); "
-        "(found[File.basename(File.dirname(f))] ||= []) << item['id'] }; "
+        "found[bag] << item['id'] } }; "
         "puts JSON.generate(found)"
     )
     code, out, err = ssh.run(instance.ssh, f"ruby -e {ssh.quote(script)} {ssh.quote(bags_dir)}")
     assert code == 0, err
     assert json.loads(out) == {
         "aws_opsworks_app": ["blog", "shop"],
+        "aws_opsworks_ecs_cluster": [],  # an empty bag: there, with no item
         "aws_opsworks_instance": ["web1", "web2"],
     }
