@@ -153,5 +153,6 @@ users_converge() {
     users_sudo "$name" "$sudo"
     wanted="$wanted $name"
   done < "$OPSFLOW_USERS"
-  [ $changed = 1 ] || say "users: up to date:${wanted:- none}"
+  # A stack without users (the common case) says nothing.
+  [ $changed = 1 ] || [ -z "$wanted" ] || say "users: up to date:$wanted"
 }
