@@ -54,6 +54,7 @@ def describe(request: DescribeRdsInput) -> RdsInstances:
             port=int(endpoint.get("Port") or instance.get("DbInstancePort") or 0),
             engine=instance["Engine"],
             database_name=instance.get("DBName") or None,
+            arn=instance.get("DBInstanceArn") or None,
         )
     return RdsInstances(instances=found)
 

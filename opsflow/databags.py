@@ -70,7 +70,7 @@ def _app(spec: StackSpec, app: AppSpec, rds: Mapping[str, RdsInfo], deploy: bool
         "attributes": dict(app.attributes),
         "data_sources": [
             {
-                "arn": None,
+                "arn": info.arn if info else None,
                 "database_name": entry.database_name or (info.database_name if info else None),
                 "type": "RdsDbInstance",
             }
@@ -245,7 +245,7 @@ def data_bags(
                     "db_password": sealed(entry.password),
                     "db_user": entry.username,
                     "engine": info.engine if info else None,
-                    "rds_db_instance_arn": None,
+                    "rds_db_instance_arn": info.arn if info else None,
                     "region": spec.region,
                 },
             )

@@ -636,6 +636,7 @@ class RdsInfo(BaseModel):
     port: int
     engine: str
     database_name: str | None = None
+    arn: str | None = Field(default=None, description="DBInstanceArn (data bags name it)")
 
 
 class RdsInstances(BaseModel):

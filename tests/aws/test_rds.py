@@ -49,6 +49,8 @@ async def test_describe_rds_gives_endpoint_port_engine_and_database(aws_env: Aws
     behind = boto3.client("rds", region_name="us-east-1", endpoint_url=aws_env.moto_url)
     [instance] = behind.describe_db_instances(DBInstanceIdentifier="shop-db-1")["DBInstances"]
     assert first.address == instance["Endpoint"]["Address"]
+    assert first.arn == instance["DBInstanceArn"]  # what Chef 12 data bags name it by
+    assert first.arn is not None and ":db:shop-db-1" in first.arn
 
 
 async def test_an_unknown_identifier_is_refused_and_not_retried(aws_env: AwsEnv) -> None:

@@ -103,6 +103,7 @@ RDS = {
         port=3306,
         engine="mysql",
         database_name="orders",
+        arn="arn:aws:rds:us-west-2:123456789012:db:orders-db",
     )
 }
 

@@ -244,3 +244,14 @@ def test_only_an_ec2_instance_is_of_the_ec2_infrastructure_class() -> None:
         Provider.LOCAL: "on-premises",
         Provider.REGISTERED: "on-premises",
     }
+
+
+def test_an_app_s_data_source_names_the_rds_instance_by_the_arn_of_its_item() -> None:
+    """Cookbooks (opsworks_ruby) match an app's data source to its RDS item by ARN."""
+    bags = data_bags(SPEC, [], APP1, "deploy", rds=RDS)
+    apps = [app for app in bags["aws_opsworks_app"].values() if app["data_sources"]]
+    assert apps, "the fixture has an app with a data source"
+    items = {item["rds_db_instance_arn"] for item in bags["aws_opsworks_rds_db_instance"].values()}
+    for app in apps:
+        assert app["data_sources"][0]["arn"] in items
+        assert app["data_sources"][0]["arn"] is not None
