@@ -18,7 +18,7 @@ worker reads a key by a path from the stack file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import yaml
 from pydantic import ValidationError
@@ -28,6 +28,7 @@ from opsflow.recipes import inventory
 from opsflow.spec import (
     CookbookSource,
     Ec2Options,
+    InstanceSpec,
     StackSpec,
     missing_recipes,
     recipe_references,
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 ENVIRONMENT_FORMS = "a string, {value: STRING} or {value: STRING, secure: true}"
 SECRET_FORM = "must be written {value: STRING, secure: true}"
 
+
+# An instance nested under its layer, or one of the stack-level list (a subclass).
+InstanceT = TypeVar("InstanceT", bound=InstanceSpec)
 
 KEY_FILE_LIMIT = 64 * 1024  # far above any SSH private key: refuse reading a wrong file
 
@@ -330,39 +334,33 @@ def _resolve_key_files(spec: StackSpec, file: Path, name: str, sealer: Sealer) -
     sealed into `key`; the path, made absolute, stays for display. A file that is not
     there or not a private key is refused now, not when the worker first logs in."""
     problems: list[str] = []
-    layers = []
-    for li, layer in enumerate(spec.layers):
-        instances = []
-        for ii, instance in enumerate(layer.instances):
-            if instance.ssh is None:
-                instances.append(instance)
-                continue
-            field = f"layers[{li}].instances[{ii}].ssh.key_file"
-            found = read_private_key(file.parent, instance.ssh.key_file, field)
-            if isinstance(found, str):
-                problems.append(found)
-                instances.append(instance)
-                continue
-            path, text, key_id = found
-            update = {"key_file": str(path), "key": sealer.seal(text), "key_id": key_id}
-            host = instance.ssh.model_copy(update=update)
-            instances.append(instance.model_copy(update={"ssh": host}))
-        layers.append(layer.model_copy(update={"instances": instances}))
-    stack_level = []
-    for index, instance in enumerate(spec.instances):
+
+    def resolved(instance: InstanceT, where: str) -> InstanceT:
         if instance.ssh is None:
-            stack_level.append(instance)
-            continue
-        field = f"instances[{index}].ssh.key_file"
+            return instance
+        field = f"{where}.ssh.key_file"
         found = read_private_key(file.parent, instance.ssh.key_file, field)
         if isinstance(found, str):
             problems.append(found)
-            stack_level.append(instance)
-            continue
+            return instance
         path, text, key_id = found
         update = {"key_file": str(path), "key": sealer.seal(text), "key_id": key_id}
-        host = instance.ssh.model_copy(update=update)
-        stack_level.append(instance.model_copy(update={"ssh": host}))
+        return instance.model_copy(update={"ssh": instance.ssh.model_copy(update=update)})
+
+    layers = [
+        layer.model_copy(
+            update={
+                "instances": [
+                    resolved(instance, f"layers[{li}].instances[{ii}]")
+                    for ii, instance in enumerate(layer.instances)
+                ]
+            }
+        )
+        for li, layer in enumerate(spec.layers)
+    ]
+    stack_level = [
+        resolved(instance, f"instances[{index}]") for index, instance in enumerate(spec.instances)
+    ]
     if problems:
         raise SpecError(name, problems)
     if not spec.layers and not spec.instances:

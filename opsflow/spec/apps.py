@@ -41,6 +41,17 @@ def _secure_only(value: Any) -> Any:
     return value
 
 
+def _hide_plain(data: Any, field: str) -> Any:
+    """`data` with its `field` replaced by _NOT_SECURE unless it is a SecureValue (or its
+    dump), so the refusal that follows cannot quote a plaintext secret."""
+    if isinstance(data, dict) and field in data:
+        value = data[field]
+        dumped = isinstance(value, dict) and value.keys() == {"secure", "ciphertext"}
+        if not (isinstance(value, SecureValue) or dumped):
+            return {**data, field: _NOT_SECURE}
+    return data
+
+
 class RdsSpec(StrictModel):
     """An existing RDS DB instance registered with the stack (OpsWorks' RDS layer): apps
     that name it in `data_source` get its endpoint, port, engine and database name in
@@ -60,12 +71,7 @@ class RdsSpec(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _hide_a_plain_password(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "password" in data:
-            password = data["password"]
-            dumped = isinstance(password, dict) and password.keys() == {"secure", "ciphertext"}
-            if not (isinstance(password, SecureValue) or dumped):
-                return {**data, "password": _NOT_SECURE}
-        return data
+        return _hide_plain(data, "password")
 
     @model_validator(mode="after")
     def _identifier_shape(self) -> RdsSpec:
@@ -136,12 +142,7 @@ class SslSpec(StrictModel):
     @model_validator(mode="before")
     @classmethod
     def _hide_a_plain_key(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "key" in data:
-            key = data["key"]
-            dumped = isinstance(key, dict) and key.keys() == {"secure", "ciphertext"}
-            if not (isinstance(key, SecureValue) or dumped):
-                return {**data, "key": _NOT_SECURE}
-        return data
+        return _hide_plain(data, "key")
 
 
 AttributeValue = str | int | float | bool | None
