@@ -233,7 +233,7 @@ def _stack(spec: StackSpec, rds: Mapping[str, RdsInfo]) -> dict[str, Any]:
                 "db_password": sealed(entry.password),
                 "engine": info.engine if info else None,
                 "region": spec.region,
-                "arn": None,
+                "arn": info.arn if info else None,
             }
             for entry in spec.rds
             for info in [rds.get(entry.name)]
