@@ -633,7 +633,8 @@ def _parameter(
         return _Parameter(
             None, missing=f"{kind} {name} has no default and no value was given ({flag})"
         )
-    inner = type_.removeprefix("AWS::SSM::Parameter::Value<").removesuffix(">")
+    ssm = "AWS::SSM::Parameter::Value<"
+    inner = type_[len(ssm) : -1] if type_.startswith(ssm) else type_
     listed = inner == "CommaDelimitedList" or inner.startswith("List<")
     items = _items(raw) if listed else [_text(raw)]
     if no_echo:
