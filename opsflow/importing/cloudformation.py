@@ -254,7 +254,9 @@ class _Reader:
             if source in lb_props:
                 value = self.data(lb_props[source], lb_id, source)
                 if value is not ABSENT:
-                    attachment.fields[target] = value
+                    attachment.fields.update(
+                        self._guard_secrets(CLASSIC_ELB, lb_id, {target: value})
+                    )
         if self.region is not None:
             attachment.fields["Region"] = self.region
 

@@ -557,3 +557,29 @@ def test_template_sections_opsflow_has_not_are_reported() -> None:
     found = lines(report)
     assert "Url" in found[("t.yaml", "Outputs")]
     assert "not run" in found[("t.yaml", "Transform")]
+
+
+def test_a_no_echo_value_on_the_load_balancer_stays_off_the_attachment() -> None:
+    extra = """\
+  L: {Type: "AWS::OpsWorks::Layer", Properties: {StackId: {Ref: S}}}
+  Lb:
+    Type: AWS::ElasticLoadBalancing::LoadBalancer
+    Properties: {Subnets: [{Ref: Hidden}]}
+  Att:
+    Type: AWS::OpsWorks::ElasticLoadBalancerAttachment
+    Properties: {ElasticLoadBalancerName: {Ref: Lb}, LayerId: {Ref: L}}"""
+    hidden = "  Hidden: {Type: String, NoEcho: true}"
+    stack, report = read(stack_of("      Name: s", extra, hidden), {"Hidden": SECRET})
+    assert stack.elb_attachments[0].fields["SubnetIds"] == []
+    assert "NoEcho parameter Hidden" in lines(report)[("Lb", "SubnetIds[0]")]
+    assert SECRET not in stack.model_dump_json() + report.render()
+
+
+def test_an_attribute_that_refers_to_itself_is_reported_not_looped() -> None:
+    extra = """\
+  U:
+    Type: AWS::OpsWorks::UserProfile
+    Properties: {SshUsername: {"Fn::GetAtt": [U, SshUsername]}}"""
+    stack, report = read(stack_of("      Name: s", extra))
+    assert stack.users[0].fields == {}
+    assert "known only once AWS has created U" in lines(report)[("U", "SshUsername")]
