@@ -267,7 +267,7 @@ def _several(by_id: dict[str, list[_Item]]) -> SpecError:
     files = sorted({item.file for items in by_id.values() for item in items})
     stacks = []
     for stack, items in by_id.items():
-        names = {item.fields.get("Name") for item in items if item.kind in (STACKS, SUMMARY)}
+        names = (item.fields.get("Name") for item in items if item.kind in (STACKS, SUMMARY))
         name = next((n for n in names if isinstance(n, str) and n), None)
         stacks.append(f"{stack} ({name})" if name else stack)
     return SpecError(
@@ -422,7 +422,7 @@ class _Assembly:
             self.report.add(instance.source, "LayerIds", "the instance is in no layer")
             return
         for layer in named:
-            if layer not in layer_ids:
+            if not _among(layer, layer_ids):
                 self.report.add(
                     instance.source, "LayerIds", f"layer {layer} is in none of the files"
                 )
@@ -431,7 +431,7 @@ class _Assembly:
         layer = elb.fields.get("LayerId")
         if layer is None:
             self.report.add(elb.source, "LayerId", "the load balancer is attached to no layer")
-        elif layer not in layer_ids:
+        elif not _among(layer, layer_ids):
             self.report.add(elb.source, "LayerId", f"layer {layer} is in none of the files")
 
     def _check_data_sources(self, app: Resource, rds_arns: set[str]) -> None:
@@ -440,7 +440,7 @@ class _Assembly:
             if not isinstance(source, dict) or source.get("Type") != "RdsDbInstance":
                 continue
             arn = source.get("Arn")
-            if arn not in rds_arns:
+            if not _among(arn, rds_arns):
                 self.report.add(
                     app.source,
                     f"DataSources[{index}].Arn",
@@ -453,12 +453,12 @@ class _Assembly:
         kept: list[Resource] = []
         for item in self.found.of(VOLUMES):
             instance = item.fields.get("InstanceId")
-            if instance in self.elsewhere:
+            if _among(instance, self.elsewhere):
                 self.report.add(
                     item.source, "InstanceId", "the instance is in another stack; left out"
                 )
                 continue
-            if instance is not None and instance not in instance_ids:
+            if instance is not None and not _among(instance, instance_ids):
                 self.report.add(
                     item.source, "InstanceId", f"instance {instance} is in none of the files"
                 )
@@ -510,6 +510,11 @@ class _Assembly:
             )
             users.append(user)
         return users
+
+
+def _among(value: Any, ids: set[str]) -> bool:
+    """Whether `value` (anything a file held) is one of `ids`."""
+    return isinstance(value, str) and value in ids
 
 
 def _permission_fields(permission: _Item) -> dict[str, Any]:

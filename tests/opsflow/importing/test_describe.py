@@ -453,6 +453,36 @@ def test_the_input_documents_are_not_changed() -> None:
     assert documents == before
 
 
+@pytest.mark.parametrize(
+    ("instance", "kept"),
+    [
+        ({"InstanceId": PHP2, "LayerIds": [["a"], {"b": 1}, 3]}, [PHP2]),
+        ({"InstanceId": PHP2, "LayerIds": "php-app"}, [PHP2]),
+        ({"InstanceId": PHP2, "StackId": ["x"]}, []),
+    ],
+)
+def test_odd_values_where_ids_belong_are_reported_not_crashed_on(
+    instance: Any, kept: list[str]
+) -> None:
+    volume = {"VolumeId": "v-1", "InstanceId": {"id": PHP2}}
+    app = {"AppId": "a-1", "DataSources": [{"Type": "RdsDbInstance", "Arn": [DB_ARN]}]}
+    elb = {"ElasticLoadBalancerName": "e-1", "LayerId": [PHP]}
+    odd = {
+        "Instances": [instance],
+        "Volumes": [volume],
+        "Apps": [app],
+        "ElasticLoadBalancers": [elb],
+    }
+
+    found, report = read_describe([doc("stacks"), ("odd.json", odd)])
+
+    assert [i.id for i in found.instances] == kept
+    assert about(report, "instance", "LayerIds" if kept else "StackId") != []
+    assert about(report, "volume v-1", "InstanceId") != []
+    assert about(report, "app a-1", "DataSources[0].Arn") != []
+    assert about(report, "elb e-1", "LayerId") != []
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
@@ -487,4 +517,15 @@ def test_a_time_based_configuration_without_a_schedule_merges_nothing() -> None:
     assert "TimeBasedAutoScaling" not in by_id(found.instances, PHP2).fields
     assert about(report, f"time-based scaling of instance {PHP2}", "AutoScalingSchedule") == [
         "no weekly schedule; nothing merged"
+    ]
+
+
+def test_several_stacks_with_odd_names_are_refused_by_their_ids() -> None:
+    stacks = {"Stacks": [{"StackId": STACK, "Name": ["odd"]}, {"StackId": OTHER_STACK}]}
+
+    with pytest.raises(SpecError) as refused:
+        read_describe([("stacks.json", stacks)])
+
+    assert refused.value.problems == [
+        f"several stacks: {STACK}, {OTHER_STACK}; import one stack at a time"
     ]
