@@ -64,9 +64,10 @@ FILTERED = "*****FILTERED*****"
 
 
 def is_secret(name: str) -> bool:
-    """A field whose value must never be written out in plain text (by its name)."""
+    """A field whose value must never be written out in plain text, by its name
+    (`MysqlRootPassword`, `DbPassword`, `SshKey`; not `MysqlRootPasswordUbiquitous`)."""
     lowered = name.lower().replace("_", "")
-    return any(word in lowered for word in SECRET_WORDS)
+    return lowered.endswith(SECRET_WORDS)
 
 
 class Fields:
@@ -233,9 +234,13 @@ class Names:
         self.rule = rule
         self._report = report
         self.taken: set[str] = set()
+        self._reserved: dict[str, str] = {}
 
-    def reserve(self, name: str) -> None:
+    def reserve(self, name: str, why: str | None = None) -> None:
+        """`name` given out already, or never to be (`why`: what it is, for the report)."""
         self.taken.add(name)
+        if why is not None:
+            self._reserved[name] = why
 
     def give(self, value: str | None, where: str, prop: str) -> str:
         """A valid, unused name for `value`; each change a report line."""
@@ -251,9 +256,8 @@ class Names:
                 if (candidate := f"{name[: self.rule.limit - len(str(n)) - 1]}-{n}")
                 not in self.taken
             )
-            self._report.add(
-                where, prop, f"{name!r} is taken by another {self.rule.what}: named {unique!r}"
-            )
+            taken = self._reserved.get(name, f"taken by another {self.rule.what}")
+            self._report.add(where, prop, f"{name!r} is {taken}: named {unique!r}")
             name = unique
         self.taken.add(name)
         return name

@@ -119,11 +119,7 @@ def _layer(fields: Fields, layers: Layers) -> dict[str, Any]:
         if load_based is not None:
             layer["load_based_scaling"] = load_based
     _attributes(fields)
-    public_ip = fields.flag("AutoAssignPublicIps")
-    if public_ip is False or (public_ip and ctx.ec2):
-        fields.note(
-            "AutoAssignPublicIps", "not carried over: an instance gets its subnet's public IP rule"
-        )
+    fields.drop("AutoAssignPublicIps", "an instance gets a public IP as its subnet says")
     for key, why in _NOT_CARRIED.items():
         fields.drop(key, why)
     return layer

@@ -21,7 +21,7 @@ USER_NAMES = NameRule(
 def map_users(found: OpsWorksStack, ctx: Context, layers: Layers) -> list[dict[str, Any]]:
     user_names = Names(USER_NAMES, ctx.report)
     for system in SYSTEM_USERS:
-        user_names.reserve(system)  # a stack user never takes over a system account
+        user_names.reserve(system, "a system account")
     users: list[dict[str, Any]] = []
     for resource in found.users:
         fields = ctx.fields(resource)
@@ -50,7 +50,7 @@ def _user(fields: Fields, user_names: Names) -> dict[str, Any] | None:
         return None
     problem = ssh_public_key_problem(key)
     if problem is not None:
-        fields.note("SshPublicKey", f"{who}'s key {problem}: left out")
+        fields.note("SshPublicKey", f"{who}'s key is refused ({problem}): left out")
         return None
     name = user_names.give(given, fields.where, "SshUsername")
     if sudo is None:
