@@ -166,8 +166,8 @@ def _app_layers(fields: Fields, name: str, kind: str, layers: Layers) -> list[st
     if every:
         fields.note(
             "Type",
-            f"deployed to every layer ({', '.join(every)}): no {server or 'app '}"
-            "server layer to match; narrow `layers` to those that serve it",
+            f"deployed to every layer ({', '.join(every)}): no {server or 'app server'} layer "
+            "to match; narrow `layers` to those that serve it",
         )
         return every
     fields.note("Type", "the stack has no layer to deploy it to: the file holds a placeholder")

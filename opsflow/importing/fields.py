@@ -92,7 +92,7 @@ class Fields:
         reported under the dotted property (`VolumeConfigurations[0].Iops`)."""
         inner = Resource(id=self.where, source=self.where, fields=value)
         at = f"[{index}]" if index is not None else ""
-        return Fields(inner, self._report, ignored=frozenset(), prefix=f"{self.prefix}{key}{at}.")
+        return Fields(inner, self._report, ignored=self._ignored, prefix=f"{self.prefix}{key}{at}.")
 
     def note(self, prop: str, message: str) -> None:
         self._report.add(self.where, (self.prefix + prop).rstrip("."), message)

@@ -268,6 +268,9 @@ def _load_based(fields: Fields) -> dict[str, Any] | None:
     for key, side in (("UpScaling", "up"), ("DownScaling", "down")):
         found[side] = _thresholds(fields, key)
     fields.finish()
+    thresholds = {k for side in ("up", "down") for k in found[side]} & set(_METRICS.values())
+    if not enabled and not thresholds:
+        return None  # never set up: nothing to carry
     try:
         LoadBasedScaling.model_validate(found)
     except ValidationError as err:

@@ -563,8 +563,12 @@ def test_existing_volumes_are_reported() -> None:
 def test_an_app_without_a_matching_server_layer_deploys_to_every_layer() -> None:
     found = php_sample()
     found.apps[0].fields["Type"] = "nodejs"
-    result, _ = _map(found)
+    result, report = _map(found)
     assert result["apps"][0]["layers"] == ["php-app", "db-layer"]
+    assert (
+        "myApp: Type: deployed to every layer (php-app, db-layer): no nodejs-app layer to match; "
+        "narrow `layers` to those that serve it"
+    ) in _lines(report)
 
 
 def test_rds_named_by_an_app_only_gets_placeholders_for_its_user_and_password() -> None:
@@ -580,3 +584,33 @@ def test_rds_named_by_an_app_only_gets_placeholders_for_its_user_and_password() 
 def test_registered_is_not_a_provider_to_import_into() -> None:
     with pytest.raises(InvalidInput, match="--provider"):
         _map(php_sample(), Provider.REGISTERED)
+
+
+def test_a_templates_rds_instances_carry_their_password_as_a_secure_value() -> None:
+    found = php_sample()
+    found.stack.fields["RdsDbInstances"] = [
+        {"RdsDbInstanceArn": DB_ARN, "DbUser": "shop", "DbPassword": SECRET}
+    ]
+    found.apps[0].fields["DataSources"] = [
+        {"Type": "RdsDbInstance", "Arn": DB_ARN, "DatabaseName": "shop"}
+    ]
+    result, report = _map(found, EC2)
+    assert result["rds"] == [
+        {
+            "name": "shop-db",
+            "identifier": "shop-db",
+            "username": "shop",
+            "password": {"value": SECRET, "secure": True},
+            "database_name": "shop",
+        }
+    ]
+    assert result["apps"][0]["data_source"] == "shop-db"
+    assert SECRET not in report.render()
+
+
+def test_load_based_scaling_never_set_up_is_no_line() -> None:
+    found = php_sample()
+    found.layers[0].fields["LoadBasedAutoScaling"] = {"LayerId": "myLayer", "Enable": False}
+    result, report = _map(found)
+    assert "load_based_scaling" not in result["layers"][0]
+    assert not any("LoadBasedAutoScaling" in line for line in _lines(report))
