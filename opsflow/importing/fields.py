@@ -142,6 +142,11 @@ class Fields:
             return
         self.note(key, f"not carried over: {why}")
 
+    def drop_all(self, reasons: dict[str, str]) -> None:
+        """`drop` each field of `reasons` (field -> why opsflow does not carry it)."""
+        for key, why in reasons.items():
+            self.drop(key, why)
+
     def finish(self) -> None:
         """One report line per field nobody took (ids and state excepted)."""
         for key, value in self._left.items():

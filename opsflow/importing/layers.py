@@ -120,8 +120,7 @@ def _layer(fields: Fields, layers: Layers) -> dict[str, Any]:
             layer["load_based_scaling"] = load_based
     _attributes(fields)
     fields.drop("AutoAssignPublicIps", "an instance gets a public IP as its subnet says")
-    for key, why in _NOT_CARRIED.items():
-        fields.drop(key, why)
+    fields.drop_all(_NOT_CARRIED)
     return layer
 
 
@@ -354,7 +353,7 @@ def map_instances(found: OpsWorksStack, ctx: Context, layers: Layers) -> list[di
         if ec2:
             instance["ec2"] = ec2
         instance.update(_scaling(fields))
-        _instance_leftovers(fields, ctx)
+        fields.drop_all(_INSTANCE_NOT_CARRIED)
         fields.finish()
         if len(in_layers) == 1:
             layer = next(item for item in layers.all() if item["name"] == in_layers[0])
@@ -438,11 +437,6 @@ _INSTANCE_NOT_CARRIED = {
     "Volumes": "opsflow attaches new volumes of its layers' `volumes`, not existing ones",
     "Attributes": "opsflow has no instance attributes",
 }
-
-
-def _instance_leftovers(fields: Fields, ctx: Context) -> None:
-    for key, why in _INSTANCE_NOT_CARRIED.items():
-        fields.drop(key, why)
 
 
 def map_volumes(found: OpsWorksStack, ctx: Context) -> None:

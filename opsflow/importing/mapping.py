@@ -124,8 +124,7 @@ def _stack_settings(stack: Fields, ctx: Context) -> dict[str, Any]:
         ec2["tags"] = tags
     if ctx.ec2:
         settings["ec2"] = ec2
-    for key, why in _STACK_NOT_CARRIED.items():
-        stack.drop(key, why)
+    stack.drop_all(_STACK_NOT_CARRIED)
     return settings
 
 
