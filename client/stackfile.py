@@ -24,6 +24,8 @@ import yaml
 from pydantic import ValidationError
 
 from opsflow.errors import InvalidInput, SpecError
+from opsflow.importing.model import fill_in
+from opsflow.importing.placeholders import placeholders
 from opsflow.recipes import inventory
 from opsflow.spec import (
     CookbookSource,
@@ -61,6 +63,7 @@ def load_stack_file(
     name = str(path)
     sealer = sealer or Sealer()
     raw = _read_yaml(file, name)
+    _refuse_placeholders(raw, name)
     raw = _encrypt_app_environments(raw, name, sealer)
     raw = _encrypt_rds_passwords(raw, name, sealer)
     raw = _encrypt_ssl_keys(raw, name, sealer)
@@ -73,6 +76,21 @@ def load_stack_file(
     spec = _resolve_key_files(spec, file, name, sealer)
     spec = _resolve_ec2_key_files(spec, file, name, sealer)
     return _resolve_app_sources(spec, file, name, store)
+
+
+def _refuse_placeholders(raw: dict[str, Any], name: str) -> None:
+    """An imported file's `<FILL IN: reason>` placeholders (opsflow/importing): each one a
+    problem naming its field and reason, before the file is sealed or validated."""
+    found = placeholders(raw)
+    if found:
+        raise SpecError(
+            name,
+            [
+                f"{field}: {fill_in(reason)} must be replaced (`opsflow import` left it "
+                "for a person to fill in)"
+                for field, reason in found
+            ],
+        )
 
 
 def _check_region(spec: StackSpec, name: str) -> None:

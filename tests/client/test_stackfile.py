@@ -14,6 +14,7 @@ from client.stackfile import load_stack_file
 from opsflow import settings
 from opsflow.errors import SpecError
 from opsflow.secrets import SecureValue, conceal, decrypt, new_key
+from runtime.sealing import Sealer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop" / "stack.yml"
 
@@ -410,3 +411,41 @@ def test_an_ssl_key_in_plain_text_is_refused_without_quoting_it(
         load_stack_file(stack_dir / "stack.yml")
     assert caught.value.problems == [problem]
     assert "BEGIN PRIVATE KEY" not in str(caught.value)
+
+
+# ---- placeholders an import left ------------------------------------------------------
+
+
+class _NeverSeal(Sealer):
+    def seal(self, plaintext: str) -> SecureValue:
+        raise AssertionError("a file with placeholders must be refused before sealing")
+
+
+def test_import_placeholders_are_refused_by_field_before_anything_else(
+    stack_dir: Path,
+) -> None:
+    text = GOOD.replace(
+        "name: web\n", "name: web\n    load_balancer: '<FILL IN: a target group>'\n"
+    )
+    text += "colour: blue\n"  # a schema error, which must not even be looked at yet
+    text += APPS % "'<FILL IN: the Secure value of DB_PASSWORD, which the import did not have>'"
+    (stack_dir / "stack.yml").write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_stack_file(stack_dir / "stack.yml", _NeverSeal())
+    assert caught.value.problems == [
+        "layers[0].load_balancer: <FILL IN: a target group> must be replaced (`opsflow import` "
+        "left it for a person to fill in)",
+        "apps[0].environment.DB_PASSWORD.value: <FILL IN: the Secure value of DB_PASSWORD, "
+        "which the import did not have> must be replaced (`opsflow import` left it for a "
+        "person to fill in)",
+    ]
+    first = str(caught.value).splitlines()[0]
+    assert first.startswith(f"{stack_dir / 'stack.yml'}: layers[0].load_balancer: <FILL IN")
+
+
+def test_text_that_only_mentions_fill_in_is_not_a_placeholder(stack_dir: Path) -> None:
+    text = GOOD + "custom_json: {note: 'replace <FILL IN: x> markers'}\n"
+    (stack_dir / "stack.yml").write_text(text)
+    assert load_stack_file(stack_dir / "stack.yml").custom_json == {
+        "note": "replace <FILL IN: x> markers"
+    }
