@@ -21,6 +21,7 @@ from client.cli.commands import command, run_command
 from client.cli.deploy import deploy, rollback
 from client.cli.deployments import deployments
 from client.cli.dev import dev
+from client.cli.importing import import_group
 from client.cli.instance import instance
 from client.cli.schedule import schedule
 from client.cli.stack import stack
@@ -45,6 +46,7 @@ for group in (
     rollback,
     deployments,
     schedule,
+    import_group,
     worker,
 ):
     cli.add_command(group)
