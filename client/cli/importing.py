@@ -165,6 +165,7 @@ def _emit(
         provider=Provider(options["provider"]),
         sources=sources,
         stack_name=options["stack_name"],
+        region=options["region"],
     )
     secret_paths: list[str] = []
     if options["output"] is None:

@@ -46,14 +46,24 @@ def stack_file(
     provider: Provider,
     sources: Mapping[str, str],
     stack_name: str | None = None,
+    region: str | None = None,
 ) -> dict[str, Any]:
     """The stack file for `found` on `provider` (ec2 or local); `sources` (`--source
     NAME=PATH`: `cookbooks` or an app's name) replace those sources with local directories;
-    `stack_name` names the stack when its resource has no Name. InvalidInput for a
-    `sources` name that names nothing."""
+    `stack_name` names the stack when its resource has no Name, `region` (`--region`) is
+    its region when it has no Region (a template's stack is in the CloudFormation stack's
+    region, AWS::Region). InvalidInput for a `sources` name that names nothing."""
     if provider not in (Provider.EC2, Provider.LOCAL):
         raise InvalidInput(f"--provider: an import makes an ec2 or local stack, not {provider}")
     ctx = Context(report, ec2=provider == Provider.EC2, sources=dict(sources))
+    if region is not None and "Region" not in found.stack.fields:
+        found = found.model_copy(
+            update={
+                "stack": found.stack.model_copy(
+                    update={"fields": {**found.stack.fields, "Region": region}}
+                )
+            }
+        )
     stack = ctx.fields(found.stack)
     name = Names(STACK_NAMES, report).give(stack.text("Name") or stack_name, stack.where, "Name")
     result: dict[str, Any] = {"name": name, "provider": provider.value}

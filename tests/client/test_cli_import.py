@@ -275,3 +275,13 @@ def test_describe_output_becomes_a_stack_file(tmp_path: Path) -> None:
     assert stack["custom_json"] == {"shop": {"tier": "gold"}}
     assert stack["chef"] == {"version": "12"}
     assert stack["layers"][0]["instances"] == [{"hostname": "app1"}]
+
+
+def test_the_region_given_is_the_stack_s_when_the_input_has_none(tmp_path: Path) -> None:
+    """A template's OpsWorks stack lives in the CloudFormation stack's region (AWS::Region),
+    which only --region tells."""
+    done = opsflow("import", "cloudformation", str(SHOP), "--region", "eu-west-1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load(done.stdout)["region"] == "eu-west-1"
+    without = opsflow("import", "cloudformation", str(SHOP), cwd=tmp_path)
+    assert yaml.safe_load(without.stdout)["region"].startswith("<FILL IN: ")
