@@ -18,7 +18,10 @@ from opsflow import names
 from opsflow.errors import Unreachable
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from client.api import OpsflowClient
+    from opsflow.messages import InstanceStatusLine
     from opsflow.spec import StackSpec
 
 
@@ -87,6 +90,7 @@ async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) ->
     _refuse_users_on_this_host(spec, file)
     if spec.provider == "local":
         _say_if_not_isolated()
+    before = await _status_times(client, spec.name) if wait else {}
     result = await client.apply(spec, source_file=file)
     if fmt == "json" and not wait:
         render.emit_json(result)
@@ -98,12 +102,30 @@ async def stack_apply(client: OpsflowClient, file: str, wait: bool, fmt: str) ->
         click.echo(f"stack {spec.name}: {run_url(names.stack_workflow_id(spec.name))}")
         return
     declared = list(spec.declared_instances())
-    found = await client.wait_instances(spec.name, settled, declared)
+    # An instance this apply starts again (stopped, or failed) shows its old, settled
+    # status until its start runs: only a status newer than before the apply counts.
+    restarted = {h: before[h] for h in result.started if h in before}
+
+    def done(line: InstanceStatusLine | None) -> bool:
+        stale = line is not None and restarted.get(line.hostname, False) == line.updated_at
+        return not stale and settled(line)
+
+    found = await client.wait_instances(spec.name, done, declared)
     if fmt == "json":
         render.emit_json(found.instances)
     else:
         render.instance_table(found)
     await fail_if_failed(client, found, declared)
+
+
+async def _status_times(client: OpsflowClient, stack: str) -> dict[str, datetime | None]:
+    """Each instance's last status change, before an apply (none for a new stack)."""
+    from opsflow.errors import NotFound
+
+    try:
+        return {line.hostname: line.updated_at for line in await client.statuses(stack)}
+    except NotFound:
+        return {}
 
 
 def _refuse_users_on_this_host(spec: StackSpec, file: str) -> None:
