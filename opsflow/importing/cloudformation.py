@@ -15,6 +15,9 @@ client/importers/template_files.py.
 from __future__ import annotations
 
 import base64
+import ipaddress
+import itertools
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -345,7 +348,9 @@ class _Reader:
             "Fn::ImportValue": _unresolvable(
                 "Fn::ImportValue: a value exported by another CloudFormation stack is not known"
             ),
-            "Fn::Cidr": _unresolvable("Fn::Cidr is not evaluated by the importer"),
+            "Fn::Cidr": self._cidr,
+            "Fn::Length": self._length,
+            "Fn::ToJsonString": self._to_json_string,
             "Fn::GetStackOutput": _unresolvable("another stack's outputs are not known"),
         }
 
@@ -460,6 +465,42 @@ class _Reader:
         if not isinstance(delimiter, str) or not delimiter or not isinstance(text, str):
             raise _Unresolved("Fn::Split takes [delimiter, string]")
         return [_made_of([text], part) for part in text.split(delimiter)]
+
+    def _cidr(self, arg: Any, at: _At) -> list[str]:
+        """[ip block, count, bits per subnet]: the first `count` subnets of the block, each
+        with `bits` host bits, as CloudFormation gives them."""
+        if not (isinstance(arg, list) and len(arg) == 3):
+            raise _Unresolved("Fn::Cidr takes [ip block, count, cidr bits]")
+        block, count, bits = (self.resolve(part, at) for part in arg)
+        try:
+            network = ipaddress.ip_network(str(block), strict=False)
+            count, bits = int(count), int(bits)
+        except ValueError:
+            raise _Unresolved(
+                f"Fn::Cidr: {block!r}, {count!r}, {bits!r} is not a block, count, bits"
+            ) from None
+        prefix = network.max_prefixlen - bits
+        if not (1 <= count <= 256 and network.prefixlen <= prefix <= network.max_prefixlen):
+            raise _Unresolved(f"Fn::Cidr: {count} subnets of {bits} bits do not fit in {network}")
+        subnets = [str(net) for net in itertools.islice(network.subnets(new_prefix=prefix), count)]
+        if len(subnets) < count:
+            raise _Unresolved(
+                f"Fn::Cidr: {network} holds only {len(subnets)} subnets of {bits} bits"
+            )
+        return subnets
+
+    def _length(self, arg: Any, at: _At) -> int:
+        values = self.resolve(arg, at)
+        if not isinstance(values, list):
+            raise _Unresolved("Fn::Length takes a list")
+        return len(values)
+
+    def _to_json_string(self, arg: Any, at: _At) -> str:
+        value = self.resolve(arg, at)
+        if not isinstance(value, Mapping | list):
+            raise _Unresolved("Fn::ToJsonString takes an object or a list")
+        secrets = [v for v in _leaves(value) if isinstance(v, _Secret)]
+        return _made_of(secrets, json.dumps(value, separators=(",", ":")))
 
     def _get_azs(self, arg: Any, at: _At) -> list[str]:
         region = self.resolve(arg, at) or self.region
@@ -614,13 +655,10 @@ def _parameter(
     if name in given:
         raw: Any = given[name]
         origin = f"--parameter {name}"
-        allowed = spec.get("AllowedValues")
-        if isinstance(allowed, list) and _text(raw) not in map(_text, allowed):
-            shown = "the value given" if no_echo else repr(raw)
-            raise SpecError(
-                where,
-                [f"{origin}: {shown} is not one of {', '.join(map(_text, allowed))}"],
-            )
+        shown = "the value given" if no_echo else repr(raw)
+        problem = _constraint_problem(spec, raw)
+        if problem is not None:
+            raise SpecError(where, [f"{origin}: {shown} {problem}"])
     elif "Default" in spec:
         raw = spec["Default"]
         origin = f"Parameters.{name}.Default"
@@ -696,6 +734,50 @@ def _text(value: Any) -> str:
     if isinstance(value, list | dict):
         raise _Unresolved("a list or mapping where a string is expected")
     return str(value)
+
+
+def _constraint_problem(spec: Mapping[str, Any], raw: Any) -> str | None:
+    """Why a given parameter value breaks its declared constraints (AllowedValues,
+    AllowedPattern, Min/MaxLength, Min/MaxValue), as CloudFormation would refuse it."""
+    text = _text(raw)
+    allowed = spec.get("AllowedValues")
+    if isinstance(allowed, list) and text not in map(_text, allowed):
+        return f"is not one of {', '.join(map(_text, allowed))}"
+    pattern = spec.get("AllowedPattern")
+    if isinstance(pattern, str):
+        try:
+            if re.fullmatch(pattern, text) is None:
+                return f"does not match AllowedPattern {pattern}"
+        except re.error:
+            pass  # a pattern Python's re does not read: left to the person
+    shortest, longest = _limit(spec.get("MinLength")), _limit(spec.get("MaxLength"))
+    if shortest is not None and len(text) < shortest:
+        return f"is shorter than MinLength {spec['MinLength']}"
+    if longest is not None and len(text) > longest:
+        return f"is longer than MaxLength {spec['MaxLength']}"
+    value = _limit(text) if str(spec.get("Type")) == "Number" else None
+    least, most = _limit(spec.get("MinValue")), _limit(spec.get("MaxValue"))
+    if value is not None and least is not None and value < least:
+        return f"is below MinValue {spec['MinValue']}"
+    if value is not None and most is not None and value > most:
+        return f"is above MaxValue {spec['MaxValue']}"
+    return None
+
+
+def _limit(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _leaves(value: Any) -> list[Any]:
+    """Every scalar inside a resolved value."""
+    if isinstance(value, Mapping):
+        return [leaf for item in value.values() for leaf in _leaves(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaves(item)]
+    return [value]
 
 
 def _made_of(parts: list[Any], result: str) -> str:

@@ -176,6 +176,29 @@ def test_a_value_that_fails_its_type_or_allowed_values_is_refused() -> None:
         read(stack_of("      Name: {Ref: Env}", parameters=allowed), {"Env": "test"})
 
 
+@pytest.mark.parametrize(
+    ("declared", "given", "problem"),
+    [
+        ("Type: String, AllowedPattern: '[a-z]+'", "Ab1", "does not match AllowedPattern [a-z]+"),
+        ("Type: String, MinLength: 3", "ab", "is shorter than MinLength 3"),
+        ("Type: String, MaxLength: '2'", "abc", "is longer than MaxLength 2"),
+        ("Type: Number, MinValue: 1", "0", "is below MinValue 1"),
+        ("Type: Number, MaxValue: 10", "11", "is above MaxValue 10"),
+    ],
+)
+def test_a_value_that_breaks_a_declared_constraint_is_refused(
+    declared: str, given: str, problem: str
+) -> None:
+    with pytest.raises(SpecError) as refused:
+        read(stack_of("      Name: {Ref: P}", parameters=f"  P: {{{declared}}}"), {"P": given})
+    assert refused.value.problems == [f"--parameter P: {given!r} {problem}"]
+    fine = {"Ab1": "abc", "ab": "abc", "abc": "ab", "0": "1", "11": "10"}[given]
+    stack, _ = read(
+        stack_of("      Name: {Ref: P}", parameters=f"  P: {{{declared}}}"), {"P": fine}
+    )
+    assert str(stack.stack.fields["Name"]) == fine
+
+
 # -- pseudo parameters ---------------------------------------------------------------------
 
 PSEUDO = """\
@@ -223,7 +246,10 @@ INTRINSICS = """\
       Ip: {"Fn::GetAtt": [Web1, PublicIp]}
       Imported: {"Fn::ImportValue": shared}
       Blocks: {"Fn::Cidr": [10.0.0.0/16, 4, 8]}
-      Other: {"Fn::Length": [a]}
+      Counted: {"Fn::Length": [a, {Ref: Env}]}
+      Json: {"Fn::ToJsonString": {env: {Ref: Env}, zones: [a]}}
+      TooMany: {"Fn::Cidr": [10.0.0.0/24, 4, 8]}
+      Other: {"Fn::Transform": {Name: x}}
       Missing: {"Fn::FindInMap": [Sizes, staging, Instance]}
       OutOfRange: {"Fn::Select": [5, [a]]}"""
 
@@ -252,13 +278,16 @@ def test_intrinsic_functions_resolve_where_their_inputs_are_known() -> None:
         "Mapped": "m5.large",
         "Coded": "aGk=",
         "Att": "ann",
+        "Blocks": ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"],
+        "Counted": 2,
+        "Json": '{"env":"prod","zones":["a"]}',
     }
     found = lines(report)
     assert "assumed" in found[("S", "Zone")]
     assert "known only once AWS has created Web1" in found[("S", "Ip")]
     assert "another CloudFormation stack" in found[("S", "Imported")]
-    assert "Fn::Cidr" in found[("S", "Blocks")]
-    assert "Fn::Length is not evaluated" in found[("S", "Other")]
+    assert "holds only 1 subnets of 8 bits" in found[("S", "TooMany")]
+    assert "Fn::Transform is not evaluated" in found[("S", "Other")]
     assert "'staging'" in found[("S", "Missing")]
     assert "index 5" in found[("S", "OutOfRange")]
 
