@@ -205,7 +205,7 @@ def _environment(fields: Fields) -> dict[str, Any]:
             found[key] = value or ""
             continue
         if not isinstance(value, str) or not has_value or value == FILTERED:
-            fields.note(
+            fields.note_missing(
                 f"{prop}.Value",
                 f"the Secure value of {key} is not in the input: the file holds a placeholder",
             )
@@ -240,7 +240,9 @@ def _ssl(fields: Fields, name: str) -> dict[str, Any] | None:
         fields.note("SslConfiguration.Certificate", "missing: the file holds a placeholder")
         certificate = fill_in(f"the PEM certificate of app {name}")
     if not isinstance(key, str) or not key or key == FILTERED:
-        fields.note("SslConfiguration.PrivateKey", "not in the input: the file holds a placeholder")
+        fields.note_missing(
+            "SslConfiguration.PrivateKey", "not in the input: the file holds a placeholder"
+        )
         key = fill_in(f"the PEM private key of app {name}'s certificate")
     ssl: dict[str, Any] = {"certificate": certificate, "key": {"value": key, "secure": True}}
     if chain is not None:

@@ -97,6 +97,17 @@ class Fields:
     def note(self, prop: str, message: str) -> None:
         self._report.add(self.where, (self.prefix + prop).rstrip("."), message)
 
+    def note_missing(self, prop: str, message: str) -> None:
+        """Like `note`, for a value the input lacks: the reader that found it missing (a
+        NoEcho parameter without a value, a filtered secret) may have said so already for
+        the same property, and then its line joins this one: one line, why and what."""
+        path = (self.prefix + prop).rstrip(".")
+        for line in self._report.lines:
+            if (line.where, line.property) == (self.where, path):
+                line.message = f"{line.message}; {message}"
+                return
+        self._report.add(self.where, path, message)
+
     def has(self, key: str) -> bool:
         return self._left.get(key) is not None
 

@@ -285,3 +285,11 @@ def test_the_region_given_is_the_stack_s_when_the_input_has_none(tmp_path: Path)
     assert yaml.safe_load(done.stdout)["region"] == "eu-west-1"
     without = opsflow("import", "cloudformation", str(SHOP), cwd=tmp_path)
     assert yaml.safe_load(without.stdout)["region"].startswith("<FILL IN: ")
+
+
+def test_a_secret_without_a_value_is_one_report_line_saying_why_and_what(tmp_path: Path) -> None:
+    done = opsflow("import", "cloudformation", str(SHOP), "--provider", "local", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "Environment[1].Value" in line]
+    assert "NoEcho parameter ApiToken has no default" in line  # why (the template's reader)
+    assert "the file holds a placeholder" in line  # what (the mapping)
