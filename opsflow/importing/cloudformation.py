@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from opsflow.errors import SpecError
+from opsflow.importing import cfn_parameters as cfp
 from opsflow.importing.model import OpsWorksStack, Report, Resource
 
 STACK: Final = "AWS::OpsWorks::Stack"
@@ -45,21 +46,6 @@ SECURE_HOMES: Final = (
 )
 
 
-class _Secret(str):
-    """A NoEcho parameter's value, or a string made from one. Its repr hides it, so no
-    error message or log line can show it by accident."""
-
-    parameter: str
-
-    def __new__(cls, value: str, parameter: str) -> _Secret:
-        made = super().__new__(cls, value)
-        made.parameter = parameter
-        return made
-
-    def __repr__(self) -> str:
-        return f"<the value of NoEcho parameter {self.parameter}>"
-
-
 class _Absent:
     """`AWS::NoValue`, and a value left out (reported): its key or element is removed."""
 
@@ -70,24 +56,12 @@ class _Absent:
 ABSENT: Final = _Absent()
 
 
-class _Unresolved(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class _At:
     """Where a value is being resolved, for notes: a logical id and a dotted property."""
 
     where: str
     prop: str
-
-
-@dataclass(frozen=True)
-class _Parameter:
-    value: Any
-    missing: str | None = None  # why it has no value
 
 
 def read_template(
@@ -126,10 +100,10 @@ class _Reader:
         self.region = region
         self.report = report
         self.resources = _resources(template, where)
-        self.params = _parameters(template, where, given)
+        self.params = cfp.read_parameters(_section(template, "Parameters", where), where, given)
         self.mappings = _section(template, "Mappings", where)
         self.condition_defs = _section(template, "Conditions", where)
-        self.conditions: dict[str, bool | _Unresolved] = {}
+        self.conditions: dict[str, bool | cfp.Unresolved] = {}
         self.evaluating: set[str] = set()
         self.left_out: dict[str, str] = {}
         self.fields: dict[str, dict[str, Any]] = {}
@@ -183,7 +157,7 @@ class _Reader:
             return
         try:
             holds = self.condition(str(name), _At(lid, "Condition"))
-        except _Unresolved as err:
+        except cfp.Unresolved as err:
             self.report.add(lid, "Condition", f"{name} could not be evaluated ({err.reason}): kept")
             return
         if not holds:
@@ -209,14 +183,14 @@ class _Reader:
         if type_ == APP:
             homes.add("SslConfiguration.PrivateKey")
             for i, entry in enumerate(_list(fields.get("Environment"))):
-                if isinstance(entry, Mapping) and _true(entry.get("Secure")):
+                if isinstance(entry, Mapping) and cfp.is_true(entry.get("Secure")):
                     homes.add(f"Environment[{i}].Value")
         elif type_ == STACK:
             for i, _ in enumerate(_list(fields.get("RdsDbInstances"))):
                 homes.add(f"RdsDbInstances[{i}].DbPassword")
 
         def walk(value: Any, path: str) -> Any:
-            if isinstance(value, _Secret):
+            if isinstance(value, cfp.Secret):
                 if path in homes:
                     return str(value)
                 self.report.add(
@@ -305,7 +279,7 @@ class _Reader:
                 if key == "Fn::If":
                     return self.data(self._branch(arg, at), lid, path)
                 return self.resolve(node, at)
-            except _Unresolved as err:
+            except cfp.Unresolved as err:
                 self.report.add(lid, path or "Properties", f"not carried over: {err.reason}")
                 return ABSENT
         if isinstance(node, Mapping):
@@ -325,7 +299,7 @@ class _Reader:
                 return self.ref(arg, at)
             function = self._functions().get(key)
             if function is None:
-                raise _Unresolved(f"{key} is not evaluated by the importer")
+                raise cfp.Unresolved(f"{key} is not evaluated by the importer")
             return function(arg, at)
         if isinstance(node, Mapping):
             out = {str(k): self.resolve(v, at) for k, v in node.items()}
@@ -356,19 +330,19 @@ class _Reader:
 
     def ref(self, name: Any, at: _At) -> Any:
         if not isinstance(name, str):
-            raise _Unresolved("Ref takes a name")
+            raise cfp.Unresolved("Ref takes a name")
         if name.startswith("AWS::"):
             return self._pseudo(name)
         if name in self.params:
             parameter = self.params[name]
             if parameter.missing is not None:
-                raise _Unresolved(parameter.missing)
+                raise cfp.Unresolved(parameter.missing)
             return parameter.value
         resource = self.resources.get(name)
         if resource is None:
-            raise _Unresolved(f"Ref {name}: the template has no parameter or resource {name}")
+            raise cfp.Unresolved(f"Ref {name}: the template has no parameter or resource {name}")
         if name in self.left_out:
-            raise _Unresolved(
+            raise cfp.Unresolved(
                 f"Ref {name}: the resource is left out (condition {self.left_out[name]} is false)"
             )
         type_ = resource["Type"]
@@ -392,26 +366,28 @@ class _Reader:
             return self.stack_name
         if name == "AWS::Region":
             if region is None:
-                raise _Unresolved("AWS::Region is not known (give --region)")
+                raise cfp.Unresolved("AWS::Region is not known (give --region)")
             return region
         if name == "AWS::Partition":
             return _partition(region)
         if name == "AWS::URLSuffix":
             return "amazonaws.com.cn" if (region or "").startswith("cn-") else "amazonaws.com"
         if name == "AWS::AccountId":
-            raise _Unresolved("AWS::AccountId: the AWS account id is not known")
+            raise cfp.Unresolved("AWS::AccountId: the AWS account id is not known")
         if name in ("AWS::StackId", "AWS::NotificationARNs"):
-            raise _Unresolved(f"{name} is known only to a CloudFormation stack")
-        raise _Unresolved(f"Ref {name}: not a pseudo parameter")
+            raise cfp.Unresolved(f"{name} is known only to a CloudFormation stack")
+        raise cfp.Unresolved(f"Ref {name}: not a pseudo parameter")
 
     def _join(self, arg: Any, at: _At) -> str:
         if not (isinstance(arg, list) and len(arg) == 2):
-            raise _Unresolved("Fn::Join takes [delimiter, [values]]")
+            raise cfp.Unresolved("Fn::Join takes [delimiter, [values]]")
         delimiter = self.resolve(arg[0], at)
         values = self.resolve(arg[1], at)
         if not isinstance(delimiter, str) or not isinstance(values, list):
-            raise _Unresolved("Fn::Join takes [delimiter, [values]]")
-        return _made_of([delimiter, *values], str(delimiter).join(_text(v) for v in values))
+            raise cfp.Unresolved("Fn::Join takes [delimiter, [values]]")
+        return cfp.made_of(
+            [delimiter, *values], str(delimiter).join(cfp.as_text(v) for v in values)
+        )
 
     def _sub(self, arg: Any, at: _At) -> str:
         variables: dict[str, Any] = {}
@@ -422,7 +398,7 @@ class _Reader:
         else:
             text = arg
         if not isinstance(text, str):
-            raise _Unresolved("Fn::Sub takes a string, or [string, {variables}]")
+            raise cfp.Unresolved("Fn::Sub takes a string, or [string, {variables}]")
         parts: list[Any] = []
 
         def one(match: re.Match[str]) -> str:
@@ -436,55 +412,57 @@ class _Reader:
             else:
                 value = self.ref(name, at)
             if isinstance(value, list | dict) or value is ABSENT:
-                raise _Unresolved(f"Fn::Sub: ${{{name}}} is not a single value")
+                raise cfp.Unresolved(f"Fn::Sub: ${{{name}}} is not a single value")
             parts.append(value)
-            return _text(value)
+            return cfp.as_text(value)
 
-        return _made_of(parts, re.sub(r"\$\{([^}]*)\}", one, text))
+        return cfp.made_of(parts, re.sub(r"\$\{([^}]*)\}", one, text))
 
     def _select(self, arg: Any, at: _At) -> Any:
         if not (isinstance(arg, list) and len(arg) == 2):
-            raise _Unresolved("Fn::Select takes [index, [values]]")
+            raise cfp.Unresolved("Fn::Select takes [index, [values]]")
         index = self.resolve(arg[0], at)
         values = self.resolve(arg[1], at)
         try:
             number = int(index)
         except (TypeError, ValueError):
-            raise _Unresolved("Fn::Select: the index is not a number") from None
+            raise cfp.Unresolved("Fn::Select: the index is not a number") from None
         if not isinstance(values, list):
-            raise _Unresolved("Fn::Select: the values are not a list")
+            raise cfp.Unresolved("Fn::Select: the values are not a list")
         if not 0 <= number < len(values):
-            raise _Unresolved(f"Fn::Select: index {number} of a list of {len(values)}")
+            raise cfp.Unresolved(f"Fn::Select: index {number} of a list of {len(values)}")
         return values[number]
 
     def _split(self, arg: Any, at: _At) -> list[str]:
         if not (isinstance(arg, list) and len(arg) == 2):
-            raise _Unresolved("Fn::Split takes [delimiter, string]")
+            raise cfp.Unresolved("Fn::Split takes [delimiter, string]")
         delimiter = self.resolve(arg[0], at)
         text = self.resolve(arg[1], at)
         if not isinstance(delimiter, str) or not delimiter or not isinstance(text, str):
-            raise _Unresolved("Fn::Split takes [delimiter, string]")
-        return [_made_of([text], part) for part in text.split(delimiter)]
+            raise cfp.Unresolved("Fn::Split takes [delimiter, string]")
+        return [cfp.made_of([text], part) for part in text.split(delimiter)]
 
     def _cidr(self, arg: Any, at: _At) -> list[str]:
         """[ip block, count, bits per subnet]: the first `count` subnets of the block, each
         with `bits` host bits, as CloudFormation gives them."""
         if not (isinstance(arg, list) and len(arg) == 3):
-            raise _Unresolved("Fn::Cidr takes [ip block, count, cidr bits]")
+            raise cfp.Unresolved("Fn::Cidr takes [ip block, count, cidr bits]")
         block, count, bits = (self.resolve(part, at) for part in arg)
         try:
             network = ipaddress.ip_network(str(block), strict=False)
             count, bits = int(count), int(bits)
         except ValueError:
-            raise _Unresolved(
+            raise cfp.Unresolved(
                 f"Fn::Cidr: {block!r}, {count!r}, {bits!r} is not a block, count, bits"
             ) from None
         prefix = network.max_prefixlen - bits
         if not (1 <= count <= 256 and network.prefixlen <= prefix <= network.max_prefixlen):
-            raise _Unresolved(f"Fn::Cidr: {count} subnets of {bits} bits do not fit in {network}")
+            raise cfp.Unresolved(
+                f"Fn::Cidr: {count} subnets of {bits} bits do not fit in {network}"
+            )
         subnets = [str(net) for net in itertools.islice(network.subnets(new_prefix=prefix), count)]
         if len(subnets) < count:
-            raise _Unresolved(
+            raise cfp.Unresolved(
                 f"Fn::Cidr: {network} holds only {len(subnets)} subnets of {bits} bits"
             )
         return subnets
@@ -492,20 +470,20 @@ class _Reader:
     def _length(self, arg: Any, at: _At) -> int:
         values = self.resolve(arg, at)
         if not isinstance(values, list):
-            raise _Unresolved("Fn::Length takes a list")
+            raise cfp.Unresolved("Fn::Length takes a list")
         return len(values)
 
     def _to_json_string(self, arg: Any, at: _At) -> str:
         value = self.resolve(arg, at)
         if not isinstance(value, Mapping | list):
-            raise _Unresolved("Fn::ToJsonString takes an object or a list")
-        secrets = [v for v in _leaves(value) if isinstance(v, _Secret)]
-        return _made_of(secrets, json.dumps(value, separators=(",", ":")))
+            raise cfp.Unresolved("Fn::ToJsonString takes an object or a list")
+        secrets = [v for v in cfp.leaves(value) if isinstance(v, cfp.Secret)]
+        return cfp.made_of(secrets, json.dumps(value, separators=(",", ":")))
 
     def _get_azs(self, arg: Any, at: _At) -> list[str]:
         region = self.resolve(arg, at) or self.region
         if not isinstance(region, str) or not region:
-            raise _Unresolved("Fn::GetAZs: AWS::Region is not known (give --region)")
+            raise cfp.Unresolved("Fn::GetAZs: AWS::Region is not known (give --region)")
         zones = [f"{region}{letter}" for letter in "abc"]
         self.report.add(
             at.where,
@@ -516,65 +494,67 @@ class _Reader:
 
     def _find_in_map(self, arg: Any, at: _At) -> Any:
         if not (isinstance(arg, list) and len(arg) == 3):
-            raise _Unresolved("Fn::FindInMap takes [map, top-level key, second-level key]")
+            raise cfp.Unresolved("Fn::FindInMap takes [map, top-level key, second-level key]")
         keys = [self.resolve(key, at) for key in arg]
         found: Any = self.mappings
         for depth, key in enumerate(keys):
-            if not isinstance(found, Mapping) or _text(key) not in found:
-                shown = "a secret" if isinstance(key, _Secret) else repr(_text(key))
+            if not isinstance(found, Mapping) or cfp.as_text(key) not in found:
+                shown = "a secret" if isinstance(key, cfp.Secret) else repr(cfp.as_text(key))
                 level = ("mapping", "top-level key", "second-level key")[depth]
-                raise _Unresolved(f"Fn::FindInMap: no {level} {shown} in Mappings")
-            found = found[_text(key)]
+                raise cfp.Unresolved(f"Fn::FindInMap: no {level} {shown} in Mappings")
+            found = found[cfp.as_text(key)]
         return self.resolve(found, at)
 
     def _base64(self, arg: Any, at: _At) -> str:
         value = self.resolve(arg, at)
         if isinstance(value, list | dict):
-            raise _Unresolved("Fn::Base64 takes a string")
-        encoded = base64.b64encode(_text(value).encode()).decode()
-        return _made_of([value], encoded)
+            raise cfp.Unresolved("Fn::Base64 takes a string")
+        encoded = base64.b64encode(cfp.as_text(value).encode()).decode()
+        return cfp.made_of([value], encoded)
 
     def _get_att(self, arg: Any, at: _At) -> Any:
         if isinstance(arg, str) and "." in arg:
             arg = arg.split(".", 1)
         if not (isinstance(arg, list) and len(arg) == 2):
-            raise _Unresolved("Fn::GetAtt takes [logical id, attribute]")
-        lid, attribute = str(arg[0]), _text(self.resolve(arg[1], at))
+            raise cfp.Unresolved("Fn::GetAtt takes [logical id, attribute]")
+        lid, attribute = str(arg[0]), cfp.as_text(self.resolve(arg[1], at))
         resource = self.resources.get(lid)
         if resource is None:
-            raise _Unresolved(f"Fn::GetAtt {lid}.{attribute}: the template has no resource {lid}")
+            raise cfp.Unresolved(
+                f"Fn::GetAtt {lid}.{attribute}: the template has no resource {lid}"
+            )
         if lid in self.left_out:
-            raise _Unresolved(f"Fn::GetAtt {lid}.{attribute}: the resource is left out")
+            raise cfp.Unresolved(f"Fn::GetAtt {lid}.{attribute}: the resource is left out")
         # An OpsWorks attribute that is also a property set in the template
         # (UserProfile.SshUsername, Instance.AvailabilityZone) is that property's value.
         if resource["Type"].startswith("AWS::OpsWorks::") and lid not in self.busy:
             fields = self._fields(lid)
             if attribute in fields:
                 return fields[attribute]
-        raise _Unresolved(f"Fn::GetAtt {lid}.{attribute}: known only once AWS has created {lid}")
+        raise cfp.Unresolved(f"Fn::GetAtt {lid}.{attribute}: known only once AWS has created {lid}")
 
     # -- conditions -----------------------------------------------------------------------
 
     def _branch(self, arg: Any, at: _At) -> Any:
         if not (isinstance(arg, list) and len(arg) == 3):
-            raise _Unresolved("Fn::If takes [condition, value if true, value if false]")
+            raise cfp.Unresolved("Fn::If takes [condition, value if true, value if false]")
         return arg[1] if self.condition(str(arg[0]), at) else arg[2]
 
     def condition(self, name: str, at: _At) -> bool:
         known = self.conditions.get(name)
-        if isinstance(known, _Unresolved):
+        if isinstance(known, cfp.Unresolved):
             raise known
         if known is not None:
             return known
         if name not in self.condition_defs:
-            raise _Unresolved(f"the template has no condition {name}")
+            raise cfp.Unresolved(f"the template has no condition {name}")
         if name in self.evaluating:
-            raise _Unresolved(f"condition {name} refers to itself")
+            raise cfp.Unresolved(f"condition {name} refers to itself")
         self.evaluating.add(name)
         try:
             holds = self.test(self.condition_defs[name], at)
-        except _Unresolved as err:
-            failed = _Unresolved(f"condition {name}: {err.reason}")
+        except cfp.Unresolved as err:
+            failed = cfp.Unresolved(f"condition {name}: {err.reason}")
             self.conditions[name] = failed
             raise failed from None
         finally:
@@ -589,29 +569,29 @@ class _Reader:
                 return self.condition(str(arg), at)
             if key == "Fn::Equals":
                 if not (isinstance(arg, list) and len(arg) == 2):
-                    raise _Unresolved("Fn::Equals takes [value, value]")
+                    raise cfp.Unresolved("Fn::Equals takes [value, value]")
                 return _same(self.resolve(arg[0], at), self.resolve(arg[1], at))
             if key == "Fn::Not":
                 if not (isinstance(arg, list) and len(arg) == 1):
-                    raise _Unresolved("Fn::Not takes [condition]")
+                    raise cfp.Unresolved("Fn::Not takes [condition]")
                 return not self.test(arg[0], at)
             if key in ("Fn::And", "Fn::Or"):
                 if not isinstance(arg, list):
-                    raise _Unresolved(f"{key} takes a list of conditions")
+                    raise cfp.Unresolved(f"{key} takes a list of conditions")
                 return self._all_or_any(key == "Fn::And", arg, at)
         value = self.resolve(node, at)
-        if isinstance(value, bool) or _text(value) in ("true", "false"):
-            return _true(value)
-        raise _Unresolved("a condition must be true or false")
+        if isinstance(value, bool) or cfp.as_text(value) in ("true", "false"):
+            return cfp.is_true(value)
+        raise cfp.Unresolved("a condition must be true or false")
 
     def _all_or_any(self, every: bool, terms: list[Any], at: _At) -> bool:
         """Fn::And / Fn::Or: decided by one known term where that is enough (a false
         term of an And, a true one of an Or), even when others are unknown."""
-        unknown: _Unresolved | None = None
+        unknown: cfp.Unresolved | None = None
         for term in terms:
             try:
                 holds = self.test(term, at)
-            except _Unresolved as err:
+            except cfp.Unresolved as err:
                 unknown = unknown or err
                 continue
             if holds != every:
@@ -622,71 +602,6 @@ class _Reader:
 
 
 # -- parameters and sections --------------------------------------------------------------
-
-
-def _parameters(
-    template: Mapping[str, Any], where: str, given: Mapping[str, str]
-) -> dict[str, _Parameter]:
-    declared = _section(template, "Parameters", where)
-    unknown = [key for key in given if key not in declared]
-    if unknown:
-        names = ", ".join(map(str, declared)) or "none"
-        raise SpecError(
-            where,
-            [
-                f"--parameter {key}: the template has no parameter {key} (its parameters: {names})"
-                for key in unknown
-            ],
-        )
-    found: dict[str, _Parameter] = {}
-    for name, spec in declared.items():
-        if not isinstance(spec, Mapping):
-            raise SpecError(where, [f"Parameters.{name}: must be a mapping with a Type"])
-        found[str(name)] = _parameter(str(name), spec, given, where)
-    return found
-
-
-def _parameter(
-    name: str, spec: Mapping[str, Any], given: Mapping[str, str], where: str
-) -> _Parameter:
-    type_ = str(spec.get("Type", "String"))
-    no_echo = _true(spec.get("NoEcho"))
-    flag = f"--parameter {name}={'@FILE' if no_echo else 'VALUE'}"
-    if name in given:
-        raw: Any = given[name]
-        origin = f"--parameter {name}"
-        shown = "the value given" if no_echo else repr(raw)
-        problem = _constraint_problem(spec, raw)
-        if problem is not None:
-            raise SpecError(where, [f"{origin}: {shown} {problem}"])
-    elif "Default" in spec:
-        raw = spec["Default"]
-        origin = f"Parameters.{name}.Default"
-        if type_.startswith("AWS::SSM::Parameter::Value<"):
-            return _Parameter(
-                None,
-                missing=f"parameter {name} is read from SSM Parameter Store when AWS deploys; "
-                f"give its value with {flag}",
-            )
-    else:
-        kind = "NoEcho parameter" if no_echo else "parameter"
-        return _Parameter(
-            None, missing=f"{kind} {name} has no default and no value was given ({flag})"
-        )
-    ssm = "AWS::SSM::Parameter::Value<"
-    inner = type_[len(ssm) : -1] if type_.startswith(ssm) else type_
-    listed = inner == "CommaDelimitedList" or inner.startswith("List<")
-    items = _items(raw) if listed else [_text(raw)]
-    if no_echo:
-        secrets = [_Secret(item, name) for item in items]
-        return _Parameter(secrets if listed else secrets[0])
-    if inner in ("Number", "List<Number>"):
-        try:
-            numbers = [_number(item) for item in items]
-        except ValueError:
-            raise SpecError(where, [f"{origin}: {raw!r} is not a {inner}"]) from None
-        return _Parameter(numbers if listed else numbers[0])
-    return _Parameter(items if listed else items[0])
 
 
 def _resources(template: Mapping[str, Any], where: str) -> dict[str, Mapping[str, Any]]:
@@ -720,72 +635,9 @@ def _intrinsic(node: Any) -> bool:
 
 def _unresolvable(reason: str) -> Callable[[Any, _At], Any]:
     def refuse(arg: Any, at: _At) -> Any:
-        raise _Unresolved(reason)
+        raise cfp.Unresolved(reason)
 
     return refuse
-
-
-def _text(value: Any) -> str:
-    """A scalar as CloudFormation writes it in a string."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, _Secret):
-        return str.__str__(value)
-    if isinstance(value, list | dict):
-        raise _Unresolved("a list or mapping where a string is expected")
-    return str(value)
-
-
-def _constraint_problem(spec: Mapping[str, Any], raw: Any) -> str | None:
-    """Why a given parameter value breaks its declared constraints (AllowedValues,
-    AllowedPattern, Min/MaxLength, Min/MaxValue), as CloudFormation would refuse it."""
-    text = _text(raw)
-    allowed = spec.get("AllowedValues")
-    if isinstance(allowed, list) and text not in map(_text, allowed):
-        return f"is not one of {', '.join(map(_text, allowed))}"
-    pattern = spec.get("AllowedPattern")
-    if isinstance(pattern, str):
-        try:
-            if re.fullmatch(pattern, text) is None:
-                return f"does not match AllowedPattern {pattern}"
-        except re.error:
-            pass  # a pattern Python's re does not read: left to the person
-    shortest, longest = _limit(spec.get("MinLength")), _limit(spec.get("MaxLength"))
-    if shortest is not None and len(text) < shortest:
-        return f"is shorter than MinLength {spec['MinLength']}"
-    if longest is not None and len(text) > longest:
-        return f"is longer than MaxLength {spec['MaxLength']}"
-    value = _limit(text) if str(spec.get("Type")) == "Number" else None
-    least, most = _limit(spec.get("MinValue")), _limit(spec.get("MaxValue"))
-    if value is not None and least is not None and value < least:
-        return f"is below MinValue {spec['MinValue']}"
-    if value is not None and most is not None and value > most:
-        return f"is above MaxValue {spec['MaxValue']}"
-    return None
-
-
-def _limit(value: Any) -> float | None:
-    try:
-        return float(value) if value is not None and not isinstance(value, bool) else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _leaves(value: Any) -> list[Any]:
-    """Every scalar inside a resolved value."""
-    if isinstance(value, Mapping):
-        return [leaf for item in value.values() for leaf in _leaves(item)]
-    if isinstance(value, list):
-        return [leaf for item in value for leaf in _leaves(item)]
-    return [value]
-
-
-def _made_of(parts: list[Any], result: str) -> str:
-    """`result`, a secret if any of the parts it was made of is one."""
-    for part in parts:
-        if isinstance(part, _Secret):
-            return _Secret(result, part.parameter)
-    return result
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -793,27 +645,9 @@ def _same(left: Any, right: Any) -> bool:
         return (
             isinstance(left, list)
             and isinstance(right, list)
-            and [_text(v) for v in left] == [_text(v) for v in right]
+            and [cfp.as_text(v) for v in left] == [cfp.as_text(v) for v in right]
         )
-    return _text(left) == _text(right)
-
-
-def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.lower() == "true")
-
-
-def _items(raw: Any) -> list[str]:
-    if isinstance(raw, list):
-        return [_text(item) for item in raw]
-    text = _text(raw)
-    return [item.strip() for item in text.split(",")] if text else []
-
-
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+    return cfp.as_text(left) == cfp.as_text(right)
 
 
 def _partition(region: str | None) -> str:
