@@ -51,6 +51,11 @@ CONNECT_TIMEOUT = 10
 KEEPALIVE_SECONDS = 15
 _CHUNK = 32768
 _SEND_POLL = 0.01
+# paramiko's event pipe for stdout-or-stderr can lose a wakeup: its OrPipe clears the pipe
+# for one stream while the transport thread sets it for the other. Waiting on it is only a
+# hint, re-checked this often, so a lost wakeup costs a fraction of a second, not the
+# command's whole timeout (seen in CI: 6 MB on both streams stalled for 120 s).
+_RECHECK = 0.1
 
 quote = shlex.quote
 
@@ -175,7 +180,7 @@ def _exchange(
         if ended:  # the event pipe stays readable after end of file
             time.sleep(wait or 0)
         else:
-            select.select([wakeup], [], [], wait)
+            select.select([wakeup], [], [], _RECHECK if wait is None else min(wait, _RECHECK))
     # The exit status may arrive just after end of file.
     wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
     if not channel.status_event.wait(wait):

@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import paramiko
 import pytest
 from temporalio.exceptions import ApplicationError
 
@@ -121,6 +122,25 @@ def test_large_stdout_and_stderr_at_once_do_not_deadlock(instance: LaunchResult)
     code, out, err = ssh.run(instance.ssh, both, stdin=b"x" * 100_000, timeout=120)
     assert (code, len(out), len(err)) == (0, 3_000_000, 3_000_000)
     assert set(out) == {"o"} and set(err) == {"e"}
+
+
+def test_a_lost_wakeup_costs_a_recheck_not_the_timeout(
+    instance: LaunchResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # paramiko's stdout-or-stderr event pipe can miss a wakeup (a race in its OrPipe, seen
+    # in CI). Here it never wakes at all: output must still be read, by re-checking. More
+    # output than SSH's 2 MiB window stalls the command until it is read, so without the
+    # re-check this times out.
+    silent, unused = os.pipe()
+    monkeypatch.setattr(paramiko.Channel, "fileno", lambda self: silent)
+    try:
+        code, out, err = ssh.run(
+            instance.ssh, "head -c 5000000 /dev/zero; echo err >&2", timeout=30
+        )
+    finally:
+        os.close(silent)
+        os.close(unused)
+    assert (code, len(out), err) == (0, 5_000_000, "err\n")
 
 
 def test_a_command_past_its_timeout_raises_and_keeps_the_connection(
