@@ -69,6 +69,16 @@ def stack_file(
     result: dict[str, Any] = {"name": name, "provider": provider.value}
     settings = _stack_settings(stack, ctx)
     layers = map_layers(found, ctx)
+    if "cookbooks" not in settings and any(layer.get("recipes") for layer in layers.all()):
+        # OpsWorks found such recipes in AWS's built-in cookbooks, or failed the run.
+        stack.note(
+            "UseCustomCookbooks",
+            "not true, yet the layers name recipes: the file holds a placeholder for the "
+            "cookbooks they are in (or give --source cookbooks=DIR)",
+        )
+        settings["cookbooks"] = {
+            "source": fill_in("the directory of the cookbooks the layers' recipes are in")
+        }
     stack_level = map_instances(found, ctx, layers)
     map_volumes(found, ctx)
     stack.take("RdsDbInstances")  # read by map_databases

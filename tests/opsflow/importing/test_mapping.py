@@ -431,11 +431,20 @@ def test_cookbooks_not_in_use_are_reported_not_carried() -> None:
     found = php_sample()
     found.stack.fields["UseCustomCookbooks"] = "false"
     result, report = _map(found)
-    assert "cookbooks" not in result
     assert (
         "myStack: CustomCookbooksSource: not carried over: UseCustomCookbooks is not true"
         in _lines(report)
     )
+    # Its layers still name recipes: where they are is a person's to say.
+    assert [p for p, _ in placeholders(result)] == ["cookbooks.source"]
+    assert any(
+        "myStack: UseCustomCookbooks: not true, yet the layers name recipes" in line
+        for line in _lines(report)
+    )
+    for layer in found.layers:
+        layer.fields.pop("CustomRecipes", None)
+    result, report = _map(found)
+    assert "cookbooks" not in result and not placeholders(result)
 
 
 # ---- the rest of the rules -------------------------------------------------------------
