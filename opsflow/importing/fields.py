@@ -158,6 +158,11 @@ class Fields:
         for key, why in reasons.items():
             self.drop(key, why)
 
+    def discard(self) -> None:
+        """Take every field left: the resource as a whole is left out, and its one report
+        line says so."""
+        self._left = {}
+
     def finish(self) -> None:
         """One report line per field nobody took (ids and state excepted)."""
         for key, value in self._left.items():
@@ -287,6 +292,7 @@ class Context:
         self.ec2 = ec2
         self.sources = sources
         self.used_sources: set[str] = set()
+        self.stack_name = "STACK"  # the stack file's name, once it is decided
 
     def fields(self, resource: Resource) -> Fields:
         return Fields(resource, self.report)

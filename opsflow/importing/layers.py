@@ -348,6 +348,9 @@ def map_instances(found: OpsWorksStack, ctx: Context, layers: Layers) -> list[di
         if hostname is None:
             hostname = _next_hostname(in_layers[0], hostnames)
             fields.note("Hostname", f"none given: named {hostname!r}")
+        if _registered(fields, ctx, hostname, in_layers):
+            fields.finish()
+            continue
         instance: dict[str, Any] = {"hostname": hostname}
         ec2 = ec2_options(fields, ctx, layer_level=False)
         if ec2:
@@ -361,6 +364,39 @@ def map_instances(found: OpsWorksStack, ctx: Context, layers: Layers) -> list[di
         else:
             stack_level.append({**instance, "layers": in_layers})
     return stack_level
+
+
+def _registered(fields: Fields, ctx: Context, hostname: str, in_layers: list[str]) -> bool:
+    """Whether the instance was a host registered with OpsWorks (on-premises, or an EC2
+    instance OpsWorks did not launch), said in the report. On ec2 it is left out, with the
+    command that brings it in: opsflow must not launch a machine in its place. On local a
+    local machine stands in, as for every instance."""
+    infrastructure = (fields.text("InfrastructureClass") or "").lower()
+    registered_by = fields.text("RegisteredBy")
+    if infrastructure != "on-premises" and not registered_by:
+        return False
+    what = "an on-premises host" if infrastructure == "on-premises" else "an EC2 instance"
+    prop = "InfrastructureClass" if infrastructure == "on-premises" else "RegisteredBy"
+    if not ctx.ec2:
+        fields.note(prop, f"{what} registered with OpsWorks: a local machine stands in")
+        return False
+    address = next((str(fields.take(key)) for key in _ADDRESSES if fields.has(key)), None)
+    command = (
+        f"opsflow instance register {ctx.stack_name} --layer {in_layers[0]} "
+        f"--host {address or 'ADDRESS'} --hostname {hostname} --key-file KEY"
+    )
+    more = f" (then it is in {in_layers[0]} only)" if len(in_layers) > 1 else ""
+    fields.note(
+        prop,
+        f"{what} registered with OpsWorks, which opsflow does not launch: left out; "
+        f"bring it in after `stack apply` with `{command}`{more}",
+    )
+    fields.discard()
+    return True
+
+
+# Where a registered host was reached, best first.
+_ADDRESSES = ("PublicIp", "PublicDns", "PrivateIp", "PrivateDns")
 
 
 def _instance_layers(fields: Fields, layers: Layers) -> list[str]:

@@ -66,6 +66,7 @@ def stack_file(
         )
     stack = ctx.fields(found.stack)
     name = Names(STACK_NAMES, report).give(stack.text("Name") or stack_name, stack.where, "Name")
+    ctx.stack_name = name
     result: dict[str, Any] = {"name": name, "provider": provider.value}
     settings = _stack_settings(stack, ctx)
     layers = map_layers(found, ctx)

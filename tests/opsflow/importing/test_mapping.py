@@ -623,3 +623,68 @@ def test_load_based_scaling_never_set_up_is_no_line() -> None:
     result, report = _map(found)
     assert "load_based_scaling" not in result["layers"][0]
     assert not any("LoadBasedAutoScaling" in line for line in _lines(report))
+
+
+# ---- hosts registered with OpsWorks ----------------------------------------------------
+
+
+def _with_registered(found: OpsWorksStack) -> OpsWorksStack:
+    layer = found.layers[0].id
+    found.instances += [
+        Resource(
+            id="onprem",
+            source="instance onprem1",
+            fields={
+                "Hostname": "onprem1",
+                "LayerIds": [layer],
+                "InfrastructureClass": "on-premises",
+                "RegisteredBy": "arn:aws:iam::123456789012:user/bob",
+                "PrivateIp": "192.168.1.10",
+                "ReportedOs": {"Family": "debian", "Name": "Debian", "Version": "10"},
+            },
+        ),
+        Resource(
+            id="byhand",
+            source="instance byhand1",
+            fields={
+                "Hostname": "byhand1",
+                "LayerIds": [layer],
+                "InfrastructureClass": "ec2",
+                "RegisteredBy": "arn:aws:iam::123456789012:user/bob",
+                "PublicIp": "203.0.113.7",
+                "InstanceType": "t3.small",
+            },
+        ),
+    ]
+    return found
+
+
+def test_a_registered_host_is_not_launched_on_ec2_and_the_report_says_how_to_bring_it_in() -> None:
+    result, report = _map(_with_registered(described(public_key())), EC2)
+    hostnames = [
+        instance["hostname"]
+        for layer in result["layers"]
+        for instance in layer.get("instances", [])
+    ]
+    assert "onprem1" not in hostnames and "byhand1" not in hostnames
+    layer = result["layers"][0]["name"]
+    assert (
+        "instance onprem1: InfrastructureClass: an on-premises host registered with OpsWorks, "
+        "which opsflow does not launch: left out; bring it in after `stack apply` with "
+        f"`opsflow instance register shop-production --layer {layer} --host 192.168.1.10 "
+        "--hostname onprem1 --key-file KEY`"
+    ) in _lines(report)
+    about_byhand = [line for line in _lines(report) if line.startswith("instance byhand1")]
+    # One line for the whole instance: its EC2 fields are not reported one by one.
+    assert len(about_byhand) == 1 and "--host 203.0.113.7 " in about_byhand[0]
+    assert about_byhand[0].startswith("instance byhand1: RegisteredBy: an EC2 instance")
+
+
+def test_a_registered_host_on_local_is_a_local_machine_and_said_so() -> None:
+    result, report = _map(_with_registered(described(public_key())), LOCAL)
+    hostnames = [i["hostname"] for i in result["layers"][0].get("instances", [])]
+    assert {"onprem1", "byhand1"} <= set(hostnames)
+    assert (
+        "instance onprem1: InfrastructureClass: an on-premises host registered with "
+        "OpsWorks: a local machine stands in"
+    ) in _lines(report)
