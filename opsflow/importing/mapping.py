@@ -185,6 +185,9 @@ def _manager(stack: Fields) -> dict[str, Any]:
     if name != "chef":
         inner.note("Name", f"{name!r}: OpsWorks Stacks ran Chef; the file holds a placeholder")
         return {"configuration_manager": fill_in(f"shell, puppet or chef (was {name})")}
+    if version == "11.1":  # YAML reads an unquoted 11.10 as the number 11.1
+        inner.note("Version", "11.1 (an unquoted 11.10 in YAML is a number): taken as 11.10")
+        version = "11.10"
     if version == "12.2":
         inner.note("Version", "Chef 12.2 was for Windows stacks: Chef 12 on Linux")
         version = "12"

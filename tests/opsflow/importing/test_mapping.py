@@ -688,3 +688,11 @@ def test_a_registered_host_on_local_is_a_local_machine_and_said_so() -> None:
         "instance onprem1: InfrastructureClass: an on-premises host registered with "
         "OpsWorks: a local machine stands in"
     ) in _lines(report)
+
+
+def test_an_unquoted_yaml_11_10_read_as_11_1_is_chef_11_10() -> None:
+    found = php_sample()
+    found.stack.fields["ConfigurationManager"] = {"Name": "Chef", "Version": 11.1}
+    result, report = _map(found)
+    assert result["chef"] == {"version": "11.10"}
+    assert any("ConfigurationManager.Version: 11.1 (an unquoted" in line for line in _lines(report))
