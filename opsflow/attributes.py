@@ -27,7 +27,7 @@ from typing import Any
 from opsflow import opsworks_ids
 from opsflow.messages import InstanceView, RdsInfo
 from opsflow.secrets import SecureValue
-from opsflow.spec import AppSpec, CookbookSource, StackSpec
+from opsflow.spec import AppSpec, CookbookSource, Provider, StackSpec
 from opsflow.status import InstanceStatus
 
 AGENT_VERSION = "opsflow"
@@ -200,12 +200,19 @@ def _layer_member(view: InstanceView) -> dict[str, Any]:
     }
 
 
+def infrastructure_class(view: InstanceView) -> str:
+    """OpsWorks' `ec2` or `on-premises` (its registered hosts): AWS's own cookbooks branch
+    on it (`infrastructure_class?('ec2')` mounts EBS volumes, for one)."""
+    return "ec2" if view.provider == Provider.EC2 else "on-premises"
+
+
 def _this_instance(spec: StackSpec, this: InstanceView) -> dict[str, Any]:
     return {
         **_machine(this),
         "architecture": this.architecture,
         "hostname": this.hostname,
         "id": opsworks_ids.instance_id(spec.name, this.hostname),
+        "infrastructure_class": infrastructure_class(this),
         "layers": list(this.layers),
     }
 

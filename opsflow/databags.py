@@ -22,6 +22,7 @@ from opsflow import opsworks_ids
 from opsflow.attributes import (
     app_environment,
     apps_on,
+    infrastructure_class,
     iso_time,
     scm_type,
     sealed,
@@ -30,7 +31,7 @@ from opsflow.attributes import (
     target_group_name,
 )
 from opsflow.messages import InstanceView, RdsInfo
-from opsflow.spec import AppSpec, Provider, Scaling, StackSpec
+from opsflow.spec import AppSpec, Scaling, StackSpec
 
 BAGS = (
     "aws_opsworks_app",
@@ -104,7 +105,7 @@ def _instance(spec: StackSpec, view: InstanceView, this: InstanceView) -> dict[s
         "ec2_instance_id": view.ec2_instance_id,
         "elastic_ip": view.elastic_ip,
         "hostname": view.hostname,
-        "infrastructure_class": "ec2" if view.provider == Provider.EC2 else "on-premises",
+        "infrastructure_class": infrastructure_class(view),
         "instance_id": opsworks_ids.instance_id(spec.name, view.hostname),
         "instance_type": view.instance_type,
         "layer_ids": [opsworks_ids.layer_id(spec.name, layer) for layer in view.layers],

@@ -234,15 +234,20 @@ def test_a_local_machine_shows_nulls_where_ec2_facts_would_be() -> None:
 
 
 def test_only_an_ec2_instance_is_of_the_ec2_infrastructure_class() -> None:
+    """In both documents: AWS's Chef 11 cookbooks read it (`infrastructure_class?`)."""
     classes = {}
     for provider in Provider:
         this = APP1.model_copy(update={"provider": provider})
         bags = data_bags(SPEC, [], this, "configure")
-        classes[provider] = bags["aws_opsworks_instance"][this.hostname]["infrastructure_class"]
+        chef11 = stack_configuration(SPEC, [], this, "configure")["opsworks"]["instance"]
+        classes[provider] = (
+            bags["aws_opsworks_instance"][this.hostname]["infrastructure_class"],
+            chef11["infrastructure_class"],
+        )
     assert classes == {
-        Provider.EC2: "ec2",
-        Provider.LOCAL: "on-premises",
-        Provider.REGISTERED: "on-premises",
+        Provider.EC2: ("ec2", "ec2"),
+        Provider.LOCAL: ("on-premises", "on-premises"),
+        Provider.REGISTERED: ("on-premises", "on-premises"),
     }
 
 
