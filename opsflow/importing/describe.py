@@ -541,8 +541,9 @@ def _strip(value: Any, path: str, dropped: list[str]) -> Any:
         return value
     entries: list[Any] = []
     for index, inner in enumerate(value):
-        name = inner.get("Key") if isinstance(inner, dict) else None
-        inner_path = f"{path}.{name}" if isinstance(name, str) else f"{path}[{index}]"
+        # By index, as the mapping names it (`Environment[0].Value`), so the two report
+        # lines about one filtered secret join into one.
+        inner_path = f"{path}[{index}]"
         if inner == FILTERED:
             dropped.append(inner_path)
         else:

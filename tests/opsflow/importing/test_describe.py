@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from opsflow.errors import SpecError
 from opsflow.importing.describe import FILTERED, KINDS, read_describe
+from opsflow.importing.mapping import stack_file
 from opsflow.importing.model import OpsWorksStack, Report, Resource
+from opsflow.spec import Provider
 
 HERE = Path(__file__).parent / "describe"
 STACK = "2f18b4cb-4de5-4429-a149-ff7da9f0d8ee"
@@ -81,7 +83,7 @@ def test_a_whole_stack_is_tied_together_by_ids() -> None:
         "CustomCookbooksSource.SshKey",
         "Attributes.MysqlRootPassword",
         "SslConfiguration.PrivateKey",
-        "Environment.DB_PASSWORD.Value",
+        "Environment[1].Value",
         "DbPassword",
         "Permissions",
     }
@@ -143,7 +145,7 @@ def test_secrets_opsworks_filtered_are_left_out_and_reported_one_line_each() -> 
     # A null attribute is not a filtered secret: kept as printed.
     assert by_id(found.layers, PHP).fields["Attributes"]["MysqlRootPassword"] is None
     for where, prop in [
-        ("app shop", "Environment.DB_PASSWORD.Value"),
+        ("app shop", "Environment[1].Value"),
         ("app shop", "SslConfiguration.PrivateKey"),
         ("stack Shop Production", "CustomCookbooksSource.SshKey"),
         ("rds shop-db", "DbPassword"),
@@ -164,7 +166,7 @@ def test_a_secure_value_the_user_wrote_into_the_file_is_kept() -> None:
         "Value": "s3cr3t",
         "Secure": True,
     }
-    assert about(report, "app shop", "Environment.DB_PASSWORD.Value") == []
+    assert about(report, "app shop", "Environment[1].Value") == []
     assert "s3cr3t" not in report.render()
 
 
@@ -529,3 +531,11 @@ def test_several_stacks_with_odd_names_are_refused_by_their_ids() -> None:
     assert refused.value.problems == [
         f"several stacks: {STACK}, {OTHER_STACK}; import one stack at a time"
     ]
+
+
+def test_a_filtered_secret_is_one_report_line_once_mapped_too() -> None:
+    found, report = read_describe(docs(*ALL))
+    stack_file(found, report, provider=Provider.LOCAL, sources={})
+    (message,) = about(report, "app shop", "Environment[1].Value")
+    # The reader's why and the mapping's what, joined.
+    assert "OpsWorks printed" in message and "the file holds a placeholder" in message
