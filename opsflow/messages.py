@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -130,19 +130,16 @@ class ApplyResult(BaseModel):
     stopping: list[str] = Field(default_factory=list)
 
 
-class AddInstanceInput(BaseModel):
-    """`opsflow instance add`: a new instance in one or more layers (in run order)."""
+class _InLayers(BaseModel):
+    """A new instance's layers, in run order; `layer` is what clients sent before."""
 
     layers: list[str] = Field(default_factory=list)
     layer: str | None = Field(
         default=None, description="the one layer, as clients before `layers` sent it"
     )
-    hostname: str
-    start: bool = False
-    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
 
     @model_validator(mode="after")
-    def _one_list_of_layers(self) -> AddInstanceInput:
+    def _one_list_of_layers(self) -> Self:
         # Old clients (and updates recorded in running stacks' histories) send `layer`.
         if not self.layers and self.layer is not None:
             self.layers = [self.layer]
@@ -151,10 +148,17 @@ class AddInstanceInput(BaseModel):
         return self
 
 
-class RegisterInstanceInput(BaseModel):
-    """`opsflow instance register`: an existing SSH host joins a layer."""
+class AddInstanceInput(_InLayers):
+    """`opsflow instance add`: a new instance in one or more layers (in run order)."""
 
-    layer: str
+    hostname: str
+    start: bool = False
+    origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)
+
+
+class RegisterInstanceInput(_InLayers):
+    """`opsflow instance register`: an existing SSH host joins one or more layers."""
+
     hostname: str
     host: RegisteredHostSpec
     origin: ClientOrigin | None = Field(default=None, description=ORIGIN_HELP)

@@ -24,6 +24,15 @@ def instance() -> None:
     """Add, start, stop, delete and list instances."""
 
 
+layers_option = click.option(
+    "--layer",
+    "layers",
+    multiple=True,
+    required=True,
+    help="A layer it joins; repeat for several (each event runs their recipes in this order).",
+)
+
+
 @instance.command("list")
 @click.argument("stack_name", metavar="STACK")
 @output_option
@@ -40,13 +49,7 @@ async def instance_list(client: OpsflowClient, stack_name: str, fmt: str) -> Non
 @instance.command("add")
 @click.argument("stack_name", metavar="STACK")
 @click.argument("host", metavar="[HOSTNAME]", required=False)
-@click.option(
-    "--layer",
-    "layers",
-    multiple=True,
-    required=True,
-    help="A layer it joins; repeat for several (each event runs their recipes in this order).",
-)
+@layers_option
 @click.option("--hostname", help="Its hostname (or give it after STACK).")
 @click.option("--start", is_flag=True, help="Start it right away.")
 @wait_option
@@ -84,7 +87,7 @@ async def instance_add(
 
 @instance.command("register")
 @click.argument("stack_name", metavar="STACK")
-@click.option("--layer", required=True)
+@layers_option
 @click.option("--host", required=True, help="DNS name or IP address of the existing host.")
 @click.option("--port", type=int, default=22, show_default=True)
 @click.option("--user", default="root", show_default=True, help="Login user (writes under --root).")
@@ -98,7 +101,7 @@ async def instance_add(
 async def instance_register(
     client: OpsflowClient,
     stack_name: str,
-    layer: str,
+    layers: tuple[str, ...],
     host: str,
     port: int,
     user: str,
@@ -145,10 +148,11 @@ async def instance_register(
     except ValidationError as err:
         raise InvalidInput("; ".join(_option_problem(e) for e in err.errors())) from None
     registered = await client.register_instance(
-        stack_name, RegisterInstanceInput(layer=layer, hostname=hostname, host=target)
+        stack_name, RegisterInstanceInput(layers=list(layers), hostname=hostname, host=target)
     )
+    joined = f"layer {layers[0]}" if len(layers) == 1 else f"layers {', '.join(layers)}"
     click.echo(
-        f"instance {hostname} registered in layer {layer} ({target.where()}, host key "
+        f"instance {hostname} registered in {joined} ({target.where()}, host key "
         f"{fingerprint(registered.host_key)} pinned)"
     )
     if wait:

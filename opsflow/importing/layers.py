@@ -381,15 +381,15 @@ def _registered(fields: Fields, ctx: Context, hostname: str, in_layers: list[str
         fields.note(prop, f"{what} registered with OpsWorks: a local machine stands in")
         return False
     address = next((str(fields.take(key)) for key in _ADDRESSES if fields.has(key)), None)
+    layer_options = " ".join(f"--layer {layer}" for layer in in_layers)
     command = (
-        f"opsflow instance register {ctx.stack_name} --layer {in_layers[0]} "
+        f"opsflow instance register {ctx.stack_name} {layer_options} "
         f"--host {address or 'ADDRESS'} --hostname {hostname} --key-file KEY"
     )
-    more = f" (then it is in {in_layers[0]} only)" if len(in_layers) > 1 else ""
     fields.note(
         prop,
         f"{what} registered with OpsWorks, which opsflow does not launch: left out; "
-        f"bring it in after `stack apply` with `{command}`{more}",
+        f"bring it in after `stack apply` with `{command}`",
     )
     fields.discard()
     return True

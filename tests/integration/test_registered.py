@@ -111,8 +111,16 @@ async def test_a_registered_host_is_set_up_watched_and_handed_back_untouched(
     tmp_path: Path,
     existing_hosts: list[str],
 ) -> None:
+    # A second layer: a registered host may join several, as on OpsWorks.
     stack_file = make_stack_dir(
-        tmp_path, "regd", LAYER + "    instances: [{hostname: web1}]\n", RECIPES
+        tmp_path,
+        "regd",
+        LAYER + "    instances: [{hostname: web1}]\n  - name: cache\n"
+        "    recipes: {setup: [cache::setup]}\n",
+        {
+            **RECIPES,
+            "cache::setup": 'echo "cache $OPSFLOW_INSTANCE" >> "$OPSFLOW_ROOT/setup.log"\n',
+        },
     )
     applied = await opsflow_cli(["stack", "apply", str(stack_file), "--wait"], address, task_queue)
     assert applied.returncode == 0, applied.stderr
@@ -123,12 +131,12 @@ async def test_a_registered_host_is_set_up_watched_and_handed_back_untouched(
     root = tmp_path / "legacy root"
 
     registered = await opsflow_cli(
-        register_args("regd", machine, root, "--hostname", "legacy1", "--wait"),
+        register_args("regd", machine, root, "--layer", "cache", "--hostname", "legacy1", "--wait"),
         address,
         task_queue,
     )
     assert registered.returncode == 0, registered.stderr
-    assert "instance legacy1 registered in layer web" in registered.stdout
+    assert "instance legacy1 registered in layers web, cache" in registered.stdout
     # The key it was first seen with is pinned, and shown as ssh-keygen shows it.
     assert fingerprint(machine.ssh.host_key) in registered.stdout
     assert "legacy1: online" in registered.stdout
@@ -140,7 +148,8 @@ async def test_a_registered_host_is_set_up_watched_and_handed_back_untouched(
         False,
     )
     assert legacy.ssh is not None and legacy.ssh.host_key == machine.ssh.host_key
-    assert lines(root / "setup.log") == ["setup legacy1"]
+    assert lines(root / "setup.log") == ["setup legacy1", "cache legacy1"]  # layer order
+    assert legacy.layers == ["web", "cache"]
     assert len(lines(web1_root / "configure.log")) > configured  # a new member: configure
 
     # Its machine crashes: opsflow cannot replace a host it does not own, says so, and
@@ -157,7 +166,7 @@ async def test_a_registered_host_is_set_up_watched_and_handed_back_untouched(
     await wait_for_event(opsflow, "regd", "health_recovered", "legacy1", timeout=60)
     found = await quiet(opsflow, "regd")
     assert status(found, "legacy1") == InstanceStatus.ONLINE
-    assert lines(root / "setup.log") == ["setup legacy1"]  # the same machine: no new setup
+    assert lines(root / "setup.log") == ["setup legacy1", "cache legacy1"]  # no new setup
 
     # Stop runs the shutdown recipes and leaves the machine running; delete deregisters.
     stopped = await opsflow_cli(
@@ -174,7 +183,7 @@ async def test_a_registered_host_is_set_up_watched_and_handed_back_untouched(
     found = await quiet(opsflow, "regd")
     assert [v.hostname for v in found.instances] == ["web1"]
     assert answers(machine.ssh.port)
-    assert lines(root / "setup.log") == ["setup legacy1"]  # its files are the owner's again
+    assert lines(root / "setup.log") == ["setup legacy1", "cache legacy1"]  # owner's again
 
     await opsflow.delete_stack("regd")
     await opsflow.wait_stack_deleted("regd", timeout=120)

@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from opsflow.app_releases import current_releases
 from opsflow.healing import loop_instances
 from opsflow.machines import ec2_machine
-from opsflow.messages import AddInstanceInput, AppAction, AppRelease, InstanceView, RunCommandInput
+from opsflow.messages import (
+    AddInstanceInput,
+    AppAction,
+    AppRelease,
+    InstanceView,
+    RegisterInstanceInput,
+    RunCommandInput,
+)
 from opsflow.spec import ConfigurationManager, StackSpec, VolumeSpec
 from opsflow.starts import recipes_for, start_command
 from opsflow.status import InstanceStatus
@@ -249,12 +256,18 @@ def test_only_the_first_layers_loops_own_an_instance_and_healing_needs_every_lay
     assert [v.hostname for v in counted] == ["both1", "web1"]
 
 
-def test_add_instance_input_takes_layers_and_still_the_old_single_layer() -> None:
-    old = AddInstanceInput.model_validate({"layer": "app", "hostname": "h1"})
-    assert old.layers == ["app"]
-    new = AddInstanceInput(layers=["app", "memcached"], hostname="h1")
+@pytest.mark.parametrize("kind", [AddInstanceInput, RegisterInstanceInput])
+def test_add_and_register_inputs_take_layers_and_still_the_old_single_layer(
+    kind: type[AddInstanceInput] | type[RegisterInstanceInput],
+) -> None:
+    host = {"host": "10.0.0.9", "key_file": "/k"} if kind is RegisterInstanceInput else {}
+    old = kind.model_validate({"layer": "app", "hostname": "h1"} | ({"host": host} if host else {}))
+    assert old.layers == ["app"]  # what a running stack's history holds replays the same
+    new = kind.model_validate(
+        {"layers": ["app", "memcached"], "hostname": "h1"} | ({"host": host} if host else {})
+    )
     assert new.layer == "app"  # what a worker from before `layers` reads
-    assert AddInstanceInput.model_validate(new.model_dump()).layers == ["app", "memcached"]
+    assert kind.model_validate(new.model_dump()).layers == ["app", "memcached"]
 
 
 def test_layers_problem_names_why_an_added_instance_cannot_join() -> None:

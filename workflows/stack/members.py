@@ -114,7 +114,7 @@ class MembersMixin(StackBase):
 
     @workflow.update
     async def register_instance(self, request: RegisterInstanceInput) -> RegisterInstanceResult:
-        """An existing SSH host joins a layer (OpsWorks' register): checked and its host
+        """An existing SSH host joins its layers (OpsWorks' register): checked and its host
         key pinned first, so a host that does not answer leaves nothing behind; then set
         up and brought online like any instance."""
         async with self._lock:
@@ -124,7 +124,7 @@ class MembersMixin(StackBase):
             self._state.applied.registered |= pinned
             await self._create_instance(
                 request.hostname,
-                [request.layer],
+                request.layers,
                 from_file=False,
                 start=True,
                 provider=Provider.REGISTERED,
@@ -138,7 +138,7 @@ class MembersMixin(StackBase):
     @register_instance.validator
     def _validate_register_instance(self, request: RegisterInstanceInput) -> None:
         check_origin(request.origin)
-        self._check_new_instance([request.layer], request.hostname)
+        self._check_new_instance(request.layers, request.hostname)
 
     @workflow.update
     async def instance_action(self, request: InstanceActionInput) -> InstanceView:
