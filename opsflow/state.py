@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from opsflow.messages import (
     AppRelease,
+    DeploymentStatus,
     DeploymentSummary,
     Ec2Resources,
     HealingConfig,
@@ -20,6 +21,7 @@ from opsflow.messages import (
     SnapshotRef,
     StackEvent,
 )
+from opsflow.releases import KEEP_RELEASES, previous_release
 from opsflow.spec import (
     LoadBasedScaling,
     RegisteredHostSpec,
@@ -97,13 +99,45 @@ class CommandsState(BaseModel):
     deployments: list[DeploymentSummary] = Field(default_factory=list)
     # Each app's release now current (what a new instance gets after its setup).
     apps: dict[str, AppRelease] = Field(default_factory=dict)
-    # Releases of deployments still running: they become current when they succeed.
+    # Releases of deployments still running (a deploy's new one, a rollback's earlier one):
+    # they become current when they succeed.
     pending_releases: dict[str, AppRelease] = Field(default_factory=dict)
+    # Each app's releases that deploys made current, oldest first, the newest KEEP_RELEASES
+    # (what instances keep): what a rollback makes current again.
+    history: dict[str, list[AppRelease]] = Field(default_factory=dict)
 
     def remember(self, summary: DeploymentSummary) -> None:
         """Add or update one deployment in the bounded history."""
         self.deployments = [d for d in self.deployments if d.id != summary.id] + [summary]
         del self.deployments[:-MAX_DEPLOYMENTS]
+
+    def rollback_target(self, app: str, to: str | None) -> AppRelease | None:
+        """The release a rollback of `app` makes current: release `to`, else the one deployed
+        before the current one; None when the stack does not know it (deployed before it
+        kept a history, or gone past KEEP_RELEASES)."""
+        kept = self.history.get(app, [])
+        current = self.apps.get(app)
+        if to is None:
+            if current is None or current.release is None:
+                return None
+            to = previous_release([r.release for r in kept if r.release], current.release)
+        return next((r for r in kept if r.release == to), None)
+
+    def finished(self, summary: DeploymentSummary) -> None:
+        """A deployment ended: its release, if it succeeded, is the app's current one (and a
+        deploy's joins the history); a successful undeploy leaves the app with none."""
+        release = self.pending_releases.pop(summary.id, None)
+        if not summary.app or summary.status != DeploymentStatus.SUCCESSFUL:
+            return
+        if summary.command == "undeploy":
+            self.apps.pop(summary.app, None)
+            self.history.pop(summary.app, None)
+        elif release is not None and summary.command in ("deploy", "rollback"):
+            self.apps[summary.app] = release
+            if summary.command == "deploy":
+                kept = self.history.get(summary.app, [])
+                kept = [r for r in kept if r.release != release.release]
+                self.history[summary.app] = [*kept, release][-KEEP_RELEASES:]
 
 
 class LoopsState(BaseModel):

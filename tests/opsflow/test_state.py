@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsflow.state import InstanceState, StackState
+from opsflow.messages import AppAction, AppRelease, DeploymentStatus, DeploymentSummary
+from opsflow.releases import KEEP_RELEASES
+from opsflow.state import CommandsState, InstanceState, StackState
 from opsflow.status import InstanceStatus
 
 HISTORY = Path(__file__).parents[1] / "workflows" / "histories" / "stack_replaycan.json"
@@ -80,3 +83,65 @@ def test_an_instance_state_that_still_carries_its_provider_loads() -> None:
     view = {"hostname": "w1", "layers": ["web"], "status": "online", "provider": "local"}
     state = InstanceState.model_validate({"stack": "shop", "view": view, "provider": "local"})
     assert state.view.hostname == "w1"
+
+
+# ---- which release is current after deploys and rollbacks ----------------------------------
+
+
+def _ended(
+    commands: CommandsState, number: int, command: str, release: AppRelease | None, ok: bool = True
+) -> None:
+    """Deployment `number` ran `command` (making `release` current if it succeeds) and ended."""
+    if release is not None:
+        commands.pending_releases[f"d{number}"] = release
+    commands.finished(
+        DeploymentSummary(
+            id=f"d{number}",
+            stack="s",
+            app="hello",
+            command=command,
+            status=DeploymentStatus.SUCCESSFUL if ok else DeploymentStatus.FAILED,
+            started_at=datetime.now(UTC),
+        )
+    )
+
+
+def _release(n: int) -> AppRelease:
+    return AppRelease(app="hello", action=AppAction.DEPLOY, release=f"{n:04d}-local")
+
+
+def test_a_rollback_makes_the_release_deployed_before_current_again() -> None:
+    commands = CommandsState()
+    for n in (1, 2, 3):
+        _ended(commands, n, "deploy", _release(n))
+    assert commands.apps["hello"].release == "0003-local"
+    back = commands.rollback_target("hello", None)
+    assert back is not None and back.release == "0002-local"
+    _ended(commands, 4, "rollback", back)
+    assert commands.apps["hello"].release == "0002-local"
+    # Again: one further back. `--to` names any release still kept.
+    assert commands.rollback_target("hello", None) == _release(1)
+    assert commands.rollback_target("hello", "0003-local") == _release(3)
+    assert commands.rollback_target("hello", "0009-local") is None
+
+
+def test_a_failed_deployment_changes_nothing_and_leaves_nothing_pending() -> None:
+    commands = CommandsState()
+    _ended(commands, 1, "deploy", _release(1))
+    _ended(commands, 2, "deploy", _release(2), ok=False)
+    _ended(commands, 3, "rollback", _release(0), ok=False)
+    assert commands.apps["hello"] == _release(1)
+    assert [r.release for r in commands.history["hello"]] == ["0001-local"]
+    assert commands.pending_releases == {}
+    assert commands.rollback_target("hello", None) is None  # nothing before 0001
+
+
+def test_the_history_keeps_what_instances_keep_and_an_undeploy_clears_it() -> None:
+    commands = CommandsState()
+    for n in range(1, KEEP_RELEASES + 3):
+        _ended(commands, n, "deploy", _release(n))
+    kept = [r.release for r in commands.history["hello"]]
+    assert kept == [f"{n:04d}-local" for n in range(3, KEEP_RELEASES + 3)]
+    _ended(commands, 99, "undeploy", None)
+    assert "hello" not in commands.apps and "hello" not in commands.history
+    assert commands.rollback_target("hello", None) is None

@@ -199,14 +199,21 @@ async def test_rollback_and_undeploy_commands_and_bad_requests(
     cloud = FakeCloud()
     async with running(time_skipping_env, cloud) as client:
         name = await online_stack(client, 2)
+        deployed = []
         for _ in range(2):
             started = await client.deploy(name, DeployInput(app="hello"))
             await client.wait_deployment(started.deployment_id)
+            deployed.append((await client.deployments(name))[0].release)
         back = await client.app_command(
             name, AppCommandInput(app="hello", action=AppAction.ROLLBACK)
         )
         await client.wait_deployment(back.deployment_id)
         assert all(len(r) == 1 for r in cloud.releases.values())
+        # The stack remembers the rollback: a new instance gets the release rolled back
+        # to, not the one rolled away from.
+        await client.add_instance(name, AddInstanceInput(layer="web", hostname="late", start=True))
+        await quiet(client, name)
+        assert cloud.releases["late"] == [deployed[0]] != [deployed[1]]
         gone = await client.app_command(
             name, AppCommandInput(app="hello", action=AppAction.UNDEPLOY)
         )
@@ -222,7 +229,7 @@ async def test_rollback_and_undeploy_commands_and_bad_requests(
         with pytest.raises(InvalidInput, match="--revision: app hello is not deployed from git"):
             await client.deploy(name, DeployInput(app="hello", revision="v2"))
         with pytest.raises(InvalidInput, match="nothing would wait for approval"):
-            await client.deploy(name, DeployInput(app="hello", strategy="canary", batch="2"))
+            await client.deploy(name, DeployInput(app="hello", strategy="canary", batch="3"))
 
 
 async def wait_awaiting(client: OpsflowClient, deployment_id: str) -> None:

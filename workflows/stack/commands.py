@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from opsflow.messages import (
         AppAction,
         AppCommandInput,
+        AppRelease,
         DeployInput,
         DeploymentInput,
         DeploymentStatus,
@@ -195,6 +196,13 @@ class CommandsMixin(StackBase):
         app = self._app(request.app)
         self._state.commands.deployment_seq += 1
         number = self._state.commands.deployment_seq
+        # A rollback that succeeds makes that release current again: what a new or healed
+        # instance gets, not the release rolled away from.
+        back_to = (
+            self._state.commands.rollback_target(app.name, request.release)
+            if request.action == AppAction.ROLLBACK
+            else None
+        )
         return await self._start_deployment(
             number,
             DeploymentInput(
@@ -209,6 +217,7 @@ class CommandsMixin(StackBase):
                 tag_runs=self._state.tag_runs,
                 custom_json=request.custom_json,
             ),
+            makes_current=back_to,
         )
 
     @app_command.validator
@@ -233,14 +242,13 @@ class CommandsMixin(StackBase):
             + f": {summary.status}",
             details={"deployment": summary.id},
         )
-        if summary.app and summary.command == "deploy" and summary.status == "successful":
-            current = self._state.commands.pending_releases.pop(summary.id, None)
-            if current is not None:
-                self._state.commands.apps[summary.app] = current
-        elif summary.app and summary.command == "undeploy" and summary.status == "successful":
-            self._state.commands.apps.pop(summary.app, None)
+        self._state.commands.finished(summary)
 
-    async def _start_deployment(self, number: int, request: DeploymentInput) -> RunCommandResult:
+    async def _start_deployment(
+        self, number: int, request: DeploymentInput, makes_current: AppRelease | None = None
+    ) -> RunCommandResult:
+        """Start the deployment's child workflow. The release it makes current when it
+        succeeds: a deploy's own, or `makes_current` (a rollback's earlier one)."""
         # The deployment's runs read the configuration of now (they ran a query each before).
         snapshot = await self._snapshot()
         if snapshot is not None:
@@ -259,7 +267,9 @@ class CommandsMixin(StackBase):
         )
         detach(child)
         if request.app is not None and request.app.action == AppAction.DEPLOY:
-            self._state.commands.pending_releases[request.id] = request.app
+            makes_current = request.app
+        if makes_current is not None:
+            self._state.commands.pending_releases[request.id] = makes_current
         self._remember_started(
             request.id, request.command, request.app.app if request.app else None, request.strategy
         )
