@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 import boto3  # type: ignore[import-untyped, unused-ignore]
 import pytest
+from botocore.retries.standard import ExponentialBackoff  # type: ignore[import-untyped, unused-ignore]
 
 from tests.aws.fault_proxy import LOOPBACK, FaultProxy
 
@@ -202,6 +203,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, fault_proxy: FaultProxy, tmp_path: 
         monkeypatch.setenv(name, f"{current},{LOOPBACK}" if current else LOOPBACK)
     # boto3's default session caches credentials and config files: start a fresh one.
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)
+    # The retries still happen (tests count them); only botocore's jittered backoff between
+    # them (up to 1 + 2 + 4 + 8 s for throttling) is cut short: it asserts nothing here.
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda _self, _context: 0.01)
     return AwsEnv(endpoint_url=fault_proxy.url, moto_url=fault_proxy.upstream, proxy=fault_proxy)
 
 
